@@ -1,0 +1,165 @@
+/**
+ * The compute seam. Everything numerically heavy in training and evaluation goes through a `Backend`,
+ * so the hot path can run in a native addon (C++, both cores), in a portable fallback, or later on a GPU,
+ * with the model code unchanged.
+ *
+ * Conventions: every matrix is a dense row-major Float32Array with no padding between rows; shapes are
+ * given explicitly. Functions write into caller-provided outputs (no allocation on the hot path).
+ * "+=" in a doc comment means the output is accumulated into, not overwritten.
+ */
+
+export interface ContrastiveArgs {
+  /** Queries, B×d (normally L2-normalised user/query embeddings). */
+  q: Float32Array;
+  /** Candidates, N×d (normally L2-normalised item embeddings; in-batch positives first). */
+  c: Float32Array;
+  B: number;
+  N: number;
+  d: number;
+  /** For each query row i, the column of its positive candidate (0 ≤ pos[i] < N). */
+  pos: Int32Array;
+  /** Multiplier applied to the raw similarity q·c (1/temperature). */
+  scale: number;
+  /**
+   * Per-candidate additive logit bias, N entries, or null. logQ correction passes −log Q(j) here
+   * (Yi et al. 2019: s^c(x, y) = s(x, y) − log p(y)). Applied to every column, including the positive.
+   */
+  colBias: Float32Array | null;
+  /**
+   * Accidental-hit masks: for each pair (rowKey, colKey), logit (i, j) is removed from the softmax when
+   * rowKey[i] === colKey[j] && j !== pos[i] && rowKey[i] >= 0. Typical pairs: (positive item id of row i,
+   * item id of candidate j) masks the same item appearing elsewhere; (user id of row i, user id whose
+   * positive candidate j is) masks the same user's other positives. At most 2 pairs.
+   */
+  masks: Array<{ rowKey: Int32Array; colKey: Int32Array }>;
+  /**
+   * False-negative masking on the raw similarity s = q·c (RocketQA-style), or null/undefined for none:
+   * a negative j ≠ pos[i] is removed when s_ij > absThreshold, or when s_ij > s_i,pos[i] − margin.
+   * Either bound may be +Infinity / undefined to disable it.
+   */
+  fnMask?: { absThreshold?: number; margin?: number } | null;
+  /** Per-row weight of the loss (e.g. rating), B entries, or null for 1. The loss is Σ w_i ℓ_i / Σ w_i. */
+  rowWeight?: Float32Array | null;
+  /** Output: dL/dq, B×d (overwritten). Null to skip. */
+  dq: Float32Array | null;
+  /** Output: dL/dc, N×d (overwritten). Null to skip. */
+  dc: Float32Array | null;
+  /**
+   * Optional output, B entries: per-row number of candidates that were masked out (accidental hits plus
+   * false-negative masking). Used by diagnostics; null to skip.
+   */
+  maskedCount?: Int32Array | null;
+}
+
+/**
+ * Softmax cross-entropy over [positive ∪ negatives] per query row (InfoNCE / sampled softmax):
+ *   z_ij = scale · q_i·c_j + colBias_j,   masked entries → −∞,
+ *   ℓ_i  = −z_i,pos[i] + log Σ_j exp z_ij,   L = Σ_i w_i ℓ_i / Σ_i w_i.
+ * Gradients: G_ij = w_i (softmax_ij − 1[j = pos_i]) / Σw;  dq = scale · G c;  dc = scale · Gᵀ q.
+ * Implementations tile over query rows so the B×N matrix never needs to exist at once.
+ */
+export type ContrastiveFn = (args: ContrastiveArgs) => number;
+
+export interface Backend {
+  /** 'native' (C++ addon), 'js' (portable TypeScript + TF.js-WASM matmul) or another later. */
+  readonly name: string;
+
+  /**
+   * C = alpha · op(A) · op(B) + beta · C, with op(A) M×K and op(B) K×N.
+   * A is stored M×K (or K×M when transA), B is stored K×N (or N×K when transB). C is M×N.
+   */
+  gemm(
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    a: Float32Array,
+    b: Float32Array,
+    beta: number,
+    c: Float32Array,
+  ): void;
+
+  /**
+   * Dense layer forward: y = act(x · w + bias), x rows×inDim, w inDim×outDim, bias outDim, y rows×outDim.
+   * act is identity or ReLU.
+   */
+  linearForward(
+    x: Float32Array,
+    w: Float32Array,
+    bias: Float32Array,
+    y: Float32Array,
+    rows: number,
+    inDim: number,
+    outDim: number,
+    relu: boolean,
+  ): void;
+
+  /**
+   * Dense layer backward. dy (rows×outDim) is the gradient w.r.t. the layer OUTPUT; when relu is true it
+   * is first multiplied in place by 1[y > 0] (y = the forward output). Then:
+   *   dw += xᵀ · dy,  dbias += colsum(dy),  dx = dy · wᵀ (overwritten; skipped when dx is null).
+   */
+  linearBackward(
+    x: Float32Array,
+    w: Float32Array,
+    y: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array | null,
+    dw: Float32Array,
+    dbias: Float32Array,
+    rows: number,
+    inDim: number,
+    outDim: number,
+    relu: boolean,
+  ): void;
+
+  /** Row-wise L2 normalisation: y_i = x_i / max(‖x_i‖, 1e-12); norms_i = max(‖x_i‖, 1e-12). */
+  l2normForward(x: Float32Array, y: Float32Array, norms: Float32Array, rows: number, dim: number): void;
+
+  /** Backward of l2normForward: dx_i = (dy_i − y_i (y_i·dy_i)) / norms_i. dx may alias dy. */
+  l2normBackward(y: Float32Array, norms: Float32Array, dy: Float32Array, dx: Float32Array, rows: number, dim: number): void;
+
+  /** out[r] = table[ids[r]] for r < ids.length (rows of width dim). */
+  gatherRows(table: Float32Array, ids: Int32Array, out: Float32Array, dim: number): void;
+
+  /**
+   * Dense Adam step on a flat parameter vector (Kingma & Ba), bias-corrected with the 1-based `step`:
+   *   m = b1 m + (1−b1) g;  v = b2 v + (1−b2) g²;  p −= lr · m̂ / (√v̂ + eps).  Leaves g untouched.
+   */
+  adam(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, b1: number, b2: number, eps: number, step: number): void;
+
+  /**
+   * Sparse row updates on an embedding table for the UNIQUE row ids `ids` (length n) with their summed
+   * gradients `grads` (n×dim):
+   *  - 'adagrad' (row-wise Adagrad): acc[id] += mean(g²);  row −= lr · g / (√acc[id] + eps);  state1 has one
+   *    entry per table row, state2 unused.
+   *  - 'lazyadam' (TF LazyAdam / torch SparseAdam): per-element m, v (state1, state2: rows×dim) updated only
+   *    for the touched rows, bias correction with the global 1-based `step`.
+   */
+  sparseUpdate(
+    kind: 'adagrad' | 'lazyadam',
+    table: Float32Array,
+    state1: Float32Array,
+    state2: Float32Array | null,
+    ids: Int32Array,
+    grads: Float32Array,
+    n: number,
+    dim: number,
+    lr: number,
+    b1: number,
+    b2: number,
+    eps: number,
+    step: number,
+  ): void;
+
+  /** Fused in-batch / sampled softmax loss with masks and bias; returns the loss. See ContrastiveArgs. */
+  contrastive: ContrastiveFn;
+
+  /**
+   * Top-k per row of a rows×cols score matrix, best first: outIdx/outVal are rows×k. Entries equal to
+   * −Infinity are never returned (their slots hold index −1 and value −Infinity). Ties: lower index first.
+   */
+  topkRows(scores: Float32Array, rows: number, cols: number, k: number, outIdx: Int32Array, outVal: Float32Array): void;
+}

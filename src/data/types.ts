@@ -1,0 +1,66 @@
+/**
+ * The in-memory shape of an interaction log after reading: dense integer ids per row, vocabularies that map
+ * them back to the file's ids, and optional categorical side features per user and per item.
+ */
+export class Vocab {
+  readonly ids: string[] = [];
+  private readonly index = new Map<string, number>();
+
+  /** Index of `id`, adding it if new. */
+  add(id: string): number {
+    let i = this.index.get(id);
+    if (i === undefined) {
+      i = this.ids.length;
+      this.ids.push(id);
+      this.index.set(id, i);
+    }
+    return i;
+  }
+
+  /** Index of `id`, or undefined when unknown. */
+  get(id: string): number | undefined {
+    return this.index.get(id);
+  }
+
+  get size(): number {
+    return this.ids.length;
+  }
+
+  static from(ids: Iterable<string>): Vocab {
+    const v = new Vocab();
+    for (const id of ids) v.add(id);
+    return v;
+  }
+}
+
+/** One categorical feature of an entity (user or item): values[entity] is an index into vocab. */
+export interface CategoricalFeature {
+  name: string;
+  vocab: Vocab;
+  /** One value per entity (length = number of users or items); 0 is reserved for "missing". */
+  values: Int32Array;
+}
+
+export interface Interactions {
+  /** Where it came from, for messages and reports. */
+  source: string;
+  users: Int32Array;
+  items: Int32Array;
+  /** Event time (any monotone unit, e.g. seconds), or null when the source has none. */
+  times: Float64Array | null;
+  /** Rating / weight per row, or null. */
+  ratings: Float32Array | null;
+  userVocab: Vocab;
+  itemVocab: Vocab;
+  userFeatures: CategoricalFeature[];
+  itemFeatures: CategoricalFeature[];
+}
+
+/** Row indices (into Interactions arrays) of each part of a split. */
+export interface Split {
+  train: Int32Array;
+  val: Int32Array;
+  test: Int32Array;
+  /** How it was made, e.g. "temporal(val=0.1,test=0.1)", for reports. */
+  description: string;
+}
