@@ -54,6 +54,8 @@ export interface Interactions {
   itemVocab: Vocab;
   userFeatures: CategoricalFeature[];
   itemFeatures: CategoricalFeature[];
+  /** What the loader decided on the reader's behalf (auto-detected columns, dropped rows), for logs. */
+  notes?: string[];
 }
 
 /** Row indices (into Interactions arrays) of each part of a split. */

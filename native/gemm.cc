@@ -1,0 +1,357 @@
+#include "gemm.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "pool.h"
+#include "scratch.h"
+#include "simd.h"
+
+namespace tl {
+
+#if TL_AVX2
+// In-register 8x8 transpose: afterwards r[k] holds what was column k.
+static inline void transpose8(__m256 r[8]) {
+  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+#endif
+
+void pack_a(int64_t mc, int64_t kc, const float* src, int64_t rs, int64_t cs, float* dst) {
+  for (int64_t i0 = 0; i0 < mc; i0 += MR) {
+    const int mb = int(std::min<int64_t>(MR, mc - i0));
+    float* d = dst + i0 * kc;
+    if (cs == 1 && mb == MR) {
+      // Rows are contiguous: transpose 6 rows x 8 depths at a time into depth-major order.
+      const float* r[MR];
+      for (int r_ = 0; r_ < MR; ++r_) r[r_] = src + (i0 + r_) * rs;
+      int64_t p = 0;
+#if TL_AVX2
+      const __m256i six = tail_mask(6);
+      for (; p + 8 <= kc; p += 8) {
+        __m256 v[8];
+        for (int r_ = 0; r_ < MR; ++r_) v[r_] = _mm256_loadu_ps(r[r_] + p);
+        v[6] = v[7] = _mm256_setzero_ps();
+        transpose8(v);
+        float* o = d + p * MR;
+        // Overlapping 8-wide stores: each one's two junk lanes are overwritten by the next.
+        for (int k = 0; k < 7; ++k) _mm256_storeu_ps(o + k * MR, v[k]);
+        _mm256_maskstore_ps(o + 7 * MR, six, v[7]);
+      }
+#endif
+      for (; p < kc; ++p)
+        for (int r_ = 0; r_ < MR; ++r_) d[p * MR + r_] = r[r_][p];
+    } else if (rs == 1) {
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* s = src + p * cs + i0;
+        float* o = d + p * MR;
+        int r_ = 0;
+        for (; r_ < mb; ++r_) o[r_] = s[r_];
+        for (; r_ < MR; ++r_) o[r_] = 0.f;
+      }
+    } else {
+      for (int64_t p = 0; p < kc; ++p) {
+        float* o = d + p * MR;
+        int r_ = 0;
+        for (; r_ < mb; ++r_) o[r_] = src[(i0 + r_) * rs + p * cs];
+        for (; r_ < MR; ++r_) o[r_] = 0.f;
+      }
+    }
+  }
+}
+
+void pack_b(int64_t kc, int64_t nc, const float* src, int64_t rs, int64_t cs, float* dst) {
+  for (int64_t j0 = 0; j0 < nc; j0 += NR) {
+    const int nb = int(std::min<int64_t>(NR, nc - j0));
+    float* d = dst + j0 * kc;
+    if (cs == 1) {
+      if (nb == NR) {
+        for (int64_t p = 0; p < kc; ++p) std::memcpy(d + p * NR, src + p * rs + j0, NR * sizeof(float));
+      } else {
+        for (int64_t p = 0; p < kc; ++p) {
+          const float* s = src + p * rs + j0;
+          float* o = d + p * NR;
+          int j = 0;
+          for (; j < nb; ++j) o[j] = s[j];
+          for (; j < NR; ++j) o[j] = 0.f;
+        }
+      }
+      continue;
+    }
+    int64_t p = 0;
+#if TL_AVX2
+    if (rs == 1 && nb == NR) {
+      // Columns are contiguous (transposed operand): 8x8 register transposes.
+      for (; p + 8 <= kc; p += 8) {
+        for (int h = 0; h < NR; h += 8) {
+          __m256 v[8];
+          for (int k = 0; k < 8; ++k) v[k] = _mm256_loadu_ps(src + (j0 + h + k) * cs + p);
+          transpose8(v);
+          for (int k = 0; k < 8; ++k) _mm256_store_ps(d + (p + k) * NR + h, v[k]);
+        }
+      }
+    }
+#endif
+    for (; p < kc; ++p) {
+      float* o = d + p * NR;
+      int j = 0;
+      for (; j < nb; ++j) o[j] = src[p * rs + (j0 + j) * cs];
+      for (; j < NR; ++j) o[j] = 0.f;
+    }
+  }
+}
+
+// Writes one finished micro-tile value: alpha*acc + beta*C, bias, relu.
+static inline float finish(float acc, float c, float alpha, float beta, const float* bias, int j, bool relu) {
+  float r = alpha * acc;
+  if (beta != 0.f) r += beta * c;
+  if (bias) r += bias[j];
+  if (relu) r = r > 0.f ? r : 0.f;
+  return r;
+}
+
+static inline void store_edge(const float* acc /* MR x NR */, float* C, int64_t ldc, int mb, int nb, float alpha,
+                              float beta, const float* bias, bool relu) {
+  for (int r = 0; r < mb; ++r)
+    for (int j = 0; j < nb; ++j) C[r * ldc + j] = finish(acc[r * NR + j], C[r * ldc + j], alpha, beta, bias, j, relu);
+}
+
+#if TL_AVX2
+static inline void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* C,
+                                int64_t ldc, int mb, int nb, float alpha, float beta, const float* bias, bool relu) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#pragma GCC unroll 4
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    __m256 av = _mm256_broadcast_ss(a);
+    c00 = _mm256_fmadd_ps(av, b0, c00);
+    c01 = _mm256_fmadd_ps(av, b1, c01);
+    av = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(av, b0, c10);
+    c11 = _mm256_fmadd_ps(av, b1, c11);
+    av = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(av, b0, c20);
+    c21 = _mm256_fmadd_ps(av, b1, c21);
+    av = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(av, b0, c30);
+    c31 = _mm256_fmadd_ps(av, b1, c31);
+    av = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(av, b0, c40);
+    c41 = _mm256_fmadd_ps(av, b1, c41);
+    av = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(av, b0, c50);
+    c51 = _mm256_fmadd_ps(av, b1, c51);
+    a += MR;
+    b += NR;
+  }
+  if (mb == MR && nb == NR) {
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta), zero = _mm256_setzero_ps();
+    __m256 bias0 = zero, bias1 = zero;
+    if (bias) {
+      bias0 = _mm256_loadu_ps(bias);
+      bias1 = _mm256_loadu_ps(bias + 8);
+    }
+    auto st = [&](float* p, __m256 acc, __m256 bv) {
+      __m256 r = alpha == 1.f ? acc : _mm256_mul_ps(acc, va);
+      if (beta != 0.f) r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(p), r);
+      if (bias) r = _mm256_add_ps(r, bv);
+      if (relu) r = _mm256_max_ps(r, zero);
+      _mm256_storeu_ps(p, r);
+    };
+    st(C, c00, bias0);
+    st(C + 8, c01, bias1);
+    st(C + ldc, c10, bias0);
+    st(C + ldc + 8, c11, bias1);
+    st(C + 2 * ldc, c20, bias0);
+    st(C + 2 * ldc + 8, c21, bias1);
+    st(C + 3 * ldc, c30, bias0);
+    st(C + 3 * ldc + 8, c31, bias1);
+    st(C + 4 * ldc, c40, bias0);
+    st(C + 4 * ldc + 8, c41, bias1);
+    st(C + 5 * ldc, c50, bias0);
+    st(C + 5 * ldc + 8, c51, bias1);
+    return;
+  }
+  alignas(64) float acc[MR * NR];
+  _mm256_store_ps(acc + 0, c00);
+  _mm256_store_ps(acc + 8, c01);
+  _mm256_store_ps(acc + 16, c10);
+  _mm256_store_ps(acc + 24, c11);
+  _mm256_store_ps(acc + 32, c20);
+  _mm256_store_ps(acc + 40, c21);
+  _mm256_store_ps(acc + 48, c30);
+  _mm256_store_ps(acc + 56, c31);
+  _mm256_store_ps(acc + 64, c40);
+  _mm256_store_ps(acc + 72, c41);
+  _mm256_store_ps(acc + 80, c50);
+  _mm256_store_ps(acc + 88, c51);
+  store_edge(acc, C, ldc, mb, nb, alpha, beta, bias, relu);
+}
+#else
+static inline void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* C,
+                                int64_t ldc, int mb, int nb, float alpha, float beta, const float* bias, bool relu) {
+  float acc[MR * NR] = {};
+  for (int64_t p = 0; p < kc; ++p) {
+    for (int r = 0; r < MR; ++r) {
+      const float av = a[r];
+      for (int j = 0; j < NR; ++j) acc[r * NR + j] += av * b[j];
+    }
+    a += MR;
+    b += NR;
+  }
+  store_edge(acc, C, ldc, mb, nb, alpha, beta, bias, relu);
+}
+#endif
+
+void macro_kernel(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp, int64_t b_panel_stride,
+                  float* C, int64_t ldc, float alpha, float beta, Epilogue ep) {
+  for (int64_t j = 0; j < nc; j += NR) {
+    const int nb = int(std::min<int64_t>(NR, nc - j));
+    const float* b = Bp + (j / NR) * b_panel_stride;
+    const float* bias = ep.bias ? ep.bias + j : nullptr;
+    for (int64_t i = 0; i < mc; i += MR) {
+      const int mb = int(std::min<int64_t>(MR, mc - i));
+      micro_kernel(kc, Ap + i * kc, b, C + i * ldc + j, ldc, mb, nb, alpha, beta, bias, ep.relu);
+    }
+  }
+}
+
+// C = beta*C + epilogue, for K == 0 (no product term).
+static void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc, Epilogue ep) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = finish(0.f, C[i * ldc + j], 0.f, beta, ep.bias, int(j), ep.relu);
+}
+
+void gemm_st(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t ars, int64_t acs, const float* B,
+             int64_t brs, int64_t bcs, float beta, float* C, int64_t ldc, Epilogue ep) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    scale_c(M, N, beta, C, ldc, ep);
+    return;
+  }
+  thread_local Scratch abuf, bbuf;
+  const int64_t kcMax = std::min(K, KC);
+  float* Ap = abuf.floats(packed_a_size(std::min(M, MC), kcMax));
+  float* Bp = bbuf.floats(packed_b_size(kcMax, std::min(N, NC)));
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    const int64_t nc = std::min(NC, N - jc);
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int64_t kc = std::min(KC, K - pc);
+      pack_b(kc, nc, B + pc * brs + jc * bcs, brs, bcs, Bp);
+      const float be = pc == 0 ? beta : 1.f;
+      const bool last = pc + kc == K;
+      Epilogue e{last && ep.bias ? ep.bias + jc : nullptr, last && ep.relu};
+      for (int64_t ic = 0; ic < M; ic += MC) {
+        const int64_t mc = std::min(MC, M - ic);
+        pack_a(mc, kc, A + ic * ars + pc * acs, ars, acs, Ap);
+        macro_kernel(mc, nc, kc, Ap, Bp, kc * NR, C + ic * ldc + jc, ldc, alpha, be, e);
+      }
+    }
+  }
+}
+
+namespace {
+
+// Below this many flops a GEMM stays on the calling thread (dispatch costs a few microseconds).
+constexpr double kGemmParMinFlops = 1.5e6;
+
+struct GemmJob {
+  int64_t M, N, K;
+  float alpha, beta;
+  const float* A;
+  int64_t ars, acs;
+  const float* B;
+  int64_t brs, bcs;
+  float* C;
+  Epilogue ep;
+  char mode;             // 'M', 'N' or 'K': the dimension split across threads
+  float* partial[64];    // split-K: per-thread M x N partial sums (thread 0 writes C directly)
+
+  static void call(void* p, int tid, int n) {
+    auto* j = static_cast<GemmJob*>(p);
+    if (j->mode == 'K') {
+      const int64_t k0 = j->K * tid / n, k1 = j->K * (tid + 1) / n;
+      if (tid == 0) {
+        // Epilogue is applied after the reduction.
+        gemm_st(j->M, j->N, k1 - k0, j->alpha, j->A, j->ars, j->acs, j->B, j->brs, j->bcs, j->beta, j->C, j->N, {});
+      } else {
+        thread_local Scratch part;
+        float* c = part.floats(size_t(j->M * j->N));
+        j->partial[tid] = c;
+        gemm_st(j->M, j->N, k1 - k0, j->alpha, j->A + k0 * j->acs, j->ars, j->acs, j->B + k0 * j->brs, j->brs, j->bcs,
+                0.f, c, j->N, {});
+      }
+      return;
+    }
+    const int64_t total = j->mode == 'M' ? j->M : j->N, align = j->mode == 'M' ? MR : NR;
+    const int64_t blocks = (total + align - 1) / align;
+    const int64_t b0 = std::min(total, blocks * tid / n * align), b1 = std::min(total, blocks * (tid + 1) / n * align);
+    if (b0 >= b1) return;
+    if (j->mode == 'M') {
+      gemm_st(b1 - b0, j->N, j->K, j->alpha, j->A + b0 * j->ars, j->ars, j->acs, j->B, j->brs, j->bcs, j->beta,
+              j->C + b0 * j->N, j->N, j->ep);
+    } else {
+      Epilogue e{j->ep.bias ? j->ep.bias + b0 : nullptr, j->ep.relu};
+      gemm_st(j->M, b1 - b0, j->K, j->alpha, j->A, j->ars, j->acs, j->B + b0 * j->bcs, j->brs, j->bcs, j->beta,
+              j->C + b0, j->N, e);
+    }
+  }
+};
+
+}  // namespace
+
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const float* B,
+          float beta, float* C, Epilogue ep) {
+  if (M <= 0 || N <= 0) return;
+  const int64_t ars = transA ? 1 : K, acs = transA ? M : 1;
+  const int64_t brs = transB ? 1 : N, bcs = transB ? K : 1;
+  int nt = std::min(threads(), 64);
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  if (nt <= 1 || flops < kGemmParMinFlops) {
+    gemm_st(M, N, K, alpha, A, ars, acs, B, brs, bcs, beta, C, N, ep);
+    return;
+  }
+  // Redundant work of each split: re-packing the shared operand, or reducing the partial products.
+  const double costM = M >= 2 * MR ? double(K) * double(N) : 1e300;
+  const double costN = N >= 2 * NR ? double(K) * double(M) : 1e300;
+  const double costK = K >= 2 * KC ? 3.0 * double(M) * double(N) : 1e300;
+  GemmJob job{M, N, K, alpha, beta, A, ars, acs, B, brs, bcs, C, ep, 'M', {}};
+  if (costM <= costN && costM <= costK) job.mode = 'M';
+  else if (costN <= costK) job.mode = 'N';
+  else job.mode = 'K';
+  if (job.mode == 'M' && costM == 1e300) {
+    gemm_st(M, N, K, alpha, A, ars, acs, B, brs, bcs, beta, C, N, ep);
+    return;
+  }
+  run(&GemmJob::call, &job, nt);
+  if (job.mode == 'K') {
+    // run() may have fallen back to one thread; only the partials that were written are summed.
+    const int64_t mn = M * N;
+    for (int t = 1; t < nt; ++t) {
+      const float* p = job.partial[t];
+      if (!p) continue;
+      for (int64_t i = 0; i < mn; ++i) C[i] += p[i];
+    }
+    if (ep.bias || ep.relu) {
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) C[i * N + j] = finish(C[i * N + j], 0.f, 1.f, 0.f, ep.bias, int(j), ep.relu);
+    }
+  }
+}
+
+}  // namespace tl

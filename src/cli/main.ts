@@ -1,0 +1,65 @@
+/**
+ * The `towerlab` command line: a thin layer that parses options, calls the library, prints results.
+ * User errors print one line and exit 2; anything else is reported as an internal error (stack only
+ * with TOWERLAB_DEBUG=1).
+ */
+import { Command, Option } from 'commander';
+import { UserError } from '../util/errors.ts';
+import { evalCommand } from './eval.ts';
+import { recommendCommand } from './recommend.ts';
+import { addDataOptions, addModelOptions, addSplitOptions, addTrainOptions } from './options.ts';
+import { trainCommand } from './train.ts';
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command();
+  program
+    .name('towerlab')
+    .description('Train, evaluate and serve two-tower retrieval models with composable negative sampling.')
+    .showHelpAfterError('(run with --help for usage)');
+
+  const train = program.command('train').description('train a two-tower model, evaluate it on the test split and save it');
+  addDataOptions(train);
+  addSplitOptions(train);
+  addModelOptions(train);
+  addTrainOptions(train);
+  train
+    .option('--recipe <file>', 'negatives recipe (JSON); default: in-batch softmax with accidental-hit masking')
+    .option('--out <dir>', 'output directory (model, checkpoint, training log)')
+    .option('--resume', 'continue from the checkpoint in --out')
+    .option('--json', 'print the result as one JSON object on the last line of stdout')
+    .action((opts) => trainCommand(opts));
+
+  const ev = program.command('eval').description('evaluate a saved model on the test split of a data set');
+  ev.requiredOption('--model <dir>', 'a model directory written by train (the model/ folder or the run folder)');
+  addDataOptions(ev, false);
+  addSplitOptions(ev, false);
+  ev.option('--ks <list>', 'cut-offs', '10,20,50')
+    .option('--json', 'print the result as one JSON object on the last line of stdout')
+    .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'native', 'js']).default('auto'))
+    .action((opts) => evalCommand(opts));
+
+  program
+    .command('recommend')
+    .description('top-K items for a user of a saved model')
+    .requiredOption('--model <dir>', 'a model directory written by train')
+    .requiredOption('--user <id>', 'user id as it appears in the data')
+    .option('--k <n>', 'number of items', '10')
+    .option('--include-seen', "do not exclude the user's training items")
+    .option('--json', 'print the result as JSON')
+    .action((opts) => recommendCommand(opts));
+
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof UserError) {
+      process.stderr.write(`towerlab: error: ${e.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    const err = e as Error;
+    process.stderr.write(`towerlab: internal error: ${err?.message ?? String(e)}\n`);
+    if (process.env.TOWERLAB_DEBUG) process.stderr.write(`${err?.stack}\n`);
+    else process.stderr.write('(set TOWERLAB_DEBUG=1 for the stack trace; please report it)\n');
+    process.exitCode = 1;
+  }
+}

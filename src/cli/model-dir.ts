@@ -1,0 +1,11 @@
+/** Accepts either a run folder (with model/ inside) or the model folder itself. */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadModel, type ModelArtifacts } from '../model/saved-model.ts';
+import { UserError } from '../util/errors.ts';
+
+export function openModel(dir: string): ModelArtifacts {
+  if (existsSync(join(dir, 'manifest.json'))) return loadModel(dir);
+  if (existsSync(join(dir, 'model', 'manifest.json'))) return loadModel(join(dir, 'model'));
+  throw new UserError(`${dir}: no model found (expected ${dir}/manifest.json or ${dir}/model/manifest.json)`);
+}

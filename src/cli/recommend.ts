@@ -1,0 +1,34 @@
+/** `towerlab recommend`: top-K items for one user of a saved model, excluding what the user has seen. */
+import { getBackend } from '../compute/index.ts';
+import { csrRow } from '../data/csr.ts';
+import { UserError } from '../util/errors.ts';
+import { openModel } from './model-dir.ts';
+import { printJsonLast } from './output.ts';
+
+export async function recommendCommand(o: any): Promise<void> {
+  const k = Number(o.k);
+  if (!Number.isInteger(k) || k <= 0) throw new UserError(`--k: must be a positive integer, got '${o.k}'`);
+  const a = openModel(o.model);
+  const u = a.userIds.indexOf(String(o.user));
+  if (u < 0) throw new UserError(`unknown user '${o.user}': the model knows ${a.userIds.length} users (ids as in the training data)`);
+  const backend = await getBackend();
+  const m = a.model;
+  const itemEmb = m.embedAllItems(backend);
+  const q = new Float32Array(m.dim);
+  m.user.embed(backend, Int32Array.of(u), q);
+  const numItems = a.itemIds.length;
+  const scores = new Float32Array(numItems);
+  backend.gemm(false, true, 1, numItems, m.dim, 1, q, itemEmb, 0, scores);
+  const seen = csrRow(a.seen, u);
+  if (!o.includeSeen) for (const j of seen) scores[j] = -Infinity;
+  const kk = Math.min(k, numItems);
+  const idx = new Int32Array(kk);
+  const val = new Float32Array(kk);
+  backend.topkRows(scores, 1, numItems, kk, idx, val);
+  const items = [...idx].filter((j) => j >= 0).map((j, r) => ({ item: a.itemIds[j], score: val[r] }));
+  if (o.json) printJsonLast({ user: String(o.user), k, excludedSeen: !o.includeSeen ? seen.length : 0, items });
+  else {
+    process.stdout.write(`top ${items.length} for user ${o.user} (${seen.length} training items ${o.includeSeen ? 'included' : 'excluded'}):\n`);
+    items.forEach((it, r) => process.stdout.write(`${String(r + 1).padStart(3)}  ${it.item}  ${it.score.toFixed(4)}\n`));
+  }
+}

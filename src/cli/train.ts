@@ -1,0 +1,47 @@
+/** `towerlab train`: run one experiment, print metrics beside the popularity baseline, save the model. */
+import { formatMetricsTable } from '../eval/format.ts';
+import { defaultRecipe, loadRecipe } from '../recipe/schema.ts';
+import { runExperiment } from '../train/experiment.ts';
+import { dataSpecFrom, modelOptionsFrom, parseList, splitSpecFrom, trainConfigFrom } from './options.ts';
+import { printJsonLast } from './output.ts';
+
+export async function trainCommand(o: any): Promise<void> {
+  const recipe = o.recipe ? loadRecipe(o.recipe) : defaultRecipe;
+  const ks = parseList('--ks', o.ks);
+  if (!ks.length) ks.push(20);
+  const r = await runExperiment({
+    data: dataSpecFrom(o),
+    split: splitSpecFrom(o),
+    recipe,
+    model: modelOptionsFrom(o),
+    train: trainConfigFrom(o),
+    ks,
+    out: o.out ?? null,
+    backend: o.backend,
+  });
+  const d = r.data;
+  const lines = [
+    `data: ${d.source}: ${d.users} users, ${d.items} items, ${d.interactions} interactions; split ${d.split}: train ${d.train}, val ${d.val}, test ${d.test} (${d.testUsers} test users)`,
+    `trained ${r.train.epochs} epochs, ${r.train.steps} steps in ${r.train.trainSeconds.toFixed(1)} s: ${Math.round(r.examples_per_s).toLocaleString('en-US')} examples/s (backend ${r.backend})` +
+      (r.train.best !== null ? `; best validation at epoch ${r.train.bestEpoch}${r.train.stoppedEarly ? ' (stopped early)' : ''}` : ''),
+    `test (full-corpus ranking over ${d.items} items, training and validation items excluded; evaluation ${r.evalSeconds.toFixed(2)} s):`,
+    formatMetricsTable([
+      { name: 'model', result: r.metrics },
+      { name: 'popularity', result: r.baselines.popularity },
+    ]),
+  ];
+  if (o.out) lines.push(`model saved to ${o.out}/model`);
+  process.stdout.write(lines.join('\n') + '\n');
+  if (o.json) {
+    printJsonLast({
+      metrics: r.metrics,
+      baselines: r.baselines,
+      examples_per_s: r.examples_per_s,
+      eval_seconds: r.evalSeconds,
+      train: { epochs: r.train.epochs, steps: r.train.steps, seconds: r.train.trainSeconds, best_epoch: r.train.bestEpoch, stopped_early: r.train.stoppedEarly, final_loss: r.train.finalLoss, validation: r.train.history },
+      data: r.data,
+      backend: r.backend,
+      model: o.out ? `${o.out}/model` : null,
+    });
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * Entry point for reading an interaction log: CSV/TSV, Parquet, JSONL (through embedded DuckDB), RecBole atomic
+ * files, MovieLens u.data / ratings.dat, the `user item item ...` sequence format, or a `synthetic:` spec.
+ *
+ * Conventions (deterministic for a given file):
+ * - user and item ids are text (trimmed); dense indices follow order of first appearance in the file;
+ * - rows keep file order; rows with rating < minRating are dropped (and said so in `notes`);
+ * - a categorical feature's value for an entity is its last non-missing value by (time, row) — by row when the file
+ *   has no time — over all valid rows, including those below minRating;
+ * - bad input is an InputError naming the file, the line (text formats, header included) or row (Parquet), and
+ *   the column: a missing/empty id, a time that is neither a number nor a timestamp, a rating that is not a finite
+ *   number, a wrong field count, a missing column. Nothing is skipped silently.
+ */
+import { InputError, UserError } from '../util/errors.ts';
+import { withDuck, type Duck, type NumKind } from './duck.ts';
+import { featureAlias, featureFromValues, loadFeatureFile } from './features.ts';
+import { COLUMN_CANDIDATES, DATA_FORMATS, detectFormat, pickColumn, type DataFormat } from './format.ts';
+import { readSeq } from './seq.ts';
+import { generateSynthetic, parseSyntheticSpec } from './synthetic.ts';
+import { ident } from './sql.ts';
+import { numberExpr, readTable, requireColumn, textExpr, type RawTable } from './table.ts';
+import { Vocab, type CategoricalFeature, type Interactions } from './types.ts';
+
+export interface DataSpec {
+  /** A file, or `synthetic:users=…,items=…,clusters=…,zipf=…,seed=…[,perUser=…][,noise=…]`. */
+  path: string;
+  /** Default: from the file name (see detectFormat). */
+  format?: DataFormat;
+  /** Default: user_id | userId | user | uid (first present, case-insensitive). */
+  userCol?: string;
+  /** Default: item_id | itemId | item | iid | movie_id | movieId | product_id | asin. */
+  itemCol?: string;
+  /** Default: timestamp | time | ts | datetime | date | unix_time when present; else no times. */
+  timeCol?: string;
+  /** Default: rating | ratings | score | stars when present; else no ratings. */
+  ratingCol?: string;
+  /** Keep only rows with rating >= minRating (needs a rating column). */
+  minRating?: number;
+  /** Categorical user features: columns of the interaction file, or of userFeaturesPath when that is given. */
+  userFeatureCols?: string[];
+  itemFeatureCols?: string[];
+  /** A separate per-user file (e.g. ml-100k.user); keyed by userCol or a conventional user column. */
+  userFeaturesPath?: string;
+  itemFeaturesPath?: string;
+}
+
+export async function loadInteractions(spec: DataSpec): Promise<Interactions> {
+  if (spec.path.startsWith('synthetic:')) return generateSynthetic(parseSyntheticSpec(spec.path));
+  if (spec.format !== undefined && !DATA_FORMATS.includes(spec.format)) {
+    throw new UserError(`unknown data format '${spec.format}'; expected one of ${DATA_FORMATS.join(', ')}`);
+  }
+  const format = spec.format ?? detectFormat(spec.path);
+  if (format === 'seq') return loadSeq(spec);
+  return withDuck((duck) => loadTabular(duck, spec, format));
+}
+
+async function loadSeq(spec: DataSpec): Promise<Interactions> {
+  for (const [key, value] of Object.entries(spec)) {
+    const inFile = key === 'userFeatureCols' ? !spec.userFeaturesPath : key === 'itemFeatureCols' ? !spec.itemFeaturesPath : false;
+    if (value !== undefined && (['timeCol', 'ratingCol', 'minRating'].includes(key) || inFile)) {
+      throw new UserError(`${spec.path}: '${key}' does not apply to a sequence file (it has only users and items in order)`);
+    }
+  }
+  const data = readSeq(spec.path);
+  if (spec.userFeaturesPath || spec.itemFeaturesPath) {
+    await withDuck(async (duck) => {
+      await attachFeatureFiles(duck, spec, data);
+    });
+  }
+  return data;
+}
+
+async function attachFeatureFiles(duck: Duck, spec: DataSpec, data: Interactions): Promise<void> {
+  if (spec.userFeaturesPath) {
+    const fs = await loadFeatureFile(
+      duck,
+      { path: spec.userFeaturesPath, entity: 'user', keyCol: spec.userCol, cols: spec.userFeatureCols },
+      data.userVocab,
+      'user_features',
+    );
+    data.userFeatures.push(...fs);
+  }
+  if (spec.itemFeaturesPath) {
+    const fs = await loadFeatureFile(
+      duck,
+      { path: spec.itemFeaturesPath, entity: 'item', keyCol: spec.itemCol, cols: spec.itemFeatureCols },
+      data.itemVocab,
+      'item_features',
+    );
+    data.itemFeatures.push(...fs);
+  }
+}
+
+/** The column to use for `role`: the one named in the spec (must exist), else a conventional one (may be absent). */
+function resolveColumn(t: RawTable, named: string | undefined, role: keyof typeof COLUMN_CANDIDATES, picked: string[]): string | undefined {
+  if (named !== undefined) return requireColumn(t, named, role);
+  const c = pickColumn(t.columns, COLUMN_CANDIDATES[role]);
+  if (c !== undefined) picked.push(`${role}='${c}'`);
+  return c;
+}
+
+async function loadTabular(duck: Duck, spec: DataSpec, format: DataFormat): Promise<Interactions> {
+  const file = spec.path;
+  const t = await readTable(duck, file, format, 'raw');
+  if (t.rows === 0) throw new InputError(file, undefined, undefined, 'no data rows');
+
+  const picked: string[] = [];
+  const userCol = resolveColumn(t, spec.userCol, 'user', picked) ?? requireColumn(t, 'user_id', 'user');
+  const itemCol = resolveColumn(t, spec.itemCol, 'item', picked) ?? requireColumn(t, 'item_id', 'item');
+  const timeCol = resolveColumn(t, spec.timeCol, 'time', picked);
+  const ratingCol = resolveColumn(t, spec.ratingCol, 'rating', picked);
+  if (spec.minRating !== undefined && ratingCol === undefined) {
+    throw new InputError(file, undefined, undefined, `minRating needs a rating column (set ratingCol); available: ${t.columns.join(', ')}`);
+  }
+  const userFeat = spec.userFeaturesPath ? [] : (spec.userFeatureCols ?? []).map((c) => requireColumn(t, c, 'user feature'));
+  const itemFeat = spec.itemFeaturesPath ? [] : (spec.itemFeatureCols ?? []).map((c) => requireColumn(t, c, 'item feature'));
+  const notes: string[] = [];
+  if (picked.length > 0) notes.push(`auto-detected columns: ${picked.join(', ')}`);
+
+  // One typed projection of the file; rn is the data row, so every later problem can be located.
+  const select = [
+    'rowid AS rn',
+    `${textExpr(t, userCol)} AS u`,
+    `${textExpr(t, itemCol)} AS i`,
+    `${timeCol ? numberExpr(t, timeCol, true) : 'NULL::DOUBLE'} AS t`,
+    `${ratingCol ? numberExpr(t, ratingCol, false) : 'NULL::DOUBLE'} AS r`,
+    ...userFeat.map((c, f) => `${textExpr(t, c)} AS ${featureAlias('user', f)}`),
+    ...itemFeat.map((c, f) => `${textExpr(t, c)} AS ${featureAlias('item', f)}`),
+  ];
+  await duck.run(`CREATE TEMP TABLE ev AS SELECT ${select.join(', ')} FROM ${t.table}`);
+  await validate(duck, t, { userCol, itemCol, timeCol, ratingCol });
+
+  let n = t.rows;
+  if (spec.minRating !== undefined) {
+    if (!Number.isFinite(spec.minRating)) throw new UserError(`minRating must be a finite number, got ${spec.minRating}`);
+    await duck.run(`CREATE TEMP VIEW kept AS SELECT * FROM ev WHERE r >= ${spec.minRating}`);
+    n = Number(await duck.scalar('SELECT count(*) FROM kept'));
+    if (n === 0) throw new InputError(file, undefined, ratingCol, `no rows left with rating >= ${spec.minRating}`);
+    notes.push(`minRating ${spec.minRating} kept ${n} of ${t.rows} rows`);
+  } else {
+    await duck.run('CREATE TEMP VIEW kept AS SELECT * FROM ev');
+  }
+
+  // Dense ids in order of first appearance.
+  for (const [tab, col, idx] of [['uv', 'u', 'ux'], ['iv', 'i', 'ix']]) {
+    await duck.run(
+      `CREATE TEMP TABLE ${tab} AS SELECT ${col}, (row_number() OVER (ORDER BY min(rn)) - 1)::INTEGER AS ${idx} FROM kept GROUP BY ${col}`,
+    );
+  }
+  const userVocab = Vocab.from((await duck.stringColumns('SELECT u FROM uv ORDER BY ux'))[0] as string[]);
+  const itemVocab = Vocab.from((await duck.stringColumns('SELECT i FROM iv ORDER BY ix'))[0] as string[]);
+
+  const kinds: NumKind[] = ['i32', 'i32'];
+  const cols = ['uv.ux', 'iv.ix'];
+  if (timeCol) {
+    kinds.push('f64');
+    cols.push('k.t');
+  }
+  if (ratingCol) {
+    kinds.push('f32');
+    cols.push('k.r');
+  }
+  const arrays = await duck.numericColumns(
+    `SELECT ${cols.join(', ')} FROM kept k JOIN uv USING (u) JOIN iv USING (i) ORDER BY k.rn`,
+    n,
+    kinds,
+  );
+  let k = 2;
+  const times = timeCol ? (arrays[k++] as Float64Array) : null;
+  const ratings = ratingCol ? (arrays[k++] as Float32Array) : null;
+
+  const data: Interactions = {
+    source: file,
+    users: arrays[0] as Int32Array,
+    items: arrays[1] as Int32Array,
+    times,
+    ratings,
+    userVocab,
+    itemVocab,
+    userFeatures: await inFileFeatures(duck, 'user', userFeat, userVocab.size, timeCol !== undefined),
+    itemFeatures: await inFileFeatures(duck, 'item', itemFeat, itemVocab.size, timeCol !== undefined),
+    notes,
+  };
+  await attachFeatureFiles(duck, spec, data);
+  return data;
+}
+
+/** Finds the first row with a bad id, time or rating and reports it with the file's own value. */
+async function validate(
+  duck: Duck,
+  t: RawTable,
+  c: { userCol: string; itemCol: string; timeCol?: string; ratingCol?: string },
+): Promise<void> {
+  const checks: { col: string; cond: string; problem: (raw: string | null) => string }[] = [
+    { col: c.userCol, cond: 'u IS NULL', problem: () => 'missing user id' },
+    { col: c.itemCol, cond: 'i IS NULL', problem: () => 'missing item id' },
+  ];
+  if (c.timeCol) {
+    checks.push({
+      col: c.timeCol,
+      cond: 't IS NULL OR NOT isfinite(t)',
+      problem: (raw) => (raw === null || raw.trim() === '' ? 'missing time' : `not a number or a timestamp: '${raw}'`),
+    });
+  }
+  if (c.ratingCol) {
+    checks.push({
+      col: c.ratingCol,
+      cond: 'r IS NULL OR NOT isfinite(r)',
+      problem: (raw) => (raw === null || raw.trim() === '' ? 'missing rating' : `not a finite number: '${raw}'`),
+    });
+  }
+  const firsts = (await duck.rows(`SELECT ${checks.map((k) => `min(rn) FILTER (WHERE ${k.cond})`).join(', ')} FROM ev`))[0];
+  let worst = -1;
+  for (let k = 0; k < checks.length; k++) {
+    const row = firsts[k];
+    if (row !== null && (worst < 0 || (row as number) < (firsts[worst] as number))) worst = k;
+  }
+  if (worst < 0) return;
+  const row = firsts[worst] as number;
+  const check = checks[worst];
+  const raw = (await duck.scalar(`SELECT CAST(${ident(check.col)} AS VARCHAR) FROM ${t.table} WHERE rowid = ${row}`)) as string | null;
+  throw new InputError(t.file, t.locate(row), check.col, check.problem(raw));
+}
+
+/** Per-entity features from columns of the interaction file: the last non-missing value by (time, row). */
+async function inFileFeatures(duck: Duck, entity: 'user' | 'item', cols: string[], size: number, hasTime: boolean): Promise<CategoricalFeature[]> {
+  const [vocabTab, key, idx] = entity === 'user' ? ['uv', 'u', 'ux'] : ['iv', 'i', 'ix'];
+  const order = hasTime ? '(e.t, e.rn)' : 'e.rn';
+  const out: CategoricalFeature[] = [];
+  for (let f = 0; f < cols.length; f++) {
+    const a = `e.${featureAlias(entity, f)}`;
+    const [ids, vals] = await duck.stringColumns(
+      `SELECT v.${idx}, arg_max(${a}, ${order}) FILTER (WHERE ${a} IS NOT NULL) FROM ev e JOIN ${vocabTab} v USING (${key}) GROUP BY v.${idx}`,
+    );
+    const perEntity = new Array<string | null>(size).fill(null);
+    for (let r = 0; r < ids.length; r++) perEntity[Number(ids[r])] = vals[r];
+    out.push(featureFromValues(cols[f], perEntity));
+  }
+  return out;
+}

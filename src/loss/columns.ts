@@ -1,0 +1,78 @@
+/**
+ * Lays out the softmax columns of one batch: the B positives first (column i is row i's positive), then each
+ * non-in-batch source's candidates. Also derives, per column, the keys the masks compare and the mixture
+ * log-expected-count used by logQ:
+ *   logQ_j = log Σ_s E_s[count of item j in one batch]   over every source s of the recipe,
+ * which is log(B·p_j) with in-batch negatives alone (Yi et al. 2019) and the mixture proposal of
+ * Mixed Negative Sampling (Yang et al. 2020) when random negatives are added.
+ */
+import type { BatchContext, NegativeSource } from '../sampling/source.ts';
+
+export interface Columns {
+  N: number;
+  ids: Int32Array;
+  /** User whose positive the column is (in-batch block), else −1. */
+  userKey: Int32Array;
+  /** 0 for the positives block when it must not serve as negatives (no in-batch source), else −1. */
+  blockKey: Int32Array | null;
+  /** Mixture log expected count per column. */
+  logq: Float32Array;
+}
+
+export class ColumnBuilder {
+  private ids = new Int32Array(0);
+  private userKey = new Int32Array(0);
+  private blockKey = new Int32Array(0);
+  private logq = new Float32Array(0);
+  private tmp = new Float32Array(0);
+  readonly inBatch: boolean;
+
+  constructor(private readonly sources: NegativeSource[]) {
+    this.inBatch = sources.some((s) => s.usesPositives);
+  }
+
+  build(ctx: BatchContext, withLogQ: boolean): Columns {
+    const B = ctx.items.length;
+    const extra = this.sources.filter((s) => !s.usesPositives).map((s) => s.sample(ctx));
+    const N = B + extra.reduce((n, c) => n + c.ids.length, 0);
+    if (this.ids.length < N) {
+      this.ids = new Int32Array(N);
+      this.userKey = new Int32Array(N);
+      this.blockKey = new Int32Array(N);
+      this.logq = new Float32Array(N);
+      this.tmp = new Float32Array(N);
+    }
+    const ids = this.ids.subarray(0, N);
+    const userKey = this.userKey.subarray(0, N);
+    ids.set(ctx.items, 0);
+    userKey.set(ctx.users, 0);
+    let o = B;
+    for (const c of extra) {
+      ids.set(c.ids, o);
+      if (c.userKey) userKey.set(c.userKey, o);
+      else userKey.fill(-1, o, o + c.ids.length);
+      o += c.ids.length;
+    }
+    let blockKey: Int32Array | null = null;
+    if (!this.inBatch) {
+      blockKey = this.blockKey.subarray(0, N);
+      blockKey.fill(0, 0, B);
+      blockKey.fill(-1, B, N);
+    }
+    const logq = this.logq.subarray(0, N);
+    if (withLogQ) {
+      const tmp = this.tmp.subarray(0, N);
+      this.sources[0].logExpectedCount(ids, B, logq);
+      for (let s = 1; s < this.sources.length; s++) {
+        this.sources[s].logExpectedCount(ids, B, tmp);
+        for (let j = 0; j < N; j++) {
+          const a = logq[j];
+          const b = tmp[j];
+          const m = a > b ? a : b;
+          logq[j] = m + Math.log(Math.exp(a - m) + Math.exp(b - m));
+        }
+      }
+    } else logq.fill(0);
+    return { N, ids, userKey, blockKey, logq };
+  }
+}

@@ -1,0 +1,55 @@
+/** Builds a two-tower model sized for a data set from user-facing options. */
+import type { CategoricalFeature } from '../data/types.ts';
+import type { SparseOptimizer } from './embedding-table.ts';
+import { TwoTowerModel } from './two-tower.ts';
+
+export interface ModelOptions {
+  /** Id embedding size. */
+  dim: number;
+  /** MLP layer sizes after the embeddings, last = output size; [] = no MLP. */
+  mlp: number[];
+  /** Embedding size of each categorical feature (features are used when the data has them). */
+  featureDim: number;
+  useFeatures: boolean;
+  sparseOptimizer: SparseOptimizer;
+  sparseLr: number;
+  denseLr: number;
+  seed: number;
+}
+
+export const defaultModelOptions: ModelOptions = {
+  dim: 64,
+  mlp: [128, 64],
+  featureDim: 16,
+  useFeatures: true,
+  sparseOptimizer: 'lazyadam',
+  sparseLr: 0.005,
+  denseLr: 0.001,
+  seed: 1,
+};
+
+export function buildModel(
+  o: ModelOptions,
+  numUsers: number,
+  numItems: number,
+  userFeatures: CategoricalFeature[],
+  itemFeatures: CategoricalFeature[],
+): TwoTowerModel {
+  const uf = o.useFeatures ? userFeatures : [];
+  const itf = o.useFeatures ? itemFeatures : [];
+  const spec = (fs: CategoricalFeature[]) => fs.map((f) => ({ name: f.name, cardinality: Math.max(1, f.vocab.size), dim: o.featureDim }));
+  const model = new TwoTowerModel(
+    {
+      user: { vocabSize: numUsers, idDim: o.dim, features: spec(uf), mlp: o.mlp },
+      item: { vocabSize: numItems, idDim: o.dim, features: spec(itf), mlp: o.mlp },
+      sparseOptimizer: o.sparseOptimizer,
+      sparseLr: o.sparseLr,
+      denseLr: o.denseLr,
+      seed: o.seed,
+    },
+    uf.map((f) => f.values),
+    itf.map((f) => f.values),
+  );
+  model.init();
+  return model;
+}

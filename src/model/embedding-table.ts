@@ -1,0 +1,75 @@
+/**
+ * An id embedding table kept out of autograd: a plain Float32Array with sparse row updates.
+ * Each step receives the gradient of every gathered row (duplicates allowed), sums duplicates, and updates
+ * only the touched rows with row-wise Adagrad or lazy Adam (the optimizer state of untouched rows is not
+ * decayed, as in TF's LazyAdam and torch's SparseAdam).
+ */
+import type { Backend } from '../compute/backend.ts';
+import type { Rng } from '../util/rng.ts';
+
+export type SparseOptimizer = 'adagrad' | 'lazyadam';
+
+export interface SparseOptimizerConfig {
+  kind: SparseOptimizer;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+}
+
+export class EmbeddingTable {
+  readonly data: Float32Array;
+  state1: Float32Array;
+  state2: Float32Array | null;
+  step = 0;
+  // Duplicate-summing scratch: slot[id] is the id's position in `uniq` during a step, else -1.
+  private readonly slot: Int32Array;
+  private uniq = new Int32Array(0);
+  private summed = new Float32Array(0);
+
+  constructor(
+    readonly name: string,
+    readonly rows: number,
+    readonly dim: number,
+    readonly opt: SparseOptimizerConfig,
+  ) {
+    this.data = new Float32Array(rows * dim);
+    this.state1 = new Float32Array(opt.kind === 'adagrad' ? rows : rows * dim);
+    this.state2 = opt.kind === 'lazyadam' ? new Float32Array(rows * dim) : null;
+    if (opt.kind === 'adagrad') this.state1.fill(0.1); // Adagrad's usual initial accumulator
+    this.slot = new Int32Array(rows).fill(-1);
+  }
+
+  initNormal(rng: Rng, std: number): void {
+    for (let i = 0; i < this.data.length; i++) this.data[i] = rng.normal() * std;
+  }
+
+  /** Applies one optimizer step from per-position gradients `grads` (ids.length × dim) of rows `ids`. */
+  applyGradients(backend: Backend, ids: Int32Array, grads: Float32Array): void {
+    const n = ids.length;
+    const dim = this.dim;
+    if (this.uniq.length < n) {
+      this.uniq = new Int32Array(n);
+      this.summed = new Float32Array(n * dim);
+    }
+    let u = 0;
+    for (let r = 0; r < n; r++) {
+      const id = ids[r];
+      let s = this.slot[id];
+      const go = r * dim;
+      if (s < 0) {
+        s = u++;
+        this.slot[id] = s;
+        this.uniq[s] = id;
+        this.summed.set(grads.subarray(go, go + dim), s * dim);
+      } else {
+        const so = s * dim;
+        for (let j = 0; j < dim; j++) this.summed[so + j] += grads[go + j];
+      }
+    }
+    for (let s = 0; s < u; s++) this.slot[this.uniq[s]] = -1;
+    this.step++;
+    const o = this.opt;
+    backend.sparseUpdate(o.kind, this.data, this.state1, this.state2, this.uniq, this.summed, u, dim, o.lr, o.beta1, o.beta2, o.eps, this.step);
+  }
+}

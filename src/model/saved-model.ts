@@ -1,0 +1,88 @@
+/**
+ * A trained model on disk: weights (and, for checkpoints, optimizer state), the vocabularies that map ids
+ * back to the data's ids, categorical feature values, item popularity and each user's training items (for
+ * exclusion and the popularity fallback at recommendation time), plus metadata (config, recipe, metrics).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Csr } from '../data/csr.ts';
+import type { CategoricalFeature } from '../data/types.ts';
+import { UserError } from '../util/errors.ts';
+import { readTensorDir, writeTensorDir, type NamedArray } from './tensor-file.ts';
+import { TwoTowerModel, type ModelConfig } from './two-tower.ts';
+
+export const MODEL_FORMAT = 'towerlab-model';
+export const MODEL_VERSION = 1;
+const VOCAB = 'vocab.json';
+
+export interface ModelArtifacts {
+  model: TwoTowerModel;
+  userIds: string[];
+  itemIds: string[];
+  userFeatures: Array<{ name: string; vocab: string[]; values: Int32Array }>;
+  itemFeatures: Array<{ name: string; vocab: string[]; values: Int32Array }>;
+  /** Train interaction count per item. */
+  itemCounts: Float32Array;
+  /** Each user's training items. */
+  seen: Csr;
+  meta: Record<string, any>;
+}
+
+export function featuresForSave(fs: CategoricalFeature[]): ModelArtifacts['userFeatures'] {
+  return fs.map((f) => ({ name: f.name, vocab: f.vocab.ids, values: f.values }));
+}
+
+export function saveModel(dir: string, a: ModelArtifacts, withOptimizer: boolean): void {
+  const arrays: Array<[string, NamedArray]> = a.model.tensors(withOptimizer);
+  a.userFeatures.forEach((f) => arrays.push([`user.feature.${f.name}`, f.values]));
+  a.itemFeatures.forEach((f) => arrays.push([`item.feature.${f.name}`, f.values]));
+  arrays.push(['item.counts', a.itemCounts], ['seen.offsets', a.seen.offsets], ['seen.cols', a.seen.cols]);
+  const vocab = JSON.stringify({
+    users: a.userIds,
+    items: a.itemIds,
+    userFeatures: a.userFeatures.map((f) => ({ name: f.name, vocab: f.vocab })),
+    itemFeatures: a.itemFeatures.map((f) => ({ name: f.name, vocab: f.vocab })),
+  });
+  const meta = { ...a.meta, modelConfig: a.model.config, optimizerSteps: a.model.steps(), withOptimizer };
+  writeTensorDir(dir, MODEL_FORMAT, MODEL_VERSION, meta, arrays, { [VOCAB]: vocab });
+}
+
+export function loadModel(dir: string): ModelArtifacts {
+  const { manifest, arrays } = readTensorDir(dir, MODEL_FORMAT, MODEL_VERSION);
+  let vocab: any;
+  try {
+    vocab = JSON.parse(readFileSync(join(dir, VOCAB), 'utf8'));
+  } catch (e) {
+    throw new UserError(`${join(dir, VOCAB)}: unreadable: ${(e as Error).message}`);
+  }
+  const get = <T extends NamedArray>(name: string): T => {
+    const a = arrays.get(name);
+    if (!a) throw new UserError(`${dir}: tensor '${name}' missing from the model`);
+    return a as T;
+  };
+  const userFeatures = (vocab.userFeatures as Array<{ name: string; vocab: string[] }>).map((f) => ({ ...f, values: get<Int32Array>(`user.feature.${f.name}`) }));
+  const itemFeatures = (vocab.itemFeatures as Array<{ name: string; vocab: string[] }>).map((f) => ({ ...f, values: get<Int32Array>(`item.feature.${f.name}`) }));
+  const config = manifest.modelConfig as ModelConfig;
+  const model = new TwoTowerModel(
+    config,
+    userFeatures.map((f) => f.values),
+    itemFeatures.map((f) => f.values),
+  );
+  for (const [name, target] of model.tensors(manifest.withOptimizer === true)) {
+    const src = get<Float32Array>(name);
+    if (src.length !== target.length) throw new UserError(`${dir}: tensor '${name}' has ${src.length} values, the config implies ${target.length}`);
+    target.set(src);
+  }
+  model.setSteps(manifest.optimizerSteps ?? {});
+  const offsets = get<Int32Array>('seen.offsets');
+  return {
+    model,
+    userIds: vocab.users,
+    itemIds: vocab.items,
+    userFeatures,
+    itemFeatures,
+    itemCounts: get<Float32Array>('item.counts'),
+    seen: { rows: offsets.length - 1, offsets, cols: get<Int32Array>('seen.cols') },
+    meta: manifest,
+  };
+}

@@ -1,0 +1,87 @@
+/**
+ * The dual encoder: a user (query) tower and an item tower whose L2-normalised outputs are compared by dot
+ * product (cosine). Towers do not share parameters.
+ */
+import type { Backend } from '../compute/backend.ts';
+import { Rng } from '../util/rng.ts';
+import type { SparseOptimizer } from './embedding-table.ts';
+import { Tower, type TowerConfig } from './tower.ts';
+
+export interface ModelConfig {
+  user: TowerConfig;
+  item: TowerConfig;
+  sparseOptimizer: SparseOptimizer;
+  sparseLr: number;
+  denseLr: number;
+  seed: number;
+}
+
+export class TwoTowerModel {
+  readonly user: Tower;
+  readonly item: Tower;
+
+  constructor(
+    readonly config: ModelConfig,
+    userFeatureValues: Int32Array[] = [],
+    itemFeatureValues: Int32Array[] = [],
+  ) {
+    const sparse = { kind: config.sparseOptimizer, lr: config.sparseLr, beta1: 0.9, beta2: 0.999, eps: config.sparseOptimizer === 'adagrad' ? 1e-10 : 1e-8 };
+    const optim = { sparse, denseLr: config.denseLr };
+    this.user = new Tower('user', config.user, optim, userFeatureValues);
+    this.item = new Tower('item', config.item, optim, itemFeatureValues);
+    if (this.user.outDim !== this.item.outDim) {
+      throw new Error(`user tower outputs ${this.user.outDim} dims but item tower ${this.item.outDim}: the last MLP sizes must match`);
+    }
+  }
+
+  get dim(): number {
+    return this.user.outDim;
+  }
+
+  init(): void {
+    const rng = new Rng(this.config.seed);
+    this.user.init(rng);
+    this.item.init(rng);
+  }
+
+  /** Every named parameter and optimizer-state array, in a fixed order, for checkpoints. */
+  tensors(withOptimizer: boolean): Array<[string, Float32Array]> {
+    const out: Array<[string, Float32Array]> = [];
+    for (const t of [this.user, this.item]) {
+      for (const tab of [t.idTable, ...t.featTables]) {
+        out.push([`${tab.name}.emb`, tab.data]);
+        if (withOptimizer) {
+          out.push([`${tab.name}.s1`, tab.state1]);
+          if (tab.state2) out.push([`${tab.name}.s2`, tab.state2]);
+        }
+      }
+      t.layers.forEach((l, i) => {
+        const p = `${t.name}.mlp${i}`;
+        out.push([`${p}.w`, l.w], [`${p}.b`, l.b]);
+        if (withOptimizer) out.push([`${p}.mw`, l.mw], [`${p}.vw`, l.vw], [`${p}.mb`, l.mb], [`${p}.vb`, l.vb]);
+      });
+    }
+    return out;
+  }
+
+  /** Optimizer step counters, for checkpoints. */
+  steps(): Record<string, number> {
+    const s: Record<string, number> = {};
+    for (const t of [this.user, this.item]) {
+      for (const tab of [t.idTable, ...t.featTables]) s[tab.name] = tab.step;
+      t.layers.forEach((l, i) => (s[`${t.name}.mlp${i}`] = l.step));
+    }
+    return s;
+  }
+
+  setSteps(s: Record<string, number>): void {
+    for (const t of [this.user, this.item]) {
+      for (const tab of [t.idTable, ...t.featTables]) tab.step = s[tab.name] ?? 0;
+      t.layers.forEach((l, i) => (l.step = s[`${t.name}.mlp${i}`] ?? 0));
+    }
+  }
+
+  embedAllItems(backend: Backend): Float32Array {
+    return this.item.embedAll(backend);
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * One experiment end to end: load → split → prepare → build model → train (with validation) → evaluate on
+ * the test split beside the popularity baseline → save the model. What `towerlab train` runs, and what
+ * benches and `compare` call per recipe and seed.
+ */
+import { join } from 'node:path';
+import { getBackend, type BackendChoice } from '../compute/index.ts';
+import type { Backend } from '../compute/backend.ts';
+import { loadInteractions, type DataSpec } from '../data/load.ts';
+import { prepare, type Prepared } from '../data/prepare.ts';
+import { splitInteractions, type SplitSpec } from '../data/split.ts';
+import type { Interactions } from '../data/types.ts';
+import { popularityBaseline } from '../eval/baselines.ts';
+import { evaluateRanking } from '../eval/ranking.ts';
+import { embeddingScorer } from '../eval/scorer.ts';
+import { buildModel, type ModelOptions } from '../model/build.ts';
+import { featuresForSave, saveModel } from '../model/saved-model.ts';
+import type { TwoTowerModel } from '../model/two-tower.ts';
+import type { Recipe } from '../recipe/schema.ts';
+import { train, type TrainConfig, type TrainSummary } from './trainer.ts';
+
+export interface ExperimentOptions {
+  data: DataSpec;
+  split: SplitSpec;
+  recipe: Recipe;
+  model: ModelOptions;
+  train: Omit<TrainConfig, 'checkpointDir' | 'logPath'>;
+  /** Cut-offs of the test metrics. */
+  ks: number[];
+  /** Output directory for the model, checkpoint and log (null = keep nothing). */
+  out: string | null;
+  backend?: BackendChoice;
+  /** Already loaded data (skips loading; `data` is then only recorded). */
+  loaded?: Interactions;
+}
+
+export interface ExperimentResult {
+  metrics: Record<string, number>;
+  baselines: { popularity: Record<string, number> };
+  examples_per_s: number;
+  train: TrainSummary;
+  evalSeconds: number;
+  data: { source: string; users: number; items: number; interactions: number; split: string; train: number; val: number; test: number; testUsers: number };
+  backend: string;
+  model: TwoTowerModel;
+}
+
+export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResult> {
+  const backend = await getBackend(o.backend);
+  const data = o.loaded ?? (await loadInteractions(o.data));
+  const split = splitInteractions(data, o.split);
+  const prep = prepare(data, split);
+  const model = buildModel(o.model, prep.numUsers, prep.numItems, data.userFeatures, data.itemFeatures);
+  const artifacts = {
+    userIds: data.userVocab.ids,
+    itemIds: data.itemVocab.ids,
+    userFeatures: o.model.useFeatures ? featuresForSave(data.userFeatures) : [],
+    itemFeatures: o.model.useFeatures ? featuresForSave(data.itemFeatures) : [],
+    itemCounts: Float32Array.from(prep.itemCounts),
+    seen: prep.seenWithVal,
+  };
+  const summary = await train(
+    {
+      backend,
+      model,
+      recipe: o.recipe,
+      trainUsers: prep.trainUsers,
+      trainItems: prep.trainItems,
+      numItems: prep.numItems,
+      val: split.val.length ? prep.val : null,
+      seen: prep.seen,
+      itemCounts: prep.itemCounts,
+      artifacts,
+    },
+    { ...o.train, checkpointDir: o.out ? join(o.out, 'checkpoint') : null, logPath: o.out ? join(o.out, 'train-log.jsonl') : null },
+  );
+  const t0 = performance.now();
+  const metrics = evaluateTest(backend, model, prep, o.ks);
+  const evalSeconds = (performance.now() - t0) / 1000;
+  const popularity = popularityBaseline({ backend, test: prep.test, exclude: prep.seenWithVal, ks: o.ks, itemPopularity: prep.itemCounts }).metrics;
+  const testUsers = countRows(prep.test);
+  const result: ExperimentResult = {
+    metrics,
+    baselines: { popularity },
+    examples_per_s: summary.examplesPerSecond,
+    train: summary,
+    evalSeconds,
+    data: {
+      source: data.source,
+      users: prep.numUsers,
+      items: prep.numItems,
+      interactions: data.users.length,
+      split: split.description,
+      train: split.train.length,
+      val: split.val.length,
+      test: split.test.length,
+      testUsers,
+    },
+    backend: backend.name,
+    model,
+  };
+  if (o.out) {
+    saveModel(
+      join(o.out, 'model'),
+      {
+        ...artifacts,
+        model,
+        meta: {
+          recipe: o.recipe,
+          modelOptions: o.model,
+          data: o.data,
+          split: o.split,
+          splitDescription: split.description,
+          metrics,
+          baselines: result.baselines,
+          train: { ...summary, history: summary.history },
+        },
+      },
+      false,
+    );
+  }
+  return result;
+}
+
+/** Test metrics of a model: full-corpus ranking excluding each user's training and validation items. */
+export function evaluateTest(backend: Backend, model: TwoTowerModel, prep: Prepared, ks: number[]): Record<string, number> {
+  const itemEmb = model.embedAllItems(backend);
+  const scorer = embeddingScorer(backend, (ids, out) => model.user.embed(backend, ids, out), itemEmb, model.dim, prep.numItems);
+  return evaluateRanking({ backend, scorer, test: prep.test, exclude: prep.seenWithVal, ks, itemPopularity: prep.itemCounts }).metrics;
+}
+
+function countRows(m: { rows: number; offsets: Int32Array }): number {
+  let n = 0;
+  for (let r = 0; r < m.rows; r++) if (m.offsets[r + 1] > m.offsets[r]) n++;
+  return n;
+}
