@@ -1,6 +1,7 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "pool.h"
@@ -56,7 +57,15 @@ void pack_a(int64_t mc, int64_t kc, const float* src, int64_t rs, int64_t cs, fl
       for (; p < kc; ++p)
         for (int r_ = 0; r_ < MR; ++r_) d[p * MR + r_] = r[r_][p];
     } else if (rs == 1) {
-      for (int64_t p = 0; p < kc; ++p) {
+      int64_t p = 0;
+#if TL_AVX2
+      if (mb == MR) {
+        // Six contiguous values per depth: masked 8-wide loads (no read past the row), overlapping stores.
+        const __m256i six = tail_mask(6);
+        for (; p + 1 < kc; ++p) _mm256_storeu_ps(d + p * MR, _mm256_maskload_ps(src + p * cs + i0, six));
+      }
+#endif
+      for (; p < kc; ++p) {
         const float* s = src + p * cs + i0;
         float* o = d + p * MR;
         int r_ = 0;
@@ -267,9 +276,12 @@ void gemm_st(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64
 
 namespace {
 
-// Below this many flops a GEMM stays on the calling thread (dispatch costs a few microseconds).
+// Below this many flops a GEMM stays on the calling thread (a dispatch costs a few microseconds).
 constexpr double kGemmParMinFlops = 1.5e6;
+constexpr int kMaxThreads = 64;
 
+// Work is cut into chunks along one dimension and claimed dynamically, so a late or descheduled thread
+// costs balance, not a stall.
 struct GemmJob {
   int64_t M, N, K;
   float alpha, beta;
@@ -279,36 +291,42 @@ struct GemmJob {
   int64_t brs, bcs;
   float* C;
   Epilogue ep;
-  char mode;             // 'M', 'N' or 'K': the dimension split across threads
-  float* partial[64];    // split-K: per-thread M x N partial sums (thread 0 writes C directly)
+  char mode;  // 'M', 'N' or 'K': the dimension split into chunks
+  int64_t chunk, nchunks;
+  std::atomic<int64_t> next{0};
+  float* partial[kMaxThreads] = {};  // split-K: per-thread M x N sums (thread 0 accumulates into C)
 
-  static void call(void* p, int tid, int n) {
+  static void call(void* p, int tid) {
     auto* j = static_cast<GemmJob*>(p);
-    if (j->mode == 'K') {
-      const int64_t k0 = j->K * tid / n, k1 = j->K * (tid + 1) / n;
-      if (tid == 0) {
-        // Epilogue is applied after the reduction.
-        gemm_st(j->M, j->N, k1 - k0, j->alpha, j->A, j->ars, j->acs, j->B, j->brs, j->bcs, j->beta, j->C, j->N, {});
+    for (;;) {
+      const int64_t k = j->next.fetch_add(1, std::memory_order_relaxed);
+      if (k >= j->nchunks) return;
+      const int64_t total = j->mode == 'M' ? j->M : j->mode == 'N' ? j->N : j->K;
+      const int64_t b0 = k * j->chunk, b1 = std::min(total, b0 + j->chunk);
+      if (j->mode == 'M') {
+        gemm_st(b1 - b0, j->N, j->K, j->alpha, j->A + b0 * j->ars, j->ars, j->acs, j->B, j->brs, j->bcs, j->beta,
+                j->C + b0 * j->N, j->N, j->ep);
+      } else if (j->mode == 'N') {
+        Epilogue e{j->ep.bias ? j->ep.bias + b0 : nullptr, j->ep.relu};
+        gemm_st(j->M, b1 - b0, j->K, j->alpha, j->A, j->ars, j->acs, j->B + b0 * j->bcs, j->brs,
+                j->bcs, j->beta, j->C + b0, j->N, e);
       } else {
-        thread_local Scratch part;
-        float* c = part.floats(size_t(j->M * j->N));
-        j->partial[tid] = c;
-        gemm_st(j->M, j->N, k1 - k0, j->alpha, j->A + k0 * j->acs, j->ars, j->acs, j->B + k0 * j->brs, j->brs, j->bcs,
-                0.f, c, j->N, {});
+        // The epilogue waits for the reduction; beta applies once, on C, by thread 0.
+        float*& c = j->partial[tid];
+        float beta = 1.f;
+        if (!c) {
+          if (tid == 0) {
+            c = j->C;
+            beta = j->beta;
+          } else {
+            thread_local Scratch part;
+            c = part.floats(size_t(j->M * j->N));
+            beta = 0.f;
+          }
+        }
+        gemm_st(j->M, j->N, b1 - b0, j->alpha, j->A + b0 * j->acs, j->ars, j->acs, j->B + b0 * j->brs, j->brs,
+                j->bcs, beta, c, j->N, {});
       }
-      return;
-    }
-    const int64_t total = j->mode == 'M' ? j->M : j->N, align = j->mode == 'M' ? MR : NR;
-    const int64_t blocks = (total + align - 1) / align;
-    const int64_t b0 = std::min(total, blocks * tid / n * align), b1 = std::min(total, blocks * (tid + 1) / n * align);
-    if (b0 >= b1) return;
-    if (j->mode == 'M') {
-      gemm_st(b1 - b0, j->N, j->K, j->alpha, j->A + b0 * j->ars, j->ars, j->acs, j->B, j->brs, j->bcs, j->beta,
-              j->C + b0 * j->N, j->N, j->ep);
-    } else {
-      Epilogue e{j->ep.bias ? j->ep.bias + b0 : nullptr, j->ep.relu};
-      gemm_st(j->M, b1 - b0, j->K, j->alpha, j->A, j->ars, j->acs, j->B + b0 * j->bcs, j->brs, j->bcs, j->beta,
-              j->C + b0, j->N, e);
     }
   }
 };
@@ -320,32 +338,44 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha
   if (M <= 0 || N <= 0) return;
   const int64_t ars = transA ? 1 : K, acs = transA ? M : 1;
   const int64_t brs = transB ? 1 : N, bcs = transB ? K : 1;
-  int nt = std::min(threads(), 64);
+  const int nt = std::min(threads(), kMaxThreads);
   const double flops = 2.0 * double(M) * double(N) * double(K);
   if (nt <= 1 || flops < kGemmParMinFlops) {
     gemm_st(M, N, K, alpha, A, ars, acs, B, brs, bcs, beta, C, N, ep);
     return;
   }
-  // Redundant work of each split: re-packing the shared operand, or reducing the partial products.
-  const double costM = M >= 2 * MR ? double(K) * double(N) : 1e300;
-  const double costN = N >= 2 * NR ? double(K) * double(M) : 1e300;
-  const double costK = K >= 2 * KC ? 3.0 * double(M) * double(N) : 1e300;
-  GemmJob job{M, N, K, alpha, beta, A, ars, acs, B, brs, bcs, C, ep, 'M', {}};
-  if (costM <= costN && costM <= costK) job.mode = 'M';
-  else if (costN <= costK) job.mode = 'N';
-  else job.mode = 'K';
-  if (job.mode == 'M' && costM == 1e300) {
+  // Each chunk re-packs the operand it shares (split M or N) or adds a partial product (split K); pick the
+  // split with the least of that redundant work, and chunks big enough (~550 flops per redundant element,
+  // about 2% overhead) but no more than 4 per thread.
+  const double inf = 1e300;
+  const double redM = M >= 2 * MR ? double(K) * double(N) : inf;
+  const double redN = N >= 2 * NR ? double(K) * double(M) : inf;
+  const double redK = K >= 2 * KC ? 3.0 * double(M) * double(N) : inf;
+  char mode = redM <= redN && redM <= redK ? 'M' : redN <= redK ? 'N' : 'K';
+  const double red = mode == 'M' ? redM : mode == 'N' ? redN : redK;
+  if (red >= inf) {
     gemm_st(M, N, K, alpha, A, ars, acs, B, brs, bcs, beta, C, N, ep);
     return;
   }
+  const int64_t total = mode == 'M' ? M : mode == 'N' ? N : K;
+  const int64_t align = mode == 'M' ? MR : mode == 'N' ? NR : KC;
+  const int64_t blocks = (total + align - 1) / align;
+  int64_t want = int64_t(flops / (550.0 * red));
+  want = std::max<int64_t>(nt, std::min<int64_t>(want, 4 * nt));
+  want = std::min(want, blocks);
+  GemmJob job{M, N, K, alpha, beta, A, ars, acs, B, brs, bcs, C, ep, mode, 0, 0};
+  job.chunk = (blocks + want - 1) / want * align;
+  job.nchunks = (total + job.chunk - 1) / job.chunk;
   run(&GemmJob::call, &job, nt);
-  if (job.mode == 'K') {
-    // run() may have fallen back to one thread; only the partials that were written are summed.
-    const int64_t mn = M * N;
-    for (int t = 1; t < nt; ++t) {
+  if (mode == 'K') {
+    if (!job.partial[0]) {
+      // Every chunk went to other threads (possible when the caller is descheduled): apply beta here.
+      for (int64_t i = 0; i < M * N; ++i) C[i] = beta == 0.f ? 0.f : beta * C[i];
+    }
+    for (int t = 1; t < kMaxThreads; ++t) {
       const float* p = job.partial[t];
       if (!p) continue;
-      for (int64_t i = 0; i < mn; ++i) C[i] += p[i];
+      for (int64_t i = 0; i < M * N; ++i) C[i] += p[i];
     }
     if (ep.bias || ep.relu) {
       for (int64_t i = 0; i < M; ++i)

@@ -1,12 +1,12 @@
 #include "pool.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
-#include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -18,30 +18,33 @@ static inline void cpu_relax() {}
 namespace tl {
 namespace {
 
-int env_int(const char* name, int fallback) {
+int env_int(const char* name, int fallback, int lo, int hi) {
   const char* s = std::getenv(name);
   if (!s || !*s) return fallback;
   char* end = nullptr;
   long v = std::strtol(s, &end, 10);
-  return (end && *end == 0 && v > 0 && v < 1024) ? int(v) : fallback;
+  return (end && *end == 0 && v >= lo && v <= hi) ? int(v) : fallback;
 }
+
+thread_local bool tInJob = false;
+
+// Job state in one word: generation (high 32 bits) | open flag | number of workers inside the job.
+constexpr uint64_t kOpen = uint64_t(1) << 31;
+constexpr uint64_t kCountMask = kOpen - 1;
+inline uint32_t gen_of(uint64_t s) { return uint32_t(s >> 32); }
 
 class Pool {
  public:
   Pool() {
-    unsigned hc = std::thread::hardware_concurrency();
-    size_ = env_int("TOWERLAB_THREADS", hc ? int(hc) : 2);
+    const unsigned hc = std::thread::hardware_concurrency();
+    size_ = env_int("TOWERLAB_THREADS", hc ? int(std::min(hc, 64u)) : 2, 1, 64);  // kernels keep per-thread state for <= 64
     active_ = size_;
-    // How long an idle worker keeps polling before it sleeps: long enough to bridge the JS glue between
-    // the kernels of one training step, short enough not to burn a core between steps.
-    spin_ns_ = int64_t(env_int("TOWERLAB_SPIN_US", 300)) * 1000;
-    // Threads are never joined: the pool lives until the process exits (a joinable std::thread destroyed
+    // How long an idle worker polls before sleeping: long enough to bridge the JS glue between the kernels
+    // of a training step, short enough not to burn a core between steps.
+    spin_ns_ = int64_t(env_int("TOWERLAB_SPIN_US", 200, 0, 1000000)) * 1000;
+    // Workers are never joined: the pool lives until the process exits (destroying a joinable std::thread
     // at exit would call std::terminate).
-    for (int i = 1; i < size_; ++i) {
-      auto* t = new std::thread([this, i] { worker(i); });
-      t->detach();
-      delete t;
-    }
+    for (int i = 1; i < size_; ++i) std::thread([this, i] { worker(i); }).detach();
   }
 
   int size() const { return size_; }
@@ -54,67 +57,88 @@ class Pool {
 
   void run(JobFn fn, void* ctx, int n) {
     if (n > active()) n = active();
+    if (n <= 1 || tInJob) {
+      alone(fn, ctx);
+      return;
+    }
     std::unique_lock<std::mutex> call(call_mu_, std::try_to_lock);
-    if (n <= 1 || !call.owns_lock()) {
-      fn(ctx, 0, 1);
+    if (!call.owns_lock()) {
+      alone(fn, ctx);
       return;
     }
     fn_ = fn;
     ctx_ = ctx;
     n_ = n;
-    // Every worker acknowledges every epoch (even those with no share), so none can lag into the next job.
-    remaining_.store(size_ - 1, std::memory_order_seq_cst);
-    epoch_.fetch_add(1, std::memory_order_seq_cst);
+    const uint32_t g = ++gen_;
+    state_.store((uint64_t(g) << 32) | kOpen, std::memory_order_seq_cst);
     if (sleepers_.load(std::memory_order_seq_cst) > 0) {
       std::lock_guard<std::mutex> lk(mu_);
       cv_.notify_all();
     }
-    fn(ctx, 0, n);
-    for (uint32_t spins = 0; remaining_.load(std::memory_order_acquire) > 0; ++spins) {
-      if (spins < 20000) cpu_relax();
+    alone(fn, ctx);
+    // Close the job; then only workers already inside remain, and they are working, not waking up.
+    uint64_t s = state_.fetch_and(~kOpen, std::memory_order_acq_rel) & ~kOpen;
+    for (uint32_t spins = 0; (s & kCountMask) != 0; ++spins) {
+      if (spins < 100000) cpu_relax();
       else std::this_thread::yield();
+      s = state_.load(std::memory_order_acquire);
     }
   }
 
  private:
+  static void alone(JobFn fn, void* ctx) {
+    const bool outer = tInJob;
+    tInJob = true;
+    fn(ctx, 0);
+    tInJob = outer;
+  }
+
   void worker(int id) {
-    uint32_t seen = epoch_.load(std::memory_order_acquire);
+    tInJob = true;
+    uint32_t seen = gen_of(state_.load(std::memory_order_acquire));
     for (;;) {
-      uint32_t e = wait_epoch(seen);
-      seen = e;
-      if (id < n_) fn_(ctx_, id, n_);
-      remaining_.fetch_sub(1, std::memory_order_acq_rel);
+      uint64_t s = wait_new_gen(seen);
+      seen = gen_of(s);
+      // Join only while the job is open (CAS, so a close in between is seen).
+      bool joined = false;
+      while ((s & kOpen) && gen_of(s) == seen) {
+        if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+          joined = true;
+          break;
+        }
+      }
+      if (!joined) continue;
+      if (id < n_) fn_(ctx_, id);
+      state_.fetch_sub(1, std::memory_order_release);
     }
   }
 
-  uint32_t wait_epoch(uint32_t seen) {
-    auto t0 = std::chrono::steady_clock::now();
+  uint64_t wait_new_gen(uint32_t seen) {
+    const auto t0 = std::chrono::steady_clock::now();
     for (uint32_t i = 1;; ++i) {
-      uint32_t e = epoch_.load(std::memory_order_acquire);
-      if (e != seen) return e;
+      const uint64_t s = state_.load(std::memory_order_acquire);
+      if (gen_of(s) != seen) return s;
       cpu_relax();
-      if ((i & 255) == 0 &&
-          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count() >
-              spin_ns_)
-        break;
+      if ((i & 127) == 0 && std::chrono::steady_clock::now() - t0 > std::chrono::nanoseconds(spin_ns_)) break;
     }
     std::unique_lock<std::mutex> lk(mu_);
     sleepers_.fetch_add(1, std::memory_order_seq_cst);
-    uint32_t e;
-    while ((e = epoch_.load(std::memory_order_seq_cst)) == seen) cv_.wait(lk);
+    uint64_t s;
+    while (gen_of(s = state_.load(std::memory_order_seq_cst)) == seen) cv_.wait(lk);
     sleepers_.fetch_sub(1, std::memory_order_seq_cst);
-    return e;
+    return s;
   }
 
   int size_ = 1;
   std::atomic<int> active_{1};
   int64_t spin_ns_ = 0;
-  std::mutex call_mu_;  // one job at a time (JS worker_threads may share the process-wide pool)
+  std::mutex call_mu_;  // one job at a time (JS worker_threads share this process-wide pool)
+  // Published before the state word opens a job; read by workers only after joining it.
   JobFn fn_ = nullptr;
   void* ctx_ = nullptr;
   int n_ = 1;
-  std::atomic<uint32_t> epoch_{0};
-  std::atomic<int> remaining_{0};
+  uint32_t gen_ = 0;
+  std::atomic<uint64_t> state_{0};
   std::atomic<int> sleepers_{0};
   std::mutex mu_;
   std::condition_variable cv_;

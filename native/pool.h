@@ -1,31 +1,35 @@
-// Persistent thread pool. The calling thread takes part as thread 0, so `threads()` = workers + 1.
-// Workers spin briefly after each job (calls arrive back to back within a training step) and then sleep.
+// Persistent thread pool with late-join semantics. The calling thread always works (tid 0); workers join
+// a job only if they wake up while it is still open, so a descheduled worker (busy machine) never stalls
+// the caller: jobs hand out work dynamically (atomic counters) and the caller finishes whatever is left.
 #pragma once
+#include <atomic>
 #include <cstdint>
 
 namespace tl {
 
-using JobFn = void (*)(void* ctx, int tid, int nthreads);
+// fn(ctx, tid) runs on the caller (tid 0) and on each worker that joins (tid in [1, n)). It must claim its
+// work from ctx (e.g. an atomic counter) and return when none is left; it may also not be called at all
+// for a given tid.
+using JobFn = void (*)(void* ctx, int tid);
 
-// Number of threads jobs use (1 = calling thread only). Initially TOWERLAB_THREADS, else
-// hardware_concurrency, else 2.
+// Threads jobs may use (1 = calling thread only). Initially TOWERLAB_THREADS, else hardware_concurrency.
 int threads();
-// Clamp to [1, threads the pool was created with] and use that many from now on; returns the value set.
+// Clamp to [1, pool size] and use that many from now on; returns the value set.
 int set_threads(int n);
-// Largest value set_threads accepts.
+// The pool size fixed at first use (the most set_threads accepts).
 int max_threads();
 
-// Runs fn(ctx, tid, n) for tid in [0, n) with n = min(nthreads, threads()), the caller doing tid 0, and
-// returns when all are done. Runs single-threaded (n = 1) when nthreads <= 1 or the pool is busy with a
-// call from another JS thread.
+// Runs fn as described above with up to min(nthreads, threads()) participants and returns when the caller's
+// fn has returned and every worker that joined has left. A call made while another thread's job runs (JS
+// worker_threads) or from inside a job runs fn(ctx, 0) alone.
 void run(JobFn fn, void* ctx, int nthreads);
 
-// Convenience: split [0, total) into contiguous ranges, one per thread, each a multiple of `grain`
-// (except the last), and call body(begin, end, tid). Runs inline when total * cost_per_item is small.
+// Splits [0, total) into chunks of at least `grain` items handed out dynamically; body(begin, end, tid)
+// may be called several times per tid. Runs inline when total * cost_per_item is below kParallelMinWork.
 template <class F>
 void parallel_ranges(int64_t total, int64_t grain, double cost_per_item, F&& body);
 
-// Minimum estimated work (in flop-like units) before a job is worth splitting across threads.
+// Minimum estimated work (roughly in flops) before splitting a job across threads pays for the dispatch.
 constexpr double kParallelMinWork = 200000.0;
 
 }  // namespace tl

@@ -1,6 +1,7 @@
 // Template part of pool.h.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <type_traits>
 
@@ -9,13 +10,15 @@ namespace tl {
 template <class F>
 struct RangesJob {
   F* body;
-  int64_t total, grain;
-  static void call(void* p, int tid, int n) {
+  int64_t total, chunk;
+  std::atomic<int64_t> next{0};
+  static void call(void* p, int tid) {
     auto* j = static_cast<RangesJob*>(p);
-    int64_t chunks = (j->total + j->grain - 1) / j->grain;
-    int64_t c0 = chunks * tid / n, c1 = chunks * (tid + 1) / n;
-    int64_t b = std::min(j->total, c0 * j->grain), e = std::min(j->total, c1 * j->grain);
-    if (b < e) (*j->body)(b, e, tid);
+    for (;;) {
+      const int64_t b = j->next.fetch_add(j->chunk, std::memory_order_relaxed);
+      if (b >= j->total) return;
+      (*j->body)(b, std::min(j->total, b + j->chunk), tid);
+    }
   }
 };
 
@@ -23,13 +26,19 @@ template <class F>
 void parallel_ranges(int64_t total, int64_t grain, double cost_per_item, F&& body) {
   if (total <= 0) return;
   if (grain < 1) grain = 1;
-  int n = threads();
+  const int n = threads();
   if (n <= 1 || double(total) * cost_per_item < kParallelMinWork || total <= grain) {
     body(int64_t(0), total, 0);
     return;
   }
+  // About 4 chunks per thread: small enough to rebalance when a thread is late, large enough to amortise.
+  int64_t chunk = (total + 4 * n - 1) / (4 * n);
+  chunk = (std::max(chunk, grain) + grain - 1) / grain * grain;
   using Fn = std::remove_reference_t<F>;
-  RangesJob<Fn> job{&body, total, grain};
+  RangesJob<Fn> job;
+  job.body = &body;
+  job.total = total;
+  job.chunk = chunk;
   run(&RangesJob<Fn>::call, &job, n);
 }
 

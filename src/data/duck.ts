@@ -1,11 +1,21 @@
 /**
- * A short-lived embedded DuckDB session for one load: SQL in, typed arrays out. Results are read chunk by chunk
- * (2,048 rows each) straight into preallocated typed arrays, so a million-row file never becomes a million JS objects.
+ * A short-lived embedded DuckDB session for one load: SQL in, typed arrays out.
+ *
+ * Numeric results are copied chunk by chunk (2,048 rows) straight from DuckDB's vector memory into preallocated
+ * typed arrays through the C-API bindings that @duckdb/node-api itself wraps; going through the high-level
+ * getItem() costs ~1 s per million rows x 4 columns, the raw copy a tenth of that. No per-row JS objects.
  */
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import bindings from '@duckdb/node-bindings';
+import { DuckDBInstance, DuckDBTypeId, type DuckDBConnection } from '@duckdb/node-api';
 
 export type NumKind = 'i32' | 'f32' | 'f64';
 type NumArray = Int32Array | Float32Array | Float64Array;
+
+const KIND_INFO = {
+  i32: { typeId: DuckDBTypeId.INTEGER, bytes: 4, sql: 'INTEGER', make: (b: ArrayBuffer, o: number, n: number) => new Int32Array(b, o, n) },
+  f32: { typeId: DuckDBTypeId.FLOAT, bytes: 4, sql: 'FLOAT', make: (b: ArrayBuffer, o: number, n: number) => new Float32Array(b, o, n) },
+  f64: { typeId: DuckDBTypeId.DOUBLE, bytes: 8, sql: 'DOUBLE', make: (b: ArrayBuffer, o: number, n: number) => new Float64Array(b, o, n) },
+} as const;
 
 export class Duck {
   private constructor(
@@ -34,27 +44,40 @@ export class Duck {
   }
 
   /**
-   * Numeric columns of `sql` into typed arrays of length `rowCount` (known beforehand, e.g. from count(*)).
-   * Nulls read as 0; callers validate before reading.
+   * Non-null numeric columns of `sql` (typed exactly INTEGER / FLOAT / DOUBLE as `kinds` says) into arrays of
+   * length `rowCount`. With `scatter`, the first column is an INTEGER output position for its row (so the query
+   * needs no ORDER BY) and is not returned. Callers validate nulls away before reading.
    */
-  async numericColumns(sql: string, rowCount: number, kinds: NumKind[]): Promise<NumArray[]> {
-    const out: NumArray[] = kinds.map((k) =>
-      k === 'i32' ? new Int32Array(rowCount) : k === 'f32' ? new Float32Array(rowCount) : new Float64Array(rowCount),
-    );
+  async numericColumns(sql: string, rowCount: number, kinds: NumKind[], scatter = false): Promise<NumArray[]> {
+    const all: NumKind[] = scatter ? ['i32', ...kinds] : kinds;
+    const out = kinds.map((k) => KIND_INFO[k].make(new ArrayBuffer(rowCount * KIND_INFO[k].bytes), 0, rowCount));
     const result = await this.conn.run(sql);
+    all.forEach((k, c) => {
+      if (result.columnTypeId(c) !== KIND_INFO[k].typeId) {
+        throw new Error(`numericColumns: column ${c} of the query is ${result.columnType(c)}, expected ${KIND_INFO[k].sql}`);
+      }
+    });
     let at = 0;
     for (;;) {
       const chunk = await result.fetchChunk();
       if (!chunk || chunk.rowCount === 0) break;
       const n = chunk.rowCount;
       if (at + n > rowCount) throw new Error(`numericColumns: more than the expected ${rowCount} rows`);
-      for (let c = 0; c < kinds.length; c++) {
-        const vec = chunk.getColumnVector(c);
-        const dst = out[c];
-        for (let j = 0; j < n; j++) {
-          const v = vec.getItem(j);
-          dst[at + j] = v === null ? 0 : Number(v);
+      const views = all.map((k, c) => {
+        const info = KIND_INFO[k];
+        let raw = bindings.vector_get_data(bindings.data_chunk_get_vector(chunk.chunk, c), n * info.bytes);
+        if (raw.byteOffset % info.bytes !== 0) raw = raw.slice();
+        return info.make(raw.buffer as ArrayBuffer, raw.byteOffset, n);
+      });
+      if (scatter) {
+        const pos = views[0] as Int32Array;
+        for (let c = 0; c < kinds.length; c++) {
+          const src = views[c + 1];
+          const dst = out[c];
+          for (let j = 0; j < n; j++) dst[pos[j]] = src[j];
         }
+      } else {
+        for (let c = 0; c < kinds.length; c++) out[c].set(views[c], at);
       }
       at += n;
     }
@@ -62,7 +85,7 @@ export class Duck {
     return out;
   }
 
-  /** Columns of `sql` as strings (null stays null), column-major. */
+  /** Columns of `sql` as strings (null stays null), column-major. For vocabulary-sized results. */
   async stringColumns(sql: string): Promise<(string | null)[][]> {
     const result = await this.conn.run(sql);
     const cols: (string | null)[][] = Array.from({ length: result.columnCount }, () => []);

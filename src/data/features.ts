@@ -6,7 +6,7 @@ import { InputError } from '../util/errors.ts';
 import type { Duck } from './duck.ts';
 import { COLUMN_CANDIDATES, detectFormat, pickColumn, type DataFormat } from './format.ts';
 import { ident } from './sql.ts';
-import { readTable, requireColumn, textExpr } from './table.ts';
+import { materialize, openSource, requireColumn, textExpr } from './table.ts';
 import { Vocab, type CategoricalFeature } from './types.ts';
 
 /** The vocabulary entry at index 0 of every feature. */
@@ -45,8 +45,7 @@ export interface FeatureFileSpec {
 export async function loadFeatureFile(duck: Duck, spec: FeatureFileSpec, vocab: Vocab, table: string): Promise<CategoricalFeature[]> {
   const format = spec.format ?? detectFormat(spec.path);
   if (format === 'seq') throw new InputError(spec.path, undefined, undefined, 'a feature file must be tabular, not a sequence file');
-  const t = await readTable(duck, spec.path, format, table);
-  if (t.rows === 0) throw new InputError(spec.path, undefined, undefined, 'no data rows');
+  const t = await openSource(duck, spec.path, format);
   const candidates = COLUMN_CANDIDATES[spec.entity];
   const keyCol =
     spec.keyCol !== undefined && t.columns.includes(spec.keyCol)
@@ -58,8 +57,9 @@ export async function loadFeatureFile(duck: Duck, spec: FeatureFileSpec, vocab: 
     cols = t.columns.filter(
       (c, k) => c !== keyCol && (t.declaredTypes === undefined || t.declaredTypes[k] === 'token'),
     );
-  const exprs = [keyCol, ...cols].map((c) => textExpr(t, c)).join(', ');
-  const [keys, ...values] = await duck.stringColumns(`SELECT ${exprs} FROM ${t.table} ORDER BY rowid`);
+  const rows = await materialize(duck, t, table, [keyCol, ...cols].map((c, k) => `${textExpr(t, c)} AS c${k}`));
+  if (rows === 0) throw new InputError(spec.path, undefined, undefined, 'no data rows');
+  const [keys, ...values] = await duck.stringColumns(`SELECT * FROM ${table} ORDER BY rowid`);
   const perFeature = cols.map(() => new Array<string | null>(vocab.size).fill(null));
   for (let row = 0; row < keys.length; row++) {
     const key = keys[row];
@@ -71,7 +71,7 @@ export async function loadFeatureFile(duck: Duck, spec: FeatureFileSpec, vocab: 
       if (v !== null) perFeature[f][e] = v;
     }
   }
-  await duck.run(`DROP TABLE ${t.table}`);
+  await duck.run(`DROP TABLE ${table}`);
   return cols.map((c, f) => featureFromValues(c, perFeature[f]));
 }
 

@@ -17,8 +17,7 @@ import { featureAlias, featureFromValues, loadFeatureFile } from './features.ts'
 import { COLUMN_CANDIDATES, DATA_FORMATS, detectFormat, pickColumn, type DataFormat } from './format.ts';
 import { readSeq } from './seq.ts';
 import { generateSynthetic, parseSyntheticSpec } from './synthetic.ts';
-import { ident } from './sql.ts';
-import { numberExpr, readTable, requireColumn, textExpr, type RawTable } from './table.ts';
+import { materialize, numberExpr, openSource, rawValue, requireColumn, textExpr, type Source } from './table.ts';
 import { Vocab, type CategoricalFeature, type Interactions } from './types.ts';
 
 export interface DataSpec {
@@ -92,7 +91,7 @@ async function attachFeatureFiles(duck: Duck, spec: DataSpec, data: Interactions
 }
 
 /** The column to use for `role`: the one named in the spec (must exist), else a conventional one (may be absent). */
-function resolveColumn(t: RawTable, named: string | undefined, role: keyof typeof COLUMN_CANDIDATES, picked: string[]): string | undefined {
+function resolveColumn(t: Source, named: string | undefined, role: keyof typeof COLUMN_CANDIDATES, picked: string[]): string | undefined {
   if (named !== undefined) return requireColumn(t, named, role);
   const c = pickColumn(t.columns, COLUMN_CANDIDATES[role]);
   if (c !== undefined) picked.push(`${role}='${c}'`);
@@ -101,8 +100,7 @@ function resolveColumn(t: RawTable, named: string | undefined, role: keyof typeo
 
 async function loadTabular(duck: Duck, spec: DataSpec, format: DataFormat): Promise<Interactions> {
   const file = spec.path;
-  const t = await readTable(duck, file, format, 'raw');
-  if (t.rows === 0) throw new InputError(file, undefined, undefined, 'no data rows');
+  const t = await openSource(duck, file, format);
 
   const picked: string[] = [];
   const userCol = resolveColumn(t, spec.userCol, 'user', picked) ?? requireColumn(t, 'user_id', 'user');
@@ -112,14 +110,16 @@ async function loadTabular(duck: Duck, spec: DataSpec, format: DataFormat): Prom
   if (spec.minRating !== undefined && ratingCol === undefined) {
     throw new InputError(file, undefined, undefined, `minRating needs a rating column (set ratingCol); available: ${t.columns.join(', ')}`);
   }
+  if (spec.minRating !== undefined && !Number.isFinite(spec.minRating)) {
+    throw new UserError(`minRating must be a finite number, got ${spec.minRating}`);
+  }
   const userFeat = spec.userFeaturesPath ? [] : (spec.userFeatureCols ?? []).map((c) => requireColumn(t, c, 'user feature'));
   const itemFeat = spec.itemFeaturesPath ? [] : (spec.itemFeatureCols ?? []).map((c) => requireColumn(t, c, 'item feature'));
   const notes: string[] = [];
   if (picked.length > 0) notes.push(`auto-detected columns: ${picked.join(', ')}`);
 
-  // One typed projection of the file; rn is the data row, so every later problem can be located.
+  // One typed pass over the file into `ev`; its rowid is the data row, so every later problem can be located.
   const select = [
-    'rowid AS rn',
     `${textExpr(t, userCol)} AS u`,
     `${textExpr(t, itemCol)} AS i`,
     `${timeCol ? numberExpr(t, timeCol, true) : 'NULL::DOUBLE'} AS t`,
@@ -127,43 +127,46 @@ async function loadTabular(duck: Duck, spec: DataSpec, format: DataFormat): Prom
     ...userFeat.map((c, f) => `${textExpr(t, c)} AS ${featureAlias('user', f)}`),
     ...itemFeat.map((c, f) => `${textExpr(t, c)} AS ${featureAlias('item', f)}`),
   ];
-  await duck.run(`CREATE TEMP TABLE ev AS SELECT ${select.join(', ')} FROM ${t.table}`);
+  const total = await materialize(duck, t, 'ev', select);
+  if (total === 0) throw new InputError(file, undefined, undefined, 'no data rows');
   await validate(duck, t, { userCol, itemCol, timeCol, ratingCol });
 
-  let n = t.rows;
+  // `kept` holds the rows we return, in file order: its rowid is the output position.
+  let n = total;
+  let kept = 'ev';
   if (spec.minRating !== undefined) {
-    if (!Number.isFinite(spec.minRating)) throw new UserError(`minRating must be a finite number, got ${spec.minRating}`);
-    await duck.run(`CREATE TEMP VIEW kept AS SELECT * FROM ev WHERE r >= ${spec.minRating}`);
+    kept = 'kept';
+    await duck.run(`CREATE TEMP TABLE kept AS SELECT u, i, t, r FROM ev WHERE r >= ${spec.minRating} ORDER BY rowid`);
     n = Number(await duck.scalar('SELECT count(*) FROM kept'));
     if (n === 0) throw new InputError(file, undefined, ratingCol, `no rows left with rating >= ${spec.minRating}`);
-    notes.push(`minRating ${spec.minRating} kept ${n} of ${t.rows} rows`);
-  } else {
-    await duck.run('CREATE TEMP VIEW kept AS SELECT * FROM ev');
+    notes.push(`minRating ${spec.minRating} kept ${n} of ${total} rows`);
   }
 
   // Dense ids in order of first appearance.
   for (const [tab, col, idx] of [['uv', 'u', 'ux'], ['iv', 'i', 'ix']]) {
     await duck.run(
-      `CREATE TEMP TABLE ${tab} AS SELECT ${col}, (row_number() OVER (ORDER BY min(rn)) - 1)::INTEGER AS ${idx} FROM kept GROUP BY ${col}`,
+      `CREATE TEMP TABLE ${tab} AS SELECT ${col}, (row_number() OVER (ORDER BY min(rowid)) - 1)::INTEGER AS ${idx} FROM ${kept} GROUP BY ${col}`,
     );
   }
-  const userVocab = Vocab.from((await duck.stringColumns('SELECT u FROM uv ORDER BY ux'))[0] as string[]);
-  const itemVocab = Vocab.from((await duck.stringColumns('SELECT i FROM iv ORDER BY ix'))[0] as string[]);
+  const userVocab = Vocab.fromUnique((await duck.stringColumns('SELECT u FROM uv ORDER BY ux'))[0] as string[]);
+  const itemVocab = Vocab.fromUnique((await duck.stringColumns('SELECT i FROM iv ORDER BY ix'))[0] as string[]);
 
   const kinds: NumKind[] = ['i32', 'i32'];
-  const cols = ['uv.ux', 'iv.ix'];
+  const cols = ['k.rowid::INTEGER', 'uv.ux', 'iv.ix'];
   if (timeCol) {
     kinds.push('f64');
     cols.push('k.t');
   }
   if (ratingCol) {
     kinds.push('f32');
-    cols.push('k.r');
+    cols.push('k.r::FLOAT');
   }
+  // Unordered join; rows are put back in file order by position (cheaper than ORDER BY).
   const arrays = await duck.numericColumns(
-    `SELECT ${cols.join(', ')} FROM kept k JOIN uv USING (u) JOIN iv USING (i) ORDER BY k.rn`,
+    `SELECT ${cols.join(', ')} FROM ${kept} k JOIN uv USING (u) JOIN iv USING (i)`,
     n,
     kinds,
+    true,
   );
   let k = 2;
   const times = timeCol ? (arrays[k++] as Float64Array) : null;
@@ -188,7 +191,7 @@ async function loadTabular(duck: Duck, spec: DataSpec, format: DataFormat): Prom
 /** Finds the first row with a bad id, time or rating and reports it with the file's own value. */
 async function validate(
   duck: Duck,
-  t: RawTable,
+  t: Source,
   c: { userCol: string; itemCol: string; timeCol?: string; ratingCol?: string },
 ): Promise<void> {
   const checks: { col: string; cond: string; problem: (raw: string | null) => string }[] = [
@@ -209,7 +212,7 @@ async function validate(
       problem: (raw) => (raw === null || raw.trim() === '' ? 'missing rating' : `not a finite number: '${raw}'`),
     });
   }
-  const firsts = (await duck.rows(`SELECT ${checks.map((k) => `min(rn) FILTER (WHERE ${k.cond})`).join(', ')} FROM ev`))[0];
+  const firsts = (await duck.rows(`SELECT ${checks.map((k) => `min(rowid) FILTER (WHERE ${k.cond})`).join(', ')} FROM ev`))[0];
   let worst = -1;
   for (let k = 0; k < checks.length; k++) {
     const row = firsts[k];
@@ -218,14 +221,13 @@ async function validate(
   if (worst < 0) return;
   const row = firsts[worst] as number;
   const check = checks[worst];
-  const raw = (await duck.scalar(`SELECT CAST(${ident(check.col)} AS VARCHAR) FROM ${t.table} WHERE rowid = ${row}`)) as string | null;
-  throw new InputError(t.file, t.locate(row), check.col, check.problem(raw));
+  throw new InputError(t.file, t.locate(row), check.col, check.problem(await rawValue(duck, t, check.col, row)));
 }
 
 /** Per-entity features from columns of the interaction file: the last non-missing value by (time, row). */
 async function inFileFeatures(duck: Duck, entity: 'user' | 'item', cols: string[], size: number, hasTime: boolean): Promise<CategoricalFeature[]> {
   const [vocabTab, key, idx] = entity === 'user' ? ['uv', 'u', 'ux'] : ['iv', 'i', 'ix'];
-  const order = hasTime ? '(e.t, e.rn)' : 'e.rn';
+  const order = hasTime ? '(e.t, e.rowid)' : 'e.rowid';
   const out: CategoricalFeature[] = [];
   for (let f = 0; f < cols.length; f++) {
     const a = `e.${featureAlias(entity, f)}`;

@@ -58,10 +58,22 @@ export function readFailure(file: string, err: unknown, columns: readonly string
     const field = found < expected ? columns[found] : undefined;
     return new InputError(file, Number(line[1]), field, `expected ${expected} fields, found ${found}`);
   }
-  if (line) return new InputError(file, Number(line[1]), undefined, `could not parse: ${first}`);
+  if (line) return new InputError(file, Number(line[1]), undefined, `could not parse: ${csvReason(msg) ?? first}`);
   if (jsonl) {
     const bad = firstBadJsonLine(file);
     if (bad) return new InputError(file, bad.line, undefined, bad.problem);
   }
   return new InputError(file, undefined, undefined, `could not parse: ${first}`);
+}
+
+/** DuckDB's one-line reason in a CSV error: the last non-empty line before "Possible fixes:". */
+function csvReason(msg: string): string | undefined {
+  const lines = msg.split('\n');
+  const fixes = lines.findIndex((l) => l.startsWith('Possible fixes'));
+  for (let k = (fixes < 0 ? lines.length : fixes) - 1; k > 0; k--) {
+    const l = lines[k].trim();
+    if (l === '') continue;
+    return /^(Original Line|CSV Error)/.test(l) ? undefined : l;
+  }
+  return undefined;
 }

@@ -1,7 +1,8 @@
 /**
- * Reads one tabular file into a DuckDB temp table whose rowid is the data row (file order), so later checks can
- * point at the exact row. Text formats are read with an explicit dialect and all-VARCHAR columns: DuckDB's
+ * Describes one tabular file as a DuckDB table-function expression (its "reader") plus its column names and types,
+ * without reading the data yet. Text formats are read with an explicit dialect and all-VARCHAR columns: DuckDB's
  * sniffer can silently skip or merge malformed lines, and VARCHAR lets us report bad values ourselves.
+ * Materialising a reader with CREATE TABLE ... AS keeps file order, so the table's rowid is the data row.
  */
 import { statSync } from 'node:fs';
 import { InputError } from '../util/errors.ts';
@@ -10,17 +11,17 @@ import { firstLine, recboleName, sniffDelimiter, splitHeader, type DataFormat } 
 import { lineOfDataRow, readFailure } from './locate.ts';
 import { ident, lit } from './sql.ts';
 
-export interface RawTable {
+export interface Source {
   file: string;
-  /** Temp table holding the rows; rowid = 0-based data row. */
-  table: string;
+  format: DataFormat;
+  /** e.g. read_csv('f.csv', ...): usable after FROM. */
+  reader: string;
   /** Column names as addressable in SQL and in a DataSpec (RecBole ":type" suffixes stripped). */
   columns: string[];
   /** DuckDB type per column (VARCHAR for text formats). */
   types: string[];
   /** RecBole declared type per column ("token", "float", "token_seq", ...), for recbole files only. */
   declaredTypes?: string[];
-  rows: number;
   /** The 1-based position to report for a 0-based data row: the file line for text formats, else the row. */
   locate(row: number): number;
 }
@@ -39,25 +40,24 @@ export function checkReadable(path: string): void {
   if (st.size === 0) throw new InputError(path, undefined, undefined, 'file is empty (no data rows)');
 }
 
-export async function readTable(duck: Duck, path: string, format: DataFormat, table: string): Promise<RawTable> {
+export async function openSource(duck: Duck, path: string, format: DataFormat): Promise<Source> {
   checkReadable(path);
-  if (format === 'seq') throw new Error('readTable: the sequence format is read by seq.ts');
+  if (format === 'seq') throw new Error('openSource: the sequence format is read by seq.ts');
   if (format === 'parquet' || format === 'jsonl') {
     const reader =
       format === 'parquet' ? `read_parquet(${lit(path)})` : `read_json(${lit(path)}, format='newline_delimited')`;
+    let desc: unknown[][];
     try {
-      await duck.run(`CREATE OR REPLACE TEMP TABLE ${table} AS SELECT * FROM ${reader}`);
+      desc = await duck.rows(`DESCRIBE SELECT * FROM ${reader}`);
     } catch (e) {
       throw readFailure(path, e, [], format === 'jsonl');
     }
-    const desc = await duck.rows(`DESCRIBE ${table}`);
-    const rows = Number(await duck.scalar(`SELECT count(*) FROM ${table}`));
     return {
       file: path,
-      table,
+      format,
+      reader,
       columns: desc.map((r) => String(r[0])),
       types: desc.map((r) => String(r[1])),
-      rows,
       locate: format === 'jsonl' ? (row) => lineOfDataRow(path, row, 0) : (row) => row + 1,
     };
   }
@@ -95,26 +95,36 @@ export async function readTable(duck: Duck, path: string, format: DataFormat, ta
   const reader =
     `read_csv(${lit(path)}, auto_detect=false, header=${header}, delim=${lit(delim)}, ` +
     `quote=${lit(quote)}, escape=${lit(quote)}, strict_mode=true, columns=${colSpec})`;
-  try {
-    await duck.run(`CREATE OR REPLACE TEMP TABLE ${table} AS SELECT * FROM ${reader}`);
-  } catch (e) {
-    throw readFailure(path, e, columns);
-  }
-  const rows = Number(await duck.scalar(`SELECT count(*) FROM ${table}`));
   const headerLines = header ? 1 : 0;
   return {
     file: path,
-    table,
+    format,
+    reader,
     columns,
     types: columns.map(() => 'VARCHAR'),
     declaredTypes,
-    rows,
     locate: (row) => lineOfDataRow(path, row, headerLines),
   };
 }
 
+/** CREATE TEMP TABLE `table` AS SELECT `select` FROM the source, with read failures located in the file. */
+export async function materialize(duck: Duck, src: Source, table: string, select: string[]): Promise<number> {
+  try {
+    await duck.run(`CREATE OR REPLACE TEMP TABLE ${table} AS SELECT ${select.join(', ')} FROM ${src.reader}`);
+  } catch (e) {
+    throw readFailure(src.file, e, src.columns, src.format === 'jsonl');
+  }
+  return Number(await duck.scalar(`SELECT count(*) FROM ${table}`));
+}
+
+/** The file's own text of column `col` at data row `row` (for error messages; re-reads the file). */
+export async function rawValue(duck: Duck, src: Source, col: string, row: number): Promise<string | null> {
+  const v = await duck.scalar(`SELECT CAST(${ident(col)} AS VARCHAR) FROM ${src.reader} LIMIT 1 OFFSET ${row}`);
+  return v === null || v === undefined ? null : String(v);
+}
+
 /** The column named `name`, or an InputError listing what the file has. `role` says what it was wanted for. */
-export function requireColumn(t: RawTable, name: string, role: string): string {
+export function requireColumn(t: Source, name: string, role: string): string {
   if (t.columns.includes(name)) return name;
   throw new InputError(
     t.file,
@@ -125,7 +135,7 @@ export function requireColumn(t: RawTable, name: string, role: string): string {
 }
 
 /** A SQL expression giving column `name` as trimmed text, NULL when missing or empty. */
-export function textExpr(t: RawTable, name: string): string {
+export function textExpr(t: Source, name: string): string {
   const type = t.types[t.columns.indexOf(name)];
   const c = ident(name);
   const s = type === 'JSON' ? `(${c} ->> '$')` : type === 'VARCHAR' ? c : `CAST(${c} AS VARCHAR)`;
@@ -133,7 +143,7 @@ export function textExpr(t: RawTable, name: string): string {
 }
 
 /** A SQL expression giving column `name` as DOUBLE: numbers as is, timestamps/dates as epoch seconds, text parsed. */
-export function numberExpr(t: RawTable, name: string, allowTimestamps: boolean): string {
+export function numberExpr(t: Source, name: string, allowTimestamps: boolean): string {
   const type = t.types[t.columns.indexOf(name)];
   const c = ident(name);
   if (/^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|DECIMAL)/.test(type)) {

@@ -4,22 +4,24 @@
  */
 export class Vocab {
   readonly ids: string[] = [];
-  private readonly index = new Map<string, number>();
+  /** id -> index; built lazily for vocabularies made by fromUnique, which may never be searched. */
+  private index: Map<string, number> | null = new Map<string, number>();
 
   /** Index of `id`, adding it if new. */
   add(id: string): number {
-    let i = this.index.get(id);
+    const index = this.lookup();
+    let i = index.get(id);
     if (i === undefined) {
       i = this.ids.length;
       this.ids.push(id);
-      this.index.set(id, i);
+      index.set(id, i);
     }
     return i;
   }
 
   /** Index of `id`, or undefined when unknown. */
   get(id: string): number | undefined {
-    return this.index.get(id);
+    return this.lookup().get(id);
   }
 
   get size(): number {
@@ -30,6 +32,22 @@ export class Vocab {
     const v = new Vocab();
     for (const id of ids) v.add(id);
     return v;
+  }
+
+  /** A vocabulary over ids the caller guarantees distinct (e.g. generated ones); the lookup map is built on first use. */
+  static fromUnique(ids: string[]): Vocab {
+    const v = new Vocab();
+    for (let k = 0; k < ids.length; k++) v.ids.push(ids[k]);
+    v.index = null;
+    return v;
+  }
+
+  private lookup(): Map<string, number> {
+    if (this.index === null) {
+      this.index = new Map();
+      for (let i = 0; i < this.ids.length; i++) this.index.set(this.ids[i], i);
+    }
+    return this.index;
   }
 }
 

@@ -1,0 +1,358 @@
+// N-API bindings. Every argument is type- and length-checked here (cheap next to the kernels), so a wrong
+// call from JS throws an Error instead of touching memory outside its arrays.
+#include <node_api.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "contrastive.h"
+#include "gemm.h"
+#include "ops.h"
+#include "pool.h"
+#include "simd.h"
+
+namespace {
+
+struct JsError {
+  std::string msg;
+};
+
+constexpr size_t kMaxArgs = 20;
+
+class Call {
+ public:
+  Call(napi_env env, napi_callback_info info, const char* fn) : env_(env), fn_(fn) {
+    argc_ = kMaxArgs;
+    napi_get_cb_info(env, info, &argc_, argv_, nullptr, nullptr);
+  }
+
+  [[noreturn]] void fail(const std::string& what) const { throw JsError{std::string("towerlab native ") + fn_ + ": " + what}; }
+
+  napi_value arg(size_t i) const { return i < argc_ ? argv_[i] : nullptr; }
+
+  bool is_nullish(size_t i) const {
+    napi_value v = arg(i);
+    if (!v) return true;
+    napi_valuetype t;
+    napi_typeof(env_, v, &t);
+    return t == napi_null || t == napi_undefined;
+  }
+
+  // A typed array of the given element type with at least minLen elements (or null when allowed).
+  void* typed(size_t i, const char* name, napi_typedarray_type want, const char* wantName, int64_t minLen,
+              bool nullable, size_t* lenOut = nullptr) const {
+    if (nullable && is_nullish(i)) {
+      if (lenOut) *lenOut = 0;
+      return nullptr;
+    }
+    bool is = false;
+    napi_value v = arg(i);
+    if (!v || napi_is_typedarray(env_, v, &is) != napi_ok || !is) fail(std::string(name) + " must be a " + wantName);
+    napi_typedarray_type t;
+    size_t len = 0;
+    void* data = nullptr;
+    napi_get_typedarray_info(env_, v, &t, &len, &data, nullptr, nullptr);
+    if (t != want) fail(std::string(name) + " must be a " + wantName);
+    if (int64_t(len) < minLen)
+      fail(std::string(name) + " has " + std::to_string(len) + " elements, needs at least " + std::to_string(minLen));
+    if (!data && len > 0) fail(std::string(name) + " is detached");
+    if (lenOut) *lenOut = len;
+    return data;
+  }
+  float* f32(size_t i, const char* name, int64_t minLen, bool nullable = false, size_t* len = nullptr) const {
+    return static_cast<float*>(typed(i, name, napi_float32_array, "Float32Array", minLen, nullable, len));
+  }
+  int32_t* i32(size_t i, const char* name, int64_t minLen, bool nullable = false, size_t* len = nullptr) const {
+    return static_cast<int32_t*>(typed(i, name, napi_int32_array, "Int32Array", minLen, nullable, len));
+  }
+
+  double num(size_t i, const char* name) const {
+    double d;
+    napi_value v = arg(i);
+    if (!v || napi_get_value_double(env_, v, &d) != napi_ok) fail(std::string(name) + " must be a number");
+    return d;
+  }
+  // A non-negative integer size.
+  int64_t dim(size_t i, const char* name) const {
+    const double d = num(i, name);
+    if (!(d >= 0 && d <= 2147483647.0 && std::floor(d) == d))
+      fail(std::string(name) + " must be an integer in [0, 2^31), got " + std::to_string(d));
+    return int64_t(d);
+  }
+  bool flag(size_t i, const char* name) const {
+    bool b;
+    napi_value v = arg(i);
+    if (!v || napi_get_value_bool(env_, v, &b) != napi_ok) fail(std::string(name) + " must be a boolean");
+    return b;
+  }
+
+  napi_env env() const { return env_; }
+
+ private:
+  napi_env env_;
+  const char* fn_;
+  size_t argc_;
+  napi_value argv_[kMaxArgs];
+};
+
+template <class F>
+napi_value guarded(napi_env env, napi_callback_info info, const char* name, F body) {
+  try {
+    Call c(env, info, name);
+    return body(c);
+  } catch (const JsError& e) {
+    napi_throw_error(env, nullptr, e.msg.c_str());
+  } catch (const std::exception& e) {
+    napi_throw_error(env, nullptr, (std::string("towerlab native ") + name + ": " + e.what()).c_str());
+  }
+  return nullptr;
+}
+
+napi_value undef(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+napi_value number(napi_env env, double d) {
+  napi_value v;
+  napi_create_double(env, d, &v);
+  return v;
+}
+
+bool overlaps(const float* a, int64_t na, const float* b, int64_t nb) { return a < b + nb && b < a + na; }
+
+napi_value Gemm(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "gemm", [](Call& c) {
+    const bool tA = c.flag(0, "transA"), tB = c.flag(1, "transB");
+    const int64_t M = c.dim(2, "M"), N = c.dim(3, "N"), K = c.dim(4, "K");
+    const float alpha = float(c.num(5, "alpha"));
+    const float* a = c.f32(6, "a", M * K);
+    const float* b = c.f32(7, "b", K * N);
+    const float beta = float(c.num(8, "beta"));
+    float* out = c.f32(9, "c", M * N);
+    if (overlaps(out, M * N, a, M * K) || overlaps(out, M * N, b, K * N)) c.fail("c must not overlap a or b");
+    tl::gemm(tA, tB, M, N, K, alpha, a, b, beta, out);
+    return undef(c.env());
+  });
+}
+
+napi_value LinearForward(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "linearForward", [](Call& c) {
+    const int64_t rows = c.dim(4, "rows"), in = c.dim(5, "inDim"), out = c.dim(6, "outDim");
+    const float* x = c.f32(0, "x", rows * in);
+    const float* w = c.f32(1, "w", in * out);
+    const float* bias = c.f32(2, "bias", out);
+    float* y = c.f32(3, "y", rows * out);
+    const bool relu = c.flag(7, "relu");
+    if (overlaps(y, rows * out, x, rows * in) || overlaps(y, rows * out, w, in * out)) c.fail("y must not overlap x or w");
+    tl::linear_forward(x, w, bias, y, rows, in, out, relu);
+    return undef(c.env());
+  });
+}
+
+napi_value LinearBackward(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "linearBackward", [](Call& c) {
+    const int64_t rows = c.dim(7, "rows"), in = c.dim(8, "inDim"), out = c.dim(9, "outDim");
+    const float* x = c.f32(0, "x", rows * in);
+    const float* w = c.f32(1, "w", in * out);
+    const float* y = c.f32(2, "y", rows * out);
+    float* dy = c.f32(3, "dy", rows * out);
+    float* dx = c.f32(4, "dx", rows * in, true);
+    float* dw = c.f32(5, "dw", in * out);
+    float* dbias = c.f32(6, "dbias", out);
+    const bool relu = c.flag(10, "relu");
+    if (dx && (overlaps(dx, rows * in, dy, rows * out) || overlaps(dx, rows * in, w, in * out)))
+      c.fail("dx must not overlap dy or w");
+    if (overlaps(dw, in * out, x, rows * in) || overlaps(dw, in * out, dy, rows * out))
+      c.fail("dw must not overlap x or dy");
+    tl::linear_backward(x, w, y, dy, dx, dw, dbias, rows, in, out, relu);
+    return undef(c.env());
+  });
+}
+
+napi_value L2normForward(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "l2normForward", [](Call& c) {
+    const int64_t rows = c.dim(3, "rows"), dim = c.dim(4, "dim");
+    const float* x = c.f32(0, "x", rows * dim);
+    float* y = c.f32(1, "y", rows * dim);
+    float* norms = c.f32(2, "norms", rows);
+    tl::l2norm_forward(x, y, norms, rows, dim);
+    return undef(c.env());
+  });
+}
+
+napi_value L2normBackward(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "l2normBackward", [](Call& c) {
+    const int64_t rows = c.dim(4, "rows"), dim = c.dim(5, "dim");
+    const float* y = c.f32(0, "y", rows * dim);
+    const float* norms = c.f32(1, "norms", rows);
+    const float* dy = c.f32(2, "dy", rows * dim);
+    float* dx = c.f32(3, "dx", rows * dim);
+    if (dx != dy && overlaps(dx, rows * dim, dy, rows * dim)) c.fail("dx must be dy itself or not overlap it");
+    tl::l2norm_backward(y, norms, dy, dx, rows, dim);
+    return undef(c.env());
+  });
+}
+
+// Every id in [0, rows), else an Error naming the first bad one.
+void check_ids(const Call& c, const char* name, const int32_t* ids, int64_t n, int64_t rows) {
+  for (int64_t r = 0; r < n; ++r)
+    if (ids[r] < 0 || ids[r] >= rows)
+      c.fail(std::string(name) + "[" + std::to_string(r) + "] = " + std::to_string(ids[r]) + " is outside [0, " +
+             std::to_string(rows) + ")");
+}
+
+napi_value GatherRows(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "gatherRows", [](Call& c) {
+    const int64_t dim = c.dim(3, "dim");
+    size_t tableLen = 0, n = 0;
+    const float* table = c.f32(0, "table", 0, false, &tableLen);
+    const int32_t* ids = c.i32(1, "ids", 0, false, &n);
+    float* out = c.f32(2, "out", int64_t(n) * dim);
+    if (dim == 0) return undef(c.env());
+    check_ids(c, "ids", ids, int64_t(n), int64_t(tableLen) / dim);
+    tl::gather_rows(table, ids, int64_t(n), out, dim);
+    return undef(c.env());
+  });
+}
+
+napi_value Adam(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "adam", [](Call& c) {
+    size_t n = 0;
+    float* p = c.f32(0, "p", 0, false, &n);
+    const float* g = c.f32(1, "g", int64_t(n));
+    float* m = c.f32(2, "m", int64_t(n));
+    float* v = c.f32(3, "v", int64_t(n));
+    const double lr = c.num(4, "lr"), b1 = c.num(5, "b1"), b2 = c.num(6, "b2"), eps = c.num(7, "eps");
+    const double step = c.num(8, "step");
+    if (!(step >= 1)) c.fail("step must be >= 1 (1-based)");
+    tl::adam(p, g, m, v, int64_t(n), lr, b1, b2, eps, step);
+    return undef(c.env());
+  });
+}
+
+napi_value SparseUpdate(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "sparseUpdate", [](Call& c) {
+    const int64_t kind = c.dim(0, "kind");  // 0 = adagrad, 1 = lazyadam
+    const int64_t n = c.dim(6, "n"), dim = c.dim(7, "dim");
+    if (kind > 1) c.fail("kind must be 'adagrad' or 'lazyadam'");
+    if (dim == 0) c.fail("dim must be positive");
+    size_t tableLen = 0;
+    float* table = c.f32(1, "table", 0, false, &tableLen);
+    const int64_t rows = int64_t(tableLen) / dim;
+    float* s1 = c.f32(2, "state1", kind == 0 ? rows : rows * dim);
+    float* s2 = c.f32(3, "state2", kind == 0 ? 0 : rows * dim, kind == 0);
+    const int32_t* ids = c.i32(4, "ids", n);
+    const float* grads = c.f32(5, "grads", n * dim);
+    const double lr = c.num(8, "lr"), b1 = c.num(9, "b1"), b2 = c.num(10, "b2"), eps = c.num(11, "eps");
+    const double step = c.num(12, "step");
+    check_ids(c, "ids", ids, n, rows);
+    if (kind == 0) {
+      tl::sparse_adagrad(table, s1, ids, grads, n, dim, lr, eps);
+    } else {
+      if (!(step >= 1)) c.fail("step must be >= 1 (1-based)");
+      tl::sparse_lazyadam(table, s1, s2, ids, grads, n, dim, lr, b1, b2, eps, step);
+    }
+    return undef(c.env());
+  });
+}
+
+// (q, c, B, N, d, pos, scale, colBias, rowKey0, colKey0, rowKey1, colKey1, absThreshold, margin, rowWeight,
+//  dq, dc, maskedCount) -> loss
+napi_value Contrastive(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "contrastive", [](Call& c) {
+    tl::ContrastiveIn in;
+    in.B = c.dim(2, "B");
+    in.N = c.dim(3, "N");
+    in.d = c.dim(4, "d");
+    in.q = c.f32(0, "q", in.B * in.d);
+    in.c = c.f32(1, "c", in.N * in.d);
+    in.pos = c.i32(5, "pos", in.B);
+    in.scale = float(c.num(6, "scale"));
+    in.colBias = c.f32(7, "colBias", in.N, true);
+    for (int k = 0; k < 2; ++k) {
+      const char* rn = k == 0 ? "masks[0].rowKey" : "masks[1].rowKey";
+      const char* cn = k == 0 ? "masks[0].colKey" : "masks[1].colKey";
+      const int32_t* rk = c.i32(8 + 2 * k, rn, in.B, true);
+      const int32_t* ck = c.i32(9 + 2 * k, cn, in.N, true);
+      if (!rk != !ck) c.fail(std::string(rn) + " and " + cn + " must both be given");
+      if (rk) {
+        in.rowKey[in.nmasks] = rk;
+        in.colKey[in.nmasks] = ck;
+        ++in.nmasks;
+      }
+    }
+    in.absThreshold = float(c.num(12, "fnMask.absThreshold"));
+    in.margin = float(c.num(13, "fnMask.margin"));
+    in.rowWeight = c.f32(14, "rowWeight", in.B, true);
+    in.dq = c.f32(15, "dq", in.B * in.d, true);
+    in.dc = c.f32(16, "dc", in.N * in.d, true);
+    in.maskedCount = c.i32(17, "maskedCount", in.B, true);
+    if (in.dq && in.dc && overlaps(in.dq, in.B * in.d, in.dc, in.N * in.d)) c.fail("dq and dc must not overlap");
+    for (const float* g : {in.dq, in.dc}) {
+      const int64_t n = g == in.dq ? in.B * in.d : in.N * in.d;
+      if (g && (overlaps(g, n, in.q, in.B * in.d) || overlaps(g, n, in.c, in.N * in.d)))
+        c.fail("dq/dc must not overlap q or c");
+    }
+    for (int64_t i = 0; i < in.B; ++i)
+      if (in.pos[i] < 0 || in.pos[i] >= in.N)
+        c.fail("pos[" + std::to_string(i) + "] = " + std::to_string(in.pos[i]) + " is outside [0, N=" +
+               std::to_string(in.N) + ")");
+    return number(c.env(), tl::contrastive(in));
+  });
+}
+
+napi_value TopkRows(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "topkRows", [](Call& c) {
+    const int64_t rows = c.dim(1, "rows"), cols = c.dim(2, "cols"), k = c.dim(3, "k");
+    const float* scores = c.f32(0, "scores", rows * cols);
+    int32_t* idx = c.i32(4, "outIdx", rows * k);
+    float* val = c.f32(5, "outVal", rows * k);
+    tl::topk_rows(scores, rows, cols, k, idx, val);
+    return undef(c.env());
+  });
+}
+
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "setThreads", [](Call& c) {
+    const int64_t n = c.dim(0, "n");
+    return number(c.env(), tl::set_threads(int(n)));
+  });
+}
+
+napi_value Info(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "info", [](Call& c) {
+    napi_env e = c.env();
+    napi_value o, s;
+    napi_create_object(e, &o);
+    napi_create_string_utf8(e, TL_AVX2 ? "avx2-fma" : "scalar", NAPI_AUTO_LENGTH, &s);
+    napi_set_named_property(e, o, "simd", s);
+    napi_set_named_property(e, o, "threads", number(e, tl::threads()));
+    napi_set_named_property(e, o, "maxThreads", number(e, tl::max_threads()));
+    return o;
+  });
+}
+
+}  // namespace
+
+NAPI_MODULE_INIT() {
+  const napi_property_descriptor props[] = {
+      {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"linearForward", nullptr, LinearForward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"linearBackward", nullptr, LinearBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"l2normForward", nullptr, L2normForward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"l2normBackward", nullptr, L2normBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"gatherRows", nullptr, GatherRows, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"sparseUpdate", nullptr, SparseUpdate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"contrastive", nullptr, Contrastive, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"topkRows", nullptr, TopkRows, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}

@@ -1,0 +1,271 @@
+#include "contrastive.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+#include "gemm.h"
+#include "pool.h"
+#include "scratch.h"
+#include "simd.h"
+
+namespace tl {
+namespace {
+
+constexpr int kMaxThreads = 64;
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// Query rows per tile, a multiple of MR. Larger tiles amortise the dc update (its depth is the tile height)
+// and the per-tile packing; smaller ones keep the tile's logits (T x N floats) near L2 and give each thread
+// several tiles to balance with. TOWERLAB_CTILE overrides (for tuning).
+int64_t tile_rows(int64_t B, int64_t N, int nt) {
+  static const long forced = [] {
+    const char* s = std::getenv("TOWERLAB_CTILE");
+    return s ? std::strtol(s, nullptr, 10) : 0L;
+  }();
+  int64_t t = forced >= MR && forced <= 1024 ? int64_t(forced) : std::min<int64_t>(131072 / std::max<int64_t>(N, 1), B / (3 * nt));
+  t = std::max<int64_t>(48, std::min<int64_t>(t, 144));
+  return t / MR * MR;
+}
+
+struct Job {
+  const ContrastiveIn* in;
+  float invSumW;
+  const float* cBt;  // c packed as the B operand of q c^T (depth d, N columns)
+  const float* cB;   // c packed as the B operand of G c (depth N, d columns); null without dq
+  int64_t T, ldS;
+  std::atomic<int64_t> next{0};
+  double loss[kMaxThreads] = {};
+  float* dcPart[kMaxThreads] = {};
+};
+
+// Turns one row of raw similarities into scaled gradient coefficients in place and returns its loss:
+// z = scale*s + bias with masked entries at -inf; G = scale * w/sumW * (softmax - onehot).
+inline double softmax_row(const ContrastiveIn& in, int64_t i, float* z, bool grads, float invSumW,
+                          int32_t* maskedOut) {
+  const int64_t N = in.N;
+  const int32_t p = in.pos[i];
+  const float sPos = z[p];
+  float thr = in.absThreshold;
+  if (in.margin != kInf && !std::isnan(in.margin)) thr = std::min(thr, sPos - in.margin);
+  const bool fnOn = thr < kInf;  // false for +inf and NaN
+  int32_t rk[2] = {0, 0};
+  const int32_t* ck[2] = {nullptr, nullptr};
+  int nk = 0;
+  for (int k = 0; k < in.nmasks; ++k) {
+    if (in.rowKey[k][i] >= 0) {
+      rk[nk] = in.rowKey[k][i];
+      ck[nk] = in.colKey[k];
+      ++nk;
+    }
+  }
+  const float scale = in.scale;
+  const float* bias = in.colBias;
+  const float zPos = scale * sPos + (bias ? bias[p] : 0.f);
+  int32_t masked = 0;
+  float mx = -kInf;
+  int64_t j = 0;
+#if TL_AVX2
+  {
+    const __m256 vs = _mm256_set1_ps(scale), vthr = _mm256_set1_ps(thr), ninf = _mm256_set1_ps(-kInf);
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), vpos = _mm256_set1_epi32(p);
+    const __m256i vk0 = _mm256_set1_epi32(nk > 0 ? rk[0] : 0), vk1 = _mm256_set1_epi32(nk > 1 ? rk[1] : 0);
+    __m256 vmx = ninf;
+    for (; j + 8 <= N; j += 8) {
+      const __m256 s = _mm256_loadu_ps(z + j);
+      __m256 v = bias ? _mm256_fmadd_ps(s, vs, _mm256_loadu_ps(bias + j)) : _mm256_mul_ps(s, vs);
+      __m256i m = _mm256_setzero_si256();
+      if (nk > 0) m = _mm256_cmpeq_epi32(_mm256_loadu_si256((const __m256i*)(ck[0] + j)), vk0);
+      if (nk > 1) m = _mm256_or_si256(m, _mm256_cmpeq_epi32(_mm256_loadu_si256((const __m256i*)(ck[1] + j)), vk1));
+      if (fnOn) m = _mm256_or_si256(m, _mm256_castps_si256(_mm256_cmp_ps(s, vthr, _CMP_GT_OQ)));
+      if (!_mm256_testz_si256(m, m)) {
+        m = _mm256_andnot_si256(_mm256_cmpeq_epi32(_mm256_add_epi32(iota, _mm256_set1_epi32(int(j))), vpos), m);
+        const __m256 mf = _mm256_castsi256_ps(m);
+        masked += __builtin_popcount(unsigned(_mm256_movemask_ps(mf)));
+        v = _mm256_blendv_ps(v, ninf, mf);
+      }
+      _mm256_storeu_ps(z + j, v);
+      vmx = _mm256_max_ps(vmx, v);
+    }
+    mx = hmax(vmx);
+  }
+#endif
+  for (; j < N; ++j) {
+    const float s = z[j];
+    float v = scale * s + (bias ? bias[j] : 0.f);
+    bool m = false;
+    for (int k = 0; k < nk; ++k) m |= ck[k][j] == rk[k];
+    if (fnOn) m |= s > thr;
+    if (m && j != p) {
+      ++masked;
+      v = -kInf;
+    }
+    z[j] = v;
+    mx = std::max(mx, v);
+  }
+  z[p] = zPos;  // the positive is never masked (recomputed so its value is exactly zPos)
+  mx = std::max(mx, zPos);
+
+  float sum = 0.f;
+  j = 0;
+#if TL_AVX2
+  {
+    const __m256 vmx = _mm256_set1_ps(mx);
+    __m256 acc = _mm256_setzero_ps();
+    for (; j + 8 <= N; j += 8) {
+      const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(z + j), vmx));
+      _mm256_storeu_ps(z + j, e);
+      acc = _mm256_add_ps(acc, e);
+    }
+    sum = hsum(acc);
+  }
+#endif
+  for (; j < N; ++j) {
+    const float e = std::exp(z[j] - mx);
+    z[j] = e;
+    sum += e;
+  }
+  const double w = in.rowWeight ? double(in.rowWeight[i]) : 1.0;
+  const double loss = double(mx) + std::log(double(sum)) - double(zPos);
+  if (maskedOut) *maskedOut = masked;
+  if (grads) {
+    const float coef = float(double(scale) * w * double(invSumW));
+    const float f = float(double(coef) / double(sum));
+    j = 0;
+#if TL_AVX2
+    const __m256 vf = _mm256_set1_ps(f);
+    for (; j + 8 <= N; j += 8) _mm256_storeu_ps(z + j, _mm256_mul_ps(_mm256_loadu_ps(z + j), vf));
+#endif
+    for (; j < N; ++j) z[j] *= f;
+    z[p] -= coef;
+  }
+  return w * loss;
+}
+
+void worker(void* ctx, int tid) {
+  Job& job = *static_cast<Job*>(ctx);
+  const ContrastiveIn& in = *job.in;
+  const int64_t N = in.N, d = in.d, T = job.T, ldS = job.ldS;
+  const bool grads = in.dq || in.dc;
+  thread_local Scratch sbuf, aqbuf, agbuf, bqbuf, dcbuf;
+  float* S = sbuf.floats(size_t(T * ldS));
+  float* Aq = aqbuf.floats(size_t(packed_a_size(T, d)));
+  float* Ag = agbuf.floats(size_t(std::max(packed_a_size(T, std::min(N, KC)), packed_a_size(MC, T))));
+  float* Bq = in.dc ? bqbuf.floats(size_t(packed_b_size(T, d))) : nullptr;
+  float* dcp = nullptr;
+  double loss = 0.0;
+  for (;;) {
+    const int64_t r0 = job.next.fetch_add(1, std::memory_order_relaxed) * T;
+    if (r0 >= in.B) break;
+    const int64_t rows = std::min(T, in.B - r0);
+    const float* q = in.q + r0 * d;
+    // Logits tile: S = q_tile c^T (raw similarities).
+    pack_a(rows, d, q, d, 1, Aq);
+    macro_kernel(rows, N, d, Aq, job.cBt, d * NR, S, ldS, 1.f, 0.f, {});
+    for (int64_t t = 0; t < rows; ++t)
+      loss += softmax_row(in, r0 + t, S + t * ldS, grads, job.invSumW,
+                          in.maskedCount ? in.maskedCount + r0 + t : nullptr);
+    if (!grads) continue;
+    if (in.dq) {  // dq_tile = G c, accumulated over candidate chunks
+      for (int64_t k0 = 0; k0 < N; k0 += KC) {
+        const int64_t kc = std::min(KC, N - k0);
+        pack_a(rows, kc, S + k0, ldS, 1, Ag);
+        macro_kernel(rows, d, kc, Ag, job.cB + k0 * NR, N * NR, in.dq + r0 * d, d, 1.f, k0 == 0 ? 0.f : 1.f, {});
+      }
+      if (N == 0) std::memset(in.dq + r0 * d, 0, size_t(rows * d) * sizeof(float));
+    }
+    if (in.dc) {  // dc_partial += G^T q_tile, over candidate chunks
+      if (!dcp) {
+        dcp = tid == 0 ? in.dc : dcbuf.floats(size_t(N * d));
+        std::memset(dcp, 0, size_t(N * d) * sizeof(float));
+        job.dcPart[tid] = dcp;
+      }
+      pack_b(rows, d, q, d, 1, Bq);
+      for (int64_t k0 = 0; k0 < N; k0 += MC) {
+        const int64_t mc = std::min(MC, N - k0);
+        pack_a(mc, rows, S + k0, 1, ldS, Ag);
+        macro_kernel(mc, d, rows, Ag, Bq, rows * NR, dcp + k0 * d, d, 1.f, 1.f, {});
+      }
+    }
+  }
+  job.loss[tid] = loss;
+}
+
+}  // namespace
+
+double contrastive(const ContrastiveIn& in) {
+  const int64_t B = in.B, N = in.N, d = in.d;
+  double sumW = double(B);
+  if (in.rowWeight) {
+    sumW = 0.0;
+    for (int64_t i = 0; i < B; ++i) sumW += in.rowWeight[i];
+  }
+  if (B == 0 || sumW == 0.0) {
+    // Nothing to learn from: zero loss and gradients, but still report the masks.
+    if (in.dq) std::memset(in.dq, 0, size_t(B * d) * sizeof(float));
+    if (in.dc) std::memset(in.dc, 0, size_t(N * d) * sizeof(float));
+    if (B == 0 || !in.maskedCount) return 0.0;
+  }
+  const bool grads = sumW != 0.0 && (in.dq || in.dc);
+  ContrastiveIn run_in = in;
+  if (!grads) run_in.dq = run_in.dc = nullptr;
+
+  thread_local Scratch cbt, cb;
+  float* cBt = cbt.floats(size_t(packed_b_size(d, N)));
+  pack_b(d, N, in.c, 1, d, cBt);
+  float* cB = nullptr;
+  if (run_in.dq) {
+    cB = cb.floats(size_t(packed_b_size(N, d)));
+    pack_b(N, d, in.c, d, 1, cB);
+  }
+  Job job;
+  job.in = &run_in;
+  job.invSumW = sumW != 0.0 ? float(1.0 / sumW) : 0.f;
+  job.cBt = cBt;
+  job.cB = cB;
+  const int ntMax = std::min(threads(), kMaxThreads);
+  job.T = tile_rows(B, N, ntMax);
+  // Row stride of the logits tile: a 4 KiB-multiple stride would map all rows of a micro-tile to the
+  // same L1 sets.
+  job.ldS = (N + 15) / 16 * 16;
+  if (job.ldS % 1024 == 0) job.ldS += 16;
+
+  const double flops = 6.0 * double(B) * double(N) * double(std::max<int64_t>(d, 1));
+  const int64_t tiles = (B + job.T - 1) / job.T;
+  int nt = int(std::min<int64_t>(ntMax, tiles));
+  if (flops < 1.5e6) nt = 1;
+  run(&worker, &job, nt);
+
+  double loss = 0.0;
+  for (int t = 0; t < kMaxThreads; ++t) loss += job.loss[t];
+  if (run_in.dc) {
+    float* parts[kMaxThreads];
+    int np = 0;
+    for (int t = 1; t < kMaxThreads; ++t)
+      if (job.dcPart[t]) parts[np++] = job.dcPart[t];
+    if (!job.dcPart[0]) {
+      // The calling thread got no tile: dc is the first partial, copied, then the rest added.
+      if (np > 0) {
+        std::memcpy(in.dc, parts[0], size_t(N * d) * sizeof(float));
+        for (int k = 1; k < np; ++k) parts[k - 1] = parts[k];
+        --np;
+      } else {
+        std::memset(in.dc, 0, size_t(N * d) * sizeof(float));
+      }
+    }
+    if (np > 0) {
+      parallel_ranges(N * d, 1024, double(np), [&](int64_t b, int64_t e, int) {
+        for (int k = 0; k < np; ++k) {
+          const float* p = parts[k];
+          for (int64_t x = b; x < e; ++x) in.dc[x] += p[x];
+        }
+      });
+    }
+  }
+  return sumW != 0.0 ? loss / sumW : 0.0;
+}
+
+}  // namespace tl

@@ -1,0 +1,159 @@
+/**
+ * The native backend: a thin wrapper over the C++ addon built by scripts/build-native.mjs into
+ * build/Release/towerlab.node. The addon checks every argument's type and length itself (and throws an
+ * Error naming it), so the wrapper only reshapes arguments; it allocates nothing per call.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+import type { Backend, ContrastiveArgs } from './backend.ts';
+
+/** The addon's exports (native/addon.cc). Positional arguments, null for an absent optional array. */
+interface Addon {
+  gemm(tA: boolean, tB: boolean, M: number, N: number, K: number, alpha: number, a: Float32Array, b: Float32Array, beta: number, c: Float32Array): void;
+  linearForward(x: Float32Array, w: Float32Array, bias: Float32Array, y: Float32Array, rows: number, inDim: number, outDim: number, relu: boolean): void;
+  linearBackward(
+    x: Float32Array,
+    w: Float32Array,
+    y: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array | null,
+    dw: Float32Array,
+    dbias: Float32Array,
+    rows: number,
+    inDim: number,
+    outDim: number,
+    relu: boolean,
+  ): void;
+  l2normForward(x: Float32Array, y: Float32Array, norms: Float32Array, rows: number, dim: number): void;
+  l2normBackward(y: Float32Array, norms: Float32Array, dy: Float32Array, dx: Float32Array, rows: number, dim: number): void;
+  gatherRows(table: Float32Array, ids: Int32Array, out: Float32Array, dim: number): void;
+  adam(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, b1: number, b2: number, eps: number, step: number): void;
+  sparseUpdate(
+    kind: number,
+    table: Float32Array,
+    state1: Float32Array,
+    state2: Float32Array | null,
+    ids: Int32Array,
+    grads: Float32Array,
+    n: number,
+    dim: number,
+    lr: number,
+    b1: number,
+    b2: number,
+    eps: number,
+    step: number,
+  ): void;
+  contrastive(
+    q: Float32Array,
+    c: Float32Array,
+    B: number,
+    N: number,
+    d: number,
+    pos: Int32Array,
+    scale: number,
+    colBias: Float32Array | null,
+    rowKey0: Int32Array | null,
+    colKey0: Int32Array | null,
+    rowKey1: Int32Array | null,
+    colKey1: Int32Array | null,
+    absThreshold: number,
+    margin: number,
+    rowWeight: Float32Array | null,
+    dq: Float32Array | null,
+    dc: Float32Array | null,
+    maskedCount: Int32Array | null,
+  ): number;
+  topkRows(scores: Float32Array, rows: number, cols: number, k: number, outIdx: Int32Array, outVal: Float32Array): void;
+  setThreads(n: number): number;
+  info(): { simd: string; threads: number; maxThreads: number };
+}
+
+/** Where the install step puts the addon, relative to this file (src/compute/). */
+export const NATIVE_ADDON_PATH = fileURLToPath(new URL('../../build/Release/towerlab.node', import.meta.url));
+
+let addon: Addon | null | undefined;
+let loadError: string | null = null;
+
+function load(): Addon | null {
+  if (addon !== undefined) return addon;
+  try {
+    addon = createRequire(import.meta.url)(NATIVE_ADDON_PATH) as Addon;
+  } catch (e) {
+    addon = null;
+    const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    loadError = `cannot load the native addon ${NATIVE_ADDON_PATH}: ${msg} (build it with: node scripts/build-native.mjs)`;
+  }
+  return addon;
+}
+
+/** Why the native backend is unavailable, or null when it loaded (or was not tried yet). */
+export function nativeLoadError(): string | null {
+  load();
+  return loadError;
+}
+
+/** SIMD path compiled in ('avx2-fma' or 'scalar') and thread counts; null without the addon. */
+export function nativeInfo(): { simd: string; threads: number; maxThreads: number } | null {
+  return load()?.info() ?? null;
+}
+
+/**
+ * Threads the addon's kernels use from now on (clamped to [1, the pool size fixed at load from
+ * TOWERLAB_THREADS or the core count]); returns the value set, or 0 without the addon.
+ */
+export function setNativeThreads(n: number): number {
+  return load()?.setThreads(n) ?? 0;
+}
+
+const SPARSE_KIND = { adagrad: 0, lazyadam: 1 } as const;
+
+/** The C++ backend, or null when the addon is missing or fails to load (see nativeLoadError()). */
+export function loadNativeBackend(): Backend | null {
+  const a = load();
+  if (!a) return null;
+  return {
+    name: 'native',
+    gemm: (tA, tB, M, N, K, alpha, x, y, beta, c) => a.gemm(tA, tB, M, N, K, alpha, x, y, beta, c),
+    linearForward: (x, w, bias, y, rows, inDim, outDim, relu) => a.linearForward(x, w, bias, y, rows, inDim, outDim, relu),
+    linearBackward: (x, w, y, dy, dx, dw, dbias, rows, inDim, outDim, relu) =>
+      a.linearBackward(x, w, y, dy, dx, dw, dbias, rows, inDim, outDim, relu),
+    l2normForward: (x, y, norms, rows, dim) => a.l2normForward(x, y, norms, rows, dim),
+    l2normBackward: (y, norms, dy, dx, rows, dim) => a.l2normBackward(y, norms, dy, dx, rows, dim),
+    gatherRows: (table, ids, out, dim) => a.gatherRows(table, ids, out, dim),
+    adam: (p, g, m, v, lr, b1, b2, eps, step) => a.adam(p, g, m, v, lr, b1, b2, eps, step),
+    sparseUpdate: (kind, table, s1, s2, ids, grads, n, dim, lr, b1, b2, eps, step) => {
+      const k = SPARSE_KIND[kind];
+      if (k === undefined) throw new Error(`sparseUpdate: unknown kind '${String(kind)}' (expected 'adagrad' or 'lazyadam')`);
+      a.sparseUpdate(k, table, s1, s2, ids, grads, n, dim, lr, b1, b2, eps, step);
+    },
+    contrastive: (args: ContrastiveArgs) => {
+      const masks = args.masks;
+      if (masks.length > 2) throw new Error(`contrastive: at most 2 mask pairs are supported, got ${masks.length}`);
+      const m0 = masks.length > 0 ? masks[0] : undefined;
+      const m1 = masks.length > 1 ? masks[1] : undefined;
+      const fn = args.fnMask;
+      return a.contrastive(
+        args.q,
+        args.c,
+        args.B,
+        args.N,
+        args.d,
+        args.pos,
+        args.scale,
+        args.colBias,
+        m0 ? m0.rowKey : null,
+        m0 ? m0.colKey : null,
+        m1 ? m1.rowKey : null,
+        m1 ? m1.colKey : null,
+        fn?.absThreshold ?? Infinity,
+        fn?.margin ?? Infinity,
+        args.rowWeight ?? null,
+        args.dq,
+        args.dc,
+        args.maskedCount ?? null,
+      );
+    },
+    topkRows: (scores, rows, cols, k, outIdx, outVal) => a.topkRows(scores, rows, cols, k, outIdx, outVal),
+  };
+}
