@@ -49,7 +49,7 @@ async function measureTowerlab(B: number) {
     [],
   );
   const recipe = parseRecipe({ temperature: 0.05, corrections: { maskSameItem: true, maskSameUser: true, logQ: false } });
-  const step = new TrainStep(backend, model, recipe, buildSources(recipe, ITEMS, new Int32Array(0)));
+  const step = new TrainStep(backend, model, recipe, buildSources(recipe, { numItems: ITEMS, trainItems: new Int32Array(0), dim: 64 }));
   // Like the peer: a pool of 16 pre-generated uniform batches, so id generation is not timed.
   const rng = new Rng(5);
   const pool = Array.from({ length: 16 }, () => ({

@@ -19,16 +19,20 @@ constexpr int kMaxThreads = 64;
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
 // Query rows per tile, a multiple of MR. Larger tiles amortise the dc update (its depth is the tile height)
-// and the per-tile packing; smaller ones keep the tile's logits (T x N floats) near L2 and give each thread
-// several tiles to balance with. TOWERLAB_CTILE overrides (for tuning).
+// and the per-tile packing, up to where the tile's logits (T x N floats) leave L2; then the count is
+// rounded to a multiple of the threads (at least 3 each) so the dynamic schedule ends balanced.
+// TOWERLAB_CTILE overrides (for tuning).
 int64_t tile_rows(int64_t B, int64_t N, int nt) {
   static const long forced = [] {
     const char* s = std::getenv("TOWERLAB_CTILE");
     return s ? std::strtol(s, nullptr, 10) : 0L;
   }();
-  int64_t t = forced >= MR && forced <= 1024 ? int64_t(forced) : std::min<int64_t>(131072 / std::max<int64_t>(N, 1), B / (3 * nt));
-  t = std::max<int64_t>(48, std::min<int64_t>(t, 144));
-  return t / MR * MR;
+  if (forced >= MR && forced <= 1024) return int64_t(forced) / MR * MR;
+  const int64_t tmax = std::max<int64_t>(48, std::min<int64_t>(144, 131072 / std::max<int64_t>(N, 1)));
+  int64_t tiles = std::max<int64_t>((B + tmax - 1) / tmax, 3 * nt);
+  tiles = (tiles + nt - 1) / nt * nt;
+  const int64_t t = (B + tiles - 1) / tiles;
+  return std::max<int64_t>(MR, (t + MR - 1) / MR * MR);
 }
 
 struct Job {
@@ -236,7 +240,7 @@ double contrastive(const ContrastiveIn& in) {
   const double flops = 6.0 * double(B) * double(N) * double(std::max<int64_t>(d, 1));
   const int64_t tiles = (B + job.T - 1) / job.T;
   int nt = int(std::min<int64_t>(ntMax, tiles));
-  if (flops < 1.5e6) nt = 1;
+  if (flops < 1.0e6) nt = 1;  // as for GEMM: below ~15 us of work a dispatch does not pay
   run(&worker, &job, nt);
 
   double loss = 0.0;

@@ -41,7 +41,7 @@ class Pool {
     active_ = size_;
     // How long an idle worker polls before sleeping: long enough to bridge the JS glue between the kernels
     // of a training step, short enough not to burn a core between steps.
-    spin_ns_ = int64_t(env_int("TOWERLAB_SPIN_US", 200, 0, 1000000)) * 1000;
+    spin_ns_ = int64_t(env_int("TOWERLAB_SPIN_US", 100, 0, 1000000)) * 1000;
     // Workers are never joined: the pool lives until the process exits (destroying a joinable std::thread
     // at exit would call std::terminate).
     for (int i = 1; i < size_; ++i) std::thread([this, i] { worker(i); }).detach();
@@ -77,12 +77,18 @@ class Pool {
     }
     alone(fn, ctx);
     // Close the job; then only workers already inside remain, and they are working, not waking up.
-    uint64_t s = state_.fetch_and(~kOpen, std::memory_order_acq_rel) & ~kOpen;
-    for (uint32_t spins = 0; (s & kCountMask) != 0; ++spins) {
-      if (spins < 100000) cpu_relax();
-      else std::this_thread::yield();
-      s = state_.load(std::memory_order_acquire);
+    uint64_t s = state_.fetch_and(~kOpen, std::memory_order_seq_cst);
+    if ((s & kCountMask) == 0) return;
+    // Spin briefly, then block: on a busy machine a spinning caller would hold the very core that the
+    // descheduled worker it waits for could run on.
+    for (uint32_t i = 0; i < 2000; ++i) {
+      cpu_relax();
+      if ((state_.load(std::memory_order_acquire) & kCountMask) == 0) return;
     }
+    std::unique_lock<std::mutex> lk(done_mu_);
+    caller_waiting_.store(true, std::memory_order_seq_cst);
+    while ((state_.load(std::memory_order_seq_cst) & kCountMask) != 0) done_cv_.wait(lk);
+    caller_waiting_.store(false, std::memory_order_relaxed);
   }
 
  private:
@@ -109,7 +115,11 @@ class Pool {
       }
       if (!joined) continue;
       if (id < n_) fn_(ctx_, id);
-      state_.fetch_sub(1, std::memory_order_release);
+      const uint64_t prev = state_.fetch_sub(1, std::memory_order_seq_cst);
+      if ((prev & kCountMask) == 1 && !(prev & kOpen) && caller_waiting_.load(std::memory_order_seq_cst)) {
+        std::lock_guard<std::mutex> lk(done_mu_);
+        done_cv_.notify_one();
+      }
     }
   }
 
@@ -140,8 +150,11 @@ class Pool {
   uint32_t gen_ = 0;
   std::atomic<uint64_t> state_{0};
   std::atomic<int> sleepers_{0};
-  std::mutex mu_;
+  std::mutex mu_;  // sleeping workers
   std::condition_variable cv_;
+  std::atomic<bool> caller_waiting_{false};  // the caller sleeps until the last worker leaves
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;
 };
 
 Pool& pool() {

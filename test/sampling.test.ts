@@ -50,7 +50,7 @@ test('uniform source draws every item and reports log(n/N)', () => {
 
 test('recipe: defaults, composition, and errors naming the field', () => {
   const r = parseRecipe({ corrections: { logQ: { estimator: 'streaming' } }, sources: [{ type: 'in-batch' }, { type: 'uniform', n: 32 }] });
-  const set = buildSources(r, 100, new Int32Array([1, 2, 3]));
+  const set = buildSources(r, { numItems: 100, trainItems: new Int32Array([1, 2, 3]) });
   assert.deepEqual(set.sources.map((s) => s.name), ['in-batch', 'uniform']);
   assert.ok(set.freq instanceof StreamingFrequency);
   assert.throws(() => parseRecipe({ temprature: 0.1 }), /temprature/);

@@ -59,6 +59,11 @@ export interface RankingOptions {
   keepPerUser?: boolean;
   /** Called after each block with (users done, users total). */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Count, per item, how many evaluated users get it in their top-K for this K (popularity-calibration
+   * plots of `compare`). Off by default; K beyond the filled list counts what was filled.
+   */
+  countRecommendationsAt?: number;
 }
 
 export interface PerUserMetrics {
@@ -78,6 +83,8 @@ export interface EvalResult {
   /** Users per block actually used. */
   blockSize: number;
   perUser?: PerUserMetrics;
+  /** Per item: the number of evaluated users with it in their top-K; only with countRecommendationsAt. */
+  recommendedCounts?: Float64Array;
 }
 
 /** Metric families, in report order. */
@@ -132,6 +139,11 @@ export function evaluateRanking(opts: RankingOptions): EvalResult {
   const tailHits = new Float64Array(nK);
   let headTotal = 0;
   let tailTotal = 0;
+  if (opts.countRecommendationsAt !== undefined && !(Number.isInteger(opts.countRecommendationsAt) && opts.countRecommendationsAt > 0)) {
+    throw new RangeError(`evaluateRanking: countRecommendationsAt must be a positive integer, got ${opts.countRecommendationsAt}`);
+  }
+  const recCounts = opts.countRecommendationsAt !== undefined ? new Float64Array(numItems) : undefined;
+  const countK = Math.min(opts.countRecommendationsAt ?? 0, kTop);
   const perUser = opts.keepPerUser ? { users, values: {} as Record<string, Float64Array> } : undefined;
   const perRecall: Float64Array[] = [];
   const perNdcg: Float64Array[] = [];
@@ -209,6 +221,7 @@ export function evaluateRanking(opts: RankingOptions): EvalResult {
         const j = topIdx[base + p];
         if (j < 0) break; // only −∞ left: the rest of the list is empty
         if (p < bestRank[j]) bestRank[j] = p;
+        if (recCounts && p < countK) recCounts[j]++;
         slotPct[p] += percentile[j];
         slotFilled[p]++;
         if (stamp[j] === epoch) {
@@ -254,6 +267,7 @@ export function evaluateRanking(opts: RankingOptions): EvalResult {
 
   const result: EvalResult = { metrics, users: nUsers, seconds: (performance.now() - t0) / 1000, blockSize: block };
   if (perUser) result.perUser = perUser;
+  if (recCounts) result.recommendedCounts = recCounts;
   return result;
 }
 

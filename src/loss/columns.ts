@@ -1,6 +1,7 @@
 /**
- * Lays out the softmax columns of one batch: the B positives first (column i is row i's positive), then each
- * non-in-batch source's candidates. Also derives, per column, the keys the masks compare and the mixture
+ * Lays out the item columns of one batch's softmax: the B positives first (column i is row i's positive), then
+ * the candidates of sources embedded by the item tower, then those that bring fixed embeddings (a queue), so
+ * the item tower runs once over columns [0, Nt) and only those columns carry gradient. Also derives, per column, the keys the masks compare and the mixture
  * log-expected-count used by logQ:
  *   logQ_j = log Σ_s E_s[count of item j in one batch]   over every source s of the recipe,
  * which is log(B·p_j) with in-batch negatives alone (Yi et al. 2019) and the mixture proposal of
@@ -9,7 +10,12 @@
 import type { BatchContext, NegativeSource } from '../sampling/source.ts';
 
 export interface Columns {
+  /** Item columns in all. */
   N: number;
+  /** Columns [0, Nt) are embedded by the item tower; [Nt, N) come with `fixed` embeddings. */
+  Nt: number;
+  /** Fixed embeddings of columns [Nt, N), (N − Nt)×d, or null when there are none. */
+  fixed: Float32Array | null;
   ids: Int32Array;
   /** User whose positive the column is (in-batch block), else −1. */
   userKey: Int32Array;
@@ -25,16 +31,34 @@ export class ColumnBuilder {
   private blockKey = new Int32Array(0);
   private logq = new Float32Array(0);
   private tmp = new Float32Array(0);
+  private fixedBuf = new Float32Array(0);
   readonly inBatch: boolean;
 
-  constructor(private readonly sources: NegativeSource[]) {
+  constructor(
+    private readonly sources: NegativeSource[],
+    private readonly dim: number,
+  ) {
     this.inBatch = sources.some((s) => s.usesPositives);
   }
 
   build(ctx: BatchContext, withLogQ: boolean): Columns {
     const B = ctx.items.length;
-    const extra = this.sources.filter((s) => !s.usesPositives).map((s) => s.sample(ctx));
+    const sampled = this.sources.filter((s) => !s.usesPositives).map((s) => s.sample(ctx));
+    // Tower-embedded candidates first, fixed-embedding ones last.
+    const extra = [...sampled.filter((c) => !c.embeddings), ...sampled.filter((c) => c.embeddings)];
     const N = B + extra.reduce((n, c) => n + c.ids.length, 0);
+    const Nt = B + extra.filter((c) => !c.embeddings).reduce((n, c) => n + c.ids.length, 0);
+    const d = this.dim;
+    let fixed: Float32Array | null = null;
+    if (N > Nt) {
+      if (this.fixedBuf.length < (N - Nt) * d) this.fixedBuf = new Float32Array((N - Nt) * d);
+      fixed = this.fixedBuf.subarray(0, (N - Nt) * d);
+      let o = 0;
+      for (const c of extra) if (c.embeddings) {
+        fixed.set(c.embeddings.subarray(0, c.ids.length * d), o);
+        o += c.ids.length * d;
+      }
+    }
     if (this.ids.length < N) {
       this.ids = new Int32Array(N);
       this.userKey = new Int32Array(N);
@@ -73,6 +97,6 @@ export class ColumnBuilder {
         }
       }
     } else logq.fill(0);
-    return { N, ids, userKey, blockKey, logq };
+    return { N, Nt, fixed, ids, userKey, blockKey, logq };
   }
 }

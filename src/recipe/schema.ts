@@ -16,7 +16,36 @@ const uniform = z
   })
   .strict();
 
-export const sourceSchema = z.discriminatedUnion('type', [inBatch, uniform]);
+const popularity = z
+  .object({
+    type: z.literal('popularity'),
+    n: z.number().int().positive(),
+    /** Exponent on (count + 1): 1 = unigram, 0.75 = smoothed, 0 = uniform. */
+    alpha: z.number().min(0).max(2).default(1),
+  })
+  .strict();
+const stratified = z
+  .object({
+    type: z.literal('stratified'),
+    /** Negatives per stratum per batch. */
+    n: z.number().int().positive(),
+    /** Categorical item column whose values define the strata (an item feature of the data). */
+    column: z.string().min(1),
+  })
+  .strict();
+const queue = z
+  .object({
+    type: z.literal('queue'),
+    /** Number of past positives' embeddings kept (MoCo's K). */
+    size: z.number().int().positive(),
+    /** EMA coefficient of a momentum item tower embedding the queue (0 = the online tower, no momentum). */
+    momentum: z.number().min(0).lt(1).default(0),
+  })
+  .strict();
+/** SamToNe (Moiseev et al. 2023): the batch's other queries join the denominator (and items, when symmetric). */
+const sameTower = z.object({ type: z.literal('same-tower') }).strict();
+
+export const sourceSchema = z.discriminatedUnion('type', [inBatch, uniform, popularity, stratified, queue, sameTower]);
 
 export const logQSchema = z
   .object({
@@ -45,13 +74,33 @@ export const recipeSchema = z
         maskSameUser: z.boolean().default(true),
         /** logQ sampling-bias correction, or false. */
         logQ: z.union([z.literal(false), logQSchema]).default(false),
+        /**
+         * False-negative masking on the raw cosine similarity (RocketQA-style denoising): drop a negative whose
+         * similarity exceeds `threshold`, or lies within `margin` of (or above) the positive's. Or false.
+         */
+        fnMask: z
+          .union([
+            z.literal(false),
+            z
+              .object({ threshold: z.number().min(-1).max(1).optional(), margin: z.number().optional() })
+              .strict()
+              .refine((o) => o.threshold !== undefined || o.margin !== undefined, 'give threshold, margin or both'),
+          ])
+          .default(false),
       })
       .strict()
-      .default({ maskSameItem: true, maskSameUser: true, logQ: false }),
+      .default({ maskSameItem: true, maskSameUser: true, logQ: false, fnMask: false }),
     loss: z
-      .object({ type: z.literal('infonce') })
+      .object({
+        /** 'infonce' (softmax cross-entropy) or 'debiased' (Chuang et al. 2020). */
+        type: z.enum(['infonce', 'debiased']).default('infonce'),
+        /** Class prior τ⁺ of the debiased loss. */
+        tauPlus: z.number().min(0).lt(1).default(0.1),
+        /** Add the item→user direction and average the two losses (bidirectional). */
+        symmetric: z.boolean().default(false),
+      })
       .strict()
-      .default({ type: 'infonce' }),
+      .default({ type: 'infonce', tauPlus: 0.1, symmetric: false }),
   })
   .strict();
 

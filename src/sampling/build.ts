@@ -2,28 +2,82 @@
  * Turns a recipe's `sources` and logQ settings into negative-source modules and the frequency estimator
  * they share. The only place that reads source type names.
  */
+import type { CategoricalFeature } from '../data/types.ts';
 import type { Recipe } from '../recipe/schema.ts';
+import { UserError } from '../util/errors.ts';
 import { StreamingFrequency, TrainFrequency, type FrequencyEstimator } from './frequency.ts';
 import { InBatchSource } from './in-batch.ts';
+import { PopularitySource } from './popularity.ts';
+import { QueueSource } from './queue.ts';
 import type { NegativeSource } from './source.ts';
+import { StratifiedSource } from './stratified.ts';
 import { UniformSource } from './uniform.ts';
 
-export interface SourceSet {
-  sources: NegativeSource[];
-  freq: FrequencyEstimator;
+export interface SourceContext {
+  numItems: number;
+  trainItems: Int32Array;
+  /** Item categorical features of the data (for stratified sources). */
+  itemFeatures?: CategoricalFeature[];
+  /** Output size of the towers (for the queue). */
+  dim?: number;
 }
 
-export function buildSources(recipe: Recipe, numItems: number, trainItems: Int32Array): SourceSet {
+export interface SourceSet {
+  /** Sources of item candidates, in recipe order. */
+  sources: NegativeSource[];
+  freq: FrequencyEstimator;
+  /** The queue, when the recipe has one (the step fills it). */
+  queue: QueueSource | null;
+  /** Same-tower negatives (SamToNe) requested. */
+  sameTower: boolean;
+}
+
+export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
+  const { numItems, trainItems } = ctx;
   const lq = recipe.corrections.logQ;
   const freq: FrequencyEstimator =
     lq && lq.estimator === 'streaming' ? new StreamingFrequency(numItems, lq.alpha, lq.hashSize) : new TrainFrequency(trainItems, numItems);
-  const sources = recipe.sources.map((s): NegativeSource => {
+  let counts: Float64Array | null = null;
+  const itemCounts = () => {
+    if (!counts) {
+      counts = new Float64Array(numItems);
+      for (let i = 0; i < trainItems.length; i++) counts[trainItems[i]]++;
+    }
+    return counts;
+  };
+  let queue: QueueSource | null = null;
+  let sameTower = false;
+  const sources: NegativeSource[] = [];
+  recipe.sources.forEach((s, idx) => {
     switch (s.type) {
       case 'in-batch':
-        return new InBatchSource(freq);
+        sources.push(new InBatchSource(freq));
+        break;
       case 'uniform':
-        return new UniformSource(numItems, s.n);
+        sources.push(new UniformSource(numItems, s.n));
+        break;
+      case 'popularity':
+        sources.push(new PopularitySource(itemCounts(), s.n, s.alpha));
+        break;
+      case 'stratified': {
+        const f = ctx.itemFeatures?.find((x) => x.name === s.column);
+        if (!f) {
+          const have = ctx.itemFeatures?.map((x) => x.name).join(', ') || 'none';
+          throw new UserError(`recipe: field 'sources.${idx}.column': no item feature '${s.column}' in the data (item features: ${have}; load it with --item-features)`);
+        }
+        sources.push(new StratifiedSource(f.values, s.n));
+        break;
+      }
+      case 'queue':
+        if (queue) throw new UserError(`recipe: field 'sources.${idx}': only one queue per recipe`);
+        queue = new QueueSource(s.size, ctx.dim ?? 64, freq, s.momentum);
+        sources.push(queue);
+        break;
+      case 'same-tower':
+        sameTower = true;
+        break;
     }
   });
-  return { sources, freq };
+  if (!sources.length) throw new UserError("recipe: field 'sources': same-tower negatives need at least one item source (e.g. in-batch)");
+  return { sources, freq, queue, sameTower };
 }

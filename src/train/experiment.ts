@@ -11,7 +11,7 @@ import { prepare, type Prepared } from '../data/prepare.ts';
 import { splitInteractions, type SplitSpec } from '../data/split.ts';
 import type { Interactions } from '../data/types.ts';
 import { popularityBaseline } from '../eval/baselines.ts';
-import { evaluateRanking } from '../eval/ranking.ts';
+import { evaluateRanking, type EvalResult } from '../eval/ranking.ts';
 import { embeddingScorer } from '../eval/scorer.ts';
 import { buildModel, type ModelOptions } from '../model/build.ts';
 import { featuresForSave, saveModel } from '../model/saved-model.ts';
@@ -32,6 +32,8 @@ export interface ExperimentOptions {
   backend?: BackendChoice;
   /** Already loaded data (skips loading; `data` is then only recorded). */
   loaded?: Interactions;
+  /** Also return how often each item lands in a test user's top-K for this K (`compare`'s calibration plot). */
+  countRecommendationsAt?: number;
 }
 
 export interface ExperimentResult {
@@ -43,6 +45,10 @@ export interface ExperimentResult {
   data: { source: string; users: number; items: number; interactions: number; split: string; train: number; val: number; test: number; testUsers: number };
   backend: string;
   model: TwoTowerModel;
+  /** With countRecommendationsAt: per item, the test users with it in their top-K. */
+  recommendedCounts?: Float64Array;
+  /** With countRecommendationsAt: training interactions per item (the catalogue's popularity). */
+  itemCounts?: Float64Array;
 }
 
 export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResult> {
@@ -70,12 +76,14 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
       val: split.val.length ? prep.val : null,
       seen: prep.seen,
       itemCounts: prep.itemCounts,
+      itemFeatures: data.itemFeatures,
       artifacts,
     },
     { ...o.train, checkpointDir: o.out ? join(o.out, 'checkpoint') : null, logPath: o.out ? join(o.out, 'train-log.jsonl') : null },
   );
   const t0 = performance.now();
-  const metrics = evaluateTest(backend, model, prep, o.ks);
+  const testEval = evaluateTestRun(backend, model, prep, o.ks, o.countRecommendationsAt);
+  const metrics = testEval.metrics;
   const evalSeconds = (performance.now() - t0) / 1000;
   const popularity = popularityBaseline({ backend, test: prep.test, exclude: prep.seenWithVal, ks: o.ks, itemPopularity: prep.itemCounts }).metrics;
   const testUsers = countRows(prep.test);
@@ -99,6 +107,10 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     backend: backend.name,
     model,
   };
+  if (testEval.recommendedCounts) {
+    result.recommendedCounts = testEval.recommendedCounts;
+    result.itemCounts = prep.itemCounts;
+  }
   if (o.out) {
     saveModel(
       join(o.out, 'model'),
@@ -124,9 +136,14 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
 
 /** Test metrics of a model: full-corpus ranking excluding each user's training and validation items. */
 export function evaluateTest(backend: Backend, model: TwoTowerModel, prep: Prepared, ks: number[]): Record<string, number> {
+  return evaluateTestRun(backend, model, prep, ks).metrics;
+}
+
+/** evaluateTest with the whole EvalResult, optionally counting top-K recommendations per item. */
+export function evaluateTestRun(backend: Backend, model: TwoTowerModel, prep: Prepared, ks: number[], countRecommendationsAt?: number): EvalResult {
   const itemEmb = model.embedAllItems(backend);
   const scorer = embeddingScorer(backend, (ids, out) => model.user.embed(backend, ids, out), itemEmb, model.dim, prep.numItems);
-  return evaluateRanking({ backend, scorer, test: prep.test, exclude: prep.seenWithVal, ks, itemPopularity: prep.itemCounts }).metrics;
+  return evaluateRanking({ backend, scorer, test: prep.test, exclude: prep.seenWithVal, ks, itemPopularity: prep.itemCounts, countRecommendationsAt });
 }
 
 function countRows(m: { rows: number; offsets: Int32Array }): number {

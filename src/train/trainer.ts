@@ -7,6 +7,7 @@ import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Backend } from '../compute/backend.ts';
 import type { Csr } from '../data/csr.ts';
+import type { CategoricalFeature } from '../data/types.ts';
 import { embeddingScorer } from '../eval/scorer.ts';
 import { evaluateRanking } from '../eval/ranking.ts';
 import { loadModel, saveModel, type ModelArtifacts } from '../model/saved-model.ts';
@@ -52,6 +53,8 @@ export interface TrainInputs {
   /** Training items per user, excluded from validation rankings. */
   seen: Csr;
   itemCounts: Float64Array;
+  /** Item categorical features (for stratified negatives). */
+  itemFeatures?: CategoricalFeature[];
   /** Fills everything but the model of a checkpoint (vocabularies, features, ...). */
   artifacts: Omit<ModelArtifacts, 'model' | 'meta'>;
 }
@@ -92,7 +95,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
   if (n === 0) throw new UserError('no training interactions left after filtering and splitting');
   const B = Math.min(cfg.batchSize, n);
   const stepsPerEpoch = Math.floor(n / B) || 1;
-  const sources = buildSources(inp.recipe, inp.numItems, inp.trainItems);
+  const sources = buildSources(inp.recipe, { numItems: inp.numItems, trainItems: inp.trainItems, itemFeatures: inp.itemFeatures, dim: model.dim });
   const stepper = new TrainStep(backend, model, inp.recipe, sources);
   const valKs = [Number(cfg.valMetric.split('@')[1] ?? 20) || 20];
   const valUsers = inp.val ? pickValUsers(inp.val, cfg.valMaxUsers, cfg.seed) : null;

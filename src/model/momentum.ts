@@ -1,0 +1,62 @@
+/**
+ * A momentum (EMA) copy of a tower, as MoCo's key encoder: θ_m ← m·θ_m + (1−m)·θ after every step.
+ * Dense layers are averaged every step. Embedding tables are averaged lazily, when a row is read: a row last
+ * synchronised k steps ago becomes m^k·row_m + (1−m^k)·row (exact if the online row did not move since;
+ * otherwise a close approximation) — so a step costs O(rows read), not O(table size).
+ */
+import type { Backend } from '../compute/backend.ts';
+import { Tower } from './tower.ts';
+
+export class MomentumTower {
+  readonly shadow: Tower;
+  private readonly lastSync: Int32Array[];
+  private step = 0;
+
+  constructor(
+    private readonly online: Tower,
+    readonly m: number,
+  ) {
+    this.shadow = new Tower(`${online.name}.momentum`, online.config, online.optim, online.featureValues);
+    const src = [online.idTable, ...online.featTables];
+    [this.shadow.idTable, ...this.shadow.featTables].forEach((t, i) => t.data.set(src[i].data));
+    this.shadow.layers.forEach((l, i) => {
+      l.w.set(online.layers[i].w);
+      l.b.set(online.layers[i].b);
+    });
+    this.lastSync = src.map((t) => new Int32Array(t.rows));
+  }
+
+  /** One EMA step of the dense layers (tables catch up lazily in embed). */
+  update(): void {
+    this.step++;
+    const m = this.m;
+    this.shadow.layers.forEach((l, i) => {
+      const o = this.online.layers[i];
+      for (let k = 0; k < l.w.length; k++) l.w[k] = m * l.w[k] + (1 - m) * o.w[k];
+      for (let k = 0; k < l.b.length; k++) l.b[k] = m * l.b[k] + (1 - m) * o.b[k];
+    });
+  }
+
+  /** Embeds `ids` with the momentum weights (n×outDim into out). */
+  embed(backend: Backend, ids: Int32Array, out: Float32Array): void {
+    const tables = [this.shadow.idTable, ...this.shadow.featTables];
+    const online = [this.online.idTable, ...this.online.featTables];
+    for (let t = 0; t < tables.length; t++) {
+      const rowsOf = t === 0 ? null : this.shadow.featureValues[t - 1];
+      const last = this.lastSync[t];
+      const d = tables[t].dim;
+      const dst = tables[t].data;
+      const src = online[t].data;
+      for (let r = 0; r < ids.length; r++) {
+        const row = rowsOf ? rowsOf[ids[r]] : ids[r];
+        const k = this.step - last[row];
+        if (k <= 0) continue;
+        const f = Math.pow(this.m, k);
+        const o = row * d;
+        for (let j = 0; j < d; j++) dst[o + j] = f * dst[o + j] + (1 - f) * src[o + j];
+        last[row] = this.step;
+      }
+    }
+    this.shadow.embed(backend, ids, out);
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * Cross-batch memory (MoCo-style queue): the item embeddings of the last `size` positives, kept as fixed
+ * vectors (no gradient) and reused as negatives, so the number of negatives no longer depends on the batch
+ * size. Filled after each step with the batch's positives, embedded by the item tower or by its momentum
+ * (EMA) copy. The queue holds past positives, drawn with the data's frequency: logq = log(size·p_j).
+ * The users of those rows travel along so same-user masking applies to the queue too.
+ */
+import type { FrequencyEstimator } from './frequency.ts';
+import type { BatchContext, Candidates, NegativeSource } from './source.ts';
+
+export class QueueSource implements NegativeSource {
+  readonly name = 'queue';
+  readonly usesPositives = false;
+  private readonly ids: Int32Array;
+  private readonly users: Int32Array;
+  private readonly emb: Float32Array;
+  private readonly logq: Float32Array;
+  private head = 0;
+  private filled = 0;
+
+  constructor(
+    readonly size: number,
+    readonly dim: number,
+    private readonly freq: FrequencyEstimator,
+    /** EMA coefficient of the momentum item tower (0 = embed with the online tower). */
+    readonly momentum: number,
+  ) {
+    this.ids = new Int32Array(size);
+    this.users = new Int32Array(size);
+    this.emb = new Float32Array(size * dim);
+    this.logq = new Float32Array(size);
+  }
+
+  /** The current contents (oldest entries are overwritten first; order does not matter to the loss). */
+  sample(_ctx: BatchContext): Candidates {
+    const n = this.filled;
+    const ids = this.ids.subarray(0, n);
+    this.freq.logExpectedCount(ids, this.size, this.logq);
+    return { ids, logq: this.logq.subarray(0, n), userKey: this.users.subarray(0, n), embeddings: this.emb.subarray(0, n * this.dim) };
+  }
+
+  logExpectedCount(ids: Int32Array, _b: number, out: Float32Array): void {
+    this.freq.logExpectedCount(ids, this.size, out);
+  }
+
+  /** Adds a batch (ids, users, embeddings n×dim), overwriting the oldest entries. */
+  enqueue(items: Int32Array, users: Int32Array, emb: Float32Array): void {
+    const d = this.dim;
+    for (let r = 0; r < items.length; r++) {
+      const h = this.head;
+      this.ids[h] = items[r];
+      this.users[h] = users[r];
+      this.emb.set(emb.subarray(r * d, r * d + d), h * d);
+      this.head = (h + 1) % this.size;
+      if (this.filled < this.size) this.filled++;
+    }
+  }
+}
