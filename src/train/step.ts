@@ -46,6 +46,8 @@ export class TrainStep {
   private readonly s = new Scratch();
   private readonly momentum: MomentumTower | null;
   step = 0;
+  /** Times each item has been a softmax column (for diagnostics); null = not counted. */
+  columnCounts: Float64Array | null = null;
 
   constructor(
     private readonly backend: Backend,
@@ -67,6 +69,7 @@ export class TrainStep {
     const B = users.length;
     this.step++;
     const cols = this.cols.build({ users, items, step: this.step, rng }, this.withLogQ);
+    if (this.columnCounts) for (let j = 0; j < cols.N; j++) this.columnCounts[cols.ids[j]]++;
     const q = m.user.forward(b, users);
     const ct = m.item.forward(b, cols.ids.subarray(0, cols.Nt));
     const a = this.forwardArgs(q, ct, users, items, cols);

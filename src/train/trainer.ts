@@ -16,6 +16,7 @@ import type { Recipe } from '../recipe/schema.ts';
 import { buildSources } from '../sampling/build.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
+import { computeDiagnostics, type Diagnostics } from './diagnostics.ts';
 import { Progress, type ProgressMode } from './progress.ts';
 import { TrainStep } from './step.ts';
 
@@ -39,6 +40,8 @@ export interface TrainConfig {
   progress: ProgressMode;
   /** Log the loss every this many steps. */
   logEvery: number;
+  /** Training batches inspected for diagnostics at each validation (0 = no diagnostics). */
+  diagnosticBatches?: number;
 }
 
 export interface TrainInputs {
@@ -63,6 +66,8 @@ export interface ValidationRecord {
   epoch: number;
   step: number;
   metrics: Record<string, number>;
+  /** Negative-sampling diagnostics at this point (see diagnostics.ts). */
+  diagnostics?: Diagnostics;
 }
 
 export interface TrainSummary {
@@ -97,6 +102,8 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
   const stepsPerEpoch = Math.floor(n / B) || 1;
   const sources = buildSources(inp.recipe, { numItems: inp.numItems, trainItems: inp.trainItems, itemFeatures: inp.itemFeatures, dim: model.dim });
   const stepper = new TrainStep(backend, model, inp.recipe, sources);
+  const diagBatches = cfg.diagnosticBatches ?? 2;
+  if (diagBatches > 0) stepper.columnCounts = new Float64Array(inp.numItems);
   const valKs = [Number(cfg.valMetric.split('@')[1] ?? 20) || 20];
   const valUsers = inp.val ? pickValUsers(inp.val, cfg.valMaxUsers, cfg.seed) : null;
 
@@ -159,7 +166,22 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
 
     if (inp.val && valUsers && cfg.evalEvery > 0 && (epoch % cfg.evalEvery === 0 || epoch === cfg.epochs)) {
       const metrics = validate(inp, valUsers, valKs);
-      st.history.push({ epoch, step: st.step, metrics });
+      const diagnostics =
+        diagBatches > 0
+          ? computeDiagnostics({
+              backend,
+              step: stepper,
+              trainUsers: inp.trainUsers,
+              trainItems: inp.trainItems,
+              seen: inp.seen,
+              itemCounts: inp.itemCounts,
+              columnCounts: stepper.columnCounts!,
+              batchSize: Math.min(B, 1024),
+              batches: diagBatches,
+              seed: cfg.seed + epoch,
+            })
+          : undefined;
+      st.history.push({ epoch, step: st.step, metrics, diagnostics });
       const v = metrics[cfg.valMetric];
       if (v === undefined) throw new UserError(`validation metric '${cfg.valMetric}' is not computed (have: ${Object.keys(metrics).join(', ')})`);
       if (st.best === null || v > st.best) {
@@ -168,7 +190,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
         st.badEvals = 0;
         best = snapshot(model);
       } else st.badEvals++;
-      log({ event: 'validation', epoch, step: st.step, metrics, best: st.best, bestEpoch: st.bestEpoch });
+      log({ event: 'validation', epoch, step: st.step, metrics, diagnostics, best: st.best, bestEpoch: st.bestEpoch });
       bar.note(`epoch ${epoch}: val ${cfg.valMetric} ${v.toFixed(4)} (best ${st.best.toFixed(4)} @ ${st.bestEpoch})`);
       if (cfg.patience > 0 && st.badEvals >= cfg.patience) stoppedEarly = true;
     }
