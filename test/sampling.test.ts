@@ -57,3 +57,11 @@ test('recipe: defaults, composition, and errors naming the field', () => {
   assert.throws(() => parseRecipe({ sources: [{ type: 'uniform', n: -1 }] }), /sources\.0\.n/);
   assert.throws(() => parseRecipe({ sources: [{ type: 'bogus' }] }), /sources\.0/);
 });
+
+test('every recipe shipped in recipes/ is valid', async () => {
+  const { readdirSync } = await import('node:fs');
+  const { loadRecipe } = await import('../src/recipe/schema.ts');
+  const files = readdirSync(new URL('../recipes/', import.meta.url)).filter((f) => f.endsWith('.json'));
+  assert.ok(files.length >= 5);
+  for (const f of files) assert.ok(loadRecipe(new URL(`../recipes/${f}`, import.meta.url).pathname).name, f);
+});
