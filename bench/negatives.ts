@@ -25,6 +25,7 @@ function arg(name: string, dflt: string): string {
 const seeds = Number(arg('seeds', '3'));
 const epochs = Number(arg('epochs', '20'));
 const only = arg('only', '').split(',').filter(Boolean);
+const datasets = arg('datasets', 'ml-100k,beauty').split(',').filter(Boolean);
 const shared = resolve('..', 'shared', 'data');
 
 const DATASETS: Record<string, { path: string; split: SplitSpec; note: string }> = {
@@ -57,6 +58,7 @@ const stats = (xs: number[]) => {
 
 const results: any[] = [];
 for (const [name, ds] of Object.entries(DATASETS)) {
+  if (!datasets.includes(name)) continue;
   if (!existsSync(ds.path)) {
     console.log(`${name}: skipped, ${ds.path} not found`);
     continue;
