@@ -163,7 +163,11 @@ setNativeThreads(info.threads);
 const loadAfter = loadavg()[0];
 
 const f1 = (x: number) => x.toFixed(1);
-console.log(`native addon: simd=${info.simd}, threads 1 and ${info.maxThreads}; CPU ${cpus()[0]?.model ?? '?'}; load average ${f1(loadBefore)} -> ${f1(loadAfter)}`);
+const backoffs = nativeInfo()!.parallelBackoffs - info.parallelBackoffs;
+console.log(
+  `native addon: simd=${info.simd}, threads 1 and ${info.maxThreads}; CPU ${cpus()[0]?.model ?? '?'}; load average ${f1(loadBefore)} -> ${f1(loadAfter)}` +
+    (backoffs > 0 ? `; the pool fell back to one thread ${backoffs} time(s) (busy machine): multi-thread figures are pessimistic` : ''),
+);
 console.log('\nGEMM GFLOPS (median / best), C = op(A) op(B), M x N x K');
 const head = ['shape', 'use', ...threadCounts.flatMap((t) => TRANS.map(([a, b]) => `${t}t ${a ? 'T' : 'N'}${b ? 'T' : 'N'}`))];
 const table: string[][] = [head];
@@ -207,6 +211,7 @@ writeFileSync(
         samples: SAMPLES,
         sampleMs: SAMPLE_MS,
         loadAverage: [loadBefore, loadAfter],
+        parallelBackoffs: backoffs,
       },
       gemm: gemmRows,
       contrastive: contrastiveRows,

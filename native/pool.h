@@ -19,6 +19,10 @@ int set_threads(int n);
 // The pool size fixed at first use (the most set_threads accepts).
 int max_threads();
 
+// How many times the pool has fallen back to the calling thread alone for a second because workers kept
+// arriving late (the machine is busier than its cores); for diagnostics.
+int64_t parallel_backoffs();
+
 // Runs fn as described above with up to min(nthreads, threads()) participants and returns when the caller's
 // fn has returned and every worker that joined has left. A call made while another thread's job runs (JS
 // worker_threads) or from inside a job runs fn(ctx, 0) alone.

@@ -23,13 +23,15 @@ import {
 } from './helpers/reference64.ts';
 
 const backend = loadNativeBackend();
-const skip =
-  !backend && process.env.TOWERLAB_NO_NATIVE === '1'
+const optedOut = process.env.TOWERLAB_NO_NATIVE === '1';
+const skip = backend
+  ? false
+  : optedOut
     ? `native addon unavailable (${nativeLoadError()}) and TOWERLAB_NO_NATIVE=1`
-    : false;
-if (skip) console.log(`# skipping native backend tests: ${skip}`);
+    : 'native addon unavailable (see the failing test "native addon loads")';
+if (!backend && optedOut) console.log(`# skipping native backend tests: ${skip}`);
 
-if (!backend && !skip) {
+if (!backend && !optedOut) {
   test('native addon loads', () => {
     assert.fail(`${nativeLoadError()} (set TOWERLAB_NO_NATIVE=1 to run without it)`);
   });

@@ -66,7 +66,7 @@ interface Addon {
   ): number;
   topkRows(scores: Float32Array, rows: number, cols: number, k: number, outIdx: Int32Array, outVal: Float32Array): void;
   setThreads(n: number): number;
-  info(): { simd: string; threads: number; maxThreads: number };
+  info(): NativeInfo;
 }
 
 /** Where the install step puts the addon, relative to this file (src/compute/). */
@@ -87,14 +87,24 @@ function load(): Addon | null {
   return addon;
 }
 
-/** Why the native backend is unavailable, or null when it loaded (or was not tried yet). */
+/** Why the native backend is unavailable (tries to load it first), or null when it loads. */
 export function nativeLoadError(): string | null {
   load();
   return loadError;
 }
 
-/** SIMD path compiled in ('avx2-fma' or 'scalar') and thread counts; null without the addon. */
-export function nativeInfo(): { simd: string; threads: number; maxThreads: number } | null {
+export interface NativeInfo {
+  /** SIMD path compiled in: 'avx2-fma' or 'scalar'. */
+  simd: string;
+  /** Threads kernels use now, and the pool size (TOWERLAB_THREADS or the core count). */
+  threads: number;
+  maxThreads: number;
+  /** Times the pool ran single-threaded for a second because workers kept being descheduled (busy machine). */
+  parallelBackoffs: number;
+}
+
+/** What the loaded addon was built with and is doing; null without the addon. */
+export function nativeInfo(): NativeInfo | null {
   return load()?.info() ?? null;
 }
 
