@@ -48,6 +48,8 @@ test('train --json: beats popularity by a wide margin, and the last stdout line 
   assert.equal(ev.code, 0, ev.err);
   const e = lastJson(ev.out);
   assert.ok(Math.abs(e.metrics['recall@20'] - j.metrics['recall@20']) < 1e-6, 'eval reproduces the test metrics of train');
+  assert.ok(Math.abs(e.baselines.popularity['recall@20'] - j.baselines.popularity['recall@20']) < 1e-9);
+  assert.ok(e.examples_per_s > 0, 'eval --json carries the training throughput');
 
   const rec = cli(['recommend', '--model', 'run', '--user', 'u5', '--k', '7', '--json']);
   assert.equal(rec.code, 0, rec.err);

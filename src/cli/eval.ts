@@ -61,5 +61,16 @@ export async function evalCommand(o: any): Promise<void> {
       ]) +
       '\n',
   );
-  if (o.json) printJsonLast({ metrics: model.metrics, baselines: { popularity: popularity.metrics }, users: model.users, skipped_unknown: unknown, eval_seconds: seconds, backend: backend.name });
+  if (o.json) {
+    printJsonLast({
+      metrics: model.metrics,
+      baselines: { popularity: popularity.metrics },
+      // Training throughput recorded when the model was trained (evaluation has no examples/s of its own).
+      examples_per_s: a.meta.train?.examplesPerSecond ?? null,
+      users: model.users,
+      skipped_unknown: unknown,
+      eval_seconds: seconds,
+      backend: backend.name,
+    });
+  }
 }
