@@ -81,3 +81,31 @@ test('errors are one line naming what is wrong, with exit code 2', () => {
   assertOneLineError(cli(['train', '--data', csv, '--user-col', 'user', '--item-col', 'movieId']), /ratings\.csv.*user/);
   assertOneLineError(cli(['train', '--data', DATA, '--epochs', 'many']), /--epochs/);
 });
+
+test('train from a CSV with column mapping, ratings, features and a temporal split; then eval and recommend', async () => {
+  const { generateSynthetic } = await import('../src/data/synthetic.ts');
+  const d = generateSynthetic({ users: 300, items: 200, clusters: 5, zipf: 1, seed: 11 });
+  const lines = ['uid,movie,ts,stars,segment,genre'];
+  for (let r = 0; r < d.users.length; r++) {
+    const u = d.users[r];
+    const i = d.items[r];
+    // Every 7th row has a low rating: --min-rating must drop it.
+    lines.push(`${d.userVocab.ids[u]},${d.itemVocab.ids[i]},${d.times![r]},${r % 7 === 0 ? 1 : 4},${d.userFeatures[0].vocab.ids[d.userFeatures[0].values[u]]},${d.itemFeatures[0].vocab.ids[d.itemFeatures[0].values[i]]}`);
+  }
+  const csv = join(dir, 'log.csv');
+  writeFileSync(csv, lines.join('\n') + '\n');
+  const args = ['--data', csv, '--user-col', 'uid', '--item-col', 'movie', '--time-col', 'ts', '--rating-col', 'stars', '--min-rating', '3', '--user-features', 'segment', '--item-features', 'genre', '--split', 'temporal'];
+  const r = cli(['train', ...args, '--recipe', recipe, '--epochs', '4', '--batch-size', '256', '--no-progress', '--json', '--out', 'csvrun']);
+  assert.equal(r.code, 0, r.err);
+  const j = lastJson(r.out);
+  const kept = d.users.length - Math.ceil(d.users.length / 7);
+  assert.equal(j.data.interactions, kept, '--min-rating dropped the low ratings');
+  assert.match(j.data.split, /temporal/);
+  assert.ok(j.metrics['recall@20'] > j.baselines.popularity['recall@20'], `model ${j.metrics['recall@20']} vs popularity ${j.baselines.popularity['recall@20']}`);
+  const ev = cli(['eval', '--model', 'csvrun', '--json']);
+  assert.equal(ev.code, 0, ev.err);
+  assert.ok(Math.abs(lastJson(ev.out).metrics['recall@20'] - j.metrics['recall@20']) < 1e-6);
+  const rec = cli(['recommend', '--model', 'csvrun', '--user', d.userVocab.ids[0], '--k', '3']);
+  assert.equal(rec.code, 0, rec.err);
+  assert.match(rec.out, /top 3 for user/);
+});
