@@ -9,18 +9,7 @@ import { tfjsMatmul } from './tfjs-matmul.ts';
 /** Below this many multiply-adds a plain loop beats the copy in and out of WASM memory. */
 const WASM_MIN_WORK = 1 << 18;
 
-function gemmLoops(
-  transA: boolean,
-  transB: boolean,
-  M: number,
-  N: number,
-  K: number,
-  alpha: number,
-  a: Float32Array,
-  b: Float32Array,
-  beta: number,
-  c: Float32Array,
-): void {
+const gemmLoops: Backend['gemm'] = (transA, transB, M, N, K, alpha, a, b, beta, c) => {
   if (beta === 0) c.fill(0, 0, M * N);
   else if (beta !== 1) for (let i = 0; i < M * N; i++) c[i] *= beta;
   for (let i = 0; i < M; i++) {
@@ -36,7 +25,7 @@ function gemmLoops(
       }
     }
   }
-}
+};
 
 export async function createJsBackend(options: { wasm?: boolean } = {}): Promise<Backend> {
   const matmul = options.wasm === false ? null : await tfjsMatmul();

@@ -4,20 +4,10 @@
  * explicitly first. Returns null when the WASM backend cannot start; callers then use plain loops.
  */
 import { createRequire } from 'node:module';
+import type { Backend } from './backend.ts';
 import { dirname, join } from 'node:path';
 
-export type Matmul = (
-  transA: boolean,
-  transB: boolean,
-  M: number,
-  N: number,
-  K: number,
-  alpha: number,
-  a: Float32Array,
-  b: Float32Array,
-  beta: number,
-  c: Float32Array,
-) => void;
+export type Matmul = Backend['gemm'];
 
 let cached: Promise<Matmul | null> | null = null;
 
