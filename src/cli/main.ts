@@ -5,7 +5,12 @@
  */
 import { Command, Option } from 'commander';
 import { UserError } from '../util/errors.ts';
+import { compareCommand } from './compare.ts';
 import { evalCommand } from './eval.ts';
+import { registerExportCommand } from './export.ts';
+import { registerIndexCommand } from './index-cmd.ts';
+import { registerServeCommand } from './serve.ts';
+import { registerSeqCommand } from './seq.ts';
 import { recommendCommand } from './recommend.ts';
 import { addDataOptions, addModelOptions, addSplitOptions, addTrainOptions } from './options.ts';
 import { trainCommand } from './train.ts';
@@ -38,6 +43,19 @@ export async function main(argv: string[]): Promise<void> {
     .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'native', 'js']).default('auto'))
     .action((opts) => evalCommand(opts));
 
+  const compare = program.command('compare').description('train several recipes over several seeds on the same split and write an HTML report with charts');
+  addDataOptions(compare);
+  addSplitOptions(compare);
+  addModelOptions(compare);
+  addTrainOptions(compare);
+  compare
+    .requiredOption('--recipes <files...>', 'recipe files (JSON) to compare')
+    .option('--seeds <n|list>', "number of seeds (--seed, --seed+1, ...) or a comma-separated list", '3')
+    .option('--k <n>', 'cut-off shown in the report (added to --ks if missing)', '20')
+    .option('--out <dir>', 'report directory (results.json, index.html)', 'report')
+    .option('--json', "print the summary as one JSON object on the last line of stdout")
+    .action((opts) => compareCommand(opts));
+
   program
     .command('recommend')
     .description('top-K items for a user of a saved model')
@@ -47,6 +65,11 @@ export async function main(argv: string[]): Promise<void> {
     .option('--include-seen', "do not exclude the user's training items")
     .option('--json', 'print the result as JSON')
     .action((opts) => recommendCommand(opts));
+
+  registerExportCommand(program);
+  registerIndexCommand(program);
+  registerServeCommand(program);
+  registerSeqCommand(program);
 
   try {
     await program.parseAsync(argv);

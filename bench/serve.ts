@@ -1,0 +1,259 @@
+/**
+ * Serving under load: a synthetic catalogue (1M items by default, 64-dim, clustered like real item
+ * embeddings) exported as a bundle with an HNSW index, served by `towerlab serve` in its own process, and
+ * hit on loopback with autocannon at 1, 16 and 100 concurrent clients for a bounded time, once with HNSW
+ * search and once with exact search. Reports requests/s, p50/p99 latency, the index recall@10 against exact
+ * search (through the API), and the server's memory. Writes bench/results/serve.json and prints a table.
+ *
+ *   npm run bench:serve [-- --items 1000000 --users 20000 --dim 64 --duration 10 --connections 1,16,100 --ef 64,256]
+ *
+ * HNSW rows are measured once per search breadth (ef, `serve --expansion-search`): recall against latency.
+ *
+ * The bundle is cached in $TMPDIR/towerlab-bench-serve-<items>-<dim>/ (building the index over 1M items
+ * takes minutes on 2 cores); delete it to rebuild.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { EventEmitter } from 'node:events';
+import autocannon from 'autocannon';
+import { getBackend } from '../src/compute/index.ts';
+import { createBundle, writeBundle } from '../src/bundle/write.ts';
+import type { ModelArtifacts } from '../src/model/saved-model.ts';
+import { TwoTowerModel } from '../src/model/two-tower.ts';
+import { Rng } from '../src/util/rng.ts';
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : dflt;
+}
+const ITEMS = Number(arg('items', '1000000'));
+const USERS = Number(arg('users', '20000'));
+const DIM = Number(arg('dim', '64'));
+const DURATION = Number(arg('duration', '10'));
+const CONNECTIONS = arg('connections', '1,16,100').split(',').map(Number);
+const EFS = arg('ef', '64,256').split(',').map(Number);
+const CLUSTERS = Math.max(10, Math.round(ITEMS / 1000));
+const ROOT = resolve(import.meta.dirname, '..');
+const BIN = join(ROOT, 'bin', 'towerlab.mjs');
+const log = (m: string) => process.stderr.write(`${m}\n`);
+
+/** Id-only towers (no MLP): embeddings = normalised rows drawn around cluster centres, users likewise. */
+function syntheticArtifacts(): ModelArtifacts {
+  const rng = new Rng(7);
+  const model = new TwoTowerModel({
+    user: { vocabSize: USERS, idDim: DIM, features: [], mlp: [] },
+    item: { vocabSize: ITEMS, idDim: DIM, features: [], mlp: [] },
+    sparseOptimizer: 'adagrad',
+    sparseLr: 0.01,
+    denseLr: 0.001,
+    seed: 7,
+  });
+  const centres = Float32Array.from({ length: CLUSTERS * DIM }, () => rng.normal());
+  const fill = (t: Float32Array, rows: number, noise: number) => {
+    for (let r = 0; r < rows; r++) {
+      const c = rng.int(CLUSTERS);
+      for (let j = 0; j < DIM; j++) t[r * DIM + j] = centres[c * DIM + j] + noise * rng.normal();
+    }
+  };
+  fill(model.item.idTable.data, ITEMS, 0.7);
+  fill(model.user.idTable.data, USERS, 0.9);
+  // Zipf-like popularity and 20 seen items per user (excluded at query time, as in production).
+  const itemCounts = Float32Array.from({ length: ITEMS }, (_, j) => Math.floor(1e6 / (j + 1)));
+  const offsets = Int32Array.from({ length: USERS + 1 }, (_, u) => u * 20);
+  const cols = Int32Array.from({ length: USERS * 20 }, () => rng.int(ITEMS));
+  return {
+    model,
+    userIds: Array.from({ length: USERS }, (_, u) => `u${u}`),
+    itemIds: Array.from({ length: ITEMS }, (_, j) => `i${j}`),
+    userFeatures: [],
+    itemFeatures: [],
+    itemCounts,
+    seen: { rows: USERS, offsets, cols },
+    meta: { created: new Date().toISOString(), recipe: { name: 'synthetic-bench' } },
+  };
+}
+
+async function ensureBundle(dir: string): Promise<void> {
+  if (existsSync(join(dir, 'manifest.json'))) {
+    log(`using the cached bundle ${dir}`);
+    return;
+  }
+  const backend = await getBackend();
+  log(`building a ${ITEMS}-item synthetic bundle in ${dir} (cached for later runs)`);
+  const draft = createBundle(backend, syntheticArtifacts(), {
+    index: { metric: 'ip', connectivity: 16, expansionAdd: 64, expansionSearch: 64 },
+    recallQueries: 500,
+    source: `synthetic:items=${ITEMS},users=${USERS},dim=${DIM},clusters=${CLUSTERS}`,
+    log,
+  });
+  writeBundle(dir, draft);
+}
+
+interface Server {
+  url: string;
+  pid: number;
+  stop(): Promise<number | null>;
+}
+
+async function startServer(bundle: string, ef: number): Promise<Server> {
+  const p = spawn(process.execPath, [BIN, 'serve', '--model', bundle, '--host', '127.0.0.1', '--port', '0', '--expansion-search', String(ef)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  p.stderr.on('data', (d) => process.stderr.write(`  [server] ${d}`));
+  const exited = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
+  const url = await new Promise<string>((res, rej) => {
+    let out = '';
+    p.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
+      if (m) res(m[1]);
+    });
+    p.on('exit', (c) => rej(new Error(`server exited with ${c}`)));
+  });
+  return {
+    url,
+    pid: p.pid!,
+    stop: () => {
+      p.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+function memory(pid: number): { rssMiB: number; peakMiB: number } {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(s.match(new RegExp(`${k}:\\s+(\\d+)`))?.[1] ?? 0);
+  return { rssMiB: kb('VmRSS') / 1024, peakMiB: kb('VmHWM') / 1024 };
+}
+
+async function post(url: string, body: unknown): Promise<any> {
+  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+/** Recall@10 of the served HNSW answers against the served exact answers, over sample users. */
+async function apiRecall(url: string, n: number): Promise<number> {
+  const rng = new Rng(11);
+  let hit = 0;
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const user = `u${rng.int(USERS)}`;
+    const [a, e] = await Promise.all([post(`${url}/recommend`, { user, k: 10, search: 'ann' }), post(`${url}/recommend`, { user, k: 10, search: 'exact' })]);
+    const want = new Set(e.items.map((x: any) => x.item));
+    hit += a.items.filter((x: any) => want.has(x.item)).length;
+    total += want.size;
+  }
+  return hit / total;
+}
+
+interface Row {
+  search: 'ann' | 'exact';
+  /** HNSW search breadth; null for exact search. */
+  ef: number | null;
+  connections: number;
+  requestsPerSec: number;
+  p50ms: number;
+  p99ms: number;
+  maxMs: number;
+  requests: number;
+  errors: number;
+  non2xx: number;
+}
+
+/** Percentile of sorted values (nearest rank). */
+const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] : NaN);
+
+async function load(url: string, search: 'ann' | 'exact', connections: number, duration: number): Promise<Row> {
+  let n = 0;
+  const inst = (autocannon as unknown as (o: autocannon.Options) => Promise<autocannon.Result> & EventEmitter)({
+    url,
+    connections,
+    duration,
+    timeout: 60,
+    requests: [
+      {
+        method: 'POST',
+        path: '/recommend',
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (req: any) => ({ ...req, body: JSON.stringify({ user: `u${(n++ * 7919) % USERS}`, k: 10, search }) }),
+      },
+    ],
+  });
+  // autocannon's own histogram keeps whole milliseconds; keep every 2xx latency at full resolution instead.
+  const lat: number[] = [];
+  inst.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => status >= 200 && status < 300 && lat.push(ms));
+  const r = await inst;
+  lat.sort((a, b) => a - b);
+  return {
+    search,
+    ef: null,
+    connections,
+    requestsPerSec: r.requests.total / duration,
+    p50ms: pct(lat, 50),
+    p99ms: pct(lat, 99),
+    maxMs: lat[lat.length - 1] ?? NaN,
+    requests: r.requests.total,
+    errors: r.errors + r.timeouts,
+    non2xx: r.non2xx,
+  };
+}
+
+async function main(): Promise<void> {
+  const bundle = join(tmpdir(), `towerlab-bench-serve-${ITEMS}-${DIM}`);
+  await ensureBundle(bundle);
+  const manifest = JSON.parse(readFileSync(join(bundle, 'manifest.json'), 'utf8'));
+  const rows: Row[] = [];
+  const recall: Record<string, number> = {};
+  const servers: Array<{ ef: number; startSeconds: number; afterLoad: ReturnType<typeof memory>; afterRuns: ReturnType<typeof memory>; exitCode: number | null }> = [];
+  for (const [i, ef] of EFS.entries()) {
+    const t0 = performance.now();
+    const server = await startServer(bundle, ef);
+    const startSeconds = (performance.now() - t0) / 1000;
+    const afterLoad = memory(server.pid);
+    log(`server (ef ${ef}) up in ${startSeconds.toFixed(1)} s at ${server.url}, RSS ${afterLoad.rssMiB.toFixed(0)} MiB`);
+    try {
+      recall[`ef${ef}`] = await apiRecall(server.url, 200);
+      log(`recall@10 of /recommend with HNSW (ef ${ef}) vs exact, 200 users: ${recall[`ef${ef}`].toFixed(4)}`);
+      const modes = i === EFS.length - 1 ? (['ann', 'exact'] as const) : (['ann'] as const);
+      for (const search of modes) {
+        await load(server.url, search, 4, 2); // warm-up
+        for (const c of CONNECTIONS) {
+          log(`${search}${search === 'ann' ? ` ef ${ef}` : ''}: ${c} connection(s) for ${DURATION} s`);
+          rows.push({ ...(await load(server.url, search, c, DURATION)), ef: search === 'ann' ? ef : null });
+        }
+      }
+    } finally {
+      const afterRuns = memory(server.pid);
+      servers.push({ ef, startSeconds, afterLoad, afterRuns, exitCode: await server.stop() });
+    }
+  }
+  const result = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadAverage: loadavg() },
+    backend: (await getBackend()).name,
+    items: ITEMS,
+    users: USERS,
+    dim: DIM,
+    clusters: CLUSTERS,
+    index: manifest.index,
+    bundleMiB: Object.values(manifest.files as Record<string, { bytes: number }>).reduce((s, f) => s + f.bytes, 0) / 2 ** 20,
+    durationSeconds: DURATION,
+    request: { endpoint: 'POST /recommend', body: '{"user": <known user, round robin>, "k": 10, "search": "ann"|"exact"}', excludeSeen: '20 seen items per user' },
+    recallAt10ApiHnswVsExact: recall,
+    servers,
+    rows,
+  };
+  mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(join(ROOT, 'bench', 'results', 'serve.json'), JSON.stringify(result, null, 1) + '\n');
+  const line = (c: string[]) => c.map((x, i) => (i < 3 ? x.padEnd(7) : x.padStart(10))).join(' ');
+  console.log(`\nPOST /recommend, ${ITEMS} items × ${DIM} dims, k = 10, loopback, ${DURATION} s per row (${cpus().length} cores shared by server, load generator and anything else running; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')})`);
+  console.log(line(['search', 'ef', 'clients', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors']));
+  for (const r of rows) console.log(line([r.search === 'ann' ? 'hnsw' : 'exact', r.ef === null ? '-' : String(r.ef), String(r.connections), r.requestsPerSec.toFixed(0), r.p50ms.toFixed(2), r.p99ms.toFixed(2), r.maxMs.toFixed(1), String(r.errors + r.non2xx)]));
+  console.log(`index recall@10 vs exact: ${manifest.index?.recallAt10.toFixed(4)} at build (ef ${manifest.index?.expansionSearch}, 500 users); through the API (200 users): ${Object.entries(recall).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
+  for (const sv of servers) console.log(`server (ef ${sv.ef}): up in ${sv.startSeconds.toFixed(1)} s, ${sv.afterLoad.rssMiB.toFixed(0)} MiB RSS after load, ${sv.afterRuns.rssMiB.toFixed(0)} MiB after the runs, peak ${sv.afterRuns.peakMiB.toFixed(0)} MiB; exit code ${sv.exitCode}`);
+  console.log(`bundle: ${result.bundleMiB.toFixed(0)} MiB on disk`);
+  console.log('written to bench/results/serve.json');
+}
+
+await main();

@@ -1,0 +1,92 @@
+/**
+ * The serving bundle: everything a server or a browser needs to answer queries, in one directory.
+ *
+ *   manifest.json          format + version, creation time, recipe, metrics, model shape, vocabulary
+ *                          checksums, the index settings and its recall, and size + SHA-256 of every file
+ *   model.json             TF.js weights manifest (`weightsManifest`): loadable with tf.io.loadWeights
+ *   weights/dense.bin      every MLP weight and bias of both towers (one TF.js weight group)
+ *   weights/*.bin          one embedding table per file (raw little-endian float32), and the precomputed
+ *                          item embeddings; each file is its own TF.js weight group so a page fetches only
+ *                          what it uses
+ *   data/*.bin             int32/float32 arrays the server needs: feature values, item counts, seen items
+ *   vocab/*.json           user ids, item ids, categorical feature vocabularies
+ *   index/items.usearch    the HNSW index over the item embeddings (optional)
+ *
+ * The manifest is written last inside a temporary directory that is renamed into place, so a reader sees
+ * a complete old bundle or a complete new one.
+ */
+import { z } from 'zod';
+
+export const BUNDLE_FORMAT = 'towerlab-bundle';
+export const BUNDLE_VERSION = 1;
+export const BUNDLE_MANIFEST = 'manifest.json';
+export const TFJS_MODEL = 'model.json';
+export const INDEX_FILE = 'index/items.usearch';
+
+const towerShape = z.object({
+  vocabSize: z.number().int().nonnegative(),
+  idDim: z.number().int().positive(),
+  features: z.array(z.object({ name: z.string(), cardinality: z.number().int().positive(), dim: z.number().int().positive() })),
+  mlp: z.array(z.number().int().positive()),
+});
+
+const arrayEntry = z.object({
+  name: z.string(),
+  file: z.string(),
+  dtype: z.enum(['float32', 'int32']),
+  shape: z.array(z.number().int().nonnegative()),
+});
+
+export const manifestSchema = z.object({
+  format: z.literal(BUNDLE_FORMAT),
+  version: z.number().int().positive(),
+  /** Short content hash of the bundle (over every file's checksum): what responses and metrics name. */
+  id: z.string(),
+  created: z.string(),
+  towerlab: z.string(),
+  source: z.object({ model: z.string(), modelCreated: z.string().nullable() }),
+  recipe: z.unknown().optional(),
+  metrics: z.record(z.string(), z.number().nullable()).optional(),
+  model: z.object({
+    dim: z.number().int().positive(),
+    users: z.number().int().nonnegative(),
+    items: z.number().int().positive(),
+    user: towerShape,
+    item: towerShape,
+    /** How a query from an item history is formed (the model has no sequence tower). */
+    historyQuery: z.literal('mean-item-embedding'),
+  }),
+  vocabularies: z.record(z.string(), z.object({ file: z.string(), count: z.number().int().nonnegative(), sha256: z.string() })),
+  arrays: z.array(arrayEntry),
+  index: z
+    .object({
+      file: z.string(),
+      metric: z.enum(['ip', 'cos']),
+      connectivity: z.number().int().positive(),
+      expansionAdd: z.number().int().positive(),
+      expansionSearch: z.number().int().positive(),
+      recallAt10: z.number(),
+      recallQueries: z.number().int().nonnegative(),
+      buildSeconds: z.number(),
+    })
+    .nullable(),
+  files: z.record(z.string(), z.object({ bytes: z.number().int().nonnegative(), sha256: z.string() })),
+});
+
+export type BundleManifest = z.infer<typeof manifestSchema>;
+export type ArrayEntry = z.infer<typeof arrayEntry>;
+
+/** Array names shared by the writer, the server and the browser page. */
+export const names = {
+  idTable: (tower: 'user' | 'item') => `${tower}.id.emb`,
+  featTable: (tower: 'user' | 'item', f: number) => `${tower}.feature${f}.emb`,
+  featValues: (tower: 'user' | 'item', f: number) => `${tower}.feature${f}.values`,
+  layerW: (tower: 'user' | 'item', l: number) => `${tower}.mlp${l}.w`,
+  layerB: (tower: 'user' | 'item', l: number) => `${tower}.mlp${l}.b`,
+  /** Mean user id embedding: stands in for the id of a user known only by features. */
+  userIdMean: 'user.id.mean',
+  itemEmbeddings: 'item.embeddings',
+  itemCounts: 'item.counts',
+  seenOffsets: 'seen.offsets',
+  seenCols: 'seen.cols',
+} as const;

@@ -1,0 +1,203 @@
+/**
+ * Builds a serving bundle from a trained model (see format.ts for the layout) and writes it atomically:
+ * every file goes into a temporary directory, the manifest last, then the directory is renamed over the
+ * target; a crash before the rename leaves the previous bundle untouched.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Backend } from '../compute/backend.ts';
+import type { ModelArtifacts } from '../model/saved-model.ts';
+import { defaultAnnConfig, type AnnConfig, type AnnIndex } from '../index/ann-index.ts';
+import { buildIndex, indexBytes, sampleUserQueries } from '../index/item-index.ts';
+import { writeDirAtomic, writeFileSynced } from '../util/atomic.ts';
+import { BUNDLE_FORMAT, BUNDLE_MANIFEST, BUNDLE_VERSION, INDEX_FILE, TFJS_MODEL, names, type ArrayEntry, type BundleManifest } from './format.ts';
+import { QueryTower, layersFromConfig, meanRow, type QueryTowerWeights } from './query-tower.ts';
+
+export interface BundleOptions {
+  /** HNSW settings, or null for no index (the server then searches exactly). */
+  index: AnnConfig | null;
+  /** Users whose embeddings serve as queries when measuring the index recall@10 against exact search. */
+  recallQueries: number;
+  /** Where the model came from, for the manifest. */
+  source: string;
+  /** Progress messages (index building can take minutes for millions of items). */
+  log?: (msg: string) => void;
+}
+
+export const defaultBundleOptions: BundleOptions = { index: defaultAnnConfig, recallQueries: 500, source: '' };
+
+/** A bundle assembled in memory: its files (manifest included) and the live objects they were made from. */
+export interface BundleDraft {
+  manifest: BundleManifest;
+  files: Map<string, Uint8Array>;
+  index: AnnIndex | null;
+  itemEmb: Float32Array;
+  query: QueryTowerWeights;
+}
+
+const TOWERLAB_VERSION = '0.1.0';
+const bytesOf = (a: Float32Array | Int32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+export function createBundle(backend: Backend, a: ModelArtifacts, o: BundleOptions): BundleDraft {
+  const log = o.log ?? (() => {});
+  const m = a.model;
+  const dim = m.dim;
+  const numItems = a.itemIds.length;
+  const numUsers = a.userIds.length;
+  const files = new Map<string, Uint8Array>();
+  const arrays: ArrayEntry[] = [];
+  const tfGroups: Array<{ paths: string[]; weights: Array<{ name: string; shape: number[]; dtype: string }> }> = [];
+
+  const addArray = (name: string, file: string, data: Float32Array | Int32Array, shape: number[], tfjs: boolean) => {
+    files.set(file, bytesOf(data));
+    const dtype = data instanceof Int32Array ? 'int32' : 'float32';
+    arrays.push({ name, file, dtype, shape });
+    if (tfjs) tfGroups.push({ paths: [file], weights: [{ name, shape, dtype }] });
+  };
+
+  // Dense weights of both towers (and the mean user id row) as one TF.js weight group: concatenated, no padding.
+  const dense: Array<{ name: string; data: Float32Array; shape: number[] }> = [];
+  for (const t of [m.user, m.item]) {
+    const tower = t.name as 'user' | 'item';
+    t.layers.forEach((l, i) => {
+      dense.push({ name: names.layerW(tower, i), data: l.w, shape: [l.inDim, l.outDim] });
+      dense.push({ name: names.layerB(tower, i), data: l.b, shape: [l.outDim] });
+    });
+  }
+  const idMean = meanRow(m.user.idTable.data, numUsers, m.user.config.idDim);
+  dense.push({ name: names.userIdMean, data: idMean, shape: [idMean.length] });
+  const denseBin = new Float32Array(dense.reduce((s, d) => s + d.data.length, 0));
+  let off = 0;
+  for (const d of dense) {
+    denseBin.set(d.data, off);
+    off += d.data.length;
+    arrays.push({ name: d.name, file: 'weights/dense.bin', dtype: 'float32', shape: d.shape });
+  }
+  files.set('weights/dense.bin', bytesOf(denseBin));
+  tfGroups.push({ paths: ['weights/dense.bin'], weights: dense.map((d) => ({ name: d.name, shape: d.shape, dtype: 'float32' })) });
+
+  for (const t of [m.user, m.item]) {
+    const tower = t.name as 'user' | 'item';
+    addArray(names.idTable(tower), `weights/${tower}.id.bin`, t.idTable.data, [t.config.vocabSize, t.config.idDim], true);
+    t.featTables.forEach((tab, f) => addArray(names.featTable(tower, f), `weights/${tower}.feature${f}.bin`, tab.data, [tab.rows, tab.dim], true));
+    t.featureValues.forEach((v, f) => addArray(names.featValues(tower, f), `data/${tower}.feature${f}.values.bin`, v, [v.length], true));
+  }
+
+  log(`embedding ${numItems} items`);
+  const itemEmb = m.embedAllItems(backend);
+  addArray(names.itemEmbeddings, 'weights/item.embeddings.bin', itemEmb, [numItems, dim], true);
+  addArray(names.itemCounts, 'data/item.counts.bin', a.itemCounts, [a.itemCounts.length], false);
+  addArray(names.seenOffsets, 'data/seen.offsets.bin', a.seen.offsets, [a.seen.offsets.length], false);
+  addArray(names.seenCols, 'data/seen.cols.bin', a.seen.cols, [a.seen.cols.length], false);
+
+  const vocabularies: BundleManifest['vocabularies'] = {};
+  const addVocab = (key: string, file: string, value: unknown, count: number) => {
+    const bytes = Buffer.from(JSON.stringify(value));
+    files.set(file, bytes);
+    vocabularies[key] = { file, count, sha256: sha256(bytes) };
+  };
+  addVocab('users', 'vocab/users.json', a.userIds, numUsers);
+  addVocab('items', 'vocab/items.json', a.itemIds, numItems);
+  const feats = {
+    user: a.userFeatures.map((f) => ({ name: f.name, vocab: f.vocab })),
+    item: a.itemFeatures.map((f) => ({ name: f.name, vocab: f.vocab })),
+  };
+  addVocab('features', 'vocab/features.json', feats, feats.user.length + feats.item.length);
+
+  const query: QueryTowerWeights = {
+    config: m.user.config,
+    idTable: m.user.idTable.data,
+    idMean,
+    featTables: m.user.featTables.map((t) => t.data),
+    featValues: m.user.featureValues,
+    layers: layersFromConfig(m.user.config, (l) => ({ w: m.user.layers[l].w, b: m.user.layers[l].b })),
+    outDim: m.user.outDim,
+  };
+
+  let index: AnnIndex | null = null;
+  let indexMeta: BundleManifest['index'] = null;
+  if (o.index) {
+    const tower = new QueryTower(query);
+    const queries = sampleUserQueries((u, out) => tower.embedUser(backend, u, out), numUsers, dim, o.recallQueries);
+    const built = buildIndex(backend, itemEmb, numItems, dim, queries, o.index, log);
+    index = built.index;
+    files.set(INDEX_FILE, indexBytes(index));
+    indexMeta = { file: INDEX_FILE, ...o.index, recallAt10: built.recall.recall, recallQueries: built.recall.queries, buildSeconds: built.buildSeconds };
+  }
+
+  const meta = a.meta ?? {};
+  const tfjsModel = {
+    format: 'towerlab-towers',
+    generatedBy: `towerlab ${TOWERLAB_VERSION}`,
+    convertedBy: null,
+    // Not a layers topology: the page rebuilds the (tiny) tower from these shapes with tfjs-core ops.
+    modelTopology: { dim, user: m.user.config, item: m.item.config, userFeatures: feats.user.map((f) => f.name), itemFeatures: feats.item.map((f) => f.name) },
+    weightsManifest: tfGroups,
+  };
+  files.set(TFJS_MODEL, Buffer.from(JSON.stringify(tfjsModel)));
+
+  const checksums: BundleManifest['files'] = {};
+  for (const [path, bytes] of [...files].sort(([x], [y]) => (x < y ? -1 : 1))) checksums[path] = { bytes: bytes.byteLength, sha256: sha256(bytes) };
+  const id = createHash('sha256')
+    .update(Object.entries(checksums).map(([p, c]) => `${p}:${c.sha256}`).join('\n'))
+    .digest('hex')
+    .slice(0, 12);
+  const metrics: Record<string, number | null> = {};
+  for (const [k, v] of Object.entries((meta.metrics ?? {}) as Record<string, unknown>)) if (typeof v === 'number') metrics[k] = Number.isFinite(v) ? v : null;
+  const manifest: BundleManifest = {
+    format: BUNDLE_FORMAT,
+    version: BUNDLE_VERSION,
+    id,
+    created: new Date().toISOString(),
+    towerlab: TOWERLAB_VERSION,
+    source: { model: o.source, modelCreated: typeof meta.created === 'string' ? meta.created : null },
+    recipe: meta.recipe,
+    metrics,
+    model: { dim, users: numUsers, items: numItems, user: m.user.config, item: m.item.config, historyQuery: 'mean-item-embedding' },
+    vocabularies,
+    arrays,
+    index: indexMeta,
+    files: checksums,
+  };
+  files.set(BUNDLE_MANIFEST, Buffer.from(JSON.stringify(manifest, null, 1)));
+  return { manifest, files, index, itemEmb, query };
+}
+
+/**
+ * Writes the draft's files under `dir` atomically, the manifest last. `onFile` is told after each file
+ * (progress; tests use it to simulate a crash mid-write).
+ */
+export function writeBundle(dir: string, draft: BundleDraft, onFile?: (path: string, written: number) => void): void {
+  writeDirAtomic(dir, (tmp) => {
+    const subdirs = new Set<string>();
+    let n = 0;
+    const write = (path: string, bytes: Uint8Array) => {
+      const full = join(tmp, path);
+      const sub = dirname(full);
+      if (!subdirs.has(sub)) {
+        mkdirSync(sub, { recursive: true });
+        subdirs.add(sub);
+      }
+      writeFileSynced(full, bytes);
+      onFile?.(path, ++n);
+    };
+    for (const [path, bytes] of draft.files) if (path !== BUNDLE_MANIFEST) write(path, bytes);
+    for (const sub of subdirs) if (sub !== tmp) fsyncDir(sub);
+    write(BUNDLE_MANIFEST, draft.files.get(BUNDLE_MANIFEST)!);
+  });
+}
+
+function fsyncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // Not every file system allows fsync on a directory; the final rename is atomic regardless.
+  }
+}

@@ -1,0 +1,53 @@
+/** `towerlab serve`: the HTTP API over a bundle (or a model directory, bundled in memory at start). */
+import { Option, type Command } from 'commander';
+import { UserError } from '../util/errors.ts';
+import { handleSignals, startServer } from '../serve/run.ts';
+
+export async function serveCommand(o: any): Promise<void> {
+  const port = Number(o.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`--port: must be an integer in 0..65535, got '${o.port}'`);
+  const maxK = Number(o.maxK);
+  if (!Number.isInteger(maxK) || maxK < 1) throw new UserError(`--max-k: must be a positive integer, got '${o.maxK}'`);
+  let expansionSearch: number | undefined;
+  if (o.expansionSearch !== undefined) {
+    expansionSearch = Number(o.expansionSearch);
+    if (!Number.isInteger(expansionSearch) || expansionSearch < 1) throw new UserError(`--expansion-search: must be a positive integer, got '${o.expansionSearch}'`);
+  }
+  const log = (m: string) => process.stderr.write(`towerlab serve: ${m}\n`);
+  const s = await startServer({
+    source: o.model,
+    host: o.host,
+    port,
+    search: o.search === 'exact' ? 'exact' : 'ann',
+    maxK,
+    demo: !!o.demo,
+    watch: !!o.watch,
+    logger: !!o.log,
+    adminReload: o.adminReload !== false,
+    expansionSearch,
+    log,
+  });
+  const m = s.holder.current!;
+  const mf = m.bundle.manifest;
+  log(`model ${m.id}: ${mf.model.users} users, ${mf.model.items} items, dim ${mf.model.dim}, search ${mf.index ? (m.defaultSearch === 'ann' ? `hnsw (ef ${m.bundle.index!.config.expansionSearch}; recall@10 ${mf.index.recallAt10.toFixed(3)} at ef ${mf.index.expansionSearch})` : 'exact') : 'exact (bundle has no index)'}`);
+  // The URL goes to stdout alone, so scripts and tests can read it.
+  process.stdout.write(`listening on ${s.url}${o.demo ? ` (demo page: ${s.url}/)` : ''}\n`);
+  await handleSignals(s, log);
+}
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('HTTP API: /recommend, /similar, /embed, /health, /metrics; hot reload; --demo serves a browser page')
+    .requiredOption('--model <dir>', "a bundle written by 'towerlab export' (or a model directory, bundled in memory at start)")
+    .option('--port <n>', 'TCP port (0 = any free port)', '8080')
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .addOption(new Option('--search <how>', 'default retrieval: the HNSW index or exact search').choices(['ann', 'exact']).default('ann'))
+    .option('--max-k <n>', 'largest k a request may ask for', '1000')
+    .option('--expansion-search <n>', "HNSW search breadth (ef), overriding the bundle's: higher = better recall, slower")
+    .option('--demo', 'also serve the demo page at / (TF.js query tower in the browser)')
+    .option('--watch', "reload when the bundle's manifest changes")
+    .option('--no-admin-reload', 'disable POST /admin/reload (SIGHUP still reloads)')
+    .option('--log', 'log every request (JSON lines on stdout)')
+    .action((opts) => serveCommand(opts));
+}

@@ -1,0 +1,111 @@
+/**
+ * The model a server answers with, and its hot reload. A new bundle is read and verified completely off to
+ * the side; only then is the reference swapped, in one assignment. A request reads the reference once, so it
+ * is answered wholly by the old model or wholly by the new one, never by a half-loaded one, and requests keep
+ * flowing while the next bundle loads. Reloads asked for while one is running are coalesced into one more.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Backend } from '../compute/backend.ts';
+import { openModel } from '../cli/model-dir.ts';
+import { bundleFromDraft, readBundle, type Bundle } from '../bundle/read.ts';
+import { createBundle, defaultBundleOptions } from '../bundle/write.ts';
+import { BUNDLE_FORMAT, BUNDLE_MANIFEST } from '../bundle/format.ts';
+import { UserError } from '../util/errors.ts';
+import { Recommender, type SearchMode } from './recommender.ts';
+
+export interface ReloadResult {
+  id: string;
+  previous: string | null;
+  changed: boolean;
+  ms: number;
+}
+
+/** A bundle directory is read as is; a model (or run) directory is turned into a bundle in memory. */
+export async function loadSource(source: string, backend: Backend, log: (m: string) => void = () => {}, expansionSearch?: number): Promise<Bundle> {
+  const m = join(source, BUNDLE_MANIFEST);
+  let isBundle = false;
+  if (existsSync(m)) {
+    try {
+      isBundle = JSON.parse(readFileSync(m, 'utf8'))?.format === BUNDLE_FORMAT;
+    } catch {
+      isBundle = true; // let readBundle say what is wrong with it
+    }
+  }
+  if (isBundle || !existsSync(source)) return readBundle(source, { expansionSearch });
+  const a = openModel(source);
+  const index = defaultBundleOptions.index && { ...defaultBundleOptions.index, expansionSearch: expansionSearch ?? defaultBundleOptions.index.expansionSearch };
+  return bundleFromDraft(createBundle(backend, a, { ...defaultBundleOptions, index, source, log }));
+}
+
+export class ModelHolder {
+  private cur: Recommender | null = null;
+  private loading: Promise<ReloadResult> | null = null;
+  private again: Promise<ReloadResult> | null = null;
+  loadedAt = 0;
+  lastError: string | null = null;
+  reloads = 0;
+
+  constructor(
+    readonly source: string,
+    private readonly backend: Backend,
+    private readonly search: SearchMode,
+    private readonly log: (m: string) => void = () => {},
+    private readonly onReload: (ok: boolean) => void = () => {},
+    /** Overrides the index's stored HNSW search breadth (ef). */
+    private readonly expansionSearch?: number,
+  ) {}
+
+  /** The model to answer with; read it once per request. */
+  get current(): Recommender | null {
+    return this.cur;
+  }
+
+  get reloading(): boolean {
+    return this.loading !== null;
+  }
+
+  /**
+   * Loads the source again and swaps it in. On failure the current model stays and the error (a UserError
+   * naming the bad file) is thrown to the caller. A call during a running reload waits for one more reload
+   * after it (the bundle may have changed again since the running one started).
+   */
+  reload(): Promise<ReloadResult> {
+    if (!this.loading) {
+      this.loading = this.loadOnce().finally(() => {
+        this.loading = null;
+      });
+      return this.loading;
+    }
+    if (!this.again) {
+      const running = this.loading;
+      this.again = running
+        .catch(() => undefined)
+        .then(() => {
+          this.again = null;
+          return this.reload();
+        });
+    }
+    return this.again;
+  }
+
+  private async loadOnce(): Promise<ReloadResult> {
+    const t0 = performance.now();
+    const previous = this.cur?.id ?? null;
+    try {
+      const bundle = await loadSource(this.source, this.backend, this.log, this.expansionSearch);
+      const next = new Recommender(bundle, this.backend, bundle.index ? this.search : 'exact');
+      this.cur = next; // the swap: one assignment
+      this.loadedAt = Date.now();
+      this.lastError = null;
+      this.reloads++;
+      this.onReload(true);
+      return { id: next.id, previous, changed: next.id !== previous, ms: performance.now() - t0 };
+    } catch (e) {
+      const msg = e instanceof UserError ? e.message : `internal error while loading: ${(e as Error)?.message ?? e}`;
+      this.lastError = msg;
+      this.onReload(false);
+      throw e instanceof UserError ? e : new UserError(msg);
+    }
+  }
+}

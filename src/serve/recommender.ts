@@ -1,0 +1,324 @@
+/**
+ * Answers queries against one loaded bundle: turns a request (known user, a new user's features, or an
+ * item history) into a query vector, retrieves with the HNSW index or exactly, applies seen-item exclusion
+ * and item filters, and falls back to popularity for queries the model cannot embed (cold start).
+ * Everything here is synchronous and allocation-light: one instance serves every request for its bundle.
+ */
+import type { Backend } from '../compute/backend.ts';
+import { QueryTower } from '../bundle/query-tower.ts';
+import type { Bundle } from '../bundle/read.ts';
+import type { Hits } from '../index/ann-index.ts';
+import { ExactSearcher } from '../index/exact.ts';
+import { badRequest, notFound } from './errors.ts';
+import type { EmbedBody, FilterBody, RecommendBody, SimilarBody } from './schemas.ts';
+
+export type SearchMode = 'ann' | 'exact';
+
+export interface ScoredItem {
+  item: string;
+  score: number;
+}
+
+export interface RecommendResult {
+  model: string;
+  /** 'model': ranked by the two towers; 'popularity': the cold-start fallback (see `reason`). */
+  source: 'model' | 'popularity';
+  query: 'user' | 'features' | 'history' | 'item';
+  reason?: string;
+  /** How the candidates were found: the HNSW index, exact search, or the popularity list. */
+  search: 'hnsw' | 'exact' | 'popularity';
+  k: number;
+  items: ScoredItem[];
+  excludedSeen?: number;
+  warnings?: string[];
+}
+
+const EXACT_AMONG_MAX = 50_000;
+/** ANN over-fetch stops growing here; past it, exact search is cheaper than a huge graph search. */
+const ANN_FETCH_MAX = 8192;
+
+interface CompiledFilter {
+  banned: Set<number>;
+  /** Explicit allow-list (sorted item indices), or null for "every item". */
+  allowed: Int32Array | null;
+  warnings: string[];
+}
+
+export class Recommender {
+  readonly tower: QueryTower;
+  private readonly exact: ExactSearcher;
+  private popOrder: Int32Array | null = null;
+  private valueLists = new Map<number, Int32Array[]>();
+  private readonly q: Float32Array;
+
+  constructor(
+    readonly bundle: Bundle,
+    private readonly backend: Backend,
+    readonly defaultSearch: SearchMode,
+    /** Allow-lists up to this length are searched exactly; longer ones filter over-fetched ANN results. */
+    private readonly exactAmongMax = EXACT_AMONG_MAX,
+  ) {
+    this.tower = new QueryTower(bundle.query);
+    this.exact = new ExactSearcher(backend, bundle.itemEmb, bundle.manifest.model.items, bundle.manifest.model.dim);
+    this.q = new Float32Array(bundle.manifest.model.dim);
+  }
+
+  get id(): string {
+    return this.bundle.id;
+  }
+
+  recommend(b: RecommendBody): RecommendResult {
+    const f = this.compileFilter(b.filter);
+    const base = { model: this.id, k: b.k } as const;
+    const q = this.q;
+    let query: RecommendResult['query'];
+    let fallback: string | null = null;
+    let excludedSeen = 0;
+    if (b.user !== undefined) {
+      query = 'user';
+      const u = this.bundle.userIndex.get(b.user);
+      if (u === undefined) fallback = `unknown user '${b.user}' (cold start)`;
+      else {
+        this.tower.embedUser(this.backend, u, q);
+        if (b.excludeSeen) {
+          const { offsets, cols } = this.bundle.seen;
+          for (let i = offsets[u]; i < offsets[u + 1]; i++) f.banned.add(cols[i]);
+          excludedSeen = offsets[u + 1] - offsets[u];
+        }
+      }
+    } else if (b.features !== undefined) {
+      query = 'features';
+      const known = this.featureQuery(b.features, q, f.warnings);
+      if (!known) fallback = 'none of the given feature values is known to the model (cold start)';
+    } else {
+      query = 'history';
+      const items = this.historyQuery(b.history!, q, f.warnings);
+      if (!items.length) fallback = 'none of the history items is known to the model (cold start)';
+      else if (b.excludeSeen) {
+        for (const j of items) f.banned.add(j);
+        excludedSeen = new Set(items).size;
+      }
+    }
+    const warnings = f.warnings.length ? { warnings: f.warnings } : {};
+    if (fallback !== null) {
+      return { ...base, source: 'popularity', query, reason: fallback, search: 'popularity', items: this.popular(b.k, f), ...warnings };
+    }
+    const { hits, search } = this.retrieve(q, b.k, f, b.search ?? this.defaultSearch);
+    return { ...base, source: 'model', query, search, items: this.named(hits), excludedSeen, ...warnings };
+  }
+
+  similar(b: SimilarBody): RecommendResult {
+    const j = this.itemIndex(b.item);
+    const f = this.compileFilter(b.filter);
+    f.banned.add(j);
+    const dim = this.q.length;
+    const q = this.bundle.itemEmb.subarray(j * dim, (j + 1) * dim);
+    const { hits, search } = this.retrieve(q, b.k, f, b.search ?? this.defaultSearch);
+    return { model: this.id, source: 'model', query: 'item', search, k: b.k, items: this.named(hits), ...(f.warnings.length ? { warnings: f.warnings } : {}) };
+  }
+
+  embed(b: EmbedBody): { model: string; query: string; dim: number; embedding: number[]; warnings?: string[] } {
+    const dim = this.q.length;
+    const out = new Float32Array(dim);
+    const warnings: string[] = [];
+    let query: string;
+    if (b.user !== undefined) {
+      query = 'user';
+      const u = this.bundle.userIndex.get(b.user);
+      if (u === undefined) throw notFound(`unknown user '${b.user}'`);
+      this.tower.embedUser(this.backend, u, out);
+    } else if (b.item !== undefined) {
+      query = 'item';
+      const j = this.itemIndex(b.item);
+      out.set(this.bundle.itemEmb.subarray(j * dim, (j + 1) * dim));
+    } else if (b.features !== undefined) {
+      query = 'features';
+      if (!this.featureQuery(b.features, out, warnings)) throw notFound('none of the given feature values is known to the model');
+    } else {
+      query = 'history';
+      if (!this.historyQuery(b.history!, out, warnings).length) throw notFound('none of the history items is known to the model');
+    }
+    return { model: this.id, query, dim, embedding: Array.from(out), ...(warnings.length ? { warnings } : {}) };
+  }
+
+  private itemIndex(id: string): number {
+    const j = this.bundle.itemIndex.get(id);
+    if (j === undefined) throw notFound(`unknown item '${id}'`);
+    return j;
+  }
+
+  /** Query of a user known by features only: the mean id embedding plus the given feature values. */
+  private featureQuery(given: Record<string, string>, out: Float32Array, warnings: string[]): boolean {
+    const feats = this.bundle.userFeatures;
+    if (!feats.length) throw badRequest('features: this model has no user features; query by user or history instead');
+    const values = new Array<number>(feats.length).fill(0);
+    let known = 0;
+    for (const [name, value] of Object.entries(given)) {
+      const i = feats.findIndex((f) => f.name === name);
+      if (i < 0) throw badRequest(`features.${name}: unknown user feature (the model has ${feats.map((f) => `'${f.name}'`).join(', ')})`);
+      const v = feats[i].index.get(value);
+      if (v === undefined || v === 0) warnings.push(`features.${name}: unknown value '${value}', treated as missing`);
+      else {
+        values[i] = v;
+        known++;
+      }
+    }
+    if (known) this.tower.embedFeatures(this.backend, values, out);
+    return known > 0;
+  }
+
+  /** Query of an item history: the L2-normalised mean of the known items' embeddings. Returns the known items. */
+  private historyQuery(history: string[], out: Float32Array, warnings: string[]): number[] {
+    const dim = out.length;
+    const emb = this.bundle.itemEmb;
+    const known: number[] = [];
+    const unknown: string[] = [];
+    out.fill(0);
+    for (const id of history) {
+      const j = this.bundle.itemIndex.get(id);
+      if (j === undefined) {
+        unknown.push(id);
+        continue;
+      }
+      known.push(j);
+      for (let t = 0; t < dim; t++) out[t] += emb[j * dim + t];
+    }
+    if (unknown.length) warnings.push(`history: ${unknown.length} unknown item${unknown.length > 1 ? 's' : ''} ignored (${unknown.slice(0, 5).map((s) => `'${s}'`).join(', ')}${unknown.length > 5 ? ', …' : ''})`);
+    let n = 0;
+    for (let t = 0; t < dim; t++) n += out[t] * out[t];
+    n = Math.sqrt(n) || 1;
+    for (let t = 0; t < dim; t++) out[t] /= n;
+    return known;
+  }
+
+  private compileFilter(fb: FilterBody | undefined): CompiledFilter {
+    const out: CompiledFilter = { banned: new Set(), allowed: null, warnings: [] };
+    if (!fb) return out;
+    const idx = this.bundle.itemIndex;
+    const unknownIds = (field: string, ids: string[]) => {
+      const bad = ids.filter((s) => !idx.has(s));
+      if (bad.length) out.warnings.push(`filter.${field}: ${bad.length} unknown item${bad.length > 1 ? 's' : ''} ignored`);
+    };
+    if (fb.exclude) {
+      unknownIds('exclude', fb.exclude);
+      for (const s of fb.exclude) {
+        const j = idx.get(s);
+        if (j !== undefined) out.banned.add(j);
+      }
+    }
+    let allowed: Int32Array | null = null;
+    if (fb.include) {
+      unknownIds('include', fb.include);
+      const set = new Set<number>();
+      for (const s of fb.include) {
+        const j = idx.get(s);
+        if (j !== undefined) set.add(j);
+      }
+      allowed = Int32Array.from(set).sort();
+    }
+    for (const [name, values] of Object.entries(fb.features ?? {})) {
+      const fi = this.bundle.itemFeatures.findIndex((f) => f.name === name);
+      if (fi < 0) {
+        const have = this.bundle.itemFeatures.map((f) => `'${f.name}'`).join(', ');
+        throw badRequest(`filter.features.${name}: unknown item feature (${have ? `the model has ${have}` : 'the model has no item features'})`);
+      }
+      const lists = this.itemsByValue(fi);
+      const feat = this.bundle.itemFeatures[fi];
+      const parts: Int32Array[] = [];
+      for (const v of values) {
+        const vi = feat.index.get(v);
+        if (vi === undefined) out.warnings.push(`filter.features.${name}: unknown value '${v}'`);
+        else parts.push(lists[vi]);
+      }
+      const union = Int32Array.from(new Set(parts.flatMap((p) => Array.from(p)))).sort();
+      allowed = allowed ? intersectSorted(allowed, union) : union;
+    }
+    out.allowed = allowed;
+    return out;
+  }
+
+  /** For item feature `fi`: the items holding each value (built on first use). */
+  private itemsByValue(fi: number): Int32Array[] {
+    let lists = this.valueLists.get(fi);
+    if (!lists) {
+      const f = this.bundle.itemFeatures[fi];
+      const counts = new Int32Array(f.vocab.length);
+      for (const v of f.values) counts[v]++;
+      lists = Array.from(counts, (c) => new Int32Array(c));
+      const fill = new Int32Array(f.vocab.length);
+      f.values.forEach((v, j) => (lists![v][fill[v]++] = j));
+      this.valueLists.set(fi, lists);
+    }
+    return lists;
+  }
+
+  private retrieve(q: Float32Array, k: number, f: CompiledFilter, mode: SearchMode): { hits: Hits; search: 'hnsw' | 'exact' } {
+    const n = this.bundle.manifest.model.items;
+    const { banned, allowed } = f;
+    if (allowed && allowed.length <= this.exactAmongMax) {
+      const cand = banned.size ? allowed.filter((j) => !banned.has(j)) : allowed;
+      return { hits: this.exact.searchAmong(q, k, cand), search: 'exact' };
+    }
+    let mask: Uint8Array | null = null;
+    if (allowed) {
+      mask = new Uint8Array(n);
+      for (const j of allowed) mask[j] = 1;
+    }
+    const index = this.bundle.index;
+    if (mode === 'ann' && index) {
+      const factor = allowed ? Math.ceil(n / Math.max(1, allowed.length)) : 1;
+      let fetch = Math.min(n, (k + banned.size) * factor + 16);
+      for (;;) {
+        const h = index.search(q, fetch);
+        const ids: number[] = [];
+        const scores: number[] = [];
+        for (let i = 0; i < h.ids.length && ids.length < k; i++) {
+          const j = h.ids[i];
+          if (banned.has(j) || (mask && !mask[j])) continue;
+          ids.push(j);
+          scores.push(h.scores[i]);
+        }
+        if (ids.length >= k || fetch >= n) return { hits: { ids: Int32Array.from(ids), scores: Float32Array.from(scores) }, search: 'hnsw' };
+        if (fetch >= ANN_FETCH_MAX) break;
+        fetch = Math.min(n, fetch * 4);
+      }
+    }
+    const skip = mask ? (j: number) => mask![j] === 0 : null;
+    return { hits: this.exact.search(q, k, skip, banned), search: 'exact' };
+  }
+
+  /** Most interacted-with items that pass the filter; the score is the training interaction count. */
+  private popular(k: number, f: CompiledFilter): ScoredItem[] {
+    if (!this.popOrder) {
+      const c = this.bundle.itemCounts;
+      this.popOrder = Int32Array.from(c.keys()).sort((a, b) => c[b] - c[a] || a - b);
+    }
+    const allowed = f.allowed ? new Set(f.allowed) : null;
+    const out: ScoredItem[] = [];
+    for (const j of this.popOrder) {
+      if (out.length >= k) break;
+      if (f.banned.has(j) || (allowed && !allowed.has(j))) continue;
+      out.push({ item: this.bundle.itemIds[j], score: this.bundle.itemCounts[j] });
+    }
+    return out;
+  }
+
+  private named(h: Hits): ScoredItem[] {
+    return Array.from(h.ids, (j, i) => ({ item: this.bundle.itemIds[j], score: h.scores[i] }));
+  }
+}
+
+function intersectSorted(a: Int32Array, b: Int32Array): Int32Array {
+  const out: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) {
+    if (a[i] === b[j]) {
+      out.push(a[i]);
+      i++;
+      j++;
+    } else if (a[i] < b[j]) i++;
+    else j++;
+  }
+  return Int32Array.from(out);
+}

@@ -1,0 +1,127 @@
+/**
+ * The HTTP API (fastify): GET /health, GET /model, POST /recommend, POST /similar, POST /embed,
+ * GET /metrics, POST /admin/reload, and the demo page with --demo. Every failure is answered as
+ * `{ "error": code, "message": one line }` with a 4xx/5xx status; nothing a client sends can crash it.
+ */
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { UserError } from '../util/errors.ts';
+import { registerDemoRoutes } from './demo-routes.ts';
+import { ClientError, unavailable } from './errors.ts';
+import { ServerMetrics } from './metrics.ts';
+import type { ModelHolder } from './model-holder.ts';
+import type { RecommendResult, Recommender } from './recommender.ts';
+import { embedSchema, parseBody, recommendSchema, similarSchema } from './schemas.ts';
+
+export interface ServerOptions {
+  /** Largest k a client may ask for. */
+  maxK: number;
+  demo: boolean;
+  /** Fastify's request log (pino, JSON lines on stdout). */
+  logger: boolean;
+  /** Allow POST /admin/reload (hot reload over HTTP; SIGHUP always works). */
+  adminReload: boolean;
+}
+
+export const defaultServerOptions: ServerOptions = { maxK: 1000, demo: false, logger: false, adminReload: true };
+
+export function buildServer(holder: ModelHolder, metrics: ServerMetrics, opts: ServerOptions): FastifyInstance {
+  const app = Fastify({ logger: opts.logger, bodyLimit: 1 << 20, return503OnClosing: true, forceCloseConnections: 'idle' });
+  // JSON only: a text/plain body is a client mistake (415), not a string to validate.
+  app.removeContentTypeParser('text/plain');
+  const recommend = recommendSchema(opts.maxK);
+  const similar = similarSchema(opts.maxK);
+
+  const model = (): Recommender => {
+    const m = holder.current;
+    if (!m) throw unavailable('no model loaded yet');
+    return m;
+  };
+  const counted = (endpoint: string, r: RecommendResult) => {
+    metrics.answers.inc({ endpoint, source: r.source, search: r.search });
+    return r;
+  };
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    metrics.requests.inc({ route, status: String(reply.statusCode) });
+    metrics.latency.observe({ route }, reply.elapsedTime / 1000);
+  });
+
+  app.setErrorHandler((err: FastifyError | Error, req, reply) => {
+    if (err instanceof ClientError) return reply.code(err.status).send({ error: err.code, message: err.message });
+    const fe = err as FastifyError;
+    switch (fe.code) {
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+        return reply.code(400).send({ error: 'bad_request', message: `invalid JSON body: ${oneLine(fe.message)}` });
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+        return reply.code(400).send({ error: 'bad_request', message: 'empty body: send a JSON object' });
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return reply.code(413).send({ error: 'payload_too_large', message: 'request body larger than 1 MiB' });
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return reply.code(415).send({ error: 'unsupported_media_type', message: `Content-Type must be application/json (got '${req.headers['content-type'] ?? 'none'}')` });
+    }
+    if (err instanceof SyntaxError || (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500)) {
+      return reply.code(fe.statusCode ?? 400).send({ error: 'bad_request', message: oneLine(err.message) });
+    }
+    req.log.error(err);
+    if (!opts.logger) process.stderr.write(`towerlab serve: internal error on ${req.method} ${req.url}: ${err.message}\n`);
+    return reply.code(500).send({ error: 'internal', message: 'internal error (see the server log)' });
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` });
+  });
+
+  app.get('/health', async () => {
+    const m = holder.current;
+    return {
+      status: m ? 'ok' : 'loading',
+      model: m ? { id: m.id, created: m.bundle.manifest.created, items: m.bundle.manifest.model.items, users: m.bundle.manifest.model.users, dim: m.bundle.manifest.model.dim } : null,
+      search: m ? (m.bundle.index ? m.defaultSearch : 'exact') : null,
+      index: m?.bundle.index ? { ...m.bundle.index.config, recallAt10AtBuild: m.bundle.manifest.index?.recallAt10 } : null,
+      reloading: holder.reloading,
+      lastReloadError: holder.lastError,
+    };
+  });
+
+  app.get('/model', async () => {
+    const m = model();
+    const { files: _files, arrays: _arrays, ...summary } = m.bundle.manifest;
+    return { ...summary, userFeatures: m.bundle.userFeatures.map((f) => f.name), itemFeatures: m.bundle.itemFeatures.map((f) => f.name) };
+  });
+
+  app.post('/recommend', async (req) => {
+    const body = parseBody(recommend, req.body);
+    return counted('recommend', model().recommend(body));
+  });
+
+  app.post('/similar', async (req) => {
+    const body = parseBody(similar, req.body);
+    return counted('similar', model().similar(body));
+  });
+
+  app.post('/embed', async (req) => model().embed(parseBody(embedSchema, req.body)));
+
+  app.get('/metrics', async (_req, reply) => {
+    const m = holder.current;
+    const gauge = m ? { id: m.id, created: m.bundle.manifest.created, items: m.bundle.manifest.model.items, users: m.bundle.manifest.model.users, loadedAt: holder.loadedAt } : null;
+    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.render(gauge, holder.reloading));
+  });
+
+  if (opts.adminReload) {
+    app.post('/admin/reload', async (_req, reply) => {
+      try {
+        return await holder.reload();
+      } catch (e) {
+        const msg = e instanceof UserError ? e.message : String(e);
+        return reply.code(422).send({ error: 'bundle_rejected', message: `${msg}; still serving ${holder.current?.id ?? 'nothing'}` });
+      }
+    });
+  }
+
+  if (opts.demo) registerDemoRoutes(app, holder);
+  return app;
+}
+
+const oneLine = (s: string) => s.replace(/\s+/g, ' ').trim();

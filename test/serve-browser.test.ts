@@ -1,0 +1,122 @@
+/**
+ * The demo page end to end in headless Chromium (Debian's package, driven by playwright-core; never a
+ * downloaded browser): the page loads the bundle's TF.js export from the server, runs the query tower in
+ * the browser, and must rank exactly as the server does; then a screenshot is checked for rendered results.
+ * Chromium is installed with apt-get when missing; when that is impossible the test is skipped, saying why.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { getBackend } from '../src/compute/index.ts';
+import { readBundle } from '../src/bundle/read.ts';
+import { Recommender } from '../src/serve/recommender.ts';
+import { startServer } from '../src/serve/run.ts';
+import { makeBundle, tmp } from './helpers/serve-fixture.ts';
+import { decodePng } from './helpers/png.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+
+/** Installs Debian's chromium if missing; returns why it is unavailable, or null. */
+function ensureChromium(): string | null {
+  if (existsSync(CHROMIUM)) return null;
+  if (process.getuid?.() !== 0) return `${CHROMIUM} missing and not root, cannot apt-get install chromium`;
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  let r = spawnSync('apt-get', ['install', '-y', '-qq', 'chromium'], { env, encoding: 'utf8', timeout: 300_000 });
+  if (r.status !== 0) {
+    spawnSync('apt-get', ['update', '-qq'], { env, timeout: 120_000 });
+    r = spawnSync('apt-get', ['install', '-y', '-qq', 'chromium'], { env, encoding: 'utf8', timeout: 300_000 });
+  }
+  return existsSync(CHROMIUM) ? null : `apt-get install chromium failed: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}`;
+}
+
+test('demo page: the query tower in the browser ranks like the server, and the screenshot shows the results', async (t) => {
+  const why = ensureChromium();
+  if (why) {
+    console.log(`skipped: ${why}`);
+    t.skip(why);
+    return;
+  }
+  const { chromium } = await import('playwright-core');
+  const root = tmp('browser');
+  const dir = join(root, 'b');
+  await makeBundle(dir, 1);
+  const bundle = await readBundle(dir);
+  const exact = new Recommender(bundle, await getBackend(), 'exact');
+  const s = await startServer({ source: dir, port: 0, demo: true });
+  const ctx = await chromium.launchPersistentContext(join(root, 'profile'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1200, height: 860 },
+  });
+  try {
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
+    const foreign: string[] = [];
+    const errors: string[] = [];
+    page.on('request', (r) => !r.url().startsWith(s.url) && !r.url().startsWith('data:') && foreign.push(r.url()));
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${s.url}/`);
+    await page.waitForSelector('#status[data-state=ready]', { timeout: 30_000 });
+
+    const run = async () => {
+      await page.click('#go');
+      await page.waitForSelector('#status[data-state=done]', { timeout: 30_000 });
+      const list = (sel: string) => page.$$eval(`${sel} li`, (lis) => lis.map((li) => ({ item: (li as HTMLElement).dataset.item!, tag: li.querySelector('.tag')!.textContent })));
+      return { browser: await list('#browser-results'), server: await list('#server-results') };
+    };
+
+    // A known user: the browser's exact ranking is the model's, and the server (HNSW) agrees.
+    await page.fill('#user', 'u7');
+    let r = await run();
+    const want = exact.recommend({ user: 'u7', k: 10, excludeSeen: false, search: 'exact' }).items.map((x) => x.item);
+    assert.deepEqual(r.browser.map((x) => x.item), want);
+    assert.ok(r.server.filter((x) => want.includes(x.item)).length >= 9, 'server agrees');
+    const shot = await page.screenshot({ fullPage: true });
+    const box = (await page.locator('#browser-results').boundingBox())!;
+
+    // A new user by features, with an item-category filter.
+    await page.check('input[name=mode][value=features]');
+    await page.selectOption('#ufeat-0', 's2');
+    await page.selectOption('#ifilter-0', 'c3');
+    r = await run();
+    const wantF = exact.recommend({ features: { segment: 's2' }, k: 10, excludeSeen: false, search: 'exact', filter: { features: { category: ['c3'] } } }).items.map((x) => x.item);
+    assert.deepEqual(r.browser.map((x) => x.item), wantF);
+    assert.ok(r.browser.every((x) => x.tag === 'c3') && r.server.every((x) => x.tag === 'c3'), 'filter applied on both sides');
+
+    // A typed query: items someone liked.
+    await page.selectOption('#ifilter-0', '');
+    await page.fill('#history', 'i3, i4');
+    await page.check('input[name=mode][value=history]');
+    r = await run();
+    assert.equal(r.browser.length, 10);
+    assert.ok(r.server.filter((x) => r.browser.some((y) => y.item === x.item)).length >= 8, 'history: browser and server agree');
+
+    assert.deepEqual(foreign, [], 'the page loads nothing from outside the server');
+    assert.deepEqual(errors, []);
+
+    // The screenshot: right size, not blank, and the results panel holds rendered text.
+    const file = join(root, 'demo.png');
+    writeFileSync(file, shot);
+    console.log(`screenshot: ${file}`);
+    const img = decodePng(shot);
+    assert.equal(img.width, 1200);
+    const colours = new Set<number>();
+    for (let i = 0; i < img.rgba.length; i += 4 * 7) colours.add((img.rgba[i] << 16) | (img.rgba[i + 1] << 8) | img.rgba[i + 2]);
+    assert.ok(colours.size > 50, `screenshot has ${colours.size} colours: blank?`);
+    // Dark (text) pixels inside the browser results list, where the page laid it out when the shot was taken.
+    let dark = 0;
+    for (let y = Math.floor(box.y); y < box.y + box.height && y < img.height; y++) {
+      for (let x = Math.floor(box.x); x < box.x + box.width && x < img.width; x++) {
+        const o = (y * img.width + x) * 4;
+        if (img.rgba[o] + img.rgba[o + 1] + img.rgba[o + 2] < 300) dark++;
+      }
+    }
+    assert.ok(box.height > 150, `results list is ${box.height}px tall`);
+    assert.ok(dark > 800, `only ${dark} dark pixels where the results are: nothing rendered?`);
+  } finally {
+    await ctx.close();
+    await s.close();
+  }
+});

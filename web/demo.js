@@ -1,0 +1,201 @@
+// Towerlab demo page: loads the bundle's TF.js weights (model.json + binary tables), runs the user/query tower
+// in the browser with tfjs-core ops, ranks every item exactly, and shows the server's /recommend answer next
+// to it. Mirrors src/bundle/query-tower.ts: [id row ‖ feature rows] → MLP (ReLU between layers) → L2 norm.
+/* global tf */
+
+const $ = (id) => document.getElementById(id);
+const state = { ready: false };
+
+function setStatus(text, kind = 'ok') {
+  $('status').textContent = text;
+  $('status').dataset.state = kind;
+}
+
+async function getJson(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return r.json();
+}
+
+async function load() {
+  await tf.setBackend('cpu');
+  const health = await getJson('/health');
+  const id = health.model.id;
+  const base = `/bundle/${id}/`;
+  const [mj, users, items, feats] = await Promise.all([
+    getJson(base + 'model.json'),
+    getJson(base + 'vocab/users.json'),
+    getJson(base + 'vocab/items.json'),
+    getJson(base + 'vocab/features.json'),
+  ]);
+  const topo = mj.modelTopology;
+  const uc = topo.user;
+  const wanted = ['user.id.emb', 'user.id.mean', 'item.embeddings'];
+  uc.features.forEach((_, f) => wanted.push(`user.feature${f}.emb`, `user.feature${f}.values`));
+  uc.mlp.forEach((_, l) => wanted.push(`user.mlp${l}.w`, `user.mlp${l}.b`));
+  feats.item.forEach((_, f) => wanted.push(`item.feature${f}.values`));
+  // Fetches only the weight groups holding these names (the item tower's own tables stay on the server).
+  const W = await tf.io.loadWeights(mj.weightsManifest, base, wanted);
+  Object.assign(state, {
+    id, W, uc, users, items, feats, dim: topo.dim,
+    userIndex: new Map(users.map((u, i) => [u, i])),
+    itemIndex: new Map(items.map((t, i) => [t, i])),
+    userFeatValues: uc.features.map((_, f) => W[`user.feature${f}.values`].dataSync()),
+    itemFeatValues: feats.item.map((_, f) => W[`item.feature${f}.values`].dataSync()),
+  });
+  buildControls();
+  $('model-info').textContent = `bundle ${id} · ${users.length} users · ${items.length} items · dim ${topo.dim} · created ${health.model.created}`;
+  state.ready = true;
+  $('go').disabled = false;
+  setStatus('Ready: the query tower runs in this browser.', 'ready');
+}
+
+function buildControls() {
+  const dl = $('users');
+  for (const u of state.users.slice(0, 500)) dl.append(new Option(u));
+  $('user').value = state.users[Math.min(5, state.users.length - 1)];
+  const fi = $('feature-inputs');
+  if (!state.feats.user.length) fi.textContent = '(this model has no user features)';
+  state.feats.user.forEach((f, i) => {
+    const s = document.createElement('select');
+    s.id = `ufeat-${i}`;
+    s.title = f.name;
+    f.vocab.forEach((v, j) => j > 0 && s.append(new Option(`${f.name} = ${v}`, v)));
+    fi.append(s);
+  });
+  const fl = $('filter-inputs');
+  state.feats.item.forEach((f, i) => {
+    const label = document.createElement('label');
+    label.textContent = `only ${f.name} `;
+    const s = document.createElement('select');
+    s.id = `ifilter-${i}`;
+    s.append(new Option('any', ''));
+    f.vocab.forEach((v, j) => j > 0 && s.append(new Option(v, v)));
+    label.append(s);
+    fl.append(label);
+  });
+  for (const [id, mode] of [['user', 'user'], ['history', 'history']]) $(id).addEventListener('focus', () => selectMode(mode));
+  $('feature-inputs').addEventListener('change', () => selectMode('features'));
+  $('go').addEventListener('click', () => run().catch((e) => setStatus(e.message, 'error')));
+  for (const id of ['user', 'history']) $(id).addEventListener('keydown', (e) => e.key === 'Enter' && $('go').click());
+}
+
+function selectMode(m) {
+  document.querySelector(`input[name=mode][value=${m}]`).checked = true;
+}
+
+/** The request as the server takes it, from the form. */
+function request() {
+  const mode = document.querySelector('input[name=mode]:checked').value;
+  const k = Math.max(1, Math.min(100, Number($('k').value) || 10));
+  const body = { k, excludeSeen: false };
+  if (mode === 'user') body.user = $('user').value.trim();
+  if (mode === 'features') body.features = Object.fromEntries(state.feats.user.map((f, i) => [f.name, $(`ufeat-${i}`).value]));
+  if (mode === 'history') body.history = $('history').value.split(/[\s,]+/).filter(Boolean);
+  const filter = {};
+  state.feats.item.forEach((f, i) => {
+    const v = $(`ifilter-${i}`).value;
+    if (v) filter[f.name] = [v];
+  });
+  if (Object.keys(filter).length) body.filter = { features: filter };
+  return body;
+}
+
+const l2norm = (x) => tf.div(x, tf.maximum(tf.norm(x, 2, 1, true), 1e-12));
+
+/** The query vector [1, dim], or null (with the reason) when the model cannot embed it. */
+function queryVector(body) {
+  const { W, uc } = state;
+  return tf.tidy(() => {
+    let parts;
+    if (body.user !== undefined) {
+      const u = state.userIndex.get(body.user);
+      if (u === undefined) return { q: null, why: `unknown user '${body.user}'` };
+      parts = [tf.gather(W['user.id.emb'], [u])];
+      uc.features.forEach((_, f) => parts.push(tf.gather(W[`user.feature${f}.emb`], [state.userFeatValues[f][u]])));
+    } else if (body.features !== undefined) {
+      parts = [tf.reshape(W['user.id.mean'], [1, -1])];
+      state.feats.user.forEach((f, i) => parts.push(tf.gather(W[`user.feature${i}.emb`], [Math.max(0, f.vocab.indexOf(body.features[f.name]))])));
+    } else {
+      const ids = body.history.map((t) => state.itemIndex.get(t)).filter((j) => j !== undefined);
+      if (!ids.length) return { q: null, why: 'no known item in the history' };
+      return { q: l2norm(tf.mean(tf.gather(W['item.embeddings'], ids), 0, true)) };
+    }
+    let x = tf.concat(parts, 1);
+    uc.mlp.forEach((_, l) => {
+      x = tf.add(tf.matMul(x, W[`user.mlp${l}.w`]), W[`user.mlp${l}.b`]);
+      if (l < uc.mlp.length - 1) x = tf.relu(x);
+    });
+    return { q: l2norm(x) };
+  });
+}
+
+function rankInBrowser(body) {
+  const { q, why } = queryVector(body);
+  if (!q) return { items: [], why };
+  const t0 = performance.now();
+  const out = tf.tidy(() => {
+    let scores = tf.reshape(tf.matMul(state.W['item.embeddings'], q, false, true), [-1]);
+    const filter = body.filter?.features ?? {};
+    state.feats.item.forEach((f, i) => {
+      if (!filter[f.name]) return;
+      const v = f.vocab.indexOf(filter[f.name][0]);
+      const mask = tf.equal(state.W[`item.feature${i}.values`], v);
+      scores = tf.where(mask, scores, tf.fill(scores.shape, -Infinity));
+    });
+    const { values, indices } = tf.topk(scores, Math.min(body.k, state.items.length));
+    return [values.dataSync(), indices.dataSync()];
+  });
+  q.dispose();
+  const [vals, idx] = out;
+  const items = [];
+  idx.forEach((j, r) => Number.isFinite(vals[r]) && items.push({ item: state.items[j], score: vals[r] }));
+  return { items, ms: performance.now() - t0 };
+}
+
+function itemTag(itemId) {
+  const j = state.itemIndex.get(itemId);
+  if (j === undefined || !state.feats.item.length) return '';
+  const f = state.feats.item[0];
+  return f.vocab[state.itemFeatValues[0][j]] ?? '';
+}
+
+function show(listId, items) {
+  const ol = $(listId);
+  ol.replaceChildren(
+    ...items.map((it) => {
+      const li = document.createElement('li');
+      li.dataset.item = it.item;
+      li.innerHTML = `<span class="item"></span><span class="tag"></span><span class="score"></span>`;
+      li.querySelector('.item').textContent = it.item;
+      li.querySelector('.tag').textContent = itemTag(it.item);
+      li.querySelector('.score').textContent = it.score.toFixed(4);
+      return li;
+    }),
+  );
+}
+
+async function run() {
+  if (!state.ready) return;
+  setStatus('Ranking…', 'busy');
+  const body = request();
+  const local = rankInBrowser(body);
+  show('browser-results', local.items);
+  $('browser-note').textContent = local.why ? `${local.why}: nothing to rank in the browser` : `${state.items.length} items ranked in ${local.ms.toFixed(1)} ms`;
+  const r = await fetch('/recommend', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const server = await r.json();
+  if (!r.ok) {
+    show('server-results', []);
+    $('server-note').textContent = `HTTP ${r.status}: ${server.message}`;
+  } else {
+    show('server-results', server.items);
+    $('server-note').textContent = server.source === 'popularity' ? `popularity fallback: ${server.reason}` : `search: ${server.search}${server.warnings ? ` · ${server.warnings.join('; ')}` : ''}`;
+  }
+  const mine = new Set(local.items.map((x) => x.item));
+  const same = r.ok && server.source === 'model' ? server.items.filter((x) => mine.has(x.item)).length : 0;
+  $('agreement').textContent = local.items.length ? `Browser and server agree on ${same} of ${local.items.length} items.` : '';
+  $('agreement').dataset.same = String(same);
+  setStatus('Done.', 'done');
+}
+
+load().catch((e) => setStatus(`Could not load the model: ${e.message}`, 'error'));
