@@ -333,6 +333,7 @@ napi_value Info(napi_env env, napi_callback_info info) {
     napi_set_named_property(e, o, "threads", number(e, tl::threads()));
     napi_set_named_property(e, o, "maxThreads", number(e, tl::max_threads()));
     napi_set_named_property(e, o, "parallelBackoffs", number(e, double(tl::parallel_backoffs())));
+    napi_set_named_property(e, o, "workerJobs", number(e, double(tl::worker_jobs())));
     return o;
   });
 }

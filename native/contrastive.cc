@@ -19,21 +19,38 @@ constexpr int kMaxThreads = 64;
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
 // Query rows per tile, a multiple of MR. Larger tiles amortise the dc update (its depth is the tile height)
-// and the per-tile packing, up to where the tile's logits (T x N floats) leave L2; then the count is
-// rounded to a multiple of the threads (at least 3 each) so the dynamic schedule ends balanced.
-// TOWERLAB_CTILE overrides (for tuning).
-int64_t tile_rows(int64_t B, int64_t N, int nt) {
+// and the per-tile packing, up to where the tile's logits (T x N floats) leave L2. Large problems get at
+// least kMinTiles tiles so there is work to share. Depends on the problem size only (never on the thread
+// count): the dc sums' order follows the tiling. TOWERLAB_CTILE overrides (for tuning).
+constexpr int64_t kMinTiles = 6;
+int64_t tile_rows(int64_t B, int64_t N, bool parallel) {
   static const long forced = [] {
     const char* s = std::getenv("TOWERLAB_CTILE");
     return s ? std::strtol(s, nullptr, 10) : 0L;
   }();
   if (forced >= MR && forced <= 1024) return int64_t(forced) / MR * MR;
   const int64_t tmax = std::max<int64_t>(48, std::min<int64_t>(144, 131072 / std::max<int64_t>(N, 1)));
-  int64_t tiles = std::max<int64_t>((B + tmax - 1) / tmax, 3 * nt);
-  tiles = (tiles + nt - 1) / nt * nt;
+  int64_t tiles = (B + tmax - 1) / tmax;
+  if (parallel) tiles = std::max(tiles, kMinTiles);
   const int64_t t = (B + tiles - 1) / tiles;
   return std::max<int64_t>(MR, (t + MR - 1) / MR * MR);
 }
+
+// Chunks: runs of consecutive tiles, the unit handed to a thread, each with its own dc partial (N x d) and
+// loss sum. Their number depends on B only, never on the threads. Adding a chunk's partial into dc moves
+// N x d floats against its 6 x rows x N x d flops, so chunks of about 256+ rows keep that near 2%; an even
+// count balances two threads. TOWERLAB_CCHUNKS overrides (1..64, for tuning).
+int64_t max_chunks(int64_t B) {
+  static const long forced = [] {
+    const char* s = std::getenv("TOWERLAB_CCHUNKS");
+    const long x = s ? std::strtol(s, nullptr, 10) : 0L;
+    return x >= 1 && x <= 64 ? x : 0L;
+  }();
+  if (forced) return int64_t(forced);
+  return 2 * std::max<int64_t>(1, std::min<int64_t>(8, (B + 256) / 512));
+}
+
+constexpr int64_t kMaxChunks = 64;
 
 struct Job {
   const ContrastiveIn* in;
@@ -41,10 +58,43 @@ struct Job {
   const float* cBt;  // c packed as the B operand of q c^T (depth d, N columns)
   const float* cB;   // c packed as the B operand of G c (depth N, d columns); null without dq
   int64_t T, ldS;
+  int64_t tilesPerChunk, nchunks;
   std::atomic<int64_t> next{0};
-  double loss[kMaxThreads] = {};
-  float* dcPart[kMaxThreads] = {};
+  double loss[kMaxChunks] = {};  // per chunk
+  // dc = p0 + p1 + p2 + ... added elementwise in chunk order, p_c being chunk c's partial. Chunk 0 writes dc
+  // itself; chunk c > 0 is added ("folded") into dc as soon as it and every chunk before it are finished.
+  // A chunk that starts with all earlier chunks folded will be folded right after it ends, so it uses a
+  // reused per-thread buffer (cache-hot); otherwise it keeps its partial in its own slot until its turn.
+  float* dcSlots = nullptr;  // chunk c's slot: dcSlots + (c-1)*N*d
+  const float* dcSrc[kMaxChunks] = {};
+  std::atomic<bool> done[kMaxChunks];
+  std::atomic<int64_t> folded{0};  // chunks [0, folded) are in dc
+  std::atomic<int> folding{0};     // 1 while a thread folds
+  Job() {
+    for (auto& x : done) x.store(false, std::memory_order_relaxed);
+  }
 };
+
+// Folds finished chunks into dc in order, as far as they go. One thread folds at a time; a thread that finds
+// another folding leaves, and the folder looks again after it stops, so no finished chunk is left behind.
+void try_fold(Job& job) {
+  const ContrastiveIn& in = *job.in;
+  const int64_t nd = in.N * in.d;
+  for (;;) {
+    if (job.folding.exchange(1, std::memory_order_seq_cst)) return;
+    int64_t f = job.folded.load(std::memory_order_relaxed);
+    while (f < job.nchunks && job.done[f].load(std::memory_order_seq_cst)) {
+      if (f > 0) {
+        const float* __restrict p = job.dcSrc[f];
+        float* __restrict dc = in.dc;
+        for (int64_t x = 0; x < nd; ++x) dc[x] += p[x];
+      }
+      job.folded.store(++f, std::memory_order_release);
+    }
+    job.folding.store(0, std::memory_order_seq_cst);
+    if (!(f < job.nchunks && job.done[f].load(std::memory_order_seq_cst))) return;
+  }
+}
 
 // Turns one row of raw similarities into scaled gradient coefficients in place and returns its loss:
 // z = scale*s + bias with masked entries at -inf; G = scale * w/sumW * (softmax - onehot).
@@ -149,8 +199,8 @@ inline double softmax_row(const ContrastiveIn& in, int64_t i, float* z, bool gra
   return w * loss;
 }
 
-void worker(void* ctx, int tid) {
-  Job& job = *static_cast<Job*>(ctx);
+// One chunk: its tiles in order; the dc partial is overwritten by the first tile, accumulated by the rest.
+void run_chunk(Job& job, int64_t chunk) {
   const ContrastiveIn& in = *job.in;
   const int64_t N = in.N, d = in.d, T = job.T, ldS = job.ldS;
   const bool grads = in.dq || in.dc;
@@ -159,10 +209,19 @@ void worker(void* ctx, int tid) {
   float* Aq = aqbuf.floats(size_t(packed_a_size(T, d)));
   float* Ag = agbuf.floats(size_t(std::max(packed_a_size(T, std::min(N, KC)), packed_a_size(MC, T))));
   float* Bq = in.dc ? bqbuf.floats(size_t(packed_b_size(T, d))) : nullptr;
-  float* dcp = nullptr;
+  float* dcp = nullptr;  // this chunk's dc partial (see Job)
+  if (in.dc) {
+    if (chunk == 0)
+      dcp = in.dc;
+    else if (job.folded.load(std::memory_order_acquire) == chunk)
+      dcp = dcbuf.floats(size_t(N * d));  // folded as soon as it is finished: nothing else can be pending
+    else
+      dcp = job.dcSlots + (chunk - 1) * N * d;
+  }
   double loss = 0.0;
-  for (;;) {
-    const int64_t r0 = job.next.fetch_add(1, std::memory_order_relaxed) * T;
+  const int64_t tile0 = chunk * job.tilesPerChunk;
+  for (int64_t tile = tile0; tile < tile0 + job.tilesPerChunk; ++tile) {
+    const int64_t r0 = tile * T;
     if (r0 >= in.B) break;
     const int64_t rows = std::min(T, in.B - r0);
     const float* q = in.q + r0 * d;
@@ -181,21 +240,30 @@ void worker(void* ctx, int tid) {
       }
       if (N == 0) std::memset(in.dq + r0 * d, 0, size_t(rows * d) * sizeof(float));
     }
-    if (in.dc) {  // dc_partial += G^T q_tile, over candidate chunks
-      if (!dcp) {
-        dcp = tid == 0 ? in.dc : dcbuf.floats(size_t(N * d));
-        std::memset(dcp, 0, size_t(N * d) * sizeof(float));
-        job.dcPart[tid] = dcp;
-      }
+    if (dcp) {  // dc_partial (=|+=) G^T q_tile, over candidate blocks
       pack_b(rows, d, q, d, 1, Bq);
       for (int64_t k0 = 0; k0 < N; k0 += MC) {
         const int64_t mc = std::min(MC, N - k0);
         pack_a(mc, rows, S + k0, 1, ldS, Ag);
-        macro_kernel(mc, d, rows, Ag, Bq, rows * NR, dcp + k0 * d, d, 1.f, 1.f, {});
+        macro_kernel(mc, d, rows, Ag, Bq, rows * NR, dcp + k0 * d, d, 1.f, tile == tile0 ? 0.f : 1.f, {});
       }
     }
   }
-  job.loss[tid] = loss;
+  job.loss[chunk] = loss;
+  if (dcp) {
+    job.dcSrc[chunk] = dcp;
+    job.done[chunk].store(true, std::memory_order_seq_cst);
+    try_fold(job);
+  }
+}
+
+void worker(void* ctx, int) {
+  Job& job = *static_cast<Job*>(ctx);
+  for (;;) {
+    const int64_t c = job.next.fetch_add(1, std::memory_order_relaxed);
+    if (c >= job.nchunks) return;
+    run_chunk(job, c);
+  }
 }
 
 }  // namespace
@@ -230,45 +298,27 @@ double contrastive(const ContrastiveIn& in) {
   job.invSumW = sumW != 0.0 ? float(1.0 / sumW) : 0.f;
   job.cBt = cBt;
   job.cB = cB;
-  const int ntMax = std::min(threads(), kMaxThreads);
-  job.T = tile_rows(B, N, ntMax);
+  // Tiles and chunks depend on the problem size only; threads just pick up chunks (see pool.h).
+  const double flops = 6.0 * double(B) * double(N) * double(std::max<int64_t>(d, 1));
+  const bool parallel = flops >= 1.0e6;  // as for GEMM: below ~15 us of work a dispatch does not pay
+  job.T = tile_rows(B, N, parallel);
   // Row stride of the logits tile: a 4 KiB-multiple stride would map all rows of a micro-tile to the
   // same L1 sets.
   job.ldS = (N + 15) / 16 * 16;
   if (job.ldS % 1024 == 0) job.ldS += 16;
-
-  const double flops = 6.0 * double(B) * double(N) * double(std::max<int64_t>(d, 1));
   const int64_t tiles = (B + job.T - 1) / job.T;
-  int nt = int(std::min<int64_t>(ntMax, tiles));
-  if (flops < 1.0e6) nt = 1;  // as for GEMM: below ~15 us of work a dispatch does not pay
-  run(&worker, &job, nt);
+  const int64_t chunksWanted = parallel ? max_chunks(B) : 1;
+  job.tilesPerChunk = (tiles + chunksWanted - 1) / chunksWanted;
+  job.nchunks = (tiles + job.tilesPerChunk - 1) / job.tilesPerChunk;
+  thread_local Scratch dcslots;
+  job.dcSlots = run_in.dc ? dcslots.floats(size_t((job.nchunks - 1) * N * d)) : nullptr;
+
+  const int nt = int(std::min<int64_t>(std::min(threads(), kMaxThreads), job.nchunks));
+  run(&worker, &job, parallel ? nt : 1);
+  if (run_in.dc) try_fold(job);  // every chunk is done: normally a no-op, all were folded in the job
 
   double loss = 0.0;
-  for (int t = 0; t < kMaxThreads; ++t) loss += job.loss[t];
-  if (run_in.dc) {
-    float* parts[kMaxThreads];
-    int np = 0;
-    for (int t = 1; t < kMaxThreads; ++t)
-      if (job.dcPart[t]) parts[np++] = job.dcPart[t];
-    if (!job.dcPart[0]) {
-      // The calling thread got no tile: dc is the first partial, copied, then the rest added.
-      if (np > 0) {
-        std::memcpy(in.dc, parts[0], size_t(N * d) * sizeof(float));
-        for (int k = 1; k < np; ++k) parts[k - 1] = parts[k];
-        --np;
-      } else {
-        std::memset(in.dc, 0, size_t(N * d) * sizeof(float));
-      }
-    }
-    if (np > 0) {
-      parallel_ranges(N * d, 1024, double(np), [&](int64_t b, int64_t e, int) {
-        for (int k = 0; k < np; ++k) {
-          const float* p = parts[k];
-          for (int64_t x = b; x < e; ++x) in.dc[x] += p[x];
-        }
-      });
-    }
-  }
+  for (int64_t c = 0; c < job.nchunks; ++c) loss += job.loss[c];
   return sumW != 0.0 ? loss / sumW : 0.0;
 }
 

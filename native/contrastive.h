@@ -1,5 +1,7 @@
 // Fused in-batch / sampled softmax cross-entropy with masks, logit bias and gradients (see backend.ts,
 // ContrastiveArgs, for the exact semantics). Tiles over query rows so the B x N logits never exist at once.
+// The loss and gradients are bit-identical whatever the number of threads (tiling, chunking and the
+// order partial sums are added in depend on B, N, d only; see contrastive.cc).
 #pragma once
 #include <cstdint>
 

@@ -288,9 +288,17 @@ double gemm_par_min_flops() {
   return v;
 }
 constexpr int kMaxThreads = 64;
+// Split-K pieces: at most this many (a fixed count, so the sum order never depends on the threads).
+constexpr int64_t kMaxKChunks = 8;
 
 // Work is cut into chunks along one dimension and claimed dynamically, so a late or descheduled thread
-// costs balance, not a stall.
+// costs balance, not a stall. Results never depend on which thread ran which chunk (pool.h):
+//  - split M / N: chunk boundaries are multiples of MR / NR (and MC, NC, KC are multiples of those), so
+//    every output element goes through the same micro-tile and K blocking as in one gemm_st call; the
+//    chunking may follow the thread count.
+//  - split K: chunk c covers K range [c*chunk, ...) with the chunk count fixed by the shape; chunk 0
+//    computes alpha*A0*B0 + beta*C into C, chunk c > 0 alpha*Ac*Bc into its own buffer, and the buffers
+//    are added to C in chunk order afterwards. The same pieces run on one thread.
 struct GemmJob {
   int64_t M, N, K;
   float alpha, beta;
@@ -302,40 +310,30 @@ struct GemmJob {
   Epilogue ep;
   char mode;  // 'M', 'N' or 'K': the dimension split into chunks
   int64_t chunk, nchunks;
+  float* partials = nullptr;  // split-K: chunk c > 0 writes M x N floats at partials + (c-1)*M*N
   std::atomic<int64_t> next{0};
-  float* partial[kMaxThreads] = {};  // split-K: per-thread M x N sums (thread 0 accumulates into C)
 
-  static void call(void* p, int tid) {
+  static void call(void* p, int) {
     auto* j = static_cast<GemmJob*>(p);
     for (;;) {
       const int64_t k = j->next.fetch_add(1, std::memory_order_relaxed);
       if (k >= j->nchunks) return;
-      const int64_t total = j->mode == 'M' ? j->M : j->mode == 'N' ? j->N : j->K;
-      const int64_t b0 = k * j->chunk, b1 = std::min(total, b0 + j->chunk);
-      if (j->mode == 'M') {
-        gemm_st(b1 - b0, j->N, j->K, j->alpha, j->A + b0 * j->ars, j->ars, j->acs, j->B, j->brs, j->bcs, j->beta,
-                j->C + b0 * j->N, j->N, j->ep);
-      } else if (j->mode == 'N') {
-        Epilogue e{j->ep.bias ? j->ep.bias + b0 : nullptr, j->ep.relu};
-        gemm_st(j->M, b1 - b0, j->K, j->alpha, j->A, j->ars, j->acs, j->B + b0 * j->bcs, j->brs,
-                j->bcs, j->beta, j->C + b0, j->N, e);
-      } else {
-        // The epilogue waits for the reduction; beta applies once, on C, by thread 0.
-        float*& c = j->partial[tid];
-        float beta = 1.f;
-        if (!c) {
-          if (tid == 0) {
-            c = j->C;
-            beta = j->beta;
-          } else {
-            thread_local Scratch part;
-            c = part.floats(size_t(j->M * j->N));
-            beta = 0.f;
-          }
-        }
-        gemm_st(j->M, j->N, b1 - b0, j->alpha, j->A + b0 * j->acs, j->ars, j->acs, j->B + b0 * j->brs, j->brs,
-                j->bcs, beta, c, j->N, {});
-      }
+      j->do_chunk(k);
+    }
+  }
+
+  void do_chunk(int64_t k) const {
+    const int64_t total = mode == 'M' ? M : mode == 'N' ? N : K;
+    const int64_t b0 = k * chunk, b1 = std::min(total, b0 + chunk);
+    if (mode == 'M') {
+      gemm_st(b1 - b0, N, K, alpha, A + b0 * ars, ars, acs, B, brs, bcs, beta, C + b0 * N, N, ep);
+    } else if (mode == 'N') {
+      Epilogue e{ep.bias ? ep.bias + b0 : nullptr, ep.relu};
+      gemm_st(M, b1 - b0, K, alpha, A, ars, acs, B + b0 * bcs, brs, bcs, beta, C + b0, N, e);
+    } else {
+      // The epilogue waits for the reduction; beta applies once, in chunk 0.
+      float* c = k == 0 ? C : partials + (k - 1) * M * N;
+      gemm_st(M, N, b1 - b0, alpha, A + b0 * acs, ars, acs, B + b0 * brs, brs, bcs, k == 0 ? beta : 0.f, c, N, {});
     }
   }
 };
@@ -349,47 +347,56 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha
   const int64_t brs = transB ? 1 : N, bcs = transB ? K : 1;
   const int nt = std::min(threads(), kMaxThreads);
   const double flops = 2.0 * double(M) * double(N) * double(K);
-  if (nt <= 1 || flops < gemm_par_min_flops()) {
+  // Everything that decides the split below depends on the shape only (not on nt): split-K changes the
+  // summation order, so whether and how K is split must be the same on 1 thread as on many.
+  if (flops < gemm_par_min_flops()) {
     gemm_st(M, N, K, alpha, A, ars, acs, B, brs, bcs, beta, C, N, ep);
     return;
   }
   // Each chunk re-packs the operand it shares (split M or N) or adds a partial product (split K); pick the
   // split with the least of that redundant work, and chunks big enough (~550 flops per redundant element,
-  // about 2% overhead) but no more than 4 per thread.
+  // about 2% overhead) but no more than 4 per thread (split M / N) or kMaxKChunks (split K).
   const double inf = 1e300;
   const double redM = M >= 2 * MR ? double(K) * double(N) : inf;
   const double redN = N >= 2 * NR ? double(K) * double(M) : inf;
   const double redK = K >= 2 * KC ? 3.0 * double(M) * double(N) : inf;
   char mode = redM <= redN && redM <= redK ? 'M' : redN <= redK ? 'N' : 'K';
   const double red = mode == 'M' ? redM : mode == 'N' ? redN : redK;
-  if (red >= inf) {
+  if (red >= inf || (mode != 'K' && nt <= 1)) {
     gemm_st(M, N, K, alpha, A, ars, acs, B, brs, bcs, beta, C, N, ep);
     return;
   }
   const int64_t total = mode == 'M' ? M : mode == 'N' ? N : K;
   const int64_t align = mode == 'M' ? MR : mode == 'N' ? NR : KC;
   const int64_t blocks = (total + align - 1) / align;
-  int64_t want = int64_t(flops / (550.0 * red));
-  want = std::max<int64_t>(nt, std::min<int64_t>(want, 4 * nt));
+  const double wantF = std::min(flops / (550.0 * red), 1e9);
+  int64_t want = int64_t(wantF);
+  if (mode == 'K')
+    want = std::max<int64_t>(2, std::min<int64_t>(want, kMaxKChunks));
+  else
+    want = std::max<int64_t>(nt, std::min<int64_t>(want, 4 * nt));
   want = std::min(want, blocks);
   GemmJob job{M, N, K, alpha, beta, A, ars, acs, B, brs, bcs, C, ep, mode, 0, 0};
   job.chunk = (blocks + want - 1) / want * align;
   job.nchunks = (total + job.chunk - 1) / job.chunk;
-  run(&GemmJob::call, &job, nt);
   if (mode == 'K') {
-    if (!job.partial[0]) {
-      // Every chunk went to other threads (possible when the caller is descheduled): apply beta here.
-      for (int64_t i = 0; i < M * N; ++i) C[i] = beta == 0.f ? 0.f : beta * C[i];
-    }
-    for (int t = 1; t < kMaxThreads; ++t) {
-      const float* p = job.partial[t];
-      if (!p) continue;
-      for (int64_t i = 0; i < M * N; ++i) C[i] += p[i];
-    }
-    if (ep.bias || ep.relu) {
-      for (int64_t i = 0; i < M; ++i)
-        for (int64_t j = 0; j < N; ++j) C[i * N + j] = finish(C[i * N + j], 0.f, 1.f, 0.f, ep.bias, int(j), ep.relu);
-    }
+    thread_local Scratch kparts;
+    job.partials = kparts.floats(size_t((job.nchunks - 1) * M * N));
+  }
+  run(&GemmJob::call, &job, int(std::min<int64_t>(nt, job.nchunks)));
+  if (mode == 'K') {
+    // C += partial 1, += partial 2, ... in chunk order (elementwise, so any range split gives the same sums).
+    const int64_t MN = M * N, np = job.nchunks - 1;
+    const float* parts = job.partials;
+    parallel_ranges(MN, 1024, double(np) + 1.0, [&](int64_t b, int64_t e, int) {
+      for (int64_t k = 0; k < np; ++k) {
+        const float* p = parts + k * MN;
+        for (int64_t x = b; x < e; ++x) C[x] += p[x];
+      }
+      if (ep.bias || ep.relu) {
+        for (int64_t x = b; x < e; ++x) C[x] = finish(C[x], 0.f, 1.f, 0.f, ep.bias, int(x % N), ep.relu);
+      }
+    });
   }
 }
 

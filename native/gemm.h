@@ -38,7 +38,7 @@ void gemm_st(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64
              int64_t brs, int64_t bcs, float beta, float* C, int64_t ldc, Epilogue ep);
 
 // Row-major BLAS-like entry point, multi-threaded when large enough (split over M, N or K, whichever
-// packs the least redundant data).
+// packs the least redundant data). Bit-identical results whatever the number of threads (see gemm.cc).
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const float* B,
           float beta, float* C, Epilogue ep = {});
 

@@ -42,20 +42,23 @@ static void relu_mask_colsum(const float* y, float* dy, float* acc, int64_t r0, 
 
 void linear_backward(const float* x, const float* w, const float* y, float* dy, float* dx, float* dw, float* dbias,
                      int64_t rows, int64_t in, int64_t out, bool relu) {
-  // Column sums per thread, then reduced: summing rows x out in one pass also applies the ReLU mask.
-  constexpr int kMaxT = 64;
-  float* part[kMaxT] = {};
-  parallel_ranges(rows, 16, double(out) * 2.0, [&](int64_t r0, int64_t r1, int tid) {
-    if (!part[tid]) {
-      thread_local Scratch buf;
-      part[tid] = buf.floats(size_t(out));
-      std::fill(part[tid], part[tid] + out, 0.f);
-    }
-    relu_mask_colsum(y, dy, part[tid], r0, r1, out, relu);
-  });
-  for (int t = 0; t < kMaxT; ++t)
-    if (part[t])
-      for (int64_t j = 0; j < out; ++j) dbias[j] += part[t][j];
+  // Column sums per fixed row chunk (at most kChunks, boundaries set by `rows` alone), then added to dbias in
+  // chunk order, so the sum is the same whichever threads ran which chunk. Summing rows x out in one pass
+  // also applies the ReLU mask.
+  constexpr int64_t kChunks = 8;
+  const int64_t chunkRows = fixed_chunk(rows, kChunks, 16);
+  const int64_t nchunks = (rows + chunkRows - 1) / chunkRows;
+  if (nchunks > 0) {
+    thread_local Scratch buf;
+    float* part = buf.floats(size_t(nchunks * out));
+    parallel_chunks(nchunks, double(chunkRows) * double(out) * 2.0, [&](int64_t c, int) {
+      float* acc = part + c * out;
+      std::fill(acc, acc + out, 0.f);
+      relu_mask_colsum(y, dy, acc, c * chunkRows, std::min(rows, (c + 1) * chunkRows), out, relu);
+    });
+    for (int64_t c = 0; c < nchunks; ++c)
+      for (int64_t j = 0; j < out; ++j) dbias[j] += part[c * out + j];
+  }
   gemm(true, false, in, out, rows, 1.f, x, dy, 1.f, dw);
   if (dx) gemm(false, true, rows, in, out, 1.f, dy, w, 0.f, dx);
 }

@@ -57,6 +57,7 @@ class Pool {
 
   int size() const { return size_; }
   int64_t backoffs() const { return backoffs_.load(std::memory_order_relaxed); }
+  int64_t worker_jobs() const { return worker_jobs_.load(std::memory_order_relaxed); }
   int active() const { return active_.load(std::memory_order_relaxed); }
   int set_active(int n) {
     n = n < 1 ? 1 : (n > size_ ? size_ : n);
@@ -170,6 +171,7 @@ class Pool {
       }
 #endif
       if (id < n_) {
+        worker_jobs_.fetch_add(1, std::memory_order_relaxed);
         try {
           fn_(ctx_, id);
         } catch (...) {
@@ -237,6 +239,7 @@ class Pool {
   std::condition_variable cv_;
   std::atomic<bool> caller_waiting_{false};
   std::atomic<bool> worker_failed_{false};
+  std::atomic<int64_t> worker_jobs_{0};
   // Oversubscription guard state (guarded by call_mu_); TOWERLAB_PARALLEL_GUARD=0 turns it off.
   bool guard_ = true;
   int strikes_ = 0;
@@ -260,6 +263,7 @@ int threads() { return pool().active(); }
 int set_threads(int n) { return pool().set_active(n); }
 int max_threads() { return pool().size(); }
 int64_t parallel_backoffs() { return pool().backoffs(); }
+int64_t worker_jobs() { return pool().worker_jobs(); }
 void run(JobFn fn, void* ctx, int nthreads) { pool().run(fn, ctx, nthreads); }
 
 }  // namespace tl

@@ -42,4 +42,34 @@ void parallel_ranges(int64_t total, int64_t grain, double cost_per_item, F&& bod
   run(&RangesJob<Fn>::call, &job, n);
 }
 
+template <class F>
+struct ChunksJob {
+  F* body;
+  int64_t nchunks;
+  std::atomic<int64_t> next{0};
+  static void call(void* p, int tid) {
+    auto* j = static_cast<ChunksJob*>(p);
+    for (;;) {
+      const int64_t c = j->next.fetch_add(1, std::memory_order_relaxed);
+      if (c >= j->nchunks) return;
+      (*j->body)(c, tid);
+    }
+  }
+};
+
+template <class F>
+void parallel_chunks(int64_t nchunks, double cost_per_chunk, F&& body) {
+  if (nchunks <= 0) return;
+  const int n = threads();
+  if (n <= 1 || nchunks == 1 || double(nchunks) * cost_per_chunk < kParallelMinWork) {
+    for (int64_t c = 0; c < nchunks; ++c) body(c, 0);
+    return;
+  }
+  using Fn = std::remove_reference_t<F>;
+  ChunksJob<Fn> job;
+  job.body = &body;
+  job.nchunks = nchunks;
+  run(&ChunksJob<Fn>::call, &job, int(std::min<int64_t>(n, nchunks)));
+}
+
 }  // namespace tl

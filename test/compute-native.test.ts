@@ -8,6 +8,10 @@ import { describe, test } from 'node:test';
 
 import type { Backend, ContrastiveArgs } from '../src/compute/backend.ts';
 import { loadNativeBackend, nativeInfo, nativeLoadError, setNativeThreads } from '../src/compute/native.ts';
+import { TwoTowerModel } from '../src/model/two-tower.ts';
+import { parseRecipe } from '../src/recipe/schema.ts';
+import { buildSources } from '../src/sampling/build.ts';
+import { TrainStep } from '../src/train/step.ts';
 import { Rng } from '../src/util/rng.ts';
 import {
   adam64,
@@ -593,5 +597,253 @@ describe('native backend', { skip }, () => {
       const want = topkRows64(scores, rows, cols, k);
       assert.deepEqual(idx, want.idx);
     });
+  });
+});
+
+// ---- determinism across thread counts ------------------------------------------------------------------
+
+type Out = Float32Array | Int32Array | number;
+
+/** Bit-for-bit equality (so −0 vs 0 and NaN payloads count), naming the first differing element. */
+function assertSameBits(got: Out, want: Out, what: string): void {
+  if (typeof want === 'number' || typeof got === 'number') {
+    assert.ok(Object.is(got, want), `${what}: ${String(got)} !== ${String(want)}`);
+    return;
+  }
+  assert.equal(got.length, want.length, `${what}: length`);
+  const g = new Int32Array(got.buffer, got.byteOffset, got.length);
+  const w = new Int32Array(want.buffer, want.byteOffset, want.length);
+  for (let i = 0; i < w.length; i++) {
+    if (g[i] !== w[i]) assert.fail(`${what}[${i}]: ${got[i]} on 2 threads vs ${want[i]} on 1 thread (not bit-identical)`);
+  }
+}
+
+/** Pool jobs a worker took part in so far (native/pool.cc), to tell whether 2-thread runs really shared work. */
+function workerJobs(): number {
+  return (nativeInfo() as unknown as { workerJobs?: number } | null)?.workerJobs ?? 0;
+}
+
+describe('native kernels give bit-identical results on 1 and 2 threads', { skip }, () => {
+  const be = backend as Backend;
+  // 2-thread runs per case (the chunk-to-thread assignment varies from run to run). On a busy machine a worker
+  // may not join a job at all (it is left to the caller), so a case goes on, up to MAX_RUNS, until a worker
+  // has taken part in at least one of its runs.
+  const REPEATS = 3;
+  const MAX_RUNS = 25;
+  const multi = (nativeInfo()?.maxThreads ?? 1) >= 2;
+  let unshared: string[] = [];
+  let casesRun = 0;
+  test('setup', () => {
+    if (!multi) console.log('# the pool has one thread (TOWERLAB_THREADS=1?): the 2-thread runs below also use one');
+  });
+
+  /** Runs `run` (fresh outputs from fixed inputs each call) on 1 thread, then several times on 2 threads. */
+  function same(name: string, run: () => Record<string, Out>): void {
+    casesRun++;
+    const want = withThreads(1, run);
+    const jobs0 = workerJobs();
+    for (let r = 0; r < MAX_RUNS && (r < REPEATS || (multi && workerJobs() === jobs0)); r++) {
+      const got = withThreads(2, run);
+      for (const k of Object.keys(want)) assertSameBits(got[k], want[k], `${k} (2-thread run ${r + 1})`);
+    }
+    if (multi && workerJobs() === jobs0) unshared.push(name);
+  }
+
+  // Shapes that take each GEMM split: split M, split N and split K (the fixed-chunk reduction), and the
+  // two-tower step's shapes at B = 1024 (bench/kernels.ts).
+  const gemmShapes: Array<[number, number, number]> = [
+    [1024, 1024, 64],
+    [1024, 64, 1024],
+    [64, 128, 1024],
+    [128, 64, 1024],
+    [150, 70, 600],
+    [17, 65, 1000],
+    [8, 1000, 200],
+    [1024, 64, 128],
+  ];
+  for (const [M, N, K] of gemmShapes) {
+    test(`gemm ${M}x${N}x${K}, all transposes`, () => {
+      const rng = new Rng(M * 7 + N * 3 + K);
+      const a = randn(rng, M * K);
+      const b = randn(rng, K * N);
+      const c0 = randn(rng, M * N);
+      for (const tA of [false, true])
+        for (const tB of [false, true])
+          for (const [alpha, beta] of [
+            [1, 0],
+            [0.7, -1.3],
+          ])
+            same(`gemm ${M}x${N}x${K} tA=${tA} tB=${tB} beta=${beta}`, () => {
+              const c = Float32Array.from(c0);
+              be.gemm(tA, tB, M, N, K, alpha, a, b, beta, c);
+              return { [`C tA=${tA} tB=${tB} alpha=${alpha} beta=${beta}`]: c };
+            });
+    });
+  }
+
+  for (const [rows, inDim, outDim, relu] of [
+    [1024, 128, 64, true],
+    [1024, 64, 128, false],
+    [1000, 64, 128, true],
+    [4096, 64, 64, true],
+  ] as Array<[number, number, number, boolean]>) {
+    test(`linearForward/Backward ${rows}x${inDim}->${outDim} relu=${relu}`, () => {
+      const rng = new Rng(rows + inDim + outDim);
+      const x = randn(rng, rows * inDim);
+      const w = randn(rng, inDim * outDim, 1 / Math.sqrt(inDim));
+      const bias = randn(rng, outDim, 0.3);
+      const dy0 = randn(rng, rows * outDim);
+      const dw0 = randn(rng, inDim * outDim, 0.1);
+      const dbias0 = randn(rng, outDim, 0.1);
+      same(`linear ${rows}x${inDim}->${outDim}`, () => {
+        const y = new Float32Array(rows * outDim);
+        be.linearForward(x, w, bias, y, rows, inDim, outDim, relu);
+        const dy = Float32Array.from(dy0);
+        const dx = new Float32Array(rows * inDim);
+        const dw = Float32Array.from(dw0);
+        const dbias = Float32Array.from(dbias0);
+        be.linearBackward(x, w, y, dy, dx, dw, dbias, rows, inDim, outDim, relu);
+        return { y, dy, dx, dw, dbias };
+      });
+    });
+  }
+
+  test('l2normForward/Backward, gatherRows, adam, topkRows', () => {
+    const rng = new Rng(77);
+    for (const [rows, dim] of [
+      [4000, 64],
+      [3001, 37],
+    ]) {
+      const x = randn(rng, rows * dim);
+      const dy0 = randn(rng, rows * dim);
+      same(`l2norm ${rows}x${dim}`, () => {
+        const y = new Float32Array(rows * dim);
+        const norms = new Float32Array(rows);
+        be.l2normForward(x, y, norms, rows, dim);
+        const dx = new Float32Array(rows * dim);
+        be.l2normBackward(y, norms, dy0, dx, rows, dim);
+        return { y, norms, dx };
+      });
+    }
+    const table = randn(rng, 3000 * 64);
+    const ids = randInt(rng, 20000, 0, 3000);
+    same('gatherRows', () => {
+      const out = new Float32Array(ids.length * 64);
+      be.gatherRows(table, ids, out, 64);
+      return { out };
+    });
+    const n = 100003; // not a multiple of the SIMD width: a scalar tail
+    const p0 = randn(rng, n);
+    const g = randn(rng, n);
+    const m0 = randn(rng, n, 0.1);
+    const v0 = Float32Array.from(randn(rng, n, 0.1), (t) => t * t);
+    same('adam', () => {
+      const p = Float32Array.from(p0);
+      const m = Float32Array.from(m0);
+      const v = Float32Array.from(v0);
+      be.adam(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 7);
+      return { p, m, v };
+    });
+    const [rows, cols, k] = [300, 3706, 100];
+    const scores = randn(rng, rows * cols);
+    same('topkRows', () => {
+      const idx = new Int32Array(rows * k);
+      const val = new Float32Array(rows * k);
+      be.topkRows(scores, rows, cols, k, idx, val);
+      return { idx, val };
+    });
+  });
+
+  const contrastiveCases: Array<{ name: string; B: number; N: number; d: number; grads: 'both' | 'dq' | 'dc'; full?: boolean }> = [
+    { name: 'in-batch B=N=1024, d=64, logQ + 2 masks + weights + fnMask', B: 1024, N: 1024, d: 64, grads: 'both', full: true },
+    { name: 'B=N=2048, d=64 (8 chunks of 4 tiles)', B: 2048, N: 2048, d: 64, grads: 'both' },
+    { name: 'sampled B=1000, N=3000, d=32, dc only', B: 1000, N: 3000, d: 32, grads: 'dc', full: true },
+    { name: 'B=700, N=1100, d=17 (odd sizes), dq only', B: 700, N: 1100, d: 17, grads: 'dq' },
+    { name: 'small B=N=300, d=16 (2 chunks)', B: 300, N: 300, d: 16, grads: 'both', full: true },
+  ];
+  for (const cs of contrastiveCases) {
+    test(`contrastive ${cs.name}`, () => {
+      const { B, N, d } = cs;
+      const rng = new Rng(B + N + d);
+      const q = normalizeRows(randn(rng, B * d), B, d);
+      const c = normalizeRows(randn(rng, N * d), N, d);
+      const pos = Int32Array.from({ length: B }, (_, i) => (N >= B ? i : rng.int(N)));
+      const colKey = randInt(rng, N, 0, 50);
+      const args: ContrastiveArgs = {
+        q,
+        c,
+        B,
+        N,
+        d,
+        pos,
+        scale: 20,
+        colBias: cs.full ? randn(rng, N, 0.5) : null,
+        masks: cs.full
+          ? [
+              { rowKey: Int32Array.from(pos, (p) => colKey[p]), colKey },
+              { rowKey: randInt(rng, B, -1, 30), colKey: randInt(rng, N, 0, 30) },
+            ]
+          : [],
+        fnMask: cs.full ? { margin: 0.05 } : null,
+        rowWeight: cs.full ? Float32Array.from({ length: B }, () => rng.int(4) * 0.5 + 0.5) : null,
+        dq: null,
+        dc: null,
+      };
+      same(`contrastive ${cs.name}`, () => {
+        const dq = cs.grads !== 'dc' ? new Float32Array(B * d).fill(NaN) : null;
+        const dc = cs.grads !== 'dq' ? new Float32Array(N * d).fill(NaN) : null;
+        const maskedCount = new Int32Array(B);
+        const loss = be.contrastive({ ...args, dq, dc, maskedCount });
+        const out: Record<string, Out> = { loss, maskedCount };
+        if (dq) out.dq = dq;
+        if (dc) out.dc = dc;
+        return out;
+      });
+    });
+  }
+
+  test('training steps (towers with MLPs, symmetric in-batch loss with logQ and masks) are reproducible', () => {
+    const recipe = parseRecipe({
+      temperature: 0.05,
+      sources: [{ type: 'in-batch' }],
+      corrections: { maskSameItem: true, maskSameUser: true, logQ: { estimator: 'train-frequency' } },
+      loss: { symmetric: true },
+    });
+    const [numUsers, numItems, B, steps] = [3000, 2000, 1024, 3];
+    const data = new Rng(5);
+    const batches = Array.from({ length: steps }, () => ({
+      users: randInt(data, B, 0, numUsers),
+      // Skewed item draws, so accidental hits (masked columns) and logQ both matter.
+      items: Int32Array.from({ length: B }, () => Math.floor(numItems * data.next() ** 2)),
+    }));
+    const trainItems = Int32Array.from(batches.flatMap((b) => Array.from(b.items)));
+    const train = (): Record<string, Out> => {
+      const model = new TwoTowerModel({
+        user: { vocabSize: numUsers, idDim: 64, features: [], mlp: [128, 64] },
+        item: { vocabSize: numItems, idDim: 64, features: [], mlp: [128, 64] },
+        sparseOptimizer: 'adagrad',
+        sparseLr: 0.05,
+        denseLr: 0.01,
+        seed: 3,
+      });
+      model.init();
+      const set = buildSources(recipe, { numItems, trainItems, dim: model.dim });
+      const step = new TrainStep(be, model, recipe, set);
+      const out: Record<string, Out> = {};
+      batches.forEach((b, k) => {
+        out[`loss step ${k + 1}`] = step.run(b.users, b.items, new Rng(100 + k)).loss;
+      });
+      for (const [name, t] of model.tensors(true)) out[name] = Float32Array.from(t);
+      return out;
+    };
+    same('training steps', train);
+  });
+
+  test('the 2-thread runs shared work with a pool worker', () => {
+    // Informational: on a machine busier than its cores a pool worker may never get to join (the pool leaves
+    // the job to the caller), and then that case only compared 1-thread runs.
+    console.log(`# ${casesRun - unshared.length}/${casesRun} cases had a pool worker take part in a 2-thread run`);
+    if (multi && unshared.length > 0) console.log(`# WARNING: no shared run for: ${unshared.join('; ')}`);
+    unshared = [];
   });
 });
