@@ -57,6 +57,23 @@ const stats = (xs: number[]) => {
 };
 
 const results: any[] = [];
+const backendName = (await getBackend()).name;
+const outFile = arg('out', 'bench/results/negatives.json');
+function writeResults(complete: boolean) {
+  const out = {
+    complete,
+    bench: 'negatives',
+    date: new Date().toISOString(),
+    backend: backendName,
+    protocol: Object.fromEntries(Object.entries(DATASETS).map(([k, v]) => [k, `${v.note}; full-corpus ranking, train+val items excluded; early stopping on val recall@20 (patience 3, max ${epochs} epochs)`])),
+    model: `id towers dim ${defaultModelOptions.dim}, MLP ${defaultModelOptions.mlp.join('→')}, τ from the recipe`,
+    seeds,
+    results,
+  };
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync(outFile, JSON.stringify(out, null, 1) + '\n');
+}
+
 for (const [name, ds] of Object.entries(DATASETS)) {
   if (!datasets.includes(name)) continue;
   if (!existsSync(ds.path)) {
@@ -97,20 +114,11 @@ for (const [name, ds] of Object.entries(DATASETS)) {
       epochs: runs.map((r) => r.epochs),
       diagnostics: Object.fromEntries(diagKeys.map((k) => [k, stats(runs.map((r) => r.diagnostics[k])).mean])),
     });
+    writeResults(false); // after every configuration, so an interrupted run keeps what it measured
   }
 }
 
-const out = {
-  bench: 'negatives',
-  date: new Date().toISOString(),
-  backend: (await getBackend()).name,
-  protocol: Object.fromEntries(Object.entries(DATASETS).map(([k, v]) => [k, `${v.note}; full-corpus ranking, train+val items excluded; early stopping on val recall@20 (patience 3, max ${epochs} epochs)`])),
-  model: `id towers dim ${defaultModelOptions.dim}, MLP ${defaultModelOptions.mlp.join('→')}, τ from the recipe`,
-  seeds,
-  results,
-};
-mkdirSync('bench/results', { recursive: true });
-writeFileSync('bench/results/negatives.json', JSON.stringify(out, null, 1) + '\n');
+writeResults(true);
 const fmt = (s: { mean: number; std: number }) => `${s.mean.toFixed(4)}±${s.std.toFixed(4)}`;
 console.log(`\n${'data'.padEnd(9)}${'config'.padEnd(22)}${METRICS.map((m) => m.padStart(17)).join('')}${'ex/s'.padStart(9)}${'fnRate'.padStart(8)}${'effNeg'.padStart(8)}`);
 for (const r of results) {
@@ -118,4 +126,4 @@ for (const r of results) {
     `${r.dataset.padEnd(9)}${r.config.padEnd(22)}${METRICS.map((m) => fmt(r.metrics[m]).padStart(17)).join('')}${(r.examples_per_s ? Math.round(r.examples_per_s).toString() : '-').padStart(9)}${(r.diagnostics?.fnRate?.toFixed(3) ?? '-').padStart(8)}${(r.diagnostics?.effectiveNegatives?.toFixed(0) ?? '-').padStart(8)}`,
   );
 }
-console.log('written bench/results/negatives.json');
+console.log(`written ${outFile}`);
