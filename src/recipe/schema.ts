@@ -45,7 +45,47 @@ const queue = z
 /** SamToNe (Moiseev et al. 2023): the batch's other queries join the denominator (and items, when symmetric). */
 const sameTower = z.object({ type: z.literal('same-tower') }).strict();
 
-export const sourceSchema = z.discriminatedUnion('type', [inBatch, uniform, popularity, stratified, queue, sameTower]);
+/**
+ * Neighbourhood hard negatives (GNNO, Fan et al. SIGIR 2023): per row, n items drawn by neighbourhood overlap
+ * with the row's positive on the item transition graph of the training sequences, under a curriculum cap.
+ */
+const curriculum = z
+  .object({
+    kind: z.enum(['constant', 'linear', 'step']).default('linear'),
+    /** Hardness cap before the warm-up ends. */
+    start: z.number().min(0).max(1).default(0),
+    /** Epoch from which the cap grows (GNNO's hn0). */
+    warmup: z.number().min(0).default(5),
+    /** Growth per epoch (linear) or per step (step). */
+    pace: z.number().min(0).default(0.01),
+    /** Epochs per step (step schedule). */
+    every: z.number().int().positive().default(1),
+    /** Largest cap (GNNO's max_hard). */
+    max: z.number().min(0).max(1).default(0.7),
+  })
+  .strict();
+const neighbourhood = z
+  .object({
+    type: z.literal('neighbourhood'),
+    /** Negatives drawn per row (per positive). */
+    n: z.number().int().positive().default(1),
+    /** Transition window: items up to this many positions apart are linked, weight 1/distance. */
+    window: z.number().int().positive().default(3),
+    /** Overlap on the binary adjacency ('bool', Jaccard) or the edge weights ('weight', Tanimoto). */
+    weight: z.enum(['bool', 'weight']).default('bool'),
+    /** 'all' items (GNNO's official sampler) or only two-hop 'overlap' items as candidates. */
+    candidates: z.enum(['all', 'overlap']).default('all'),
+    /** τ in p(j|i) ∝ exp(J/τ). */
+    temperature: z.number().positive().default(1),
+    /** Always exclude each positive's k highest-overlap items (likely false negatives). */
+    excludeTop: z.number().int().nonnegative().default(0),
+    /** Overlap candidates kept per item (0 = all), bounding memory. */
+    maxCandidates: z.number().int().nonnegative().default(256),
+    curriculum: curriculum.default({ kind: 'linear', start: 0, warmup: 5, pace: 0.01, every: 1, max: 0.7 }),
+  })
+  .strict();
+
+export const sourceSchema = z.discriminatedUnion('type', [inBatch, uniform, popularity, stratified, queue, sameTower, neighbourhood]);
 
 export const logQSchema = z
   .object({

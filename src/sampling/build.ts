@@ -2,11 +2,13 @@
  * Turns a recipe's `sources` and logQ settings into negative-source modules and the frequency estimator
  * they share. The only place that reads source type names.
  */
+import type { Csr } from '../data/csr.ts';
 import type { CategoricalFeature } from '../data/types.ts';
 import type { Recipe } from '../recipe/schema.ts';
 import { UserError } from '../util/errors.ts';
 import { StreamingFrequency, TrainFrequency, type FrequencyEstimator } from './frequency.ts';
 import { InBatchSource } from './in-batch.ts';
+import { neighbourhoodSource } from './neighbourhood.ts';
 import { PopularitySource } from './popularity.ts';
 import { QueueSource } from './queue.ts';
 import type { NegativeSource } from './source.ts';
@@ -20,6 +22,10 @@ export interface SourceContext {
   itemFeatures?: CategoricalFeature[];
   /** Output size of the towers (for the queue). */
   dim?: number;
+  /** Each user's training items in time order (for neighbourhood negatives). */
+  trainSequences?: Csr;
+  /** User of each training row, when trainSequences is not given (rows grouped by user in row order). */
+  trainUsers?: Int32Array;
 }
 
 export interface SourceSet {
@@ -75,6 +81,9 @@ export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
         break;
       case 'same-tower':
         sameTower = true;
+        break;
+      case 'neighbourhood':
+        sources.push(neighbourhoodSource(s, ctx, `sources.${idx}`));
         break;
     }
   });

@@ -1,0 +1,141 @@
+/**
+ * `towerlab seq`: train a next-item model (SASRec or mean pooling) on ordered histories with a chosen
+ * objective — SASRec's BCE, BPR with uniform/neighbourhood (GNNO) negatives, or a recipe's sampled softmax —
+ * and report leave-last-one-out full-ranking HR@K / NDCG@K.
+ */
+import { Command, Option } from 'commander';
+import { formatMetricsTable } from '../eval/format.ts';
+import { loadRecipe, parseRecipe, type Recipe } from '../recipe/schema.ts';
+import { defaultSeqModel, runSeqExperiment, type SeqModelOptions } from '../seq/experiment.ts';
+import type { ObjectiveSpec, ScoreKind } from '../seq/objectives.ts';
+import { defaultProgressMode } from '../train/progress.ts';
+import { UserError } from '../util/errors.ts';
+import { addDataOptions, dataSpecFrom, parseList } from './options.ts';
+import { printJsonLast } from './output.ts';
+
+export function registerSeqCommand(program: Command): void {
+  const d = defaultSeqModel;
+  const cmd = program
+    .command('seq')
+    .description('train a sequential next-item model (SASRec / mean pooling) and evaluate it with leave-last-one-out full ranking');
+  addDataOptions(cmd);
+  cmd
+    .addOption(new Option('--tower <kind>', 'sequence tower').choices(['sasrec', 'meanpool']).default(d.tower))
+    .option('--dim <n>', 'embedding size', num('--dim'), d.dim)
+    .option('--max-len <n>', 'history length seen by the model (the most recent items)', num('--max-len'), d.maxLen)
+    .option('--blocks <n>', 'self-attention blocks', num('--blocks'), d.blocks)
+    .option('--heads <n>', 'attention heads', num('--heads'), d.heads)
+    .option('--dropout <x>', 'dropout rate (embeddings, attention, feed-forward)', num('--dropout'), d.dropout)
+    .option('--lr <x>', 'Adam learning rate (lazy Adam on the item table)', num('--lr'), d.lr)
+    .addOption(new Option('--loss <kind>', "bce: SASRec's one uniform negative per position; bpr: per-position negatives of the recipe's uniform/neighbourhood sources (GNNO); softmax: the recipe's sampled softmax").choices(['bce', 'bpr', 'softmax']).default('softmax'))
+    .option('--recipe <file>', 'negatives recipe (JSON) for bpr/softmax; default softmax: in-batch, τ = 1')
+    .addOption(new Option('--score <kind>', 'softmax score: dot product, or cosine / temperature').choices(['dot', 'cosine']).default('dot'))
+    .option('--epochs <n>', 'training epochs', num('--epochs'), 20)
+    .option('--batch-size <n>', 'sequences per batch', num('--batch-size'), 128)
+    .option('--eval-every <n>', 'validate every n epochs (0 = never)', num('--eval-every'), 1)
+    .option('--patience <n>', 'stop after n validations without improvement (0 = never)', num('--patience'), 5)
+    .option('--val-metric <name>', 'validation metric deciding the best epoch', 'ndcg@10')
+    .option('--val-users <n>', 'validate on at most n users', num('--val-users'), 5000)
+    .option('--ks <list>', 'cut-offs of the test metrics', '5,10,20')
+    .option('--exclude-history', "remove each user's history items from the ranking (default: exclude nothing)")
+    .option('--seed <n>', 'seed of initialisation, batch order and sampling', num('--seed'), d.seed)
+    .option('--no-progress', 'no progress output')
+    .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'native', 'js']).default('auto'))
+    .option('--json', 'print the result as one JSON object on the last line of stdout')
+    .action((o) => seqCommand(o));
+}
+
+function num(flag: string) {
+  return (v: string): number => {
+    const x = Number(v);
+    if (v.trim() === '' || !Number.isFinite(x)) throw new UserError(`${flag}: '${v}' is not a number`);
+    return x;
+  };
+}
+
+function int(flag: string, x: number, min: number): number {
+  if (!Number.isInteger(x) || x < min) throw new UserError(`${flag}: must be an integer >= ${min}, got ${x}`);
+  return x;
+}
+
+export function seqModelFrom(o: any): SeqModelOptions {
+  if (!(o.dropout >= 0 && o.dropout < 1)) throw new UserError(`--dropout: must be in [0, 1), got ${o.dropout}`);
+  if (!(o.lr > 0)) throw new UserError(`--lr: must be > 0, got ${o.lr}`);
+  return {
+    tower: o.tower,
+    dim: int('--dim', o.dim, 1),
+    maxLen: int('--max-len', o.maxLen, 1),
+    blocks: int('--blocks', o.blocks, 1),
+    heads: int('--heads', o.heads, 1),
+    dropout: o.dropout,
+    lr: o.lr,
+    beta2: 0.98,
+    seed: o.seed,
+  };
+}
+
+export function objectiveFrom(o: any): ObjectiveSpec {
+  const recipe: Recipe | null = o.recipe ? loadRecipe(o.recipe) : null;
+  if (o.loss === 'bce') {
+    if (recipe) throw new UserError('--recipe: the bce loss draws its own negative (one uniform item per position); use --loss bpr or softmax with a recipe');
+    return { kind: 'bce' };
+  }
+  if (o.loss === 'bpr') {
+    if (!recipe) throw new UserError("--loss bpr needs --recipe with per-position 'uniform' and/or 'neighbourhood' sources (see recipes/gnno-bpr.json)");
+    return { kind: 'bpr', recipe };
+  }
+  return { kind: 'softmax', recipe: recipe ?? parseRecipe({ temperature: 1 }), score: o.score as ScoreKind };
+}
+
+async function seqCommand(o: any): Promise<void> {
+  if (!/^(hr|ndcg|recall|mrr)@\d+$/.test(o.valMetric)) throw new UserError(`--val-metric: expected hr@K or ndcg@K, got '${o.valMetric}'`);
+  const ks = parseList('--ks', o.ks);
+  if (!ks.length) ks.push(10);
+  const model = seqModelFrom(o);
+  const r = await runSeqExperiment({
+    data: dataSpecFrom(o),
+    model,
+    objective: objectiveFrom(o),
+    train: {
+      epochs: int('--epochs', o.epochs, 1),
+      batchSize: int('--batch-size', o.batchSize, 1),
+      seed: o.seed,
+      evalEvery: int('--eval-every', o.evalEvery, 0),
+      patience: int('--patience', o.patience, 0),
+      valMetric: o.valMetric,
+      valUsers: int('--val-users', o.valUsers, 1),
+      progress: o.progress === false ? 'none' : defaultProgressMode(),
+    },
+    ks,
+    excludeHistory: !!o.excludeHistory,
+    backend: o.backend,
+  });
+  const t = r.train;
+  const lines = [
+    `data: ${r.data.source}: ${r.data.users} users, ${r.data.items} items, ${r.data.interactions} interactions; ${r.data.trainSequences} training sequences, ${r.data.testUsers} test users`,
+    `model: ${model.tower}${model.tower === 'sasrec' ? ` (${model.blocks} blocks, ${model.heads} head(s), dim ${model.dim}, max length ${model.maxLen}, dropout ${model.dropout})` : ` (dim ${model.dim})`}, loss ${o.loss}`,
+    `trained ${t.epochs} epochs, ${t.steps} steps in ${t.trainSeconds.toFixed(1)} s: ${Math.round(t.sequencesPerSecond).toLocaleString('en-US')} sequences/s, ${Math.round(t.positionsPerSecond).toLocaleString('en-US')} positions/s (backend ${r.backend})` +
+      (t.bestEpoch !== null ? `; best validation at epoch ${t.bestEpoch}${t.stoppedEarly ? ' (stopped early)' : ''}` : ''),
+  ];
+  if (r.graph) {
+    const g = r.graph;
+    lines.push(
+      `transition graph: ${g.items} items, ${g.edges} directed edges, built in ${g.graphSeconds.toFixed(2)} s; neighbourhood overlap: ${g.candidates} candidates in ${g.overlapSeconds.toFixed(2)} s; memory ${((g.graphBytes + g.overlapBytes + g.samplerBytes) / 2 ** 20).toFixed(1)} MiB`,
+    );
+  }
+  lines.push(`test (${r.protocol}; evaluation ${r.evalSeconds.toFixed(2)} s):`, formatMetricsTable([{ name: 'model', result: r.metrics }], { metrics: ['hr', 'ndcg'] }));
+  process.stdout.write(lines.join('\n') + '\n');
+  if (o.json) {
+    printJsonLast({
+      metrics: Object.fromEntries(Object.entries(r.metrics).filter(([k]) => k.startsWith('hr@') || k.startsWith('ndcg@'))),
+      protocol: r.protocol,
+      examples_per_s: t.sequencesPerSecond,
+      positions_per_s: t.positionsPerSecond,
+      train: { epochs: t.epochs, steps: t.steps, seconds: t.trainSeconds, best_epoch: t.bestEpoch, stopped_early: t.stoppedEarly, final_loss: t.finalLoss, history: t.history },
+      graph: r.graph,
+      eval_seconds: r.evalSeconds,
+      data: r.data,
+      backend: r.backend,
+    });
+  }
+}

@@ -1,0 +1,302 @@
+/**
+ * Next-item objectives over every token of a packed batch (row t: history up to t, target = the next item),
+ * scored s(t, j) = ⟨h_t, e_j⟩ (or cosine / τ for the softmax with `score: 'cosine'`):
+ *  - bce (SASRec, Kang & McAuley 2018): one uniform negative j⁻ ∉ user's training items per row,
+ *      L = (1/R) Σ_t [softplus(−s(t, j⁺)) + softplus(s(t, j⁻))];
+ *  - bpr (GNNO's loss, Fan et al. 2023): K negatives per row — `uniform {n}` (∉ the user's training items) and
+ *    `neighbourhood {n}` hard negatives drawn for the row's target — L = (1/RK) Σ_t Σ_k softplus(s(t, j_k) − s(t, j⁺));
+ *  - softmax: the recipe's sampled softmax (columns = the sources' candidates, shared by all rows; masks, logQ,
+ *    InfoNCE or debiased loss through the backend's fused kernel), exactly as the two-tower step composes it.
+ * Each returns the loss, writes dL/dH and lists the output-side item rows with their gradients.
+ */
+import type { Backend, ContrastiveArgs } from '../compute/backend.ts';
+import { ColumnBuilder } from '../loss/columns.ts';
+import { lossFunction, type LossFn } from '../loss/loss-function.ts';
+import type { Recipe } from '../recipe/schema.ts';
+import { buildSources, type SourceSet } from '../sampling/build.ts';
+import { neighbourhoodSource, type NeighbourhoodSource } from '../sampling/neighbourhood.ts';
+import { UserError } from '../util/errors.ts';
+import type { Rng } from '../util/rng.ts';
+import { Buffers } from './buffers.ts';
+import type { SeqData } from './data.ts';
+import type { PackedBatch } from './packed.ts';
+
+export type ScoreKind = 'dot' | 'cosine';
+
+export interface ObjectiveInput {
+  batch: PackedBatch;
+  /** tokens×d tower outputs. */
+  H: Float32Array;
+  /** Item embedding table (numItems×d). */
+  E: Float32Array;
+  rng: Rng;
+  /** 1-based optimisation step. */
+  step: number;
+}
+
+export interface ObjectiveOutput {
+  loss: number;
+  /** Output-side item rows touched and their gradients (ids.length × d). */
+  ids: Int32Array;
+  grads: Float32Array;
+}
+
+export interface SeqObjective {
+  readonly name: string;
+  /** Writes dL/dH into dH (tokens×d). */
+  run(backend: Backend, inp: ObjectiveInput, dH: Float32Array): ObjectiveOutput;
+  /** Called at the start of every epoch (curricula). */
+  setEpoch(epoch: number): void;
+}
+
+export type ObjectiveSpec = { kind: 'bce' } | { kind: 'bpr'; recipe: Recipe } | { kind: 'softmax'; recipe: Recipe; score: ScoreKind };
+
+export function buildObjective(spec: ObjectiveSpec, data: SeqData, dim: number): SeqObjective {
+  if (spec.kind === 'bce') return new BceObjective(data, dim);
+  if (spec.kind === 'bpr') return new BprObjective(data, dim, spec.recipe);
+  return new SoftmaxObjective(data, dim, spec.recipe, spec.score);
+}
+
+const softplus = (x: number) => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)));
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+
+/** A uniform item not among user u's training items (SASRec's random_neq); any item if u has them all. */
+export function uniformNotIn(data: SeqData, u: number, rng: Rng): number {
+  const n = data.numItems;
+  const { offsets, cols } = data.trainSet;
+  const lo0 = offsets[u];
+  const hi0 = offsets[u + 1] - 1;
+  if (hi0 - lo0 + 1 >= n) return rng.int(n);
+  for (;;) {
+    const j = rng.int(n);
+    let lo = lo0;
+    let hi = hi0;
+    let found = false;
+    while (lo <= hi) {
+      const m = (lo + hi) >> 1;
+      const v = cols[m];
+      if (v === j) {
+        found = true;
+        break;
+      }
+      if (v < j) lo = m + 1;
+      else hi = m - 1;
+    }
+    if (!found) return j;
+  }
+}
+
+function dot(a: Float32Array, ao: number, b: Float32Array, bo: number, d: number): number {
+  let s = 0;
+  for (let k = 0; k < d; k++) s += a[ao + k] * b[bo + k];
+  return s;
+}
+
+/** SASRec's binary cross-entropy with one uniform negative per position. */
+export class BceObjective implements SeqObjective {
+  readonly name = 'bce';
+  private readonly buf = new Buffers();
+
+  constructor(
+    private readonly data: SeqData,
+    private readonly d: number,
+  ) {}
+
+  setEpoch(): void {}
+
+  run(_b: Backend, inp: ObjectiveInput, dH: Float32Array): ObjectiveOutput {
+    const { batch, H, E, rng } = inp;
+    const d = this.d;
+    const R = batch.tokens;
+    const ids = this.buf.i32('ids', 2 * R);
+    const grads = this.buf.f32('grads', 2 * R * d);
+    let loss = 0;
+    for (let t = 0; t < R; t++) {
+      const p = batch.targets[t];
+      const q = uniformNotIn(this.data, batch.users[batch.seqOf[t]], rng);
+      ids[t] = p;
+      ids[R + t] = q;
+      const ho = t * d;
+      const sp = dot(H, ho, E, p * d, d);
+      const sn = dot(H, ho, E, q * d, d);
+      loss += softplus(-sp) + softplus(sn);
+      const gp = (sigmoid(sp) - 1) / R;
+      const gn = sigmoid(sn) / R;
+      const po = p * d;
+      const qo = q * d;
+      for (let k = 0; k < d; k++) {
+        dH[ho + k] = gp * E[po + k] + gn * E[qo + k];
+        grads[ho + k] = gp * H[ho + k];
+        grads[(R + t) * d + k] = gn * H[ho + k];
+      }
+    }
+    return { loss: loss / R, ids, grads };
+  }
+}
+
+/** BPR against per-row negatives: uniform (∉ history) and neighbourhood hard negatives (GNNO). */
+export class BprObjective implements SeqObjective {
+  readonly name = 'bpr';
+  readonly uniform: number;
+  readonly hard: NeighbourhoodSource | null;
+  private readonly buf = new Buffers();
+
+  constructor(
+    private readonly data: SeqData,
+    private readonly d: number,
+    recipe: Recipe,
+  ) {
+    let uniform = 0;
+    let hard: NeighbourhoodSource | null = null;
+    recipe.sources.forEach((s, i) => {
+      if (s.type === 'uniform') uniform += s.n;
+      else if (s.type === 'neighbourhood') {
+        if (hard) throw new UserError(`recipe: field 'sources.${i}': only one neighbourhood source per recipe`);
+        hard = neighbourhoodSource(s, { numItems: data.numItems, trainItems: data.train.cols, trainSequences: data.train }, `sources.${i}`);
+      } else throw new UserError(`recipe: field 'sources.${i}.type': the bpr loss takes per-row 'uniform' and 'neighbourhood' negatives, not '${s.type}'`);
+    });
+    if (uniform + (hard ? (hard as NeighbourhoodSource).n : 0) === 0) throw new UserError("recipe: field 'sources': the bpr loss needs at least one negative per row");
+    this.uniform = uniform;
+    this.hard = hard;
+  }
+
+  setEpoch(epoch: number): void {
+    if (this.hard) this.hard.epoch = epoch;
+  }
+
+  run(_b: Backend, inp: ObjectiveInput, dH: Float32Array): ObjectiveOutput {
+    const { batch, H, E, rng } = inp;
+    const d = this.d;
+    const R = batch.tokens;
+    const nh = this.hard?.n ?? 0;
+    const K = this.uniform + nh;
+    const negs = this.buf.i32('negs', R * K);
+    for (let t = 0; t < R; t++) {
+      const u = batch.users[batch.seqOf[t]];
+      for (let k = 0; k < this.uniform; k++) negs[t * K + k] = uniformNotIn(this.data, u, rng);
+    }
+    if (this.hard) {
+      const users = this.buf.i32('users', R);
+      for (let t = 0; t < R; t++) users[t] = batch.users[batch.seqOf[t]];
+      this.hard.hardnessFor({ users, items: batch.targets, step: inp.step, rng });
+      for (let t = 0; t < R; t++) this.hard.sampler.sampleInto(batch.targets[t], nh, rng, negs, t * K + this.uniform);
+    }
+    const ids = this.buf.i32('ids', R * (K + 1));
+    const grads = this.buf.f32('grads', R * (K + 1) * d);
+    let loss = 0;
+    const inv = 1 / (R * K);
+    for (let t = 0; t < R; t++) {
+      const p = batch.targets[t];
+      const ho = t * d;
+      const po = p * d;
+      const sp = dot(H, ho, E, po, d);
+      for (let k = 0; k < d; k++) dH[ho + k] = 0;
+      let gPos = 0;
+      for (let k = 0; k < K; k++) {
+        const q = negs[t * K + k];
+        const qo = q * d;
+        const diff = sp - dot(H, ho, E, qo, d);
+        loss += softplus(-diff);
+        const g = (sigmoid(diff) - 1) * inv; // dL/d diff
+        gPos += g;
+        const row = R + t * K + k;
+        ids[row] = q;
+        for (let z = 0; z < d; z++) {
+          dH[ho + z] += g * (E[po + z] - E[qo + z]);
+          grads[row * d + z] = -g * H[ho + z];
+        }
+      }
+      ids[t] = p;
+      for (let z = 0; z < d; z++) grads[ho + z] = gPos * H[ho + z];
+    }
+    return { loss: loss * inv, ids, grads };
+  }
+}
+
+/** The recipe's sampled softmax over shared columns (in-batch positives first, then the sources' draws). */
+export class SoftmaxObjective implements SeqObjective {
+  readonly name = 'softmax';
+  readonly sources: SourceSet;
+  private readonly cols: ColumnBuilder;
+  private readonly loss: LossFn;
+  private readonly buf = new Buffers();
+
+  constructor(
+    private readonly data: SeqData,
+    private readonly d: number,
+    private readonly recipe: Recipe,
+    private readonly score: ScoreKind,
+  ) {
+    recipe.sources.forEach((s, i) => {
+      if (s.type === 'queue' || s.type === 'same-tower') {
+        throw new UserError(`recipe: field 'sources.${i}.type': '${s.type}' is not supported for sequential training (in-batch, uniform, popularity, neighbourhood are)`);
+      }
+    });
+    if (recipe.loss.symmetric) throw new UserError("recipe: field 'loss.symmetric': not supported for sequential training");
+    this.sources = buildSources(recipe, { numItems: data.numItems, trainItems: data.train.cols, trainSequences: data.train, dim: d });
+    this.cols = new ColumnBuilder(this.sources.sources, d);
+    this.loss = lossFunction(recipe);
+  }
+
+  setEpoch(epoch: number): void {
+    for (const s of this.sources.sources) if ('epoch' in s) (s as NeighbourhoodSource).epoch = epoch;
+  }
+
+  run(b: Backend, inp: ObjectiveInput, dH: Float32Array): ObjectiveOutput {
+    const { batch, H, E, rng } = inp;
+    const d = this.d;
+    const R = batch.tokens;
+    const users = this.buf.i32('users', R);
+    for (let t = 0; t < R; t++) users[t] = batch.users[batch.seqOf[t]];
+    const withLogQ = this.recipe.corrections.logQ !== false;
+    const cols = this.cols.build({ users, items: batch.targets, step: inp.step, rng }, withLogQ);
+    const N = cols.Nt;
+    const ids = cols.ids.subarray(0, N);
+    const c = this.buf.f32('c', N * d);
+    b.gatherRows(E, ids, c, d);
+    const cosine = this.score === 'cosine';
+    let q = H;
+    let cn = c;
+    if (cosine) {
+      q = this.buf.f32('qn', R * d);
+      b.l2normForward(H, q, this.buf.f32('qnorm', R), R, d);
+      cn = this.buf.f32('cn', N * d);
+      b.l2normForward(c, cn, this.buf.f32('cnorm', N), N, d);
+    }
+    const corr = this.recipe.corrections;
+    const masks: ContrastiveArgs['masks'] = [];
+    if (corr.maskSameItem) masks.push({ rowKey: batch.targets, colKey: ids });
+    if (cols.blockKey) masks.push({ rowKey: this.buf.i32('zeros', R).fill(0), colKey: cols.blockKey });
+    else if (corr.maskSameUser) masks.push({ rowKey: users, colKey: cols.userKey });
+    let colBias: Float32Array | null = null;
+    if (withLogQ) {
+      colBias = this.buf.f32('bias', N);
+      for (let j = 0; j < N; j++) colBias[j] = -cols.logq[j];
+    }
+    const pos = this.buf.i32('pos', R);
+    for (let t = 0; t < R; t++) pos[t] = t;
+    const dq = this.buf.f32('dq', R * d);
+    const dc = this.buf.f32('dc', N * d);
+    const loss = this.loss(b, {
+      q,
+      c: cn,
+      B: R,
+      N,
+      d,
+      pos,
+      scale: 1 / this.recipe.temperature,
+      colBias,
+      masks,
+      fnMask: corr.fnMask ? { absThreshold: corr.fnMask.threshold, margin: corr.fnMask.margin } : null,
+      rowWeight: null,
+      dq,
+      dc,
+      maskedCount: null,
+    });
+    if (cosine) {
+      b.l2normBackward(q, this.buf.f32('qnorm', R), dq, dH, R, d);
+      b.l2normBackward(cn, this.buf.f32('cnorm', N), dc, dc, N, d);
+    } else dH.set(dq);
+    return { loss, ids, grads: dc };
+  }
+}

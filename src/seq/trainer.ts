@@ -1,0 +1,152 @@
+/**
+ * The sequential training loop: every epoch visits each user with ≥ 2 training items once, in shuffled
+ * batches of `batchSize` sequences; a step trains every position of every sequence (SASRec), then applies one
+ * sparse update to the item table (input-side and output-side gradients together) and Adam to the dense
+ * parameters. Validation (full ranking on the second-last items) every `evalEvery` epochs with early stopping;
+ * the best epoch's weights are restored at the end.
+ */
+import type { Backend } from '../compute/backend.ts';
+import { Progress, type ProgressMode } from '../train/progress.ts';
+import { Rng } from '../util/rng.ts';
+import { UserError } from '../util/errors.ts';
+import type { SeqData } from './data.ts';
+import { evaluateSeq } from './evaluate.ts';
+import type { ScoreKind, SeqObjective } from './objectives.ts';
+import { PackedBuilder } from './packed.ts';
+import { SeqStep } from './step.ts';
+import type { SeqTower } from './tower.ts';
+
+export interface SeqTrainConfig {
+  epochs: number;
+  /** Sequences per batch. */
+  batchSize: number;
+  seed: number;
+  /** Validate every n epochs (0 = never). */
+  evalEvery: number;
+  /** Stop after n validations without improvement (0 = never). */
+  patience: number;
+  /** e.g. 'ndcg@10'. */
+  valMetric: string;
+  /** Validate on at most n users (a fixed seeded sample). */
+  valUsers: number;
+  progress: ProgressMode;
+}
+
+export interface SeqTrainSummary {
+  epochs: number;
+  steps: number;
+  trainSeconds: number;
+  /** Sequences and (non-padding) positions trained per second. */
+  sequencesPerSecond: number;
+  positionsPerSecond: number;
+  finalLoss: number;
+  bestEpoch: number | null;
+  best: number | null;
+  stoppedEarly: boolean;
+  history: Array<{ epoch: number; loss: number; seconds: number; val?: Record<string, number> }>;
+}
+
+export interface SeqTrainInputs {
+  backend: Backend;
+  tower: SeqTower;
+  objective: SeqObjective;
+  data: SeqData;
+  score: ScoreKind;
+  excludeHistory: boolean;
+}
+
+export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTrainSummary {
+  const { backend, tower, objective, data } = inp;
+  const rng = new Rng(cfg.seed);
+  const users: number[] = [];
+  for (let u = 0; u < data.numUsers; u++) if (data.train.offsets[u + 1] - data.train.offsets[u] >= 2) users.push(u);
+  if (!users.length) throw new UserError('no user has 2 or more training items: nothing to train a next-item model on');
+  const order = Int32Array.from(users);
+  const valUsers = sampleUsers(data.valItem, cfg.valUsers, cfg.seed);
+  const stepsPerEpoch = Math.ceil(order.length / cfg.batchSize);
+  const progress = new Progress(cfg.progress, cfg.epochs * stepsPerEpoch);
+  const builder = new PackedBuilder(tower.maxLen);
+  const stepper = new SeqStep(backend, tower, objective);
+  let trainMs = 0;
+  let seqs = 0;
+  let positions = 0;
+  let finalLoss = NaN;
+  let best: number | null = null;
+  let bestEpoch: number | null = null;
+  let bestWeights: Float32Array[] | null = null;
+  let sinceBest = 0;
+  let stoppedEarly = false;
+  const history: SeqTrainSummary['history'] = [];
+  let epoch = 0;
+  for (; epoch < cfg.epochs; epoch++) {
+    objective.setEpoch(epoch);
+    rng.shuffle(order);
+    const t0 = performance.now();
+    let lossSum = 0;
+    for (let s = 0; s < order.length; s += cfg.batchSize) {
+      const batch = builder.training(data.train, order.subarray(s, Math.min(order.length, s + cfg.batchSize)));
+      const loss = stepper.run(batch, rng);
+      lossSum += loss;
+      finalLoss = loss;
+      seqs += batch.n;
+      positions += batch.tokens;
+      const elapsed = trainMs + (performance.now() - t0);
+      progress.tick({ epoch: epoch + 1, epochs: cfg.epochs, loss, examplesPerSecond: (seqs * 1000) / Math.max(1, elapsed) });
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    trainMs += seconds * 1000;
+    if (!Number.isFinite(lossSum)) throw new UserError(`training diverged at epoch ${epoch + 1} (loss ${lossSum}); lower the learning rate`);
+    const entry: SeqTrainSummary['history'][number] = { epoch: epoch + 1, loss: lossSum / stepsPerEpoch, seconds };
+    if (cfg.evalEvery > 0 && valUsers.length > 0 && ((epoch + 1) % cfg.evalEvery === 0 || epoch + 1 === cfg.epochs)) {
+      const ks = [...new Set([5, 10, 20, Number(cfg.valMetric.split('@')[1])])].filter((k) => k > 0);
+      const r = evaluateSeq(backend, tower, data, 'val', { ks, excludeHistory: inp.excludeHistory, score: inp.score, users: valUsers });
+      entry.val = pick(r.metrics);
+      const v = r.metrics[cfg.valMetric];
+      if (v === undefined) throw new UserError(`--val-metric '${cfg.valMetric}': unknown metric (e.g. ndcg@10, hr@10)`);
+      progress.note(`epoch ${epoch + 1}: loss ${entry.loss.toFixed(4)}, validation ${cfg.valMetric} ${v.toFixed(4)}`);
+      if (best === null || v > best) {
+        best = v;
+        bestEpoch = epoch + 1;
+        bestWeights = tower.tensors().map(([, a]) => a.slice());
+        sinceBest = 0;
+      } else if (cfg.patience > 0 && ++sinceBest >= cfg.patience) {
+        history.push(entry);
+        stoppedEarly = true;
+        epoch++;
+        break;
+      }
+    }
+    history.push(entry);
+  }
+  progress.stop();
+  if (bestWeights) tower.tensors().forEach(([, a], i) => a.set(bestWeights![i]));
+  const trainSeconds = trainMs / 1000;
+  return {
+    epochs: epoch,
+    steps: stepper.step,
+    trainSeconds,
+    sequencesPerSecond: seqs / Math.max(1e-9, trainSeconds),
+    positionsPerSecond: positions / Math.max(1e-9, trainSeconds),
+    finalLoss,
+    bestEpoch,
+    best,
+    stoppedEarly,
+    history,
+  };
+}
+
+function pick(m: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(m)) if (k.startsWith('hr@') || k.startsWith('ndcg@')) out[k] = v;
+  return out;
+}
+
+/** Up to `max` users with a target, a fixed seeded sample (all when there are fewer). */
+function sampleUsers(targets: Int32Array, max: number, seed: number): Int32Array {
+  const all: number[] = [];
+  targets.forEach((j, u) => j >= 0 && all.push(u));
+  const arr = Int32Array.from(all);
+  if (arr.length <= max) return arr;
+  new Rng(seed ^ 0x5eed).shuffle(arr);
+  return arr.subarray(0, max).sort();
+}
