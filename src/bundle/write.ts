@@ -4,13 +4,13 @@
  * target; a crash before the rename leaves the previous bundle untouched.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Backend } from '../compute/backend.ts';
 import type { ModelArtifacts } from '../model/saved-model.ts';
 import { defaultAnnConfig, type AnnConfig, type AnnIndex } from '../index/ann-index.ts';
 import { buildIndex, indexBytes, sampleUserQueries } from '../index/item-index.ts';
-import { writeDirAtomic, writeFileSynced } from '../util/atomic.ts';
+import { fsyncDir, writeDirAtomic, writeFileSynced } from '../util/atomic.ts';
 import { BUNDLE_FORMAT, BUNDLE_MANIFEST, BUNDLE_VERSION, INDEX_FILE, TFJS_MODEL, names, type ArrayEntry, type BundleManifest } from './format.ts';
 import { QueryTower, layersFromConfig, meanRow, type QueryTowerWeights } from './query-tower.ts';
 
@@ -187,17 +187,4 @@ export function writeBundle(dir: string, draft: BundleDraft, onFile?: (path: str
     for (const sub of subdirs) if (sub !== tmp) fsyncDir(sub);
     write(BUNDLE_MANIFEST, draft.files.get(BUNDLE_MANIFEST)!);
   });
-}
-
-function fsyncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // Not every file system allows fsync on a directory; the final rename is atomic regardless.
-  }
 }

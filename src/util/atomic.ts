@@ -57,7 +57,8 @@ export function writeFileSynced(path: string, data: string | Uint8Array): void {
   }
 }
 
-function fsyncDir(dir: string): void {
+/** fsync a directory so a rename inside it is durable; a no-op where the file system refuses. */
+export function fsyncDir(dir: string): void {
   try {
     const fd = openSync(dir, 'r');
     try {
