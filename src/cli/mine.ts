@@ -1,0 +1,119 @@
+/**
+ * `towerlab mine`: hard negatives for every training pair of a data set, from one saved model or an ensemble
+ * (RRF / soft voting), with false-negative filtering (rank window, margin, max score), written as groups
+ * `{user, positive, negatives, scores}` to JSONL or Parquet. The data and split default to those the first
+ * model recorded, so the pairs are that model's training rows; all models must share its vocabularies.
+ */
+import { Command, Option } from 'commander';
+import { getBackend } from '../compute/index.ts';
+import { loadInteractions, type DataSpec } from '../data/load.ts';
+import { splitInteractions, type SplitSpec } from '../data/split.ts';
+import { groupsToJsonl, writeGroups } from '../mine/groups-file.ts';
+import { mineGroups } from '../mine/mine.ts';
+import { ModelRetriever } from '../mine/model-retriever.ts';
+import { UserError } from '../util/errors.ts';
+import { Rng } from '../util/rng.ts';
+import { openModel } from './model-dir.ts';
+import { addDataOptions, addSplitOptions, dataSpecFrom, splitSpecFrom } from './options.ts';
+import { printJsonLast } from './output.ts';
+
+export function parseRange(v: string): [number, number] {
+  const m = /^(\d+):(\d+)$/.exec(v.trim());
+  if (!m || Number(m[2]) <= Number(m[1])) throw new UserError(`--range: expected START:END with END > START (e.g. 10:100), got '${v}'`);
+  return [Number(m[1]), Number(m[2])];
+}
+
+function num(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (v.trim() === '' || !Number.isFinite(x)) throw new UserError(`${flag}: '${v}' is not a number`);
+  return x;
+}
+
+export async function mineCommand(o: any): Promise<void> {
+  const dirs: string[] = o.model;
+  const models = dirs.map((d) => openModel(d));
+  const a = models[0];
+  models.forEach((m, i) => {
+    if (m.itemIds.length !== a.itemIds.length || m.itemIds.some((x, j) => x !== a.itemIds[j]) || m.userIds.some((x, j) => x !== a.userIds[j])) {
+      throw new UserError(`--model ${dirs[i]}: its users/items differ from ${dirs[0]}'s; an ensemble needs models trained on the same data`);
+    }
+  });
+  const [rankStart, rankEnd] = parseRange(o.range);
+  const n = num('--n', o.n)!;
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`--n: must be a positive integer, got '${o.n}'`);
+  const saved = (a.meta.data ?? {}) as DataSpec;
+  const given = o.data ? dataSpecFrom(o) : ({} as Partial<DataSpec>);
+  const spec: DataSpec = { ...saved, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) } as DataSpec;
+  if (!spec.path) throw new UserError('--data: the model records no data set; give --data');
+  const split: SplitSpec = o.split ? splitSpecFrom(o) : (a.meta.split as SplitSpec);
+  if (!split) throw new UserError('--split: the model records no split; give --split');
+
+  const t0 = performance.now();
+  const data = await loadInteractions(spec);
+  const parts = splitInteractions(data, split);
+  const userIndex = new Map(a.userIds.map((id, i) => [id, i]));
+  const itemIndex = new Map(a.itemIds.map((id, i) => [id, i]));
+  const us: number[] = [];
+  const is: number[] = [];
+  for (const r of parts.train) {
+    const u = userIndex.get(data.userVocab.ids[data.users[r]]);
+    const i = itemIndex.get(data.itemVocab.ids[data.items[r]]);
+    if (u !== undefined && i !== undefined) {
+      us.push(u);
+      is.push(i);
+    }
+  }
+  if (!us.length) throw new UserError(`${spec.path}: no training interaction has a user and item known to the model`);
+  const users = Int32Array.from(us);
+  const positives = Int32Array.from(is);
+  const backend = await getBackend(o.backend);
+  const members = models.map((m, i) => new ModelRetriever(backend, m.model, { name: dirs[i], search: o.search, exclude: m.seen }));
+  const g = mineGroups(members, users, positives, {
+    fusion: o.fusion,
+    n,
+    rankStart,
+    rankEnd,
+    margin: num('--margin', o.margin),
+    relative: !!o.relative,
+    maxScore: num('--max-score', o.maxScore),
+    sample: o.sample,
+    rng: new Rng(Number(o.seed)),
+  });
+  let short = 0;
+  let total = 0;
+  for (let r = 0; r < users.length; r++) {
+    let c = 0;
+    while (c < n && g.negatives.ids[r * n + c] >= 0) c++;
+    total += c;
+    if (c < n) short++;
+  }
+  await writeGroups(o.out, groupsToJsonl(g, users, positives, a.userIds, a.itemIds));
+  const seconds = (performance.now() - t0) / 1000;
+  const summary = { out: o.out, models: dirs, fusion: dirs.length > 1 ? o.fusion : null, groups: users.length, negatives: total, short_groups: short, range: [rankStart, rankEnd], seconds };
+  if (o.json) printJsonLast(summary);
+  else {
+    process.stdout.write(`${users.length} groups (${total} negatives; ${short} with fewer than ${n}) from ${dirs.length} model(s)${dirs.length > 1 ? ` fused by ${o.fusion}` : ''} written to ${o.out} in ${seconds.toFixed(1)} s\n`);
+  }
+}
+
+export function registerMineCommand(program: Command): void {
+  const cmd = program.command('mine').description('mine hard negatives for the training pairs with one model or an ensemble, writing groups to JSONL/Parquet');
+  addDataOptions(cmd, false);
+  addSplitOptions(cmd, false);
+  cmd
+    .requiredOption('--model <dir...>', 'model directories (several = ensemble); repeat --model or list them')
+    .requiredOption('--out <path>', 'output file: .jsonl (what a mined source reads) or .parquet')
+    .addOption(new Option('--fusion <method>', 'how an ensemble is fused').choices(['rrf', 'soft-vote']).default('rrf'))
+    .option('--n <k>', 'negatives per (user, positive) group', '10')
+    .option('--range <start:end>', 'rank window over each user\'s unseen items (skip the top START, look at most END deep)', '10:100')
+    .option('--margin <x>', 'drop candidates scoring above positive − x (or positive·(1 − x) with --relative)')
+    .option('--relative', 'the margin is relative to the positive\'s score')
+    .option('--max-score <x>', 'drop candidates whose (mean) cosine exceeds x')
+    .addOption(new Option('--sample <how>', 'take the top n survivors or a random n').choices(['top', 'random']).default('top'))
+    .addOption(new Option('--search <how>', 'exact top-k or HNSW (usearch)').choices(['exact', 'hnsw']).default('exact'))
+    .option('--seed <n>', 'seed of --sample random', '1')
+    .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'native', 'js']).default('auto'))
+    .option('--json', 'print a summary as one JSON object on the last line of stdout')
+    .action((opts) => mineCommand(opts));
+}

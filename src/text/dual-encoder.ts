@@ -1,0 +1,183 @@
+/**
+ * A text dual encoder: a query tower and a document tower (one shared tower, or two), trained with the
+ * backend's fused contrastive kernel (in-batch negatives + optional hard negatives, temperature τ):
+ *   z_ij = q_i · c_j / τ over candidates c = [the batch's positives ; its hard negatives],
+ * masking accidental hits (another row's positive that is the same document, or the same query's other
+ * positive). Documents are encoded per chunk (window/stride over words); a document scores the max over its
+ * chunks. With a shared tower, queries and documents go through one packed forward/backward per step.
+ */
+import type { Backend } from '../compute/backend.ts';
+import type { RankedLists, Retriever } from '../mine/types.ts';
+import { readTensorDir, writeTensorDir } from '../model/tensor-file.ts';
+import { Rng } from '../util/rng.ts';
+import { BoeTower } from './boe-tower.ts';
+import { maxOverChunks, type ChunkSet } from './chunk.ts';
+import type { InputKind, TextCorpus } from './corpus.ts';
+import type { TokenizerOptions } from './tokenize.ts';
+import { topkRow } from './topk.ts';
+import { packTexts, type TextTower, type TowerOptim } from './tower.ts';
+import { TransformerTower } from './transformer-tower.ts';
+
+export interface DualEncoderConfig {
+  tower: 'boe' | 'transformer';
+  /** One tower for queries and documents (true) or two. */
+  shared: boolean;
+  dim: number;
+  /** BoE: dense layer after pooling (output size; 0 = none). */
+  proj: number;
+  pooling: 'mean' | 'sqrt';
+  heads: number;
+  blocks: number;
+  /** Chunk window and stride, in words. */
+  window: number;
+  stride: number;
+  /** Queries are truncated to this many words. */
+  queryMaxLen: number;
+  tokenizer: TokenizerOptions;
+  seed: number;
+}
+
+export const FORMAT = 'towerlab-text-dual-encoder';
+
+export class DualEncoder {
+  readonly qTower: TextTower;
+  readonly dTower: TextTower;
+  readonly kind: InputKind;
+
+  constructor(
+    readonly config: DualEncoderConfig,
+    readonly optim: TowerOptim,
+  ) {
+    this.kind = config.tower === 'boe' ? 'features' : 'tokens';
+    const make = (seed: number): TextTower =>
+      config.tower === 'boe'
+        ? new BoeTower({ buckets: config.tokenizer.buckets, dim: config.dim, pooling: config.pooling, proj: config.proj, seed }, optim)
+        : new TransformerTower({ buckets: config.tokenizer.buckets, dim: config.dim, heads: config.heads, blocks: config.blocks, maxLen: Math.max(config.window, config.queryMaxLen), seed }, optim);
+    this.qTower = make(config.seed);
+    this.dTower = config.shared ? this.qTower : make(config.seed + 7919);
+  }
+
+  /**
+   * One contrastive step. q: B query inputs; c: N ≥ B candidate inputs, c[i] the positive of q[i].
+   * rowDoc/colDoc: document ids (accidental-hit mask); rowQuery/colQuery: query ids (−1 = none).
+   */
+  step(b: Backend, q: Int32Array[], c: Int32Array[], rowDoc: Int32Array, colDoc: Int32Array, rowQuery: Int32Array, colQuery: Int32Array, temperature: number): number {
+    const B = q.length;
+    const N = c.length;
+    const D = this.qTower.outDim;
+    let Q: Float32Array;
+    let C: Float32Array;
+    if (this.config.shared) {
+      const Y = this.qTower.forward(b, packTexts([...q, ...c]), true, new Rng(0));
+      Q = Y.subarray(0, B * D);
+      C = Y.subarray(B * D, (B + N) * D);
+    } else {
+      Q = this.qTower.forward(b, packTexts(q), true, new Rng(0));
+      C = this.dTower.forward(b, packTexts(c), true, new Rng(0));
+    }
+    const dY = new Float32Array((B + N) * D);
+    const dq = dY.subarray(0, B * D);
+    const dc = dY.subarray(B * D);
+    const pos = Int32Array.from({ length: B }, (_, i) => i);
+    const loss = b.contrastive({
+      q: Q, c: C, B, N, d: D, pos, scale: 1 / temperature, colBias: null,
+      masks: [{ rowKey: rowDoc, colKey: colDoc }, { rowKey: rowQuery, colKey: colQuery }],
+      dq, dc,
+    });
+    if (this.config.shared) {
+      this.qTower.backward(b, dY);
+      this.qTower.step(b);
+    } else {
+      this.qTower.backward(b, dq);
+      this.dTower.backward(b, dc);
+      this.qTower.step(b);
+      this.dTower.step(b);
+    }
+    return loss;
+  }
+
+  /** Embeddings (n × outDim) of inputs through a tower, in batches. */
+  encode(b: Backend, tower: TextTower, inputs: Int32Array[], batch = 256): Float32Array {
+    const D = tower.outDim;
+    const out = new Float32Array(inputs.length * D);
+    for (let i = 0; i < inputs.length; i += batch) {
+      const part = inputs.slice(i, i + batch);
+      out.set(tower.forward(b, packTexts(part), false, new Rng(0)).subarray(0, part.length * D), i * D);
+    }
+    return out;
+  }
+
+  queryInputs(corpus: TextCorpus, queries: ArrayLike<number>): Int32Array[] {
+    return Array.from(queries, (q) => corpus.input(this.kind, corpus.queryWords[q], this.config.queryMaxLen));
+  }
+
+  chunkInputs(corpus: TextCorpus, chunks: ChunkSet): Int32Array[] {
+    return Array.from(chunks.doc, (d, c) => corpus.input(this.kind, corpus.docWords[d], this.config.window, chunks.lo[c], chunks.hi[c]));
+  }
+
+  save(dir: string, meta: Record<string, unknown>): void {
+    const arrays: Array<[string, Float32Array]> = this.qTower.tensors().map(([n, a]) => [`q.${n}`, a]);
+    if (!this.config.shared) for (const [n, a] of this.dTower.tensors()) arrays.push([`d.${n}`, a]);
+    writeTensorDir(dir, FORMAT, 1, { config: this.config, optim: this.optim, ...meta }, arrays);
+  }
+
+  static load(dir: string): DualEncoder {
+    const { manifest, arrays } = readTensorDir(dir, FORMAT, 1);
+    const enc = new DualEncoder(manifest.config as DualEncoderConfig, manifest.optim as TowerOptim);
+    const pick = (prefix: string) => new Map([...arrays].filter(([n]) => n.startsWith(prefix)).map(([n, a]) => [n.slice(prefix.length), a]));
+    enc.qTower.load(pick('q.'));
+    if (!enc.config.shared) enc.dTower.load(pick('d.'));
+    return enc;
+  }
+}
+
+/**
+ * Top-k documents per query row from query embeddings Q (rows × D) and chunk embeddings (chunks × D):
+ * cosine per chunk, max over each document's chunks, top-k.
+ */
+export function rankDocuments(b: Backend, Q: Float32Array, rows: number, chunkEmb: Float32Array, chunks: ChunkSet, numDocs: number, D: number, k: number): RankedLists {
+  const C = chunks.doc.length;
+  const ids = new Int32Array(rows * k);
+  const scores = new Float32Array(rows * k);
+  const block = 64;
+  const S = new Float32Array(block * C);
+  const docS = new Float32Array(block * numDocs);
+  const heap = new Int32Array(k);
+  for (let r0 = 0; r0 < rows; r0 += block) {
+    const m = Math.min(block, rows - r0);
+    b.gemm(false, true, m, C, D, 1, Q.subarray(r0 * D, (r0 + m) * D), chunkEmb, 0, S.subarray(0, m * C));
+    maxOverChunks(S, m, chunks.doc, numDocs, docS);
+    for (let r = 0; r < m; r++) {
+      const o = (r0 + r) * k;
+      topkRow(docS.subarray(r * numDocs, (r + 1) * numDocs), k, ids.subarray(o, o + k), scores.subarray(o, o + k), -Infinity, heap);
+    }
+  }
+  return { rows, k, ids, scores };
+}
+
+/** The dual encoder as an ensemble member: encodes the corpus chunks once, then queries on demand. */
+export class DualEncoderRetriever implements Retriever {
+  private chunkEmb: Float32Array | null = null;
+  readonly chunks: ChunkSet;
+
+  constructor(
+    readonly name: string,
+    readonly enc: DualEncoder,
+    readonly corpus: TextCorpus,
+    readonly backend: Backend,
+  ) {
+    this.chunks = corpus.chunks(enc.config.window, enc.config.stride);
+  }
+
+  /** Re-encode the corpus (after training further). */
+  refresh(): void {
+    this.chunkEmb = this.enc.encode(this.backend, this.enc.dTower, this.enc.chunkInputs(this.corpus, this.chunks));
+  }
+
+  retrieve(queries: Int32Array, k: number): RankedLists {
+    if (!this.chunkEmb) this.refresh();
+    const D = this.enc.qTower.outDim;
+    const Q = this.enc.encode(this.backend, this.enc.qTower, this.enc.queryInputs(this.corpus, queries));
+    return rankDocuments(this.backend, Q, queries.length, this.chunkEmb!, this.chunks, this.corpus.docWords.length, D, k);
+  }
+}
