@@ -9,12 +9,18 @@
  *
  * HNSW rows are measured once per search breadth (ef, `serve --expansion-search`): recall against latency.
  *
- * The bundle is cached in $TMPDIR/towerlab-bench-serve-<items>-<dim>/ (building the index over 1M items
- * takes minutes on 2 cores); delete it to rebuild.
+ * The bundle is cached in scratch/serve-bench-<items>-<dim>/ (gitignored; building the index over 1M items
+ * takes minutes on 2 cores) and reused while its parameters (items, users, dim, clusters, index settings)
+ * match; otherwise it is rebuilt.
+ *
+ * Each row also records the load average when it started and the server's CPU time per request (user +
+ * system, from /proc): the service time, which a shared machine disturbs far less than latency. A last row
+ * measures a hot reload of the whole bundle under 16 clients (POST /admin/reload mid-run): errors and the
+ * latency spike it causes.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { EventEmitter } from 'node:events';
 import autocannon from 'autocannon';
@@ -75,17 +81,25 @@ function syntheticArtifacts(): ModelArtifacts {
   };
 }
 
+const SOURCE = `synthetic:items=${ITEMS},users=${USERS},dim=${DIM},clusters=${CLUSTERS}`;
+const INDEX = { metric: 'ip', connectivity: 16, expansionAdd: 64, expansionSearch: 64 } as const;
+
 async function ensureBundle(dir: string): Promise<void> {
   if (existsSync(join(dir, 'manifest.json'))) {
-    log(`using the cached bundle ${dir}`);
-    return;
+    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    const same = m.source?.model === SOURCE && m.index && Object.entries(INDEX).every(([k, v]) => m.index[k] === v);
+    if (same) {
+      log(`using the cached bundle ${dir}`);
+      return;
+    }
+    log(`the cached bundle ${dir} was made with other parameters: rebuilding it`);
   }
   const backend = await getBackend();
   log(`building a ${ITEMS}-item synthetic bundle in ${dir} (cached for later runs)`);
   const draft = createBundle(backend, syntheticArtifacts(), {
-    index: { metric: 'ip', connectivity: 16, expansionAdd: 64, expansionSearch: 64 },
+    index: { ...INDEX },
     recallQueries: 500,
-    source: `synthetic:items=${ITEMS},users=${USERS},dim=${DIM},clusters=${CLUSTERS}`,
+    source: SOURCE,
     log,
   });
   writeBundle(dir, draft);
@@ -147,8 +161,16 @@ async function apiRecall(url: string, n: number): Promise<number> {
   return hit / total;
 }
 
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
 interface Row {
   search: 'ann' | 'exact';
+  /** A hot reload of the bundle was triggered during this row. */
+  reload?: { ms: number; status: number };
   /** HNSW search breadth; null for exact search. */
   ef: number | null;
   connections: number;
@@ -159,13 +181,30 @@ interface Row {
   requests: number;
   errors: number;
   non2xx: number;
+  /** 1-minute load average when the row started (other jobs on the machine). */
+  loadAverage1m: number;
+  /** Server CPU time per answered request, µs: its service time. */
+  serverCpuUsPerRequest: number;
+  /** CPU share of the load generator (this process) during the row, in cores. */
+  loadGeneratorCores: number;
 }
 
 /** Percentile of sorted values (nearest rank). */
 const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] : NaN);
 
-async function load(url: string, search: 'ann' | 'exact', connections: number, duration: number): Promise<Row> {
+async function load(url: string, pid: number, search: 'ann' | 'exact', connections: number, duration: number, reloadAt?: number): Promise<Row> {
   let n = 0;
+  const loadAverage1m = loadavg()[0];
+  const cpu0 = cpuSeconds(pid);
+  const self0 = process.cpuUsage();
+  let reload: Row['reload'];
+  const reloading = reloadAt === undefined ? null : new Promise<void>((res) => setTimeout(async () => {
+    const t = performance.now();
+    const r = await fetch(`${url}/admin/reload`, { method: 'POST' });
+    await r.text();
+    reload = { ms: performance.now() - t, status: r.status };
+    res();
+  }, reloadAt * 1000));
   const inst = (autocannon as unknown as (o: autocannon.Options) => Promise<autocannon.Result> & EventEmitter)({
     url,
     connections,
@@ -184,8 +223,12 @@ async function load(url: string, search: 'ann' | 'exact', connections: number, d
   const lat: number[] = [];
   inst.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => status >= 200 && status < 300 && lat.push(ms));
   const r = await inst;
+  await reloading;
+  const cpu = cpuSeconds(pid) - cpu0;
+  const self = process.cpuUsage(self0);
   lat.sort((a, b) => a - b);
   return {
+    ...(reload ? { reload } : {}),
     search,
     ef: null,
     connections,
@@ -196,11 +239,14 @@ async function load(url: string, search: 'ann' | 'exact', connections: number, d
     requests: r.requests.total,
     errors: r.errors + r.timeouts,
     non2xx: r.non2xx,
+    loadAverage1m,
+    serverCpuUsPerRequest: r.requests.total ? (cpu / r.requests.total) * 1e6 : NaN,
+    loadGeneratorCores: (self.user + self.system) / 1e6 / duration,
   };
 }
 
 async function main(): Promise<void> {
-  const bundle = join(tmpdir(), `towerlab-bench-serve-${ITEMS}-${DIM}`);
+  const bundle = join(ROOT, 'scratch', `serve-bench-${ITEMS}-${DIM}`);
   await ensureBundle(bundle);
   const manifest = JSON.parse(readFileSync(join(bundle, 'manifest.json'), 'utf8'));
   const rows: Row[] = [];
@@ -217,11 +263,15 @@ async function main(): Promise<void> {
       log(`recall@10 of /recommend with HNSW (ef ${ef}) vs exact, 200 users: ${recall[`ef${ef}`].toFixed(4)}`);
       const modes = i === EFS.length - 1 ? (['ann', 'exact'] as const) : (['ann'] as const);
       for (const search of modes) {
-        await load(server.url, search, 4, 2); // warm-up
+        await load(server.url, server.pid, search, 4, 2); // warm-up
         for (const c of CONNECTIONS) {
           log(`${search}${search === 'ann' ? ` ef ${ef}` : ''}: ${c} connection(s) for ${DURATION} s`);
-          rows.push({ ...(await load(server.url, search, c, DURATION)), ef: search === 'ann' ? ef : null });
+          rows.push({ ...(await load(server.url, server.pid, search, c, DURATION)), ef: search === 'ann' ? ef : null });
         }
+      }
+      if (i === 0) {
+        log(`hot reload of the whole bundle under 16 connections (ef ${ef}), ${DURATION} s`);
+        rows.push({ ...(await load(server.url, server.pid, 'ann', 16, DURATION, DURATION / 4)), ef });
       }
     } finally {
       const afterRuns = memory(server.pid);
@@ -230,6 +280,7 @@ async function main(): Promise<void> {
   }
   const result = {
     date: new Date().toISOString(),
+    note: 'Timings taken on a shared 2-core machine: the server, the load generator (autocannon, in the bench process) and other jobs compete for the same cores; see loadAverage1m per row. serverCpuUsPerRequest is the server process CPU time per request (its service time), far less sensitive to that contention than latency.',
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadAverage: loadavg() },
     backend: (await getBackend()).name,
     items: ITEMS,
@@ -248,8 +299,9 @@ async function main(): Promise<void> {
   writeFileSync(join(ROOT, 'bench', 'results', 'serve.json'), JSON.stringify(result, null, 1) + '\n');
   const line = (c: string[]) => c.map((x, i) => (i < 3 ? x.padEnd(7) : x.padStart(10))).join(' ');
   console.log(`\nPOST /recommend, ${ITEMS} items × ${DIM} dims, k = 10, loopback, ${DURATION} s per row (${cpus().length} cores shared by server, load generator and anything else running; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')})`);
-  console.log(line(['search', 'ef', 'clients', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors']));
-  for (const r of rows) console.log(line([r.search === 'ann' ? 'hnsw' : 'exact', r.ef === null ? '-' : String(r.ef), String(r.connections), r.requestsPerSec.toFixed(0), r.p50ms.toFixed(2), r.p99ms.toFixed(2), r.maxMs.toFixed(1), String(r.errors + r.non2xx)]));
+  console.log(line(['search', 'ef', 'clients', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'cpu µs/req', 'load']));
+  for (const r of rows) console.log(line([r.search === 'ann' ? (r.reload ? 'reload' : 'hnsw') : 'exact', r.ef === null ? '-' : String(r.ef), String(r.connections), r.requestsPerSec.toFixed(0), r.p50ms.toFixed(2), r.p99ms.toFixed(2), r.maxMs.toFixed(1), String(r.errors + r.non2xx), r.serverCpuUsPerRequest.toFixed(0), r.loadAverage1m.toFixed(1)]));
+  for (const r of rows) if (r.reload) console.log(`hot reload under 16 clients: HTTP ${r.reload.status} after ${(r.reload.ms / 1000).toFixed(1)} s; ${r.errors + r.non2xx} failed requests, max latency ${r.maxMs.toFixed(0)} ms`);
   console.log(`index recall@10 vs exact: ${manifest.index?.recallAt10.toFixed(4)} at build (ef ${manifest.index?.expansionSearch}, 500 users); through the API (200 users): ${Object.entries(recall).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
   for (const sv of servers) console.log(`server (ef ${sv.ef}): up in ${sv.startSeconds.toFixed(1)} s, ${sv.afterLoad.rssMiB.toFixed(0)} MiB RSS after load, ${sv.afterRuns.rssMiB.toFixed(0)} MiB after the runs, peak ${sv.afterRuns.peakMiB.toFixed(0)} MiB; exit code ${sv.exitCode}`);
   console.log(`bundle: ${result.bundleMiB.toFixed(0)} MiB on disk`);

@@ -134,7 +134,8 @@ test('an interrupted write leaves the previous bundle intact (error mid-write, a
     if (n === 3) throw new Error('disk full');
   }), /disk full/);
   assert.equal((await readBundle(d)).id, first.manifest.id, 'old bundle still served');
-  assert.deepEqual(readdirSync(root), ['b'], 'no temporary directory left behind');
+  assert.deepEqual(readdirSync(root).sort(), ['.b.versions', 'b'], 'no temporary link left behind');
+  assert.equal(readdirSync(join(root, '.b.versions')).length, 1, 'no temporary directory left behind, only the current version');
 
   // A process killed in the middle of writing: the old bundle must still load.
   const script = `

@@ -38,6 +38,8 @@ async function load() {
   const W = await tf.io.loadWeights(mj.weightsManifest, base, wanted);
   Object.assign(state, {
     id, W, uc, users, items, feats, dim: topo.dim,
+    // A sequence model's history queries need its SASRec tower, which runs on the server only.
+    seqHistory: topo.historyQuery === 'sequence-tower',
     userIndex: new Map(users.map((u, i) => [u, i])),
     itemIndex: new Map(items.map((t, i) => [t, i])),
     userFeatValues: uc.features.map((_, f) => W[`user.feature${f}.values`].dataSync()),
@@ -117,6 +119,7 @@ function queryVector(body) {
       parts = [tf.reshape(W['user.id.mean'], [1, -1])];
       state.feats.user.forEach((f, i) => parts.push(tf.gather(W[`user.feature${i}.emb`], [Math.max(0, f.vocab.indexOf(body.features[f.name]))])));
     } else {
+      if (state.seqHistory) return { q: null, why: 'history queries of a sequence model run in its SASRec tower on the server, not in this page' };
       const ids = body.history.map((t) => state.itemIndex.get(t)).filter((j) => j !== undefined);
       if (!ids.length) return { q: null, why: 'no known item in the history' };
       return { q: l2norm(tf.mean(tf.gather(W['item.embeddings'], ids), 0, true)) };

@@ -11,9 +11,12 @@
  *   data/*.bin             int32/float32 arrays the server needs: feature values, item counts, seen items
  *   vocab/*.json           user ids, item ids, categorical feature vocabularies
  *   index/items.usearch    the HNSW index over the item embeddings (optional)
+ *   weights/seq.bin        the sequence tower (SASRec / mean pooling) of a model exported from `towerlab seq`:
+ *                          history queries run through it (see seq.ts)
  *
- * The manifest is written last inside a temporary directory that is renamed into place, so a reader sees
- * a complete old bundle or a complete new one.
+ * The manifest is written last inside a temporary directory, which becomes a version under
+ * `.<name>.versions/`; the bundle path is a symbolic link swapped to it by one rename, so the path never
+ * disappears and a reader sees a complete old bundle or a complete new one (copy a bundle with `cp -rL`).
  */
 import { z } from 'zod';
 
@@ -53,8 +56,20 @@ export const manifestSchema = z.object({
     items: z.number().int().positive(),
     user: towerShape,
     item: towerShape,
-    /** How a query from an item history is formed (the model has no sequence tower). */
-    historyQuery: z.literal('mean-item-embedding'),
+    /**
+     * How a query from an item history is formed: the mean item embedding (two-tower models), or the
+     * sequence tower stored with the bundle (models exported from `towerlab seq`; see bundle/seq.ts).
+     */
+    historyQuery: z.enum(['mean-item-embedding', 'sequence-tower']),
+    sequence: z
+      .object({
+        tower: z.enum(['sasrec', 'meanpool']),
+        options: z.object({ tower: z.enum(['sasrec', 'meanpool']), dim: z.number().int().positive(), maxLen: z.number().int().positive(), blocks: z.number().int().positive(), heads: z.number().int().positive(), dropout: z.number(), lr: z.number(), beta2: z.number(), seed: z.number() }),
+        score: z.enum(['dot', 'cosine']),
+        tensors: z.array(z.string()),
+        itemInput: z.enum(['item.embeddings', 'seq.item.emb']),
+      })
+      .optional(),
   }),
   vocabularies: z.record(z.string(), z.object({ file: z.string(), count: z.number().int().nonnegative(), sha256: z.string() })),
   arrays: z.array(arrayEntry),

@@ -1,20 +1,23 @@
 /**
  * Loads a serving bundle and refuses anything it cannot vouch for: unknown format, a newer version, a file
  * missing or of the wrong size, a checksum mismatch, shapes that disagree with the model: each reported in
- * one line naming the file and the problem. Reading is asynchronous and hashes in slices, so a server
- * that hot-reloads keeps answering while the next bundle is checked.
+ * one line naming the file and the problem. Files are read and hashed in a worker thread and the rest is
+ * built in slices, so a server that hot-reloads keeps answering while the next bundle is checked.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, statSync } from 'node:fs';
-import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import type { Csr } from '../data/csr.ts';
 import { AnnIndex } from '../index/ann-index.ts';
+import { resolveDirVersion } from '../util/atomic.ts';
 import { UserError } from '../util/errors.ts';
 import { BUNDLE_FORMAT, BUNDLE_MANIFEST, BUNDLE_VERSION, manifestSchema, names, type BundleManifest } from './format.ts';
 import { layersFromConfig, towerOutDim, type QueryTowerWeights } from './query-tower.ts';
 import type { BundleDraft } from './write.ts';
+import { seqTowerFromBundle } from './seq.ts';
+import type { SeqTower } from '../seq/tower.ts';
 
 export interface FeatureVocab {
   name: string;
@@ -40,6 +43,8 @@ export interface Bundle {
   itemCounts: Float32Array;
   seen: Csr;
   index: AnnIndex | null;
+  /** The sequence tower answering history queries (bundles of sequence models, see seq.ts), else null. */
+  sequence: SeqTower | null;
   /** One file of the bundle as listed in the manifest (for the browser page). */
   readFile(path: string): Promise<Uint8Array>;
 }
@@ -60,7 +65,9 @@ export async function readBundle(dir: string, opts: ReadOptions = {}): Promise<B
     let before: string | null = null;
     try {
       before = await manifestText(dir);
-      return await readOnce(dir, before, opts);
+      // Every file from one version of the directory, even if a writer swaps in the next one meanwhile.
+      const real = resolveDirVersion(dir);
+      return await readOnce(real, dir, await manifestText(real), opts);
     } catch (e) {
       // A bundle being swapped in while we read (the directory briefly absent, files of the new one under the
       // old manifest) shows up as an error here: wait for the writer to finish, then read the new one.
@@ -101,48 +108,33 @@ export function parseManifest(text: string, where: string): BundleManifest {
   return r.data;
 }
 
-async function readOnce(dir: string, text: string, opts: ReadOptions): Promise<Bundle> {
+/** Reads the bundle files under `real`, naming them under `dir` (the path the caller gave) in messages. */
+async function readOnce(real: string, dir: string, text: string, opts: ReadOptions): Promise<Bundle> {
   const mpath = join(dir, BUNDLE_MANIFEST);
   const manifest = parseManifest(text, mpath);
-  const contents = new Map<string, Uint8Array>();
-  for (const [file, want] of Object.entries(manifest.files)) {
-    if (file === manifest.index?.file) continue; // checked on its private copy below
-    const p = join(dir, file);
-    if (!existsSync(p)) throw new UserError(`${p}: missing from the bundle`);
-    const size = statSync(p).size;
-    if (size !== want.bytes) throw new UserError(`${p}: ${size} bytes, the manifest says ${want.bytes} (truncated or replaced)`);
-    let sha: string;
-    if (CHECK_ONLY.test(file)) {
-      sha = await hashFile(p);
-    } else {
-      const bytes = aligned(await readFile(p));
-      sha = await hashBytes(bytes);
-      contents.set(file, bytes);
-    }
-    if (sha !== want.sha256) throw mismatch(p, want.sha256, sha);
-  }
+  const ixFile = manifest.index?.file;
+  const idFiles = new Set([manifest.vocabularies.users?.file, manifest.vocabularies.items?.file]);
+  if (ixFile !== undefined && !manifest.files[ixFile]) throw new UserError(`${mpath}: the index file '${ixFile}' is not listed under 'files'`);
+  const files: VerifyFile[] = Object.entries(manifest.files)
+    .filter(([file]) => file !== ixFile)
+    .map(([file, want]) => ({ file, ...want, mode: CHECK_ONLY.test(file) ? 'check' : idFiles.has(file) ? 'ids' : 'keep' }));
+  if (ixFile !== undefined) files.push({ file: ixFile, ...manifest.files[ixFile], mode: 'index' });
+  // The index is copied, verified and mapped from a private path: the checked bytes are the served bytes,
+  // and nobody can change them under the mapping.
+  const priv = await mkdtemp(join(tmpdir(), 'towerlab-serve-index-'));
   let index: AnnIndex | null = null;
-  if (manifest.index) {
-    const ix = { ...manifest.index, expansionSearch: opts.expansionSearch ?? manifest.index.expansionSearch };
-    const p = join(dir, ix.file);
-    const want = manifest.files[ix.file];
-    if (!want) throw new UserError(`${mpath}: the index file '${ix.file}' is not listed under 'files'`);
-    if (!existsSync(p)) throw new UserError(`${p}: missing from the bundle`);
-    // Copy (in the background), verify the copy, and map it: the checked bytes are the served bytes, nobody
-    // else can change them under the mapping, and the event loop is never blocked by a big index load.
-    const priv = await mkdtemp(join(tmpdir(), 'towerlab-serve-index-'));
-    try {
-      const copy = join(priv, 'items.usearch');
-      await copyFile(p, copy);
-      const size = statSync(copy).size;
-      if (size !== want.bytes) throw new UserError(`${p}: ${size} bytes, the manifest says ${want.bytes} (truncated or replaced)`);
-      const sha = await hashFile(copy);
-      if (sha !== want.sha256) throw mismatch(p, want.sha256, sha);
+  let contents: Map<string, Uint8Array>;
+  let idLists: Map<string, string>;
+  try {
+    const copy = join(priv, 'items.usearch');
+    ({ contents, idLists } = await verifyInWorker(real, dir, files, copy));
+    if (manifest.index) {
+      const ix = { ...manifest.index, expansionSearch: opts.expansionSearch ?? manifest.index.expansionSearch };
       index = AnnIndex.view(copy, manifest.model.dim, ix, manifest.model.items);
-    } finally {
-      // The mapping keeps the unlinked file alive until the index is released.
-      await rm(priv, { recursive: true, force: true });
     }
+  } finally {
+    // The mapping keeps the unlinked file alive until the index is released.
+    await rm(priv, { recursive: true, force: true });
   }
   return assemble(manifest, dir, index, (file) => {
     const b = contents.get(file);
@@ -150,8 +142,8 @@ async function readOnce(dir: string, text: string, opts: ReadOptions): Promise<B
     return b;
   }, async (file) => {
     if (!Object.hasOwn(manifest.files, file)) throw new UserError(`${file}: not a file of this bundle`);
-    return readFile(join(dir, file));
-  });
+    return readFile(join(real, file)); // this version's bytes, not a newer bundle's
+  }, idLists);
 }
 
 /** A bundle straight from a draft in memory (serving a model directory without writing a bundle). */
@@ -167,6 +159,34 @@ export function bundleFromDraft(d: BundleDraft): Promise<Bundle> {
   });
 }
 
+interface VerifyFile {
+  file: string;
+  bytes: number;
+  sha256: string;
+  /** keep: bytes returned; check: only verified; index: copied to the private path; ids: parsed id list. */
+  mode: 'keep' | 'check' | 'index' | 'ids';
+}
+
+/**
+ * Sizes and checksums of every file, checked in a worker thread (verify-worker.mjs): hashing a million-item
+ * bundle, and the garbage of its read buffers, would otherwise stall a serving event loop for seconds.
+ * Returns the kept files' bytes (transferred, not copied) and the id lists, each joined by newlines.
+ */
+function verifyInWorker(real: string, shownDir: string, files: VerifyFile[], indexCopy: string): Promise<{ contents: Map<string, Uint8Array>; idLists: Map<string, string> }> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(new URL('./verify-worker.mjs', import.meta.url), { workerData: { real, shownDir, files, indexCopy } });
+    let answered = false;
+    w.once('message', (m: { buffers?: Record<string, ArrayBuffer>; ids?: Record<string, string>; error?: string; user?: boolean }) => {
+      answered = true;
+      if (m.error !== undefined) reject(m.user ? new UserError(m.error) : new Error(m.error));
+      else resolve({ contents: new Map(Object.entries(m.buffers!).map(([f, b]) => [f, new Uint8Array(b)])), idLists: new Map(Object.entries(m.ids ?? {})) });
+      void w.terminate();
+    });
+    w.once('error', (e) => reject(e));
+    w.once('exit', (code) => answered || reject(new Error(`bundle verification worker exited with code ${code}`)));
+  });
+}
+
 const mismatch = (p: string, want: string, got: string) =>
   new UserError(`${p}: checksum mismatch (expected ${want.slice(0, 12)}…, got ${got.slice(0, 12)}…): the file is corrupted or was replaced`);
 
@@ -176,6 +196,8 @@ async function assemble(
   index: AnnIndex | null,
   bytes: (file: string) => Uint8Array,
   readFileFn: (file: string) => Promise<Uint8Array>,
+  /** Id lists already parsed (newline-joined), by file. */
+  idLists: Map<string, string> = new Map(),
 ): Promise<Bundle> {
   const where = dir ? join(dir, BUNDLE_MANIFEST) : 'bundle';
   const mdl = manifest.model;
@@ -207,8 +229,12 @@ async function assemble(
       throw new UserError(`${v.file}: unreadable vocabulary: ${(e as Error).message}`);
     }
   };
-  const userIds: string[] = json('users');
-  const itemIds: string[] = json('items');
+  const ids = async (key: string): Promise<string[]> => {
+    const joined = idLists.get(manifest.vocabularies[key]?.file ?? '');
+    return joined === undefined ? json(key) : splitLines(joined);
+  };
+  const userIds: string[] = await ids('users');
+  const itemIds: string[] = await ids('items');
   const feats: { user: Array<{ name: string; vocab: string[] }>; item: Array<{ name: string; vocab: string[] }> } = json('features');
   if (!Array.isArray(userIds) || userIds.length !== mdl.users) throw new UserError(`${where}: vocab/users.json has ${userIds?.length} ids, the model ${mdl.users} users`);
   if (!Array.isArray(itemIds) || itemIds.length !== mdl.items) throw new UserError(`${where}: vocab/items.json has ${itemIds?.length} ids, the model ${mdl.items} items`);
@@ -255,6 +281,7 @@ async function assemble(
     itemFeatures,
     query,
     itemEmb: get(names.itemEmbeddings, mdl.items * dim),
+    sequence: mdl.sequence ? seqTowerFromBundle(mdl.sequence, mdl.items, get(names.itemEmbeddings, mdl.items * dim), (n) => views.get(n) as Float32Array | undefined, where) : null,
     itemCounts: get(names.itemCounts, mdl.items),
     seen: { rows: mdl.users, offsets: offs, cols },
     index,
@@ -270,31 +297,28 @@ function aligned(b: Uint8Array): Uint8Array {
   return c;
 }
 
-const SLICE = 8 << 20;
 const yieldLoop = () => new Promise((r) => setImmediate(r));
+
+/** Splits newline-joined ids in slices, so a million ids do not stall a serving event loop. */
+async function splitLines(s: string): Promise<string[]> {
+  const out: string[] = [];
+  if (!s.length) return out;
+  let from = 0;
+  for (;;) {
+    const to = s.indexOf('\n', from);
+    out.push(to < 0 ? s.slice(from) : s.slice(from, to));
+    if (to < 0) return out;
+    from = to + 1;
+    if ((out.length & 0x3fff) === 0) await yieldLoop();
+  }
+}
 
 /** id → index, built in slices so a million ids do not stall a serving event loop for seconds. */
 async function idMap(ids: string[]): Promise<Map<string, number>> {
   const m = new Map<string, number>();
   for (let i = 0; i < ids.length; i++) {
     m.set(String(ids[i]), i);
-    if ((i & 0xffff) === 0xffff) await yieldLoop();
+    if ((i & 0x3fff) === 0x3fff) await yieldLoop();
   }
   return m;
-}
-
-/** SHA-256 of a buffer, yielding to the event loop between slices. */
-async function hashBytes(b: Uint8Array): Promise<string> {
-  const h = createHash('sha256');
-  for (let o = 0; o < b.byteLength; o += SLICE) {
-    h.update(b.subarray(o, Math.min(b.byteLength, o + SLICE)));
-    if (o + SLICE < b.byteLength) await yieldLoop();
-  }
-  return h.digest('hex');
-}
-
-async function hashFile(p: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(p, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
-  return h.digest('hex');
 }

@@ -1,7 +1,7 @@
 /**
  * Builds a serving bundle from a trained model (see format.ts for the layout) and writes it atomically:
- * every file goes into a temporary directory, the manifest last, then the directory is renamed over the
- * target; a crash before the rename leaves the previous bundle untouched.
+ * every file goes into a temporary directory, the manifest last, then the target link is swapped to it
+ * (util/atomic.ts writeDirAtomic); a crash before the swap leaves the previous bundle untouched.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { buildIndex, indexBytes, sampleUserQueries } from '../index/item-index.t
 import { fsyncDir, writeDirAtomic, writeFileSynced } from '../util/atomic.ts';
 import { BUNDLE_FORMAT, BUNDLE_MANIFEST, BUNDLE_VERSION, INDEX_FILE, TFJS_MODEL, names, type ArrayEntry, type BundleManifest } from './format.ts';
 import { QueryTower, layersFromConfig, meanRow, type QueryTowerWeights } from './query-tower.ts';
+import { SEQ_FILE, type SeqBundlePart } from './seq.ts';
 
 export interface BundleOptions {
   /** HNSW settings, or null for no index (the server then searches exactly). */
@@ -40,9 +41,11 @@ const TOWERLAB_VERSION = '0.1.0';
 const bytesOf = (a: Float32Array | Int32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-export function createBundle(backend: Backend, a: ModelArtifacts, o: BundleOptions): BundleDraft {
+export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: SeqBundlePart }, o: BundleOptions): BundleDraft {
   const log = o.log ?? (() => {});
   const m = a.model;
+  // A sequence model: the user table is filled with each user's sequence embedding (see seq.ts).
+  a.sequence?.fillUsers(backend, m.user.idTable.data);
   const dim = m.dim;
   const numItems = a.itemIds.length;
   const numUsers = a.userIds.length;
@@ -86,11 +89,23 @@ export function createBundle(backend: Backend, a: ModelArtifacts, o: BundleOptio
   }
 
   log(`embedding ${numItems} items`);
-  const itemEmb = m.embedAllItems(backend);
+  const itemEmb = a.sequence ? a.sequence.itemEmbeddings(backend) : m.embedAllItems(backend);
   addArray(names.itemEmbeddings, 'weights/item.embeddings.bin', itemEmb, [numItems, dim], true);
   addArray(names.itemCounts, 'data/item.counts.bin', a.itemCounts, [a.itemCounts.length], false);
   addArray(names.seenOffsets, 'data/seen.offsets.bin', a.seen.offsets, [a.seen.offsets.length], false);
   addArray(names.seenCols, 'data/seen.cols.bin', a.seen.cols, [a.seen.cols.length], false);
+  if (a.sequence) {
+    // The sequence tower's tensors back to back in one file (not a TF.js group: the browser page does not run it).
+    const parts = a.sequence.arrays;
+    const bin = new Float32Array(parts.reduce((s, [, t]) => s + t.length, 0));
+    let at = 0;
+    for (const [name, t] of parts) {
+      bin.set(t, at);
+      at += t.length;
+      arrays.push({ name, file: SEQ_FILE, dtype: 'float32', shape: [t.length] });
+    }
+    files.set(SEQ_FILE, bytesOf(bin));
+  }
 
   const vocabularies: BundleManifest['vocabularies'] = {};
   const addVocab = (key: string, file: string, value: unknown, count: number) => {
@@ -133,7 +148,7 @@ export function createBundle(backend: Backend, a: ModelArtifacts, o: BundleOptio
     generatedBy: `towerlab ${TOWERLAB_VERSION}`,
     convertedBy: null,
     // Not a layers topology: the page rebuilds the (tiny) tower from these shapes with tfjs-core ops.
-    modelTopology: { dim, user: m.user.config, item: m.item.config, userFeatures: feats.user.map((f) => f.name), itemFeatures: feats.item.map((f) => f.name) },
+    modelTopology: { dim, user: m.user.config, item: m.item.config, userFeatures: feats.user.map((f) => f.name), itemFeatures: feats.item.map((f) => f.name), historyQuery: a.sequence ? 'sequence-tower' : 'mean-item-embedding' },
     weightsManifest: tfGroups,
   };
   files.set(TFJS_MODEL, Buffer.from(JSON.stringify(tfjsModel)));
@@ -155,7 +170,7 @@ export function createBundle(backend: Backend, a: ModelArtifacts, o: BundleOptio
     source: { model: o.source, modelCreated: typeof meta.created === 'string' ? meta.created : null },
     recipe: meta.recipe,
     metrics,
-    model: { dim, users: numUsers, items: numItems, user: m.user.config, item: m.item.config, historyQuery: 'mean-item-embedding' },
+    model: { dim, users: numUsers, items: numItems, user: m.user.config, item: m.item.config, historyQuery: a.sequence ? 'sequence-tower' : 'mean-item-embedding', ...(a.sequence ? { sequence: a.sequence.manifest } : {}) },
     vocabularies,
     arrays,
     index: indexMeta,

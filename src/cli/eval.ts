@@ -11,11 +11,16 @@ import { formatMetricsTable } from '../eval/format.ts';
 import { evaluateRanking } from '../eval/ranking.ts';
 import { embeddingScorer } from '../eval/scorer.ts';
 import { UserError } from '../util/errors.ts';
+import { seqModelDir } from '../seq/saved-model.ts';
 import { openModel } from './model-dir.ts';
+import { seqEvalCommand } from './seq-model.ts';
 import { dataSpecFrom, parseList, splitSpecFrom } from './options.ts';
 import { printJsonLast } from './output.ts';
 
 export async function evalCommand(o: any): Promise<void> {
+  const seqDir = seqModelDir(o.model);
+  if (seqDir) return seqEvalCommand(o, seqDir);
+  if (o.sampled !== undefined || o.excludeHistory) throw new UserError('--sampled / --exclude-history apply to sequence models (towerlab seq --out) only');
   const a = openModel(o.model);
   const ks = parseList('--ks', o.ks);
   const saved = (a.meta.data ?? {}) as DataSpec;

@@ -9,8 +9,11 @@ import { compareCommand } from './compare.ts';
 import { evalCommand } from './eval.ts';
 import { registerExportCommand } from './export.ts';
 import { registerIndexCommand } from './index-cmd.ts';
+import { registerMineCommand } from './mine.ts';
+import { registerRerankCommand } from './rerank.ts';
 import { registerServeCommand } from './serve.ts';
 import { registerSeqCommand } from './seq.ts';
+import { registerTextCommand } from './text.ts';
 import { recommendCommand } from './recommend.ts';
 import { addDataOptions, addModelOptions, addSplitOptions, addTrainOptions } from './options.ts';
 import { trainCommand } from './train.ts';
@@ -39,6 +42,8 @@ export async function main(argv: string[]): Promise<void> {
   addDataOptions(ev, false);
   addSplitOptions(ev, false);
   ev.option('--ks <list>', 'cut-offs', '10,20,50')
+    .option('--sampled <list>', "sequence models: also GNNO's sampled protocol, the target vs N uniform non-interacted items, per N (default 1000)")
+    .option('--exclude-history', "sequence models: remove each user's history items from the full ranking (default: exclude nothing)")
     .option('--json', 'print the result as one JSON object on the last line of stdout')
     .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'native', 'js']).default('auto'))
     .action((opts) => evalCommand(opts));
@@ -60,7 +65,8 @@ export async function main(argv: string[]): Promise<void> {
     .command('recommend')
     .description('top-K items for a user of a saved model')
     .requiredOption('--model <dir>', 'a model directory written by train')
-    .requiredOption('--user <id>', 'user id as it appears in the data')
+    .option('--user <id>', 'user id as it appears in the data (required unless --history)')
+    .option('--history <items>', 'sequence models: comma-separated item ids, oldest first; recommends the next item')
     .option('--k <n>', 'number of items', '10')
     .option('--include-seen', "do not exclude the user's training items")
     .option('--json', 'print the result as JSON')
@@ -68,8 +74,11 @@ export async function main(argv: string[]): Promise<void> {
 
   registerExportCommand(program);
   registerIndexCommand(program);
+  registerMineCommand(program);
+  registerRerankCommand(program);
   registerServeCommand(program);
   registerSeqCommand(program);
+  registerTextCommand(program);
 
   try {
     await program.parseAsync(argv);

@@ -2,12 +2,18 @@
 import { getBackend } from '../compute/index.ts';
 import { csrRow } from '../data/csr.ts';
 import { UserError } from '../util/errors.ts';
+import { seqModelDir } from '../seq/saved-model.ts';
 import { openModel } from './model-dir.ts';
+import { seqRecommendCommand } from './seq-model.ts';
 import { printJsonLast } from './output.ts';
 
 export async function recommendCommand(o: any): Promise<void> {
+  const seqDir = seqModelDir(o.model);
+  if (seqDir) return seqRecommendCommand(o, seqDir);
   const k = Number(o.k);
   if (!Number.isInteger(k) || k <= 0) throw new UserError(`--k: must be a positive integer, got '${o.k}'`);
+  if (o.history !== undefined) throw new UserError('--history applies to sequence models (towerlab seq --out) only; give --user');
+  if (o.user === undefined) throw new UserError('recommend: --user <id> is required');
   const a = openModel(o.model);
   const u = a.userIds.indexOf(String(o.user));
   if (u < 0) throw new UserError(`unknown user '${o.user}': the model knows ${a.userIds.length} users (ids as in the training data)`);

@@ -1,12 +1,16 @@
 /**
  * `towerlab seq`: train a next-item model (SASRec or mean pooling) on ordered histories with a chosen
  * objective — SASRec's BCE, BPR with uniform/neighbourhood (GNNO) negatives, or a recipe's sampled softmax —
- * and report leave-last-one-out full-ranking HR@K / NDCG@K.
+ * and report leave-last-one-out full-ranking HR@K / NDCG@K (and, with --sampled, GNNO's sampled protocol);
+ * --out saves the model for eval / recommend / export / serve.
  */
 import { Command, Option } from 'commander';
 import { formatMetricsTable } from '../eval/format.ts';
 import { loadRecipe, parseRecipe, type Recipe } from '../recipe/schema.ts';
-import { defaultSeqModel, runSeqExperiment, type SeqModelOptions } from '../seq/experiment.ts';
+import { getBackend } from '../compute/index.ts';
+import { defaultSeqModel, runSeqExperiment, scoreOf, type SeqModelOptions } from '../seq/experiment.ts';
+import { evaluateSampled } from '../seq/sampled-eval.ts';
+import { fullSequences, saveSeqModel } from '../seq/saved-model.ts';
 import type { ObjectiveSpec, ScoreKind } from '../seq/objectives.ts';
 import { defaultProgressMode } from '../train/progress.ts';
 import { UserError } from '../util/errors.ts';
@@ -38,6 +42,8 @@ export function registerSeqCommand(program: Command): void {
     .option('--val-users <n>', 'validate on at most n users', num('--val-users'), 5000)
     .option('--ks <list>', 'cut-offs of the test metrics', '5,10,20')
     .option('--exclude-history', "remove each user's history items from the ranking (default: exclude nothing)")
+    .option('--sampled <list>', "also report GNNO's sampled protocol: the target ranked against N uniform non-interacted items, for each N (e.g. 1000,99)")
+    .option('--out <dir>', "save the trained model (best validation epoch) here, for 'towerlab eval / recommend / export / serve'")
     .option('--seed <n>', 'seed of initialisation, batch order and sampling', num('--seed'), d.seed)
     .option('--no-progress', 'no progress output')
     .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'native', 'js']).default('auto'))
@@ -92,10 +98,12 @@ async function seqCommand(o: any): Promise<void> {
   const ks = parseList('--ks', o.ks);
   if (!ks.length) ks.push(10);
   const model = seqModelFrom(o);
+  const sampledList = parseList('--sampled', o.sampled);
+  const objective = objectiveFrom(o);
   const r = await runSeqExperiment({
     data: dataSpecFrom(o),
     model,
-    objective: objectiveFrom(o),
+    objective,
     train: {
       epochs: int('--epochs', o.epochs, 1),
       batchSize: int('--batch-size', o.batchSize, 1),
@@ -111,6 +119,29 @@ async function seqCommand(o: any): Promise<void> {
     backend: o.backend,
   });
   const t = r.train;
+  const score = scoreOf(objective);
+  const backend = await getBackend(o.backend);
+  const sampled = sampledList.map((n) => ({ negatives: n, ...evaluateSampled(backend, r.tower, r.seqData, 'test', { negatives: n, ks, score, seed: 0 }) }));
+  if (o.out) {
+    saveSeqModel(o.out, {
+      tower: r.tower,
+      options: model,
+      score,
+      userIds: r.raw.userVocab.ids,
+      itemIds: r.raw.itemVocab.ids,
+      sequences: fullSequences(r.seqData),
+      itemCounts: Float32Array.from(r.seqData.itemCounts),
+      meta: {
+        data: dataSpecFrom(o),
+        split: { kind: 'loo' },
+        objective: { loss: o.loss, recipe: objective.kind === 'bce' ? null : objective.recipe },
+        metrics: r.metrics,
+        protocol: r.protocol,
+        sampled: Object.fromEntries(sampled.map((x) => [`sampled${x.negatives}`, x.metrics])),
+        train: { epochs: t.epochs, bestEpoch: t.bestEpoch, seconds: t.trainSeconds, examplesPerSecond: t.sequencesPerSecond },
+      },
+    });
+  }
   const lines = [
     `data: ${r.data.source}: ${r.data.users} users, ${r.data.items} items, ${r.data.interactions} interactions; ${r.data.trainSequences} training sequences, ${r.data.testUsers} test users`,
     `model: ${model.tower}${model.tower === 'sasrec' ? ` (${model.blocks} blocks, ${model.heads} head(s), dim ${model.dim}, max length ${model.maxLen}, dropout ${model.dropout})` : ` (dim ${model.dim})`}, loss ${o.loss}`,
@@ -124,11 +155,15 @@ async function seqCommand(o: any): Promise<void> {
     );
   }
   lines.push(`test (${r.protocol}; evaluation ${r.evalSeconds.toFixed(2)} s):`, formatMetricsTable([{ name: 'model', result: r.metrics }], { metrics: ['hr', 'ndcg'] }));
+  for (const x of sampled) lines.push(`test, sampled protocol (${x.protocol}):`, formatMetricsTable([{ name: 'model', result: x.metrics }], { metrics: ['hr', 'ndcg'] }));
+  if (o.out) lines.push(`model saved to ${o.out} (towerlab eval/recommend/export --model ${o.out})`);
   process.stdout.write(lines.join('\n') + '\n');
   if (o.json) {
     printJsonLast({
       metrics: Object.fromEntries(Object.entries(r.metrics).filter(([k]) => k.startsWith('hr@') || k.startsWith('ndcg@'))),
       protocol: r.protocol,
+      sampled: Object.fromEntries(sampled.map((x) => [`sampled${x.negatives}`, { protocol: x.protocol, metrics: x.metrics }])),
+      model_dir: o.out ?? null,
       examples_per_s: t.sequencesPerSecond,
       positions_per_s: t.positionsPerSecond,
       train: { epochs: t.epochs, steps: t.steps, seconds: t.trainSeconds, best_epoch: t.bestEpoch, stopped_early: t.stoppedEarly, final_loss: t.finalLoss, history: t.history },

@@ -24,6 +24,7 @@ export async function trainCommand(o: any): Promise<void> {
     `data: ${d.source}: ${d.users} users, ${d.items} items, ${d.interactions} interactions; split ${d.split}: train ${d.train}, val ${d.val}, test ${d.test} (${d.testUsers} test users)`,
     `trained ${r.train.epochs} epochs, ${r.train.steps} steps in ${r.train.trainSeconds.toFixed(1)} s: ${Math.round(r.examples_per_s).toLocaleString('en-US')} examples/s (backend ${r.backend})` +
       (r.train.best !== null ? `; best validation at epoch ${r.train.bestEpoch}${r.train.stoppedEarly ? ' (stopped early)' : ''}` : ''),
+    ...batchSamplerLine(r.train.batchSampler),
     `test (full-corpus ranking over ${d.items} items, training and validation items excluded; evaluation ${r.evalSeconds.toFixed(2)} s):`,
     formatMetricsTable([
       { name: 'model', result: r.metrics },
@@ -38,10 +39,22 @@ export async function trainCommand(o: any): Promise<void> {
       baselines: r.baselines,
       examples_per_s: r.examples_per_s,
       eval_seconds: r.evalSeconds,
-      train: { epochs: r.train.epochs, steps: r.train.steps, seconds: r.train.trainSeconds, best_epoch: r.train.bestEpoch, stopped_early: r.train.stoppedEarly, final_loss: r.train.finalLoss, validation: r.train.history },
+      train: { epochs: r.train.epochs, steps: r.train.steps, seconds: r.train.trainSeconds, best_epoch: r.train.bestEpoch, stopped_early: r.train.stoppedEarly, final_loss: r.train.finalLoss, validation: r.train.history, batch_sampler: r.train.batchSampler },
       data: r.data,
       backend: r.backend,
       model: o.out ? `${o.out}/model` : null,
     });
   }
+}
+
+/** One line on batch composition when it is not plain shuffling (graph time as a share of training time). */
+function batchSamplerLine(bs: Record<string, number | string> | undefined): string[] {
+  if (!bs || bs.type === 'shuffle') return [];
+  const n = (k: string) => Number(bs[k] ?? 0);
+  if (bs.type === 'rwr') {
+    return [
+      `batches: rwr (BatchSampler); proximity graph built ${n('graphBuilds')} times in ${n('graphSeconds').toFixed(1)} s (${(100 * n('graphFraction')).toFixed(1)}% of training time); ${(100 * n('walkFraction')).toFixed(0)}% of batch rows reached by walks`,
+    ];
+  }
+  return [`batches: ${bs.type}; ${n('skippedRows')} instance-epochs skipped, ${n('refillRows')} refill rows`];
 }

@@ -5,7 +5,8 @@
  * log-expected-count used by logQ:
  *   logQ_j = log Σ_s E_s[count of item j in one batch]   over every source s of the recipe,
  * which is log(B·p_j) with in-batch negatives alone (Yi et al. 2019) and the mixture proposal of
- * Mixed Negative Sampling (Yang et al. 2020) when random negatives are added.
+ * Mixed Negative Sampling (Yang et al. 2020) when random negatives are added. Candidates flagged `fixedLogQ`
+ * (mined hard negatives: chosen, not sampled) keep their own logq and add nothing to the mixture.
  */
 import type { BatchContext, NegativeSource } from '../sampling/source.ts';
 
@@ -71,7 +72,9 @@ export class ColumnBuilder {
     ids.set(ctx.items, 0);
     userKey.set(ctx.users, 0);
     let o = B;
+    const fixedLogQ: Array<[number, Float32Array, number]> = [];
     for (const c of extra) {
+      if (c.fixedLogQ) fixedLogQ.push([o, c.logq, c.ids.length]);
       ids.set(c.ids, o);
       if (c.userKey) userKey.set(c.userKey, o);
       else userKey.fill(-1, o, o + c.ids.length);
@@ -93,9 +96,13 @@ export class ColumnBuilder {
           const a = logq[j];
           const b = tmp[j];
           const m = a > b ? a : b;
-          logq[j] = m + Math.log(Math.exp(a - m) + Math.exp(b - m));
+          logq[j] = m === -Infinity ? -Infinity : m + Math.log(Math.exp(a - m) + Math.exp(b - m));
         }
       }
+      // A column no source samples (expected count 0) gets no correction rather than an infinite bias.
+      for (let j = 0; j < N; j++) if (logq[j] === -Infinity) logq[j] = 0;
+      // Mined columns are not sampled: they keep their own logq (0 = "present once, with certainty", no correction).
+      for (const [at, lq, len] of fixedLogQ) logq.set(lq.subarray(0, len), at);
     } else logq.fill(0);
     return { N, Nt, fixed, ids, userKey, blockKey, logq };
   }

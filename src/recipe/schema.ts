@@ -85,7 +85,76 @@ const neighbourhood = z
   })
   .strict();
 
-export const sourceSchema = z.discriminatedUnion('type', [inBatch, uniform, popularity, stratified, queue, sameTower, neighbourhood]);
+/**
+ * Mined hard negatives (see sampling/mined.ts): per row, n items a retriever ranks high for the user, minus
+ * known positives and likely false negatives (rank window, margin to the positive's score, max score).
+ */
+const mined = z
+  .object({
+    type: z.literal('mined'),
+    /** Negatives per row (per positive). */
+    n: z.number().int().positive().default(4),
+    /** 'online' (mine with the live model, refreshed) or the path of a JSONL file written by `towerlab mine`. */
+    from: z.string().min(1).default('online'),
+    /** Online: re-embed items and rebuild the index every this many steps (ANCE). */
+    refreshEvery: z.number().int().positive().default(100),
+    /** Rank window [start, end) over each user's unseen candidates (sentence-transformers range_min/range_max). */
+    rankRange: z.tuple([z.number().int().nonnegative(), z.number().int().positive()]).default([10, 100]),
+    /** Drop candidates scoring above positive − margin (absolute) or positive·(1 − margin) (relative). */
+    margin: z.number().optional(),
+    relative: z.boolean().default(false),
+    /** Drop candidates whose cosine exceeds this. */
+    maxScore: z.number().optional(),
+    /** 'random' n of the surviving window, or the 'top' n. */
+    sample: z.enum(['top', 'random']).default('random'),
+    /** Online index: exact search or HNSW (usearch). */
+    search: z.enum(['exact', 'hnsw']).default('exact'),
+    /** logQ of mined columns: 'none' (chosen, not sampled) or 'frequency' (a proposal to the other rows). */
+    correction: z.enum(['none', 'frequency']).default('none'),
+  })
+  .strict();
+
+export const sourceSchema = z.discriminatedUnion('type', [inBatch, uniform, popularity, stratified, queue, sameTower, neighbourhood, mined]);
+
+/**
+ * How mini-batches are composed from training instances (see sampling/batch-order/): 'shuffle' (default),
+ * 'no-duplicates' (no item twice in a batch), or 'rwr' (BatchSampler, Yang et al. KDD 2023: random walk with
+ * restart on a proximity graph of instances, so in-batch negatives are hard). Defaults of 'rwr' scale the
+ * official code's (M=1000, K=100, restart 0.2, update every 100 batches) down to CPU training of small data.
+ */
+export const batchSamplerSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('shuffle') }).strict(),
+  z.object({ type: z.literal('no-duplicates') }).strict(),
+  z
+    .object({
+      type: z.literal('rwr'),
+      /** M: random candidates scored per instance when building the proximity graph. */
+      candidates: z.number().int().positive().default(128),
+      /** K: nearest candidates kept as graph neighbours. */
+      neighbours: z.number().int().positive().default(16),
+      /** Restart probability of the walk at epoch 1 (higher = harder batches, more false negatives). */
+      restart: z.number().min(0).max(1).default(0.2),
+      /** Subtracted per epoch (official code: 0.02). */
+      restartDecay: z.number().min(0).max(1).default(0),
+      /** Floor of the decayed restart probability. */
+      restartMin: z.number().min(0).max(1).default(0.05),
+      /** Rebuild the graph from the model every this many steps (0 = at epoch starts only). */
+      refreshEvery: z.number().int().nonnegative().default(200),
+      /** Epochs composed before the model's embeddings are used... */
+      warmupEpochs: z.number().int().nonnegative().default(1),
+      /** ...by walks on the item co-occurrence graph, or shuffled (the official code's random_epochs). */
+      warmup: z.enum(['cooccurrence', 'shuffle']).default('cooccurrence'),
+      /** Instance similarity: 'cross' (u_i·v_j + u_j·v_i, the in-batch logits) or 'item' (v_i·v_j). */
+      similarity: z.enum(['cross', 'item']).default('cross'),
+      /** Width of the co-occurrence sketch used in warm-up. */
+      sketchDim: z.number().int().positive().default(64),
+      /** Rank candidates by similarity minus their mean similarity to random instances (fewer hub neighbours). */
+      hubCorrection: z.boolean().default(true),
+      /** Rows one walk may add before jumping to a new random start (0 = one walk fills the batch, as the paper). */
+      walkLength: z.number().int().nonnegative().default(0),
+    })
+    .strict(),
+]);
 
 export const logQSchema = z
   .object({
@@ -141,11 +210,13 @@ export const recipeSchema = z
       })
       .strict()
       .default({ type: 'infonce', tauPlus: 0.1, symmetric: false }),
+    batchSampler: batchSamplerSchema.default({ type: 'shuffle' }),
   })
   .strict();
 
 export type Recipe = z.infer<typeof recipeSchema>;
 export type SourceSpec = z.infer<typeof sourceSchema>;
+export type BatchSamplerSpec = z.infer<typeof batchSamplerSchema>;
 
 /** Parses and validates a recipe object; `where` names its origin in error messages. */
 export function parseRecipe(value: unknown, where = 'recipe'): Recipe {

@@ -8,6 +8,9 @@ import type { Recipe } from '../recipe/schema.ts';
 import { UserError } from '../util/errors.ts';
 import { StreamingFrequency, TrainFrequency, type FrequencyEstimator } from './frequency.ts';
 import { InBatchSource } from './in-batch.ts';
+import type { Backend } from '../compute/backend.ts';
+import type { TwoTowerModel } from '../model/two-tower.ts';
+import { MinedSource } from './mined.ts';
 import { neighbourhoodSource } from './neighbourhood.ts';
 import { PopularitySource } from './popularity.ts';
 import { QueueSource } from './queue.ts';
@@ -26,6 +29,12 @@ export interface SourceContext {
   trainSequences?: Csr;
   /** User of each training row, when trainSequences is not given (rows grouped by user in row order). */
   trainUsers?: Int32Array;
+  /** The live model and its backend (for online mined negatives). */
+  model?: TwoTowerModel;
+  backend?: Backend;
+  /** The data's user and item ids by index (for mined negatives read from a file). */
+  userIds?: string[];
+  itemIds?: string[];
 }
 
 export interface SourceSet {
@@ -84,6 +93,9 @@ export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
         break;
       case 'neighbourhood':
         sources.push(neighbourhoodSource(s, ctx, `sources.${idx}`));
+        break;
+      case 'mined':
+        sources.push(new MinedSource(s, ctx, `sources.${idx}`));
         break;
     }
   });

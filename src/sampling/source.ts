@@ -12,6 +12,11 @@ export interface Candidates {
   logq: Float32Array;
   userKey: Int32Array | null;
   embeddings: Float32Array | null;
+  /**
+   * True when these candidates are not draws from a proposal distribution (mined hard negatives): their
+   * columns keep `logq` as given instead of the mixture log-expected-count (see loss/columns.ts).
+   */
+  fixedLogQ?: boolean;
 }
 
 export interface BatchContext {

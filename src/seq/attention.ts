@@ -8,6 +8,7 @@
  * Sequences are attended separately, so padding never exists (see packed.ts): each (sequence, head) pair is
  * six small GEMMs on the backend (two forward, four backward). With H > 1 the heads are first gathered into
  * head-major buffers so every slice is contiguous.
+ * With causal = false the mask is dropped (a bidirectional text encoder over packed sequences).
  * This module is only the attention core; the Q/K/V/output projections are dense layers of the block.
  */
 import type { Backend } from '../compute/backend.ts';
@@ -31,6 +32,8 @@ export class CausalAttention {
     readonly dim: number,
     readonly heads: number,
     dropout: number,
+    /** false: every token attends to every token of its own sequence (a text encoder; packing is the only mask). */
+    readonly causal = true,
   ) {
     if (dim % heads !== 0) throw new RangeError(`attention: dim ${dim} is not a multiple of heads ${heads}`);
     this.dh = dim / heads;
@@ -68,7 +71,8 @@ export class CausalAttention {
         const base = h * R * dh + t0 * dh;
         const S = P.subarray(pOff[s] + h * T * T, pOff[s] + (h + 1) * T * T);
         backend.gemm(false, true, T, T, dh, alpha, q.subarray(base, base + T * dh), k.subarray(base, base + T * dh), 0, S);
-        causalSoftmax(S, T);
+        if (this.causal) causalSoftmax(S, T);
+        else fullSoftmax(S, T);
       }
     }
     Pd.set(P);
@@ -123,7 +127,8 @@ export class CausalAttention {
         const base = h * R * dh + t0 * dh;
         const blk = pOff[s] + h * T * T;
         const dS = dP.subarray(blk, blk + T * T);
-        softmaxBackward(P.subarray(blk, blk + T * T), dS, T);
+        if (this.causal) softmaxBackward(P.subarray(blk, blk + T * T), dS, T);
+        else fullSoftmaxBackward(P.subarray(blk, blk + T * T), dS, T);
         backend.gemm(false, false, T, dh, T, alpha, dS, k.subarray(base, base + T * dh), 0, dq.subarray(base, base + T * dh));
         backend.gemm(true, false, T, dh, T, alpha, dS, q.subarray(base, base + T * dh), 0, dk.subarray(base, base + T * dh));
       }
@@ -187,5 +192,32 @@ export function softmaxBackward(P: Float32Array, dP: Float32Array, T: number): v
     for (let j = 0; j <= i; j++) dot += dP[o + j] * P[o + j];
     for (let j = 0; j <= i; j++) dP[o + j] = P[o + j] * (dP[o + j] - dot);
     for (let j = i + 1; j < T; j++) dP[o + j] = 0;
+  }
+}
+
+/** In place: every row of the T×T scores becomes a softmax over all T columns (bidirectional attention). */
+export function fullSoftmax(S: Float32Array, T: number): void {
+  for (let i = 0; i < T; i++) {
+    const o = i * T;
+    let m = -Infinity;
+    for (let j = 0; j < T; j++) if (S[o + j] > m) m = S[o + j];
+    let z = 0;
+    for (let j = 0; j < T; j++) {
+      const e = Math.exp(S[o + j] - m);
+      S[o + j] = e;
+      z += e;
+    }
+    const inv = 1 / z;
+    for (let j = 0; j < T; j++) S[o + j] *= inv;
+  }
+}
+
+/** In place: dP (T×T) becomes dS = P ⊙ (dP − rowsum(dP ⊙ P)) over full rows. */
+export function fullSoftmaxBackward(P: Float32Array, dP: Float32Array, T: number): void {
+  for (let i = 0; i < T; i++) {
+    const o = i * T;
+    let dot = 0;
+    for (let j = 0; j < T; j++) dot += dP[o + j] * P[o + j];
+    for (let j = 0; j < T; j++) dP[o + j] = P[o + j] * (dP[o + j] - dot);
   }
 }

@@ -67,3 +67,51 @@ export function targetsCsr(items: Int32Array): Csr {
   });
   return csrFromPairs(items.length, Int32Array.from(users), Int32Array.from(cols));
 }
+
+/**
+ * The same data in another item index space (a saved model's vocabulary): items the model does not know are
+ * dropped from the inputs, and a target it does not know becomes "no target" (−1). Returns the count dropped.
+ */
+export function remapItems(data: SeqData, dataItemIds: string[], modelItemIds: string[]): { data: SeqData; unknownTargets: number; unknownInputs: number } {
+  const index = new Map(modelItemIds.map((id, i) => [id, i]));
+  const map = Int32Array.from(dataItemIds, (id) => index.get(id) ?? -1);
+  const identity = dataItemIds.length === modelItemIds.length && map.every((j, i) => j === i);
+  if (identity) return { data, unknownTargets: 0, unknownInputs: 0 };
+  let unknownInputs = 0;
+  let unknownTargets = 0;
+  // Inputs are counted on the test input (training + validation items) only.
+  const csr = (m: Csr, count = false): Csr => {
+    const offsets = new Int32Array(m.rows + 1);
+    const cols: number[] = [];
+    for (let u = 0; u < m.rows; u++) {
+      for (let k = m.offsets[u]; k < m.offsets[u + 1]; k++) {
+        const j = map[m.cols[k]];
+        if (j >= 0) cols.push(j);
+        else if (count) unknownInputs++;
+      }
+      offsets[u + 1] = cols.length;
+    }
+    return { rows: m.rows, offsets, cols: Int32Array.from(cols) };
+  };
+  const targets = (t: Int32Array, count = false) =>
+    Int32Array.from(t, (j) => {
+      if (j < 0) return -1;
+      if (map[j] < 0 && count) unknownTargets++;
+      return map[j];
+    });
+  const itemCounts = new Float64Array(modelItemIds.length);
+  data.itemCounts.forEach((c, j) => map[j] >= 0 && (itemCounts[map[j]] += c));
+  const train = csr(data.train);
+  const trainVal = csr(data.trainVal, true);
+  const out: SeqData = {
+    ...data,
+    numItems: modelItemIds.length,
+    train,
+    trainVal,
+    valItem: targets(data.valItem),
+    testItem: targets(data.testItem, true),
+    trainSet: csr(data.trainSet),
+    itemCounts,
+  };
+  return { data: out, unknownTargets, unknownInputs };
+}

@@ -9,7 +9,7 @@
 import type { Backend } from '../compute/backend.ts';
 import { csrRow, type Csr } from '../data/csr.ts';
 import { evaluateRanking, type EvalResult } from '../eval/ranking.ts';
-import { embeddingScorer, type Scorer } from '../eval/scorer.ts';
+import { embeddingScorer, type Scorer, type UserEmbeddingFn } from '../eval/scorer.ts';
 import { Rng } from '../util/rng.ts';
 import { targetsCsr, type SeqData } from './data.ts';
 import type { ScoreKind } from './objectives.ts';
@@ -18,14 +18,23 @@ import type { SeqTower } from './tower.ts';
 
 /** Scorer whose user embedding is the tower output at the last token of `history(u)`. */
 export function sequenceScorer(backend: Backend, tower: SeqTower, history: Csr, score: ScoreKind): Scorer {
+  return embeddingScorer(backend, sequenceUserEmbeddings(backend, tower, history), scoringItems(backend, tower, score), tower.dim, tower.items.rows);
+}
+
+/** The item side of scoring: the tower's item table, L2-normalised for cosine scoring. */
+export function scoringItems(backend: Backend, tower: SeqTower, score: ScoreKind): Float32Array {
   const d = tower.dim;
   const n = tower.items.rows;
-  let items = tower.items.data.subarray(0, n * d);
-  if (score === 'cosine') {
-    const normed = new Float32Array(n * d);
-    backend.l2normForward(items, normed, new Float32Array(n), n, d);
-    items = normed;
-  }
+  const items = tower.items.data.subarray(0, n * d);
+  if (score !== 'cosine') return items;
+  const normed = new Float32Array(n * d);
+  backend.l2normForward(items, normed, new Float32Array(n), n, d);
+  return normed;
+}
+
+/** User embeddings = the tower output at the last token of `history(u)` (zeros for an empty history). */
+export function sequenceUserEmbeddings(backend: Backend, tower: SeqTower, history: Csr): UserEmbeddingFn {
+  const d = tower.dim;
   const builder = new PackedBuilder(tower.maxLen);
   const rng = new Rng(0);
   const userEmb = (users: Int32Array, out: Float32Array) => {
@@ -44,7 +53,7 @@ export function sequenceScorer(backend: Backend, tower: SeqTower, history: Csr, 
       }
     }
   };
-  return embeddingScorer(backend, userEmb, items, d, n);
+  return userEmb;
 }
 
 export interface SeqEvalOptions {

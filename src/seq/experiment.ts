@@ -56,10 +56,13 @@ export interface SeqExperimentResult {
   /** The trained tower (best validation epoch) and the data, for further evaluation. */
   tower: SeqTower;
   seqData: SeqData;
+  /** The loaded log (its vocabularies map indices back to the data's ids). */
+  raw: Interactions;
 }
 
-export function buildTower(m: SeqModelOptions, numItems: number): SeqTower {
-  const sparse = { kind: 'lazyadam' as const, lr: m.lr, beta1: 0.9, beta2: m.beta2, eps: 1e-8 };
+/** `inference`: a tower to load weights into, with the smallest sparse-optimizer state (Adagrad: one float per row). */
+export function buildTower(m: SeqModelOptions, numItems: number, inference = false): SeqTower {
+  const sparse = { kind: inference ? ('adagrad' as const) : ('lazyadam' as const), lr: m.lr, beta1: 0.9, beta2: m.beta2, eps: 1e-8 };
   const optim = { lr: m.lr, beta1: 0.9, beta2: m.beta2 };
   if (m.tower === 'meanpool') return new MeanPoolTower({ numItems, dim: m.dim, maxLen: m.maxLen, seed: m.seed }, sparse, optim);
   if (m.dim % m.heads !== 0) throw new UserError(`--heads ${m.heads} must divide --dim ${m.dim}`);
@@ -108,5 +111,6 @@ export async function runSeqExperiment(o: SeqExperimentOptions, loaded?: { raw: 
     backend: backend.name,
     tower,
     seqData: data,
+    raw,
   };
 }

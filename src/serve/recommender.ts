@@ -6,6 +6,7 @@
  */
 import type { Backend } from '../compute/backend.ts';
 import { QueryTower } from '../bundle/query-tower.ts';
+import { SeqHistoryQuery } from '../bundle/seq.ts';
 import type { Bundle } from '../bundle/read.ts';
 import type { Hits } from '../index/ann-index.ts';
 import { ExactSearcher } from '../index/exact.ts';
@@ -46,6 +47,8 @@ interface CompiledFilter {
 
 export class Recommender {
   readonly tower: QueryTower;
+  /** History queries of a bundle with a sequence tower (SASRec) run through it instead of mean pooling. */
+  private readonly seqHistory: SeqHistoryQuery | null;
   private readonly exact: ExactSearcher;
   private popOrder: Int32Array | null = null;
   private valueLists = new Map<number, Int32Array[]>();
@@ -59,6 +62,7 @@ export class Recommender {
     private readonly exactAmongMax = EXACT_AMONG_MAX,
   ) {
     this.tower = new QueryTower(bundle.query);
+    this.seqHistory = bundle.sequence ? new SeqHistoryQuery(bundle.sequence, backend) : null;
     this.exact = new ExactSearcher(backend, bundle.itemEmb, bundle.manifest.model.items, bundle.manifest.model.dim);
     this.q = new Float32Array(bundle.manifest.model.dim);
   }
@@ -184,6 +188,10 @@ export class Recommender {
       for (let t = 0; t < dim; t++) out[t] += emb[j * dim + t];
     }
     if (unknown.length) warnings.push(`history: ${unknown.length} unknown item${unknown.length > 1 ? 's' : ''} ignored (${unknown.slice(0, 5).map((s) => `'${s}'`).join(', ')}${unknown.length > 5 ? ', …' : ''})`);
+    if (this.seqHistory && known.length) {
+      this.seqHistory.embed(known, out); // order-aware: the sequence tower's output after the last item
+      return known;
+    }
     let n = 0;
     for (let t = 0; t < dim; t++) n += out[t] * out[t];
     n = Math.sqrt(n) || 1;

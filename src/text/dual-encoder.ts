@@ -174,6 +174,24 @@ export class DualEncoderRetriever implements Retriever {
     this.chunkEmb = this.enc.encode(this.backend, this.enc.dTower, this.enc.chunkInputs(this.corpus, this.chunks));
   }
 
+  /** Every document's score for each query (rows × numDocs, max cosine over its chunks), for features/margins. */
+  scoreAll(queries: Int32Array): Float32Array {
+    if (!this.chunkEmb) this.refresh();
+    const D = this.enc.qTower.outDim;
+    const Q = this.enc.encode(this.backend, this.enc.qTower, this.enc.queryInputs(this.corpus, queries));
+    const C = this.chunks.doc.length;
+    const N = this.corpus.docWords.length;
+    const out = new Float32Array(queries.length * N);
+    const block = 64;
+    const S = new Float32Array(block * C);
+    for (let r0 = 0; r0 < queries.length; r0 += block) {
+      const m = Math.min(block, queries.length - r0);
+      this.backend.gemm(false, true, m, C, D, 1, Q.subarray(r0 * D, (r0 + m) * D), this.chunkEmb!, 0, S.subarray(0, m * C));
+      maxOverChunks(S, m, this.chunks.doc, N, out.subarray(r0 * N, (r0 + m) * N));
+    }
+    return out;
+  }
+
   retrieve(queries: Int32Array, k: number): RankedLists {
     if (!this.chunkEmb) this.refresh();
     const D = this.enc.qTower.outDim;

@@ -180,7 +180,11 @@ export class TextTrainer {
     return out;
   }
 
-  run(train: Qrels, bm25: Bm25Index | null): TextTrainResult {
+  /**
+   * pools: hard-negative pools mined elsewhere (e.g. from an ensemble, src/text/mine-rounds.ts) — used instead
+   * of BM25's when given (and hardNegatives > 0).
+   */
+  run(train: Qrels, bm25: Bm25Index | null, pools: Map<number, Int32Array> | null = null): TextTrainResult {
     const o = this.opts;
     const history: TextTrainResult['history'] = [];
     const t0 = performance.now();
@@ -200,7 +204,8 @@ export class TextTrainer {
       if (!rel.has(train.query[i])) rel.set(train.query[i], new Map());
       rel.get(train.query[i])!.set(train.doc[i], train.grade[i]);
     }
-    const pools = o.hardNegatives > 0 && bm25 ? this.minePools(bm25, rel) : null;
+    if (o.hardNegatives > 0 && !pools && bm25) pools = this.minePools(bm25, rel);
+    if (o.hardNegatives <= 0) pools = null;
     for (let e = 1; e <= o.epochs; e++) {
       const pairs: Pair[] = base.map((p) => ({ q: this.queryInput(this.corpus.queryWords[p.query]), pos: this.docInput(p.doc), doc: p.doc, query: p.query }));
       const loss = this.epoch(pairs, pools);

@@ -14,6 +14,7 @@ import { loadModel, saveModel, type ModelArtifacts } from '../model/saved-model.
 import type { TwoTowerModel } from '../model/two-tower.ts';
 import type { Recipe } from '../recipe/schema.ts';
 import { buildSources } from '../sampling/build.ts';
+import { buildBatchComposer } from '../sampling/batch-order/build.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import { computeDiagnostics, type Diagnostics } from './diagnostics.ts';
@@ -81,6 +82,8 @@ export interface TrainSummary {
   best: number | null;
   history: ValidationRecord[];
   stoppedEarly: boolean;
+  /** Batch composition (recipe.batchSampler): its counters, and proximity-graph time as a fraction of training time. */
+  batchSampler?: { type: string; graphSeconds: number; graphFraction: number } & Record<string, number | string>;
 }
 
 interface TrainerState {
@@ -92,6 +95,8 @@ interface TrainerState {
   history: ValidationRecord[];
   examples: number;
   trainSeconds: number;
+  /** Seconds spent building batch-composition graphs (part of trainSeconds). */
+  batchGraphSeconds?: number;
 }
 
 export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSummary> {
@@ -100,7 +105,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
   if (n === 0) throw new UserError('no training interactions left after filtering and splitting');
   const B = Math.min(cfg.batchSize, n);
   const stepsPerEpoch = Math.floor(n / B) || 1;
-  const sources = buildSources(inp.recipe, { numItems: inp.numItems, trainItems: inp.trainItems, trainUsers: inp.trainUsers, itemFeatures: inp.itemFeatures, dim: model.dim });
+  const sources = buildSources(inp.recipe, { numItems: inp.numItems, trainItems: inp.trainItems, trainUsers: inp.trainUsers, itemFeatures: inp.itemFeatures, dim: model.dim, model, backend, userIds: inp.artifacts.userIds, itemIds: inp.artifacts.itemIds });
   const stepper = new TrainStep(backend, model, inp.recipe, sources);
   const diagBatches = cfg.diagnosticBatches ?? 2;
   if (diagBatches > 0) stepper.columnCounts = new Float64Array(inp.numItems);
@@ -130,9 +135,22 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
     if (!cfg.resume) writeFileSync(cfg.logPath, '');
   }
   log({ event: 'start', examples: n, batchSize: B, stepsPerEpoch, epochs: cfg.epochs, resumedAt: st.epoch, backend: backend.name });
+  const composer = buildBatchComposer(inp.recipe.batchSampler, {
+    backend,
+    trainUsers: inp.trainUsers,
+    trainItems: inp.trainItems,
+    numItems: inp.numItems,
+    batchSize: B,
+    stepsPerEpoch,
+    seed: cfg.seed,
+    embed: () => ({ users: model.user.embedAll(backend), items: model.embedAllItems(backend), dim: model.dim }),
+    onGraph: (g) => {
+      st.batchGraphSeconds = (st.batchGraphSeconds ?? 0) + g.seconds;
+      log({ event: 'batch-graph', ...g });
+    },
+  });
 
   const bar = new Progress(cfg.progress, cfg.epochs * stepsPerEpoch, st.epoch * stepsPerEpoch);
-  const order = new Int32Array(n);
   const users = new Int32Array(B);
   const items = new Int32Array(B);
   let lossEma = NaN;
@@ -142,12 +160,12 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
     const epoch = st.epoch + 1;
     // Per-epoch seeds make a resumed run draw exactly what an uninterrupted one would.
     const rng = new Rng(cfg.seed * 1_000_003 + epoch);
-    for (let i = 0; i < n; i++) order[i] = i;
-    rng.shuffle(order);
     const t0 = performance.now();
+    composer.beginEpoch(epoch, rng); // inside the timed span: graph builds count as training time
     for (let s = 0; s < stepsPerEpoch; s++) {
+      const rows = composer.batch(s);
       for (let r = 0; r < B; r++) {
-        const row = order[s * B + r];
+        const row = rows[r];
         users[r] = inp.trainUsers[row];
         items[r] = inp.trainItems[row];
       }
@@ -200,7 +218,9 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
   }
   bar.stop();
   if (best) restore(model, best);
-  log({ event: 'end', epochs: st.epoch, steps: st.step, best: st.best, bestEpoch: st.bestEpoch, stoppedEarly });
+  const batchGraphSeconds = st.batchGraphSeconds ?? 0;
+  const batchSampler = { type: composer.type, ...composer.stats(), graphSeconds: batchGraphSeconds, graphFraction: batchGraphSeconds / Math.max(st.trainSeconds, 1e-9) };
+  log({ event: 'end', epochs: st.epoch, steps: st.step, best: st.best, bestEpoch: st.bestEpoch, stoppedEarly, batchSampler });
   return {
     epochs: st.epoch,
     steps: st.step,
@@ -212,6 +232,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
     best: st.best,
     history: st.history,
     stoppedEarly,
+    batchSampler,
   };
 }
 

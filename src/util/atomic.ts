@@ -2,8 +2,8 @@
  * Atomic writes: write to a temporary sibling, fsync it, rename over the target, fsync the directory.
  * A crash at any point leaves either the old file or the new one, never a torn one.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync, existsSync } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, symlinkSync, writeSync } from 'node:fs';
+import { dirname, basename, join, sep } from 'node:path';
 
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   mkdirSync(dirname(path), { recursive: true });
@@ -22,25 +22,109 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
 }
 
 /**
- * Replace a whole directory atomically: `fill` writes into a fresh temporary directory, which is then
- * swapped in by rename; the previous content is removed only after the swap.
+ * Replace a whole directory atomically, with no moment at which `dir` is missing: `fill` writes a fresh
+ * version into `.<name>.versions/`, and `dir` is a symbolic link that is swapped to the new version by one
+ * rename(2) of a new link over it. A reader that opens `dir/x` gets the old version or the new one, never
+ * "no such file"; a reader that needs several files from one version resolves the link once (see
+ * `resolveDirVersion`). The version replaced is kept until the next write, so a reader that resolved it just
+ * before the swap can finish; older ones are removed (a reader slower than two writes retries, as
+ * `readBundle` does). The directory thus takes up to twice its size on disk.
+ * A crash before the swap leaves the previous version in place; leftovers of crashed writers are removed by
+ * the next write. A plain directory from before this layout is migrated on its first rewrite: it is moved
+ * aside and the link put in its place (two renames, the one time the path is briefly absent).
+ * Copy such a directory with `cp -rL` (follow the link).
  */
 export function writeDirAtomic(dir: string, fill: (tmpDir: string) => void): void {
   const parent = dirname(dir);
-  mkdirSync(parent, { recursive: true });
-  const tmp = join(parent, `.${basename(dir)}.${process.pid}.${Date.now()}.tmp`);
+  const name = basename(dir);
+  const storeName = versionStoreName(name);
+  const store = join(parent, storeName);
+  mkdirSync(store, { recursive: true });
+  const stamp = `${Date.now().toString(36)}-${process.pid}-${(seq++).toString(36)}`;
+  const tmp = join(store, `tmp-${stamp}`);
+  const version = `v-${stamp}`;
+  const link = join(parent, `.${name}.${stamp}.link`);
   mkdirSync(tmp);
+  let swapped = false;
+  let previous: string | null = null;
   try {
     fill(tmp);
     fsyncDir(tmp);
-    const old = existsSync(dir) ? join(parent, `.${basename(dir)}.${process.pid}.${Date.now()}.old`) : null;
-    if (old) renameSync(dir, old);
-    renameSync(tmp, dir);
+    renameSync(tmp, join(store, version));
+    fsyncDir(store);
+    symlinkSync(join(storeName, version), link);
+    if (isPlainDir(dir)) {
+      previous = `legacy-${stamp}`;
+      renameSync(dir, join(store, previous));
+    } else previous = currentVersion(dir, storeName);
+    renameSync(link, dir);
+    swapped = true;
     fsyncDir(parent);
-    if (old) rmSync(old, { recursive: true, force: true });
   } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
+    if (!swapped) {
+      // A plain directory already moved aside goes back where it was.
+      if (previous?.startsWith('legacy-') && !existsSync(dir)) renameSync(join(store, previous), dir);
+      rmSync(tmp, { recursive: true, force: true });
+      rmSync(join(store, version), { recursive: true, force: true });
+      rmSync(link, { force: true });
+    }
     throw e;
+  }
+  pruneVersions(store, new Set([version, previous]));
+}
+
+/** The version `dir` links to when it is a link into its version store, else null. */
+function currentVersion(dir: string, storeName: string): string | null {
+  try {
+    const target = readlinkSync(dir);
+    const [head, name, ...rest] = target.split(sep);
+    return head === storeName && name && !rest.length ? name : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The hidden sibling that holds the versions of `name`. */
+export const versionStoreName = (name: string) => `.${name}.versions`;
+
+/**
+ * The real directory behind `dir` right now (one version of a `writeDirAtomic` directory, or `dir` itself
+ * when it is a plain directory): read every file of one version through it.
+ */
+export function resolveDirVersion(dir: string): string {
+  return realpathSync(dir);
+}
+
+let seq = 0;
+
+function isPlainDir(p: string): boolean {
+  try {
+    const st = lstatSync(p);
+    return st.isDirectory() && !st.isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/** Removes every version but those in `keep`, and the temporary directories of writers that no longer run. */
+function pruneVersions(store: string, keep: Set<string | null>): void {
+  for (const e of readdirSync(store)) {
+    if (keep.has(e)) continue;
+    if (e.startsWith('tmp-')) {
+      const pid = Number(e.split('-')[2]);
+      if (pid === process.pid || isRunning(pid)) continue; // another write in progress
+    }
+    rmSync(join(store, e), { recursive: true, force: true });
+  }
+}
+
+function isRunning(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
