@@ -9,7 +9,8 @@
         "native/contrastive.cc",
         "native/layers.cc",
         "native/optim.cc",
-        "native/topk.cc"
+        "native/topk.cc",
+        "native/ivf.cc"
       ],
       "defines": ["NAPI_VERSION=8"],
       "cflags!": ["-fno-exceptions"],

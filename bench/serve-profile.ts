@@ -3,10 +3,11 @@
  * sensitive to a shared machine than the HTTP bench): each stage of the request path timed on its own over
  * many known-user queries, then the whole handler, then the whole HTTP round trip through fastify's inject.
  *
- *   node --import tsx bench/serve-profile.ts [--bundle DIR] [--n 5000] [--ef 64]
+ *   node --import tsx bench/serve-profile.ts [--bundle DIR] [--n 5000] [--ef 64] [--nprobe 4]
  *
- * DIR defaults to the bundle bench/serve.ts caches (scratch/serve-bench-1000000-64). Prints a table and
- * writes bench/results/serve-profile.json.
+ * DIR defaults to the HNSW bundle bench/serve.ts caches (scratch/serve-bench-1000000-64; its IVF bundle is
+ * scratch/serve-bench-1000000-64-ivf, where --nprobe applies). Prints a table and writes
+ * bench/results/serve-profile.json (serve-profile-ivf.json for an IVF bundle).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -18,6 +19,7 @@ import { parseBody, recommendSchema } from '../src/serve/schemas.ts';
 import { ModelHolder } from '../src/serve/model-holder.ts';
 import { ServerMetrics } from '../src/serve/metrics.ts';
 import { buildServer, defaultServerOptions } from '../src/serve/server.ts';
+import { breadthText } from '../src/index/vector-index.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -27,6 +29,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 const BUNDLE = arg('bundle', join(ROOT, 'scratch', 'serve-bench-1000000-64'));
 const N = Number(arg('n', '5000'));
 const EF = Number(arg('ef', '64'));
+const NPROBE = process.argv.includes('--nprobe') ? Number(arg('nprobe', '4')) : undefined;
 
 interface StageTime {
   /** Wall time per call, µs. */
@@ -56,7 +59,9 @@ function time(n: number, fn: (i: number) => unknown): StageTime {
 async function main(): Promise<void> {
   const backend = await getBackend();
   const t0 = performance.now();
-  const bundle = await readBundle(BUNDLE, { expansionSearch: EF });
+  const bundle = await readBundle(BUNDLE, { expansionSearch: EF, nprobe: NPROBE });
+  const ivf = bundle.index?.config.kind === 'ivf';
+  const breadth = bundle.index ? breadthText(bundle.index.config) : 'no index';
   process.stderr.write(`bundle read in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
   const rec = new Recommender(bundle, backend, 'ann');
   const users = bundle.manifest.model.users;
@@ -80,7 +85,7 @@ async function main(): Promise<void> {
       for (let j = bundle.seen.offsets[u]; j < bundle.seen.offsets[u + 1]; j++) s.add(bundle.seen.cols[j]);
       return s;
     }),
-    [`hnsw search (ef ${EF}, k ${fetch})`]: time(N, (i) => bundle.index!.search(qs.subarray(i * dim, (i + 1) * dim), fetch)),
+    [`${ivf ? 'ivf' : 'hnsw'} search (${breadth}, k ${fetch})`]: time(N, (i) => bundle.index!.search(qs.subarray(i * dim, (i + 1) * dim), fetch)),
     'whole recommend() (ann)': time(N, (i) => rec.recommend(parsed[i])),
     'JSON.stringify(result)': time(N, (i) => JSON.stringify(results[i])),
     'whole recommend() (exact)': time(Math.min(N, 200), (i) => rec.recommend({ ...parsed[i], search: 'exact' })),
@@ -109,13 +114,13 @@ async function main(): Promise<void> {
     note: 'in-process CPU cost per request stage; timings on a shared 2-core machine (load average recorded)',
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadAverage: loadavg() },
     backend: backend.name,
-    bundle: { items: bundle.manifest.model.items, users, dim, ef: EF },
+    bundle: { items: bundle.manifest.model.items, users, dim, index: bundle.index?.config ?? null },
     n: N,
     stages,
   };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench', 'results', 'serve-profile.json'), JSON.stringify(out, null, 1) + '\n');
-  console.log(`per-request stages, ${bundle.manifest.model.items} items, ef ${EF}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  writeFileSync(join(ROOT, 'bench', 'results', ivf ? 'serve-profile-ivf.json' : 'serve-profile.json'), JSON.stringify(out, null, 1) + '\n');
+  console.log(`per-request stages, ${bundle.manifest.model.items} items, ${breadth}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   for (const [k, v] of Object.entries(stages)) console.log(`${k.padEnd(42)} ${v.meanUs.toFixed(1).padStart(8)} µs wall, ${v.cpuUs.toFixed(1).padStart(8)} µs CPU  (p99 ${Number.isNaN(v.p99Us) ? '-' : v.p99Us.toFixed(1)} µs)`);
   process.exit(0);
 }

@@ -1,17 +1,20 @@
 /**
  * Serving under load: a synthetic catalogue (1M items by default, 64-dim, clustered like real item
- * embeddings) exported as a bundle with an HNSW index, served by `towerlab serve` in its own process, and
- * hit on loopback with autocannon at 1, 16 and 100 concurrent clients for a bounded time, once with HNSW
- * search and once with exact search. Reports requests/s, p50/p99 latency, the index recall@10 against exact
- * search (through the API), and the server's memory. Writes bench/results/serve.json and prints a table.
+ * embeddings) exported as a bundle with an HNSW index and as one with an IVF-Flat index, served by
+ * `towerlab serve` in its own process, and hit on loopback with autocannon at 1, 16 and 100 concurrent
+ * clients for a bounded time, with HNSW, IVF and exact search. Reports requests/s, p50/p99 latency, the
+ * index recall@10 against exact search (through the API), and the server's memory. Writes
+ * bench/results/serve.json and prints a table.
  *
- *   npm run bench:serve [-- --items 1000000 --users 20000 --dim 64 --duration 10 --connections 1,16,100 --ef 64,256]
+ *   npm run bench:serve [-- --items 1000000 --users 20000 --dim 64 --duration 10 --connections 1,16,100
+ *                          --index hnsw,ivf --ef 64,256 --lists 2000 --nprobe 2,4]
  *
- * HNSW rows are measured once per search breadth (ef, `serve --expansion-search`): recall against latency.
+ * Index rows are measured once per search breadth (HNSW ef, `serve --expansion-search`; IVF lists scanned,
+ * `serve --nprobe`): recall against latency.
  *
- * The bundle is cached in scratch/serve-bench-<items>-<dim>/ (gitignored; building the index over 1M items
- * takes minutes on 2 cores) and reused while its parameters (items, users, dim, clusters, index settings)
- * match; otherwise it is rebuilt.
+ * The bundles are cached in scratch/serve-bench-<items>-<dim>/ (HNSW) and scratch/serve-bench-<items>-<dim>-ivf
+ * (gitignored; building the HNSW index over 1M items takes minutes on 2 cores) and reused while their
+ * parameters (items, users, dim, clusters, index settings) match; otherwise they are rebuilt.
  *
  * Each row also records the load average when it started and the server's CPU time per request (user +
  * system, from /proc): the service time, which a shared machine disturbs far less than latency. A last row
@@ -40,6 +43,9 @@ const DIM = Number(arg('dim', '64'));
 const DURATION = Number(arg('duration', '10'));
 const CONNECTIONS = arg('connections', '1,16,100').split(',').map(Number);
 const EFS = arg('ef', '64,256').split(',').map(Number);
+const KINDS = arg('index', 'hnsw,ivf').split(',');
+const LISTS = Number(arg('lists', '2000'));
+const NPROBES = arg('nprobe', '2,4').split(',').map(Number);
 const CLUSTERS = Math.max(10, Math.round(ITEMS / 1000));
 const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'towerlab.mjs');
@@ -83,11 +89,12 @@ function syntheticArtifacts(): ModelArtifacts {
 
 const SOURCE = `synthetic:items=${ITEMS},users=${USERS},dim=${DIM},clusters=${CLUSTERS}`;
 const INDEX = { metric: 'ip', connectivity: 16, expansionAdd: 64, expansionSearch: 64 } as const;
+const IVF_INDEX = { kind: 'ivf', metric: 'ip', lists: LISTS, nprobe: NPROBES[0] } as const;
 
-async function ensureBundle(dir: string): Promise<void> {
+async function ensureBundle(dir: string, index: typeof INDEX | typeof IVF_INDEX): Promise<void> {
   if (existsSync(join(dir, 'manifest.json'))) {
     const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
-    const same = m.source?.model === SOURCE && m.index && Object.entries(INDEX).every(([k, v]) => m.index[k] === v);
+    const same = m.source?.model === SOURCE && m.index && Object.entries(index).every(([k, v]) => k === 'nprobe' || m.index[k] === v);
     if (same) {
       log(`using the cached bundle ${dir}`);
       return;
@@ -97,7 +104,7 @@ async function ensureBundle(dir: string): Promise<void> {
   const backend = await getBackend();
   log(`building a ${ITEMS}-item synthetic bundle in ${dir} (cached for later runs)`);
   const draft = createBundle(backend, syntheticArtifacts(), {
-    index: { ...INDEX },
+    index: { ...index },
     recallQueries: 500,
     source: SOURCE,
     log,
@@ -111,8 +118,8 @@ interface Server {
   stop(): Promise<number | null>;
 }
 
-async function startServer(bundle: string, ef: number): Promise<Server> {
-  const p = spawn(process.execPath, [BIN, 'serve', '--model', bundle, '--host', '127.0.0.1', '--port', '0', '--expansion-search', String(ef)], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function startServer(bundle: string, breadth: string[]): Promise<Server> {
+  const p = spawn(process.execPath, [BIN, 'serve', '--model', bundle, '--host', '127.0.0.1', '--port', '0', ...breadth], { stdio: ['ignore', 'pipe', 'pipe'] });
   p.stderr.on('data', (d) => process.stderr.write(`  [server] ${d}`));
   const exited = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
   const url = await new Promise<string>((res, rej) => {
@@ -146,7 +153,7 @@ async function post(url: string, body: unknown): Promise<any> {
   return r.json();
 }
 
-/** Recall@10 of the served HNSW answers against the served exact answers, over sample users. */
+/** Recall@10 of the served index answers against the served exact answers, over sample users. */
 async function apiRecall(url: string, n: number): Promise<number> {
   const rng = new Rng(11);
   let hit = 0;
@@ -169,6 +176,10 @@ function cpuSeconds(pid: number): number {
 
 interface Row {
   search: 'ann' | 'exact';
+  /** The index answering 'ann' rows; null for exact search. */
+  index: 'hnsw' | 'ivf' | null;
+  /** IVF lists scanned per query; null otherwise. */
+  nprobe: number | null;
   /** A hot reload of the bundle was triggered during this row. */
   reload?: { ms: number; status: number };
   /** HNSW search breadth; null for exact search. */
@@ -230,7 +241,9 @@ async function load(url: string, pid: number, search: 'ann' | 'exact', connectio
   return {
     ...(reload ? { reload } : {}),
     search,
+    index: null,
     ef: null,
+    nprobe: null,
     connections,
     requestsPerSec: r.requests.total / duration,
     p50ms: pct(lat, 50),
@@ -246,36 +259,46 @@ async function load(url: string, pid: number, search: 'ann' | 'exact', connectio
 }
 
 async function main(): Promise<void> {
-  const bundle = join(ROOT, 'scratch', `serve-bench-${ITEMS}-${DIM}`);
-  await ensureBundle(bundle);
-  const manifest = JSON.parse(readFileSync(join(bundle, 'manifest.json'), 'utf8'));
+  const hnswBundle = join(ROOT, 'scratch', `serve-bench-${ITEMS}-${DIM}`);
+  const ivfBundle = join(ROOT, 'scratch', `serve-bench-${ITEMS}-${DIM}-ivf`);
+  if (KINDS.includes('hnsw')) await ensureBundle(hnswBundle, INDEX);
+  if (KINDS.includes('ivf')) await ensureBundle(ivfBundle, IVF_INDEX);
+  const manifestOf = (dir: string) => JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+  const manifest = manifestOf(KINDS.includes('hnsw') ? hnswBundle : ivfBundle);
+  const ivfManifest = KINDS.includes('ivf') ? manifestOf(ivfBundle) : null;
   const rows: Row[] = [];
   const recall: Record<string, number> = {};
-  const servers: Array<{ ef: number; startSeconds: number; afterLoad: ReturnType<typeof memory>; afterRuns: ReturnType<typeof memory>; exitCode: number | null }> = [];
-  for (const [i, ef] of EFS.entries()) {
+  const servers: Array<{ index: 'hnsw' | 'ivf'; ef: number | null; nprobe: number | null; startSeconds: number; afterLoad: ReturnType<typeof memory>; afterRuns: ReturnType<typeof memory>; exitCode: number | null }> = [];
+  // One server per index and search breadth; exact rows on the last server, the reload row on the first.
+  const configs = [
+    ...(KINDS.includes('hnsw') ? EFS.map((ef) => ({ index: 'hnsw' as const, ef, nprobe: null, bundle: hnswBundle, flags: ['--expansion-search', String(ef)], name: `hnsw ef ${ef}`, key: `hnsw-ef${ef}` })) : []),
+    ...(KINDS.includes('ivf') ? NPROBES.map((np) => ({ index: 'ivf' as const, ef: null, nprobe: np, bundle: ivfBundle, flags: ['--nprobe', String(np)], name: `ivf nprobe ${np}`, key: `ivf-nprobe${np}` })) : []),
+  ];
+  for (const [i, cfg] of configs.entries()) {
     const t0 = performance.now();
-    const server = await startServer(bundle, ef);
+    const server = await startServer(cfg.bundle, cfg.flags);
     const startSeconds = (performance.now() - t0) / 1000;
     const afterLoad = memory(server.pid);
-    log(`server (ef ${ef}) up in ${startSeconds.toFixed(1)} s at ${server.url}, RSS ${afterLoad.rssMiB.toFixed(0)} MiB`);
+    log(`server (${cfg.name}) up in ${startSeconds.toFixed(1)} s at ${server.url}, RSS ${afterLoad.rssMiB.toFixed(0)} MiB`);
     try {
-      recall[`ef${ef}`] = await apiRecall(server.url, 200);
-      log(`recall@10 of /recommend with HNSW (ef ${ef}) vs exact, 200 users: ${recall[`ef${ef}`].toFixed(4)}`);
-      const modes = i === EFS.length - 1 ? (['ann', 'exact'] as const) : (['ann'] as const);
+      recall[cfg.key] = await apiRecall(server.url, 200);
+      log(`recall@10 of /recommend with ${cfg.name} vs exact, 200 users: ${recall[cfg.key].toFixed(4)}`);
+      const modes = i === configs.length - 1 ? (['ann', 'exact'] as const) : (['ann'] as const);
       for (const search of modes) {
         await load(server.url, server.pid, search, 4, 2); // warm-up
         for (const c of CONNECTIONS) {
-          log(`${search}${search === 'ann' ? ` ef ${ef}` : ''}: ${c} connection(s) for ${DURATION} s`);
-          rows.push({ ...(await load(server.url, server.pid, search, c, DURATION)), ef: search === 'ann' ? ef : null });
+          log(`${search === 'ann' ? cfg.name : 'exact'}: ${c} connection(s) for ${DURATION} s`);
+          const r = await load(server.url, server.pid, search, c, DURATION);
+          rows.push(search === 'ann' ? { ...r, index: cfg.index, ef: cfg.ef, nprobe: cfg.nprobe } : r);
         }
       }
       if (i === 0) {
-        log(`hot reload of the whole bundle under 16 connections (ef ${ef}), ${DURATION} s`);
-        rows.push({ ...(await load(server.url, server.pid, 'ann', 16, DURATION, DURATION / 4)), ef });
+        log(`hot reload of the whole bundle under 16 connections (${cfg.name}), ${DURATION} s`);
+        rows.push({ ...(await load(server.url, server.pid, 'ann', 16, DURATION, DURATION / 4)), index: cfg.index, ef: cfg.ef, nprobe: cfg.nprobe });
       }
     } finally {
       const afterRuns = memory(server.pid);
-      servers.push({ ef, startSeconds, afterLoad, afterRuns, exitCode: await server.stop() });
+      servers.push({ index: cfg.index, ef: cfg.ef, nprobe: cfg.nprobe, startSeconds, afterLoad, afterRuns, exitCode: await server.stop() });
     }
   }
   const result = {
@@ -288,10 +311,11 @@ async function main(): Promise<void> {
     dim: DIM,
     clusters: CLUSTERS,
     index: manifest.index,
+    ivfIndex: ivfManifest?.index ?? null,
     bundleMiB: Object.values(manifest.files as Record<string, { bytes: number }>).reduce((s, f) => s + f.bytes, 0) / 2 ** 20,
     durationSeconds: DURATION,
     request: { endpoint: 'POST /recommend', body: '{"user": <known user, round robin>, "k": 10, "search": "ann"|"exact"}', excludeSeen: '20 seen items per user' },
-    recallAt10ApiHnswVsExact: recall,
+    recallAt10ApiVsExact: recall,
     servers,
     rows,
   };
@@ -299,11 +323,13 @@ async function main(): Promise<void> {
   writeFileSync(join(ROOT, 'bench', 'results', 'serve.json'), JSON.stringify(result, null, 1) + '\n');
   const line = (c: string[]) => c.map((x, i) => (i < 3 ? x.padEnd(7) : x.padStart(10))).join(' ');
   console.log(`\nPOST /recommend, ${ITEMS} items × ${DIM} dims, k = 10, loopback, ${DURATION} s per row (${cpus().length} cores shared by server, load generator and anything else running; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')})`);
-  console.log(line(['search', 'ef', 'clients', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'cpu µs/req', 'load']));
-  for (const r of rows) console.log(line([r.search === 'ann' ? (r.reload ? 'reload' : 'hnsw') : 'exact', r.ef === null ? '-' : String(r.ef), String(r.connections), r.requestsPerSec.toFixed(0), r.p50ms.toFixed(2), r.p99ms.toFixed(2), r.maxMs.toFixed(1), String(r.errors + r.non2xx), r.serverCpuUsPerRequest.toFixed(0), r.loadAverage1m.toFixed(1)]));
+  console.log(line(['search', 'breadth', 'clients', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'cpu µs/req', 'load']));
+  for (const r of rows) console.log(line([r.search === 'ann' ? (r.reload ? `reload ${r.index}` : r.index!) : 'exact', r.ef !== null ? `ef ${r.ef}` : r.nprobe !== null ? `np ${r.nprobe}` : '-', String(r.connections), r.requestsPerSec.toFixed(0), r.p50ms.toFixed(2), r.p99ms.toFixed(2), r.maxMs.toFixed(1), String(r.errors + r.non2xx), r.serverCpuUsPerRequest.toFixed(0), r.loadAverage1m.toFixed(1)]));
   for (const r of rows) if (r.reload) console.log(`hot reload under 16 clients: HTTP ${r.reload.status} after ${(r.reload.ms / 1000).toFixed(1)} s; ${r.errors + r.non2xx} failed requests, max latency ${r.maxMs.toFixed(0)} ms`);
-  console.log(`index recall@10 vs exact: ${manifest.index?.recallAt10.toFixed(4)} at build (ef ${manifest.index?.expansionSearch}, 500 users); through the API (200 users): ${Object.entries(recall).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
-  for (const sv of servers) console.log(`server (ef ${sv.ef}): up in ${sv.startSeconds.toFixed(1)} s, ${sv.afterLoad.rssMiB.toFixed(0)} MiB RSS after load, ${sv.afterRuns.rssMiB.toFixed(0)} MiB after the runs, peak ${sv.afterRuns.peakMiB.toFixed(0)} MiB; exit code ${sv.exitCode}`);
+  if (KINDS.includes('hnsw')) console.log(`hnsw recall@10 vs exact: ${manifest.index?.recallAt10.toFixed(4)} at build (ef ${manifest.index?.expansionSearch}, 500 users; built in ${manifest.index?.buildSeconds.toFixed(0)} s)`);
+  if (ivfManifest) console.log(`ivf recall@10 vs exact: ${ivfManifest.index.recallAt10.toFixed(4)} at build (nprobe ${ivfManifest.index.nprobe} of ${ivfManifest.index.lists} lists, 500 users; built in ${ivfManifest.index.buildSeconds.toFixed(0)} s)`);
+  console.log(`recall@10 through the API (200 users): ${Object.entries(recall).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
+  for (const sv of servers) console.log(`server (${sv.index} ${sv.ef !== null ? `ef ${sv.ef}` : `nprobe ${sv.nprobe}`}): up in ${sv.startSeconds.toFixed(1)} s, ${sv.afterLoad.rssMiB.toFixed(0)} MiB RSS after load, ${sv.afterRuns.rssMiB.toFixed(0)} MiB after the runs, peak ${sv.afterRuns.peakMiB.toFixed(0)} MiB; exit code ${sv.exitCode}`);
   console.log(`bundle: ${result.bundleMiB.toFixed(0)} MiB on disk`);
   console.log('written to bench/results/serve.json');
 }

@@ -316,6 +316,25 @@ napi_value TopkRows(napi_env env, napi_callback_info info) {
   });
 }
 
+// ivfSearch(q, centroids, lists, offsets, vectors, ids, dim, nprobe, k, outIdx, outVal) -> hits written.
+napi_value IvfSearch(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "ivfSearch", [](Call& c) {
+    const int64_t lists = c.dim(2, "lists"), d = c.dim(6, "dim"), nprobe = c.dim(7, "nprobe"), k = c.dim(8, "k");
+    size_t nv = 0, ni = 0;
+    const float* q = c.f32(0, "q", d);
+    const float* cent = c.f32(1, "centroids", lists * d);
+    const int32_t* off = c.i32(3, "offsets", lists + 1);
+    const float* vec = c.f32(4, "vectors", 0, false, &nv);
+    const int32_t* ids = c.i32(5, "ids", 0, false, &ni);
+    if (d == 0) c.fail("dim must be positive");
+    const int64_t n = int64_t(ni);
+    if (int64_t(nv) < n * d) c.fail("vectors has " + std::to_string(nv) + " elements, needs ids.length * dim = " + std::to_string(n * d));
+    int32_t* idx = c.i32(9, "outIdx", k);
+    float* val = c.f32(10, "outVal", k);
+    return number(c.env(), double(tl::ivf_search(q, cent, lists, off, vec, ids, n, d, nprobe, k, idx, val)));
+  });
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   return guarded(env, info, "setThreads", [](Call& c) {
     const int64_t n = c.dim(0, "n");
@@ -352,6 +371,7 @@ NAPI_MODULE_INIT() {
       {"sparseUpdate", nullptr, SparseUpdate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"contrastive", nullptr, Contrastive, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"topkRows", nullptr, TopkRows, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"ivfSearch", nullptr, IvfSearch, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };

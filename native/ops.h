@@ -25,4 +25,9 @@ void sparse_lazyadam(float* table, float* m, float* v, const int32_t* ids, const
 // topk.cc
 void topk_rows(const float* scores, int64_t rows, int64_t cols, int64_t k, int32_t* outIdx, float* outVal);
 
+// ivf.cc: one IVF-Flat query; returns the number of hits written (best first, at most k).
+int64_t ivf_search(const float* q, const float* cent, int64_t lists, const int32_t* off, const float* vec,
+                   const int32_t* ids, int64_t n, int64_t d, int64_t nprobe, int64_t k, int32_t* outIdx,
+                   float* outVal);
+
 }  // namespace tl

@@ -51,9 +51,11 @@ test('CLI: rerank train (ensemble features) → rerank eval prints both stages; 
   const last = (out: string) => JSON.parse(out.trim().split('\n').pop()!);
   try {
     const DATA = 'synthetic:users=200,items=150,clusters=4,zipf=1.0,seed=3';
+    const trained: any[] = [];
     for (const s of ['1', '2']) {
-      const r = cli(['train', '--data', DATA, '--epochs', '2', '--batch-size', '128', '--no-progress', '--seed', s, '--out', `m${s}`]);
+      const r = cli(['train', '--data', DATA, '--epochs', '2', '--batch-size', '128', '--no-progress', '--seed', s, '--out', `m${s}`, '--json']);
       assert.equal(r.status, 0, r.stderr);
+      trained.push(last(r.stdout));
     }
     const t = cli(['rerank', 'train', '--model', 'm1', '--model', 'm2', '--k', '40', '--epochs', '8', '--batch', '16', '--hidden', '16', '--lr', '0.003', '--out', 'rr', '--json']);
     assert.equal(t.status, 0, t.stderr);
@@ -73,6 +75,9 @@ test('CLI: rerank train (ensemble features) → rerank eval prints both stages; 
     const ej = last(e.stdout);
     assert.ok(ej.users > 50);
     for (const s of ['retrieve', 'rerank']) for (const k of ['ndcg@10', 'recall@10']) assert.ok(ej[s][k] >= 0 && ej[s][k] <= 1, `${s} ${k}`);
+    // The retrieve stage is the target's own test ranking (train + validation items excluded): train's metrics.
+    assert.ok(Math.abs(ej.retrieve['ndcg@10'] - trained[0].metrics['ndcg@10']) < 1e-6, `${ej.retrieve['ndcg@10']} vs ${trained[0].metrics['ndcg@10']}`);
+    assert.ok(Math.abs(ej.retrieve['recall@10'] - trained[0].metrics['recall@10']) < 1e-6);
     assert.ok(ej.rerank['ndcg@10'] > ej.retrieve['ndcg@10'], 'the reranker improves on the weak 2-epoch retriever (planted clusters + popularity)');
     console.log(`rerank CLI: retrieve ndcg@10 ${ej.retrieve['ndcg@10'].toFixed(4)}, rerank ${ej.rerank['ndcg@10'].toFixed(4)}`);
     const human = cli(['rerank', 'eval', '--reranker', 'rr']);

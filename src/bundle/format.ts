@@ -10,7 +10,8 @@
  *                          what it uses
  *   data/*.bin             int32/float32 arrays the server needs: feature values, item counts, seen items
  *   vocab/*.json           user ids, item ids, categorical feature vocabularies
- *   index/items.usearch    the HNSW index over the item embeddings (optional)
+ *   index/items.usearch    the HNSW index over the item embeddings (optional), or
+ *   index/items.ivf        the IVF-Flat index over them (src/index/ivf-index.ts)
  *   weights/seq.bin        the sequence tower (SASRec / mean pooling) of a model exported from `towerlab seq`:
  *                          history queries run through it (see seq.ts)
  *
@@ -25,6 +26,7 @@ export const BUNDLE_VERSION = 1;
 export const BUNDLE_MANIFEST = 'manifest.json';
 export const TFJS_MODEL = 'model.json';
 export const INDEX_FILE = 'index/items.usearch';
+export const IVF_INDEX_FILE = 'index/items.ivf';
 
 const towerShape = z.object({
   vocabSize: z.number().int().nonnegative(),
@@ -74,16 +76,29 @@ export const manifestSchema = z.object({
   vocabularies: z.record(z.string(), z.object({ file: z.string(), count: z.number().int().nonnegative(), sha256: z.string() })),
   arrays: z.array(arrayEntry),
   index: z
-    .object({
-      file: z.string(),
-      metric: z.enum(['ip', 'cos']),
-      connectivity: z.number().int().positive(),
-      expansionAdd: z.number().int().positive(),
-      expansionSearch: z.number().int().positive(),
-      recallAt10: z.number(),
-      recallQueries: z.number().int().nonnegative(),
-      buildSeconds: z.number(),
-    })
+    .union([
+      z.object({
+        kind: z.literal('hnsw').optional(),
+        file: z.string(),
+        metric: z.enum(['ip', 'cos']),
+        connectivity: z.number().int().positive(),
+        expansionAdd: z.number().int().positive(),
+        expansionSearch: z.number().int().positive(),
+        recallAt10: z.number(),
+        recallQueries: z.number().int().nonnegative(),
+        buildSeconds: z.number(),
+      }),
+      z.object({
+        kind: z.literal('ivf'),
+        file: z.string(),
+        metric: z.enum(['ip', 'cos']),
+        lists: z.number().int().positive(),
+        nprobe: z.number().int().positive(),
+        recallAt10: z.number(),
+        recallQueries: z.number().int().nonnegative(),
+        buildSeconds: z.number(),
+      }),
+    ])
     .nullable(),
   files: z.record(z.string(), z.object({ bytes: z.number().int().nonnegative(), sha256: z.string() })),
 });

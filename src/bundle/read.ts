@@ -11,6 +11,8 @@ import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import type { Csr } from '../data/csr.ts';
 import { AnnIndex } from '../index/ann-index.ts';
+import { IvfIndex } from '../index/ivf-index.ts';
+import type { VectorIndex } from '../index/vector-index.ts';
 import { resolveDirVersion } from '../util/atomic.ts';
 import { UserError } from '../util/errors.ts';
 import { BUNDLE_FORMAT, BUNDLE_MANIFEST, BUNDLE_VERSION, manifestSchema, names, type BundleManifest } from './format.ts';
@@ -42,7 +44,7 @@ export interface Bundle {
   itemEmb: Float32Array;
   itemCounts: Float32Array;
   seen: Csr;
-  index: AnnIndex | null;
+  index: VectorIndex | null;
   /** The sequence tower answering history queries (bundles of sequence models, see seq.ts), else null. */
   sequence: SeqTower | null;
   /** One file of the bundle as listed in the manifest (for the browser page). */
@@ -55,6 +57,8 @@ const CHECK_ONLY = /^weights\/item\.(id|feature\d+)\.bin$/;
 export interface ReadOptions {
   /** HNSW search breadth (ef) to use instead of the one stored with the index: recall against latency. */
   expansionSearch?: number;
+  /** IVF lists scanned per query (nprobe) instead of the stored setting: recall against latency. */
+  nprobe?: number;
   /** Tries when the bundle is replaced while being read. */
   attempts?: number;
 }
@@ -118,18 +122,24 @@ async function readOnce(real: string, dir: string, text: string, opts: ReadOptio
   const files: VerifyFile[] = Object.entries(manifest.files)
     .filter(([file]) => file !== ixFile)
     .map(([file, want]) => ({ file, ...want, mode: CHECK_ONLY.test(file) ? 'check' : idFiles.has(file) ? 'ids' : 'keep' }));
-  if (ixFile !== undefined) files.push({ file: ixFile, ...manifest.files[ixFile], mode: 'index' });
+  // An IVF index is plain arrays: its verified bytes are kept and viewed in place, like the other arrays.
+  const ivf = manifest.index?.kind === 'ivf';
+  if (ixFile !== undefined) files.push({ file: ixFile, ...manifest.files[ixFile], mode: ivf ? 'keep' : 'index' });
   // The index is copied, verified and mapped from a private path: the checked bytes are the served bytes,
   // and nobody can change them under the mapping.
   const priv = await mkdtemp(join(tmpdir(), 'towerlab-serve-index-'));
-  let index: AnnIndex | null = null;
+  let index: VectorIndex | null = null;
   let contents: Map<string, Uint8Array>;
   let idLists: Map<string, string>;
   try {
     const copy = join(priv, 'items.usearch');
     ({ contents, idLists } = await verifyInWorker(real, dir, files, copy));
-    if (manifest.index) {
-      const ix = { ...manifest.index, expansionSearch: opts.expansionSearch ?? manifest.index.expansionSearch };
+    const mi = manifest.index;
+    if (mi?.kind === 'ivf') {
+      const b = contents.get(mi.file)!;
+      index = IvfIndex.fromBytes(b, join(dir, mi.file), { dim: manifest.model.dim, items: manifest.model.items, nprobe: opts.nprobe ?? mi.nprobe });
+    } else if (mi) {
+      const ix = { ...mi, expansionSearch: opts.expansionSearch ?? mi.expansionSearch };
       index = AnnIndex.view(copy, manifest.model.dim, ix, manifest.model.items);
     }
   } finally {
@@ -193,7 +203,7 @@ const mismatch = (p: string, want: string, got: string) =>
 async function assemble(
   manifest: BundleManifest,
   dir: string | null,
-  index: AnnIndex | null,
+  index: VectorIndex | null,
   bytes: (file: string) => Uint8Array,
   readFileFn: (file: string) => Promise<Uint8Array>,
   /** Id lists already parsed (newline-joined), by file. */

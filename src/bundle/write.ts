@@ -8,18 +8,21 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Backend } from '../compute/backend.ts';
 import type { ModelArtifacts } from '../model/saved-model.ts';
-import { defaultAnnConfig, type AnnConfig, type AnnIndex } from '../index/ann-index.ts';
+import { defaultAnnConfig } from '../index/ann-index.ts';
+import { isIvfConfig, type IndexConfig, type VectorIndex } from '../index/vector-index.ts';
 import { buildIndex, indexBytes, sampleUserQueries } from '../index/item-index.ts';
 import { fsyncDir, writeDirAtomic, writeFileSynced } from '../util/atomic.ts';
-import { BUNDLE_FORMAT, BUNDLE_MANIFEST, BUNDLE_VERSION, INDEX_FILE, TFJS_MODEL, names, type ArrayEntry, type BundleManifest } from './format.ts';
+import { BUNDLE_FORMAT, BUNDLE_MANIFEST, BUNDLE_VERSION, INDEX_FILE, IVF_INDEX_FILE, TFJS_MODEL, names, type ArrayEntry, type BundleManifest } from './format.ts';
 import { QueryTower, layersFromConfig, meanRow, type QueryTowerWeights } from './query-tower.ts';
 import { SEQ_FILE, type SeqBundlePart } from './seq.ts';
 
 export interface BundleOptions {
-  /** HNSW settings, or null for no index (the server then searches exactly). */
-  index: AnnConfig | null;
+  /** HNSW or IVF settings, or null for no index (the server then searches exactly). */
+  index: IndexConfig | null;
   /** Users whose embeddings serve as queries when measuring the index recall@10 against exact search. */
   recallQueries: number;
+  /** Threads inserting into the HNSW graph (0 = every core). 1 builds the same graph every run (tests). */
+  indexThreads?: number;
   /** Where the model came from, for the manifest. */
   source: string;
   /** Progress messages (index building can take minutes for millions of items). */
@@ -32,7 +35,7 @@ export const defaultBundleOptions: BundleOptions = { index: defaultAnnConfig, re
 export interface BundleDraft {
   manifest: BundleManifest;
   files: Map<string, Uint8Array>;
-  index: AnnIndex | null;
+  index: VectorIndex | null;
   itemEmb: Float32Array;
   query: QueryTowerWeights;
 }
@@ -131,15 +134,23 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
     outDim: m.user.outDim,
   };
 
-  let index: AnnIndex | null = null;
+  let index: VectorIndex | null = null;
   let indexMeta: BundleManifest['index'] = null;
   if (o.index) {
     const tower = new QueryTower(query);
     const queries = sampleUserQueries((u, out) => tower.embedUser(backend, u, out), numUsers, dim, o.recallQueries);
-    const built = buildIndex(backend, itemEmb, numItems, dim, queries, o.index, log);
+    const built = buildIndex(backend, itemEmb, numItems, dim, queries, o.index, log, o.indexThreads);
     index = built.index;
-    files.set(INDEX_FILE, indexBytes(index));
-    indexMeta = { file: INDEX_FILE, ...o.index, recallAt10: built.recall.recall, recallQueries: built.recall.queries, buildSeconds: built.buildSeconds };
+    const c = o.index;
+    const stats = { recallAt10: built.recall.recall, recallQueries: built.recall.queries, buildSeconds: built.buildSeconds };
+    if (isIvfConfig(c)) {
+      const lists = (index.config as typeof c).lists; // capped at the item count
+      files.set(IVF_INDEX_FILE, indexBytes(index));
+      indexMeta = { file: IVF_INDEX_FILE, kind: 'ivf', metric: c.metric, lists, nprobe: c.nprobe, ...stats };
+    } else {
+      files.set(INDEX_FILE, indexBytes(index));
+      indexMeta = { file: INDEX_FILE, ...c, ...stats };
+    }
   }
 
   const meta = a.meta ?? {};

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { getBackend } from '../compute/index.ts';
 import { createBundle, writeBundle } from '../bundle/write.ts';
 import { openModel } from './model-dir.ts';
-import { addIndexOptions, annConfigFrom } from './index-cmd.ts';
+import { addIndexOptions, indexConfigFrom } from './index-cmd.ts';
 import { printJsonLast } from './output.ts';
 
 export async function exportCommand(o: any): Promise<void> {
@@ -11,14 +11,17 @@ export async function exportCommand(o: any): Promise<void> {
   const backend = await getBackend();
   const log = (m: string) => process.stderr.write(`${m}\n`);
   const recallQueries = Number(o.recallQueries);
-  const draft = createBundle(backend, a, { index: o.index === false ? null : annConfigFrom(o), recallQueries, source: o.model, log });
+  const draft = createBundle(backend, a, { index: o.index === false ? null : indexConfigFrom(o, a.itemIds.length), recallQueries, source: o.model, log });
   writeBundle(o.out, draft);
   const mf = draft.manifest;
   const bytes = Object.values(mf.files).reduce((s, f) => s + f.bytes, 0);
   if (o.json) printJsonLast({ out: o.out, id: mf.id, users: mf.model.users, items: mf.model.items, dim: mf.model.dim, bytes, index: mf.index });
   else {
     process.stdout.write(`bundle ${mf.id} written to ${o.out} (${(bytes / 2 ** 20).toFixed(1)} MiB, ${Object.keys(mf.files).length + 1} files)\n`);
-    if (mf.index) {
+    if (mf.index?.kind === 'ivf') {
+      process.stdout.write(`index: ivf ${mf.index.metric} ${mf.index.lists} lists, recall@10 vs exact ${mf.index.recallAt10.toFixed(4)} at nprobe ${mf.index.nprobe} over ${mf.index.recallQueries} users\n`);
+      if (mf.index.recallAt10 < 0.95) process.stdout.write(`note: recall below 0.95: serve with a larger --nprobe (e.g. ${mf.index.nprobe * 2})\n`);
+    } else if (mf.index) {
       process.stdout.write(`index: hnsw ${mf.index.metric} M=${mf.index.connectivity}, recall@10 vs exact ${mf.index.recallAt10.toFixed(4)} at ef ${mf.index.expansionSearch} over ${mf.index.recallQueries} users\n`);
       if (mf.index.recallAt10 < 0.95) process.stdout.write(`note: recall below 0.95: serve with a larger --expansion-search (e.g. ${mf.index.expansionSearch * 4}) or export with a larger --connectivity\n`);
     }

@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import { UserError } from '../util/errors.ts';
 import { handleSignals, startServer } from '../serve/run.ts';
+import { breadthText, indexKind } from '../index/vector-index.ts';
 
 export async function serveCommand(o: any): Promise<void> {
   const port = Number(o.port);
@@ -12,6 +13,11 @@ export async function serveCommand(o: any): Promise<void> {
   if (o.expansionSearch !== undefined) {
     expansionSearch = Number(o.expansionSearch);
     if (!Number.isInteger(expansionSearch) || expansionSearch < 1) throw new UserError(`--expansion-search: must be a positive integer, got '${o.expansionSearch}'`);
+  }
+  let nprobe: number | undefined;
+  if (o.nprobe !== undefined) {
+    nprobe = Number(o.nprobe);
+    if (!Number.isInteger(nprobe) || nprobe < 1) throw new UserError(`--nprobe: must be a positive integer, got '${o.nprobe}'`);
   }
   const log = (m: string) => process.stderr.write(`towerlab serve: ${m}\n`);
   const s = await startServer({
@@ -25,11 +31,12 @@ export async function serveCommand(o: any): Promise<void> {
     logger: !!o.log,
     adminReload: o.adminReload !== false,
     expansionSearch,
+    nprobe,
     log,
   });
   const m = s.holder.current!;
   const mf = m.bundle.manifest;
-  log(`model ${m.id}: ${mf.model.users} users, ${mf.model.items} items, dim ${mf.model.dim}, search ${mf.index ? (m.defaultSearch === 'ann' ? `hnsw (ef ${m.bundle.index!.config.expansionSearch}; recall@10 ${mf.index.recallAt10.toFixed(3)} at ef ${mf.index.expansionSearch})` : 'exact') : 'exact (bundle has no index)'}`);
+  log(`model ${m.id}: ${mf.model.users} users, ${mf.model.items} items, dim ${mf.model.dim}, search ${mf.index ? (m.defaultSearch === 'ann' ? `${indexKind(m.bundle.index!.config)} (${breadthText(m.bundle.index!.config)}; recall@10 ${mf.index.recallAt10.toFixed(3)} at ${mf.index.kind === 'ivf' ? `nprobe ${mf.index.nprobe}` : `ef ${mf.index.expansionSearch}`})` : 'exact') : 'exact (bundle has no index)'}`);
   // The URL goes to stdout alone, so scripts and tests can read it.
   process.stdout.write(`listening on ${s.url}${o.demo ? ` (demo page: ${s.url}/)` : ''}\n`);
   await handleSignals(s, log);
@@ -45,6 +52,7 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--search <how>', 'default retrieval: the HNSW index or exact search').choices(['ann', 'exact']).default('ann'))
     .option('--max-k <n>', 'largest k a request may ask for', '1000')
     .option('--expansion-search <n>', "HNSW search breadth (ef), overriding the bundle's: higher = better recall, slower")
+    .option('--nprobe <n>', "IVF lists scanned per query, overriding the bundle's: higher = better recall, slower")
     .option('--demo', 'also serve the demo page at / (TF.js query tower in the browser)')
     .option('--watch', "reload when the bundle's manifest changes")
     .option('--no-admin-reload', 'disable POST /admin/reload (SIGHUP still reloads)')

@@ -65,6 +65,7 @@ interface Addon {
     maskedCount: Int32Array | null,
   ): number;
   topkRows(scores: Float32Array, rows: number, cols: number, k: number, outIdx: Int32Array, outVal: Float32Array): void;
+  ivfSearch(q: Float32Array, centroids: Float32Array, lists: number, offsets: Int32Array, vectors: Float32Array, ids: Int32Array, dim: number, nprobe: number, k: number, outIdx: Int32Array, outVal: Float32Array): number;
   setThreads(n: number): number;
   info(): NativeInfo;
 }
@@ -114,6 +115,12 @@ export function nativeInfo(): NativeInfo | null {
  */
 export function setNativeThreads(n: number): number {
   return load()?.setThreads(n) ?? 0;
+}
+
+/** The addon's IVF-Flat query kernel (native/ivf.cc), or null without the addon (src/index/ivf-index.ts). */
+export function nativeIvfSearch(): Addon['ivfSearch'] | null {
+  const a = load();
+  return a && typeof a.ivfSearch === 'function' ? a.ivfSearch.bind(a) : null;
 }
 
 const SPARSE_KIND = { adagrad: 0, lazyadam: 1 } as const;

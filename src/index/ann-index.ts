@@ -10,6 +10,8 @@ import { UserError } from '../util/errors.ts';
 export type IndexMetric = 'ip' | 'cos';
 
 export interface AnnConfig {
+  /** Absent in indexes saved before IVF existed (src/index/ivf-index.ts). */
+  kind?: 'hnsw';
   metric: IndexMetric;
   /** HNSW graph degree (M). */
   connectivity: number;

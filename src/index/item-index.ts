@@ -1,7 +1,7 @@
 /**
- * The item index of a trained model: HNSW over the item tower's embeddings, with its recall@10 against exact
- * search measured on user queries at build time. Saved as a directory (items.usearch + index.json with the
- * settings and a checksum), written atomically.
+ * The item index of a trained model: HNSW or IVF-Flat over the item tower's embeddings, with its recall@10
+ * against exact search measured on user queries at build time. Saved as a directory (items.usearch or
+ * items.ivf + index.json with the settings and a checksum), written atomically.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -12,15 +12,17 @@ import type { ModelArtifacts } from '../model/saved-model.ts';
 import { writeDirAtomic, writeFileSynced } from '../util/atomic.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
-import { AnnIndex, type AnnConfig } from './ann-index.ts';
+import { AnnIndex } from './ann-index.ts';
+import { IvfIndex } from './ivf-index.ts';
 import { ExactSearcher } from './exact.ts';
 import { indexRecall, type RecallReport } from './recall.ts';
+import { breadthText, buildVectorIndex, isIvfConfig, type IndexConfig, type VectorIndex } from './vector-index.ts';
 
 export const INDEX_FORMAT = 'towerlab-index';
 export const INDEX_VERSION = 1;
 
 export interface BuiltIndex {
-  index: AnnIndex;
+  index: VectorIndex;
   recall: RecallReport;
   buildSeconds: number;
 }
@@ -29,13 +31,14 @@ export interface BuiltIndex {
  * Builds the index over `itemEmb` (n×dim, L2-normalised) and measures recall@10 vs exact with `queries`
  * (rows of dim values; user embeddings, as the server will see).
  */
-export function buildIndex(backend: Backend, itemEmb: Float32Array, n: number, dim: number, queries: Float32Array, config: AnnConfig, log: (m: string) => void = () => {}): BuiltIndex {
-  log(`building the HNSW index (${config.metric}, M=${config.connectivity}, ef_add=${config.expansionAdd}) over ${n} items`);
+export function buildIndex(backend: Backend, itemEmb: Float32Array, n: number, dim: number, queries: Float32Array, config: IndexConfig, log: (m: string) => void = () => {}, threads = 0): BuiltIndex {
+  if (isIvfConfig(config)) log(`building the IVF index (${config.metric}, ${config.lists} lists) over ${n} items`);
+  else log(`building the HNSW index (${config.metric}, M=${config.connectivity}, ef_add=${config.expansionAdd}) over ${n} items`);
   const t0 = performance.now();
-  const index = AnnIndex.build(itemEmb, n, dim, config, { progress: (d, total) => d < total && log(`  ${d}/${total} items indexed`) });
+  const index = buildVectorIndex(backend, itemEmb, n, dim, config, log, threads);
   const buildSeconds = (performance.now() - t0) / 1000;
   const recall = indexRecall(index, new ExactSearcher(backend, itemEmb, n, dim), queries, 10);
-  log(`index built in ${buildSeconds.toFixed(1)} s; recall@10 vs exact ${recall.recall.toFixed(4)} over ${recall.queries} user queries`);
+  log(`index built in ${buildSeconds.toFixed(1)} s; recall@10 vs exact ${recall.recall.toFixed(4)} at ${breadthText(index.config)} over ${recall.queries} user queries`);
   return { index, recall, buildSeconds };
 }
 
@@ -48,8 +51,14 @@ export function sampleUserQueries(embed: (u: number, out: Float32Array) => void,
   return out;
 }
 
+/** The file name of a saved index in an index directory. */
+export function indexFileName(c: IndexConfig): string {
+  return isIvfConfig(c) ? 'items.ivf' : 'items.usearch';
+}
+
 /** The bytes of a saved index (usearch saves only to a path). */
-export function indexBytes(index: AnnIndex): Buffer {
+export function indexBytes(index: VectorIndex): Buffer {
+  if (index instanceof IvfIndex) return index.toBytes();
   const tmp = mkdtempSync(join(tmpdir(), 'towerlab-index-'));
   try {
     index.save(join(tmp, 'items.usearch'));
@@ -66,14 +75,14 @@ export interface IndexMeta {
   model: string;
   items: number;
   dim: number;
-  config: AnnConfig;
+  config: IndexConfig;
   recallAt10: number;
   recallQueries: number;
   buildSeconds: number;
   sha256: string;
 }
 
-export function buildItemIndex(backend: Backend, a: ModelArtifacts, config: AnnConfig, recallQueries: number, log?: (m: string) => void): BuiltIndex & { itemEmb: Float32Array } {
+export function buildItemIndex(backend: Backend, a: ModelArtifacts, config: IndexConfig, recallQueries: number, log?: (m: string) => void): BuiltIndex & { itemEmb: Float32Array } {
   const m = a.model;
   const itemEmb = m.embedAllItems(backend);
   const q = new Int32Array(1);
@@ -97,14 +106,14 @@ export function writeIndexDir(dir: string, built: BuiltIndex, model: string): In
     sha256: createHash('sha256').update(bytes).digest('hex'),
   };
   writeDirAtomic(dir, (tmp) => {
-    writeFileSynced(join(tmp, 'items.usearch'), bytes);
+    writeFileSynced(join(tmp, indexFileName(meta.config)), bytes);
     writeFileSynced(join(tmp, 'index.json'), JSON.stringify(meta, null, 1));
   });
   return meta;
 }
 
 /** Loads an index directory, verifying its format, version and checksum. */
-export function loadIndexDir(dir: string): { index: AnnIndex; meta: IndexMeta } {
+export function loadIndexDir(dir: string): { index: VectorIndex; meta: IndexMeta } {
   const mp = join(dir, 'index.json');
   if (!existsSync(mp)) throw new UserError(`${dir}: not an index directory (no index.json)`);
   let meta: IndexMeta;
@@ -115,9 +124,12 @@ export function loadIndexDir(dir: string): { index: AnnIndex; meta: IndexMeta } 
   }
   if (meta.format !== INDEX_FORMAT) throw new UserError(`${mp}: format is '${meta.format}', expected '${INDEX_FORMAT}'`);
   if (!(meta.version <= INDEX_VERSION)) throw new UserError(`${mp}: index format version ${meta.version} is newer than this Towerlab reads (${INDEX_VERSION})`);
-  const ip = join(dir, 'items.usearch');
+  const ip = join(dir, indexFileName(meta.config));
   if (!existsSync(ip)) throw new UserError(`${ip}: missing`);
-  const sha = createHash('sha256').update(readFileSync(ip)).digest('hex');
+  const bytes = readFileSync(ip);
+  const sha = createHash('sha256').update(bytes).digest('hex');
   if (sha !== meta.sha256) throw new UserError(`${ip}: checksum mismatch (file corrupted or replaced)`);
-  return { index: AnnIndex.load(ip, meta.dim, meta.config, meta.items), meta };
+  const c = meta.config;
+  if (isIvfConfig(c)) return { index: IvfIndex.fromBytes(bytes, ip, { dim: meta.dim, items: meta.items, nprobe: c.nprobe }), meta };
+  return { index: AnnIndex.load(ip, meta.dim, c, meta.items), meta };
 }

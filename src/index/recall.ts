@@ -1,5 +1,5 @@
 /** Index quality: recall@k of the ANN results against exact search, averaged over sample queries. */
-import type { AnnIndex } from './ann-index.ts';
+import type { Hits } from './ann-index.ts';
 import type { ExactSearcher } from './exact.ts';
 
 export interface RecallReport {
@@ -11,7 +11,7 @@ export interface RecallReport {
   exactMs: number;
 }
 
-export function indexRecall(index: AnnIndex, exact: ExactSearcher, queries: Float32Array, k: number): RecallReport {
+export function indexRecall(index: { search(q: Float32Array, k: number): Hits }, exact: ExactSearcher, queries: Float32Array, k: number): RecallReport {
   const dim = exact.dim;
   const nq = queries.length / dim;
   let hit = 0;

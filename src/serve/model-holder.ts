@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Backend } from '../compute/backend.ts';
 import { openModel } from '../cli/model-dir.ts';
 import { bundleFromDraft, readBundle, type Bundle } from '../bundle/read.ts';
+import { isIvfConfig } from '../index/vector-index.ts';
 import { createBundle, defaultBundleOptions } from '../bundle/write.ts';
 import { BUNDLE_FORMAT, BUNDLE_MANIFEST } from '../bundle/format.ts';
 import { UserError } from '../util/errors.ts';
@@ -22,7 +23,7 @@ export interface ReloadResult {
 }
 
 /** A bundle directory is read as is; a model (or run) directory is turned into a bundle in memory. */
-export async function loadSource(source: string, backend: Backend, log: (m: string) => void = () => {}, expansionSearch?: number): Promise<Bundle> {
+export async function loadSource(source: string, backend: Backend, log: (m: string) => void = () => {}, expansionSearch?: number, nprobe?: number): Promise<Bundle> {
   const m = join(source, BUNDLE_MANIFEST);
   let isBundle = false;
   if (existsSync(m)) {
@@ -32,9 +33,10 @@ export async function loadSource(source: string, backend: Backend, log: (m: stri
       isBundle = true; // let readBundle say what is wrong with it
     }
   }
-  if (isBundle || !existsSync(source)) return readBundle(source, { expansionSearch });
+  if (isBundle || !existsSync(source)) return readBundle(source, { expansionSearch, nprobe });
   const a = openModel(source);
-  const index = defaultBundleOptions.index && { ...defaultBundleOptions.index, expansionSearch: expansionSearch ?? defaultBundleOptions.index.expansionSearch };
+  const d = defaultBundleOptions.index;
+  const index = d && (isIvfConfig(d) ? { ...d, nprobe: nprobe ?? d.nprobe } : { ...d, expansionSearch: expansionSearch ?? d.expansionSearch });
   return bundleFromDraft(createBundle(backend, a, { ...defaultBundleOptions, index, source, log }));
 }
 
@@ -54,6 +56,8 @@ export class ModelHolder {
     private readonly onReload: (ok: boolean) => void = () => {},
     /** Overrides the index's stored HNSW search breadth (ef). */
     private readonly expansionSearch?: number,
+    /** Overrides the IVF index's stored lists scanned per query. */
+    private readonly nprobe?: number,
   ) {}
 
   /** The model to answer with; read it once per request. */
@@ -93,7 +97,7 @@ export class ModelHolder {
     const t0 = performance.now();
     const previous = this.cur?.id ?? null;
     try {
-      const bundle = await loadSource(this.source, this.backend, this.log, this.expansionSearch);
+      const bundle = await loadSource(this.source, this.backend, this.log, this.expansionSearch, this.nprobe);
       const next = new Recommender(bundle, this.backend, bundle.index ? this.search : 'exact');
       this.cur = next; // the swap: one assignment
       this.loadedAt = Date.now();

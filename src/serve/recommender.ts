@@ -10,6 +10,7 @@ import { SeqHistoryQuery } from '../bundle/seq.ts';
 import type { Bundle } from '../bundle/read.ts';
 import type { Hits } from '../index/ann-index.ts';
 import { ExactSearcher } from '../index/exact.ts';
+import { indexKind } from '../index/vector-index.ts';
 import { badRequest, notFound } from './errors.ts';
 import type { EmbedBody, FilterBody, RecommendBody, SimilarBody } from './schemas.ts';
 
@@ -27,7 +28,7 @@ export interface RecommendResult {
   query: 'user' | 'features' | 'history' | 'item';
   reason?: string;
   /** How the candidates were found: the HNSW index, exact search, or the popularity list. */
-  search: 'hnsw' | 'exact' | 'popularity';
+  search: 'hnsw' | 'ivf' | 'exact' | 'popularity';
   k: number;
   items: ScoredItem[];
   excludedSeen?: number;
@@ -260,7 +261,7 @@ export class Recommender {
     return lists;
   }
 
-  private retrieve(q: Float32Array, k: number, f: CompiledFilter, mode: SearchMode): { hits: Hits; search: 'hnsw' | 'exact' } {
+  private retrieve(q: Float32Array, k: number, f: CompiledFilter, mode: SearchMode): { hits: Hits; search: 'hnsw' | 'ivf' | 'exact' } {
     const n = this.bundle.manifest.model.items;
     const { banned, allowed } = f;
     if (allowed && allowed.length <= this.exactAmongMax) {
@@ -286,7 +287,7 @@ export class Recommender {
           ids.push(j);
           scores.push(h.scores[i]);
         }
-        if (ids.length >= k || fetch >= n) return { hits: { ids: Int32Array.from(ids), scores: Float32Array.from(scores) }, search: 'hnsw' };
+        if (ids.length >= k || fetch >= n) return { hits: { ids: Int32Array.from(ids), scores: Float32Array.from(scores) }, search: indexKind(index.config) };
         if (fetch >= ANN_FETCH_MAX) break;
         fetch = Math.min(n, fetch * 4);
       }

@@ -23,6 +23,8 @@ export interface RunOptions extends ServerOptions {
   watch: boolean;
   /** HNSW search breadth (ef) overriding the bundle's; undefined keeps the bundle's. */
   expansionSearch?: number;
+  /** IVF lists scanned per query overriding the bundle's; undefined keeps the bundle's. */
+  nprobe?: number;
   log: (msg: string) => void;
 }
 
@@ -39,7 +41,7 @@ export async function startServer(o: Partial<RunOptions> & { source: string }): 
   const opts: RunOptions = { ...defaultServerOptions, host: '127.0.0.1', port: 8080, search: 'ann', watch: false, log: () => {}, ...o };
   const backend = await getBackend();
   const metrics = new ServerMetrics();
-  const holder = new ModelHolder(opts.source, backend, opts.search, opts.log, (ok) => metrics.reloads.inc({ result: ok ? 'ok' : 'error' }), opts.expansionSearch);
+  const holder = new ModelHolder(opts.source, backend, opts.search, opts.log, (ok) => metrics.reloads.inc({ result: ok ? 'ok' : 'error' }), opts.expansionSearch, opts.nprobe);
   await holder.reload();
   const app = buildServer(holder, metrics, opts);
   try {

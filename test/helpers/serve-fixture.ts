@@ -71,7 +71,7 @@ export const tmp = (prefix: string) => {
 
 export async function makeBundle(dir: string, seed = 1): Promise<BundleDraft> {
   const backend = await getBackend();
-  const draft = createBundle(backend, makeArtifacts(seed), { index: { metric: 'ip', connectivity: 16, expansionAdd: 64, expansionSearch: 64 }, recallQueries: 100, source: `fixture:${seed}` });
+  const draft = createBundle(backend, makeArtifacts(seed), { index: { metric: 'ip', connectivity: 16, expansionAdd: 64, expansionSearch: 64 }, indexThreads: 1, recallQueries: 100, source: `fixture:${seed}` });
   writeBundle(dir, draft);
   return draft;
 }
