@@ -53,6 +53,7 @@ const CONFIGS: Array<{ key: string; recipe: Recipe; on: string[] }> = [
   { key: 'rwr-item-p0.2', recipe: withSampler(rwr, { similarity: 'item' }), on: [] },
   // A quarter of the graph work: half the candidates and neighbours, rebuilt at epoch starts only.
   { key: 'rwr-cheap', recipe: withSampler(rwr, { candidates: 64, neighbours: 8, refreshEvery: 0 }), on: ['ml-100k', 'beauty'] },
+  { key: 'rwr-cheap-every4', recipe: withSampler(rwr, { candidates: 64, neighbours: 8, refreshEvery: 0, rebuildEpochs: 4 }), on: ['ml-100k', 'beauty'] },
   // Without the hubness correction of the proximity graph (proximity-graph.ts).
   { key: 'rwr-no-hub-correction', recipe: withSampler(rwr, { hubCorrection: false }), on: ['ml-100k'] },
   // Milder: shuffled warm-up (official random_epochs), item similarity, walks of at most 32 rows per batch.

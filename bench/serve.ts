@@ -7,7 +7,7 @@
  * bench/results/serve.json and prints a table.
  *
  *   npm run bench:serve [-- --items 1000000 --users 20000 --dim 64 --duration 10 --connections 1,16,100
- *                          --index hnsw,ivf --ef 64,256 --lists 2000 --nprobe 2,4]
+ *                          --index hnsw,ivf --ef 64,256 --lists 2000 --nprobe 2,4 --out serve.json]
  *
  * Index rows are measured once per search breadth (HNSW ef, `serve --expansion-search`; IVF lists scanned,
  * `serve --nprobe`): recall against latency.
@@ -46,6 +46,8 @@ const EFS = arg('ef', '64,256').split(',').map(Number);
 const KINDS = arg('index', 'hnsw,ivf').split(',');
 const LISTS = Number(arg('lists', '2000'));
 const NPROBES = arg('nprobe', '2,4').split(',').map(Number);
+/** Results file under bench/results/. */
+const OUT = arg('out', 'serve.json');
 const CLUSTERS = Math.max(10, Math.round(ITEMS / 1000));
 const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'towerlab.mjs');
@@ -320,7 +322,7 @@ async function main(): Promise<void> {
     rows,
   };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench', 'results', 'serve.json'), JSON.stringify(result, null, 1) + '\n');
+  writeFileSync(join(ROOT, 'bench', 'results', OUT), JSON.stringify(result, null, 1) + '\n');
   const line = (c: string[]) => c.map((x, i) => (i < 3 ? x.padEnd(7) : x.padStart(10))).join(' ');
   console.log(`\nPOST /recommend, ${ITEMS} items × ${DIM} dims, k = 10, loopback, ${DURATION} s per row (${cpus().length} cores shared by server, load generator and anything else running; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')})`);
   console.log(line(['search', 'breadth', 'clients', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'cpu µs/req', 'load']));
@@ -331,7 +333,7 @@ async function main(): Promise<void> {
   console.log(`recall@10 through the API (200 users): ${Object.entries(recall).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
   for (const sv of servers) console.log(`server (${sv.index} ${sv.ef !== null ? `ef ${sv.ef}` : `nprobe ${sv.nprobe}`}): up in ${sv.startSeconds.toFixed(1)} s, ${sv.afterLoad.rssMiB.toFixed(0)} MiB RSS after load, ${sv.afterRuns.rssMiB.toFixed(0)} MiB after the runs, peak ${sv.afterRuns.peakMiB.toFixed(0)} MiB; exit code ${sv.exitCode}`);
   console.log(`bundle: ${result.bundleMiB.toFixed(0)} MiB on disk`);
-  console.log('written to bench/results/serve.json');
+  console.log(`written to bench/results/${OUT}`);
 }
 
 await main();

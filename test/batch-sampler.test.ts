@@ -251,6 +251,11 @@ test('rwr batches on planted clusters are far more homogeneous than shuffled one
   assert.ok(Math.abs(wsH - shuffled) < 0.05, `shuffled warm-up ${wsH.toFixed(3)}`);
   warmShuffle.beginEpoch(3, new Rng(3));
   assert.equal(warmShuffle.stats().graphBuilds, 1, 'the model graph is built once the warm-up ends');
+  // rebuildEpochs: the model graph is rebuilt at every third epoch start only, and still composes rwr batches between.
+  const sparse = buildBatchComposer(rwrSpec({ rebuildEpochs: 3 }), ctx);
+  const sparseH = homogeneity(sparse, 6, steps, d.items, d.itemCluster, C, 1);
+  assert.equal(sparse.stats().graphBuilds, 2, 'epochs 1 and 4 rebuild; refreshEvery is off between');
+  assert.ok(sparseH > 2.5 * shuffled, `rebuildEpochs 3: ${sparseH.toFixed(3)}`);
   // Restart decays per epoch down to the floor.
   const decaying = new RwrComposer({ ...(rwrSpec({ restart: 0.3, restartDecay: 0.1 }) as any) }, ctx);
   decaying.beginEpoch(1, new Rng(1));

@@ -60,12 +60,23 @@ export function addTrainOptions(cmd: Command): void {
     .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'native', 'js']).default('auto'));
 }
 
-function parseNum(flag: string) {
+/** A commander argument parser: a finite number, or a one-line error naming the flag. */
+export function parseNum(flag: string) {
   return (v: string): number => {
     const x = Number(v);
     if (v.trim() === '' || !Number.isFinite(x)) throw new UserError(`${flag}: '${v}' is not a number`);
     return x;
   };
+}
+
+export function requireInt(flag: string, x: number, min: number): number {
+  if (!Number.isInteger(x) || x < min) throw new UserError(`${flag}: must be an integer >= ${min}, got ${x}`);
+  return x;
+}
+
+export function requirePositive(flag: string, x: number): number {
+  if (!(x > 0)) throw new UserError(`${flag}: must be > 0, got ${x}`);
+  return x;
 }
 
 export function parseList(flag: string, v: string | undefined): number[] {

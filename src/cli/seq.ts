@@ -14,7 +14,7 @@ import { fullSequences, saveSeqModel } from '../seq/saved-model.ts';
 import type { ObjectiveSpec, ScoreKind } from '../seq/objectives.ts';
 import { defaultProgressMode } from '../train/progress.ts';
 import { UserError } from '../util/errors.ts';
-import { addDataOptions, dataSpecFrom, parseList } from './options.ts';
+import { addDataOptions, dataSpecFrom, parseList, parseNum, requireInt } from './options.ts';
 import { printJsonLast } from './output.ts';
 
 export function registerSeqCommand(program: Command): void {
@@ -25,54 +25,43 @@ export function registerSeqCommand(program: Command): void {
   addDataOptions(cmd);
   cmd
     .addOption(new Option('--tower <kind>', 'sequence tower').choices(['sasrec', 'meanpool']).default(d.tower))
-    .option('--dim <n>', 'embedding size', num('--dim'), d.dim)
-    .option('--max-len <n>', 'history length seen by the model (the most recent items)', num('--max-len'), d.maxLen)
-    .option('--blocks <n>', 'self-attention blocks', num('--blocks'), d.blocks)
-    .option('--heads <n>', 'attention heads', num('--heads'), d.heads)
-    .option('--dropout <x>', 'dropout rate (embeddings, attention, feed-forward)', num('--dropout'), d.dropout)
-    .option('--lr <x>', 'Adam learning rate (lazy Adam on the item table)', num('--lr'), d.lr)
+    .option('--dim <n>', 'embedding size', parseNum('--dim'), d.dim)
+    .option('--max-len <n>', 'history length seen by the model (the most recent items)', parseNum('--max-len'), d.maxLen)
+    .option('--blocks <n>', 'self-attention blocks', parseNum('--blocks'), d.blocks)
+    .option('--heads <n>', 'attention heads', parseNum('--heads'), d.heads)
+    .option('--dropout <x>', 'dropout rate (embeddings, attention, feed-forward)', parseNum('--dropout'), d.dropout)
+    .option('--lr <x>', 'Adam learning rate (lazy Adam on the item table)', parseNum('--lr'), d.lr)
     .addOption(new Option('--loss <kind>', "bce: SASRec's one uniform negative per position; bpr: per-position negatives of the recipe's uniform/neighbourhood sources (GNNO); softmax: the recipe's sampled softmax").choices(['bce', 'bpr', 'softmax']).default('softmax'))
     .option('--recipe <file>', 'negatives recipe (JSON) for bpr/softmax; default softmax: in-batch, τ = 1')
     .addOption(new Option('--score <kind>', 'softmax score: dot product, or cosine / temperature').choices(['dot', 'cosine']).default('dot'))
-    .option('--epochs <n>', 'training epochs', num('--epochs'), 20)
-    .option('--batch-size <n>', 'sequences per batch', num('--batch-size'), 128)
-    .option('--eval-every <n>', 'validate every n epochs (0 = never)', num('--eval-every'), 1)
-    .option('--patience <n>', 'stop after n validations without improvement (0 = never)', num('--patience'), 5)
+    .option('--epochs <n>', 'training epochs', parseNum('--epochs'), 20)
+    .option('--batch-size <n>', 'sequences per batch', parseNum('--batch-size'), 128)
+    .option('--eval-every <n>', 'validate every n epochs (0 = never)', parseNum('--eval-every'), 1)
+    .option('--patience <n>', 'stop after n validations without improvement (0 = never)', parseNum('--patience'), 5)
     .option('--val-metric <name>', 'validation metric deciding the best epoch', 'ndcg@10')
-    .option('--val-users <n>', 'validate on at most n users', num('--val-users'), 5000)
+    .option('--val-users <n>', 'validate on at most n users', parseNum('--val-users'), 5000)
     .option('--ks <list>', 'cut-offs of the test metrics', '5,10,20')
     .option('--exclude-history', "remove each user's history items from the ranking (default: exclude nothing)")
     .option('--sampled <list>', "also report GNNO's sampled protocol: the target ranked against N uniform non-interacted items, for each N (e.g. 1000,99)")
     .option('--out <dir>', "save the trained model (best validation epoch) here, for 'towerlab eval / recommend / export / serve'")
-    .option('--seed <n>', 'seed of initialisation, batch order and sampling', num('--seed'), d.seed)
+    .option('--seed <n>', 'seed of initialisation, batch order and sampling', parseNum('--seed'), d.seed)
     .option('--no-progress', 'no progress output')
     .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'native', 'js']).default('auto'))
     .option('--json', 'print the result as one JSON object on the last line of stdout')
     .action((o) => seqCommand(o));
 }
 
-function num(flag: string) {
-  return (v: string): number => {
-    const x = Number(v);
-    if (v.trim() === '' || !Number.isFinite(x)) throw new UserError(`${flag}: '${v}' is not a number`);
-    return x;
-  };
-}
 
-function int(flag: string, x: number, min: number): number {
-  if (!Number.isInteger(x) || x < min) throw new UserError(`${flag}: must be an integer >= ${min}, got ${x}`);
-  return x;
-}
 
 export function seqModelFrom(o: any): SeqModelOptions {
   if (!(o.dropout >= 0 && o.dropout < 1)) throw new UserError(`--dropout: must be in [0, 1), got ${o.dropout}`);
   if (!(o.lr > 0)) throw new UserError(`--lr: must be > 0, got ${o.lr}`);
   return {
     tower: o.tower,
-    dim: int('--dim', o.dim, 1),
-    maxLen: int('--max-len', o.maxLen, 1),
-    blocks: int('--blocks', o.blocks, 1),
-    heads: int('--heads', o.heads, 1),
+    dim: requireInt('--dim', o.dim, 1),
+    maxLen: requireInt('--max-len', o.maxLen, 1),
+    blocks: requireInt('--blocks', o.blocks, 1),
+    heads: requireInt('--heads', o.heads, 1),
     dropout: o.dropout,
     lr: o.lr,
     beta2: 0.98,
@@ -105,13 +94,13 @@ async function seqCommand(o: any): Promise<void> {
     model,
     objective,
     train: {
-      epochs: int('--epochs', o.epochs, 1),
-      batchSize: int('--batch-size', o.batchSize, 1),
+      epochs: requireInt('--epochs', o.epochs, 1),
+      batchSize: requireInt('--batch-size', o.batchSize, 1),
       seed: o.seed,
-      evalEvery: int('--eval-every', o.evalEvery, 0),
-      patience: int('--patience', o.patience, 0),
+      evalEvery: requireInt('--eval-every', o.evalEvery, 0),
+      patience: requireInt('--patience', o.patience, 0),
       valMetric: o.valMetric,
-      valUsers: int('--val-users', o.valUsers, 1),
+      valUsers: requireInt('--val-users', o.valUsers, 1),
       progress: o.progress === false ? 'none' : defaultProgressMode(),
     },
     ks,

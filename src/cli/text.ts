@@ -10,26 +10,11 @@ import type { TextMetrics } from '../text/metrics.ts';
 import { defaultTokenizerOptions } from '../text/tokenize.ts';
 import { defaultTextTrain, type PretrainKind } from '../text/train.ts';
 import { UserError } from '../util/errors.ts';
-import { parseList } from './options.ts';
+import { parseList, parseNum, requireInt, requirePositive } from './options.ts';
 import { printJsonLast } from './output.ts';
 
-function num(flag: string) {
-  return (v: string): number => {
-    const x = Number(v);
-    if (v.trim() === '' || !Number.isFinite(x)) throw new UserError(`${flag}: '${v}' is not a number`);
-    return x;
-  };
-}
 
-function int(flag: string, x: number, min: number): number {
-  if (!Number.isInteger(x) || x < min) throw new UserError(`${flag}: must be an integer >= ${min}, got ${x}`);
-  return x;
-}
 
-function positive(flag: string, x: number): number {
-  if (!(x > 0)) throw new UserError(`${flag}: must be > 0, got ${x}`);
-  return x;
-}
 
 export function registerTextCommand(program: Command): void {
   const d = defaultDualEncoder;
@@ -40,31 +25,31 @@ export function registerTextCommand(program: Command): void {
     .requiredOption('--beir <dir>', 'BEIR folder: corpus.jsonl[.gz], queries.jsonl, qrels/train.tsv, qrels/test.tsv')
     .addOption(new Option('--tower <kind>', 'dual-encoder tower').choices(['boe', 'transformer']).default(d.tower))
     .option('--separate-towers', 'separate query and document towers (default: one shared tower)')
-    .option('--dim <n>', 'embedding size', num('--dim'), d.dim)
-    .option('--proj <n>', 'bag of embeddings: dense layer after pooling (output size; 0 = none)', num('--proj'), d.proj)
+    .option('--dim <n>', 'embedding size', parseNum('--dim'), d.dim)
+    .option('--proj <n>', 'bag of embeddings: dense layer after pooling (output size; 0 = none)', parseNum('--proj'), d.proj)
     .addOption(new Option('--pooling <kind>', 'bag of embeddings: sum / n or sum / √n').choices(['mean', 'sqrt']).default(d.pooling))
-    .option('--blocks <n>', 'transformer blocks', num('--blocks'), d.blocks)
-    .option('--heads <n>', 'transformer attention heads', num('--heads'), d.heads)
-    .option('--window <n>', 'document chunk window (words); a document scores the max over its chunks', num('--window'), d.window)
-    .option('--stride <n>', 'chunk stride (words)', num('--stride'), d.stride)
-    .option('--buckets <n>', 'hash buckets of the n-gram vocabulary', num('--buckets'), defaultTokenizerOptions.buckets)
+    .option('--blocks <n>', 'transformer blocks', parseNum('--blocks'), d.blocks)
+    .option('--heads <n>', 'transformer attention heads', parseNum('--heads'), d.heads)
+    .option('--window <n>', 'document chunk window (words); a document scores the max over its chunks', parseNum('--window'), d.window)
+    .option('--stride <n>', 'chunk stride (words)', parseNum('--stride'), d.stride)
+    .option('--buckets <n>', 'hash buckets of the n-gram vocabulary', parseNum('--buckets'), defaultTokenizerOptions.buckets)
     .option('--no-bigrams', 'no word bigrams in the bag of features')
     .option('--char-ngrams <list>', 'character n-gram lengths added to the bag, e.g. 3,4', '')
     .option('--no-stopwords', 'keep English stop words')
     .option('--no-stem', 'no plural stripping (S-stemmer)')
-    .option('--epochs <n>', 'supervised epochs over the train qrels pairs', num('--epochs'), t.epochs)
+    .option('--epochs <n>', 'supervised epochs over the train qrels pairs', parseNum('--epochs'), t.epochs)
     .addOption(new Option('--pretrain <kind>', 'self-supervised pre-training on the corpus: inverse cloze task, title → abstract, or none').choices(['ict', 'title', 'none']).default(t.pretrain))
-    .option('--pretrain-epochs <n>', 'pre-training epochs (one pair per document each)', num('--pretrain-epochs'), t.pretrainEpochs)
-    .option('--hard-negatives <n>', 'BM25-mined hard negatives per query per step (0 = in-batch only)', num('--hard-negatives'), t.hardNegatives)
-    .option('--hard-pool <n>', 'BM25 top non-positives each query draws its hard negatives from', num('--hard-pool'), t.hardPool)
-    .option('--batch-size <n>', 'pairs per step', num('--batch-size'), t.batchSize)
-    .option('--temperature <x>', 'softmax temperature', num('--temperature'), t.temperature)
-    .option('--lr-sparse <x>', 'lazy Adam learning rate of the hashed embedding rows', num('--lr-sparse'), defaultTowerOptim.lrSparse)
-    .option('--lr-dense <x>', 'Adam learning rate of dense weights', num('--lr-dense'), defaultTowerOptim.lrDense)
-    .option('--k1 <x>', 'BM25 k1', num('--k1'), defaultBm25Options.k1)
-    .option('--b <x>', 'BM25 b', num('--b'), defaultBm25Options.b)
-    .option('--rrf-k <n>', 'reciprocal-rank fusion constant', num('--rrf-k'), 60)
-    .option('--seed <n>', 'seed of initialisation and batch order', num('--seed'), d.seed)
+    .option('--pretrain-epochs <n>', 'pre-training epochs (one pair per document each)', parseNum('--pretrain-epochs'), t.pretrainEpochs)
+    .option('--hard-negatives <n>', 'BM25-mined hard negatives per query per step (0 = in-batch only)', parseNum('--hard-negatives'), t.hardNegatives)
+    .option('--hard-pool <n>', 'BM25 top non-positives each query draws its hard negatives from', parseNum('--hard-pool'), t.hardPool)
+    .option('--batch-size <n>', 'pairs per step', parseNum('--batch-size'), t.batchSize)
+    .option('--temperature <x>', 'softmax temperature', parseNum('--temperature'), t.temperature)
+    .option('--lr-sparse <x>', 'lazy Adam learning rate of the hashed embedding rows', parseNum('--lr-sparse'), defaultTowerOptim.lrSparse)
+    .option('--lr-dense <x>', 'Adam learning rate of dense weights', parseNum('--lr-dense'), defaultTowerOptim.lrDense)
+    .option('--k1 <x>', 'BM25 k1', parseNum('--k1'), defaultBm25Options.k1)
+    .option('--b <x>', 'BM25 b', parseNum('--b'), defaultBm25Options.b)
+    .option('--rrf-k <n>', 'reciprocal-rank fusion constant', parseNum('--rrf-k'), 60)
+    .option('--seed <n>', 'seed of initialisation and batch order', parseNum('--seed'), d.seed)
     .option('--out <dir>', 'save the trained dual encoder here (atomic)')
     .option('--no-progress', 'no per-epoch log on stderr')
     .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'native', 'js']).default('auto'))
@@ -74,11 +59,11 @@ export function registerTextCommand(program: Command): void {
 
 async function textCommand(o: any): Promise<void> {
   const charNgrams = o.charNgrams ? parseList('--char-ngrams', o.charNgrams) : [];
-  const window = int('--window', o.window, 1);
-  const stride = int('--stride', o.stride, 1);
+  const window = requireInt('--window', o.window, 1);
+  const stride = requireInt('--stride', o.stride, 1);
   if (stride > window) throw new UserError(`--stride: must be <= --window (${window}), got ${stride}`);
-  const heads = int('--heads', o.heads, 1);
-  const dim = int('--dim', o.dim, 1);
+  const heads = requireInt('--heads', o.heads, 1);
+  const dim = requireInt('--dim', o.dim, 1);
   if (o.tower === 'transformer' && dim % heads !== 0) throw new UserError(`--dim: ${dim} is not a multiple of --heads ${heads}`);
   const r = await runTextExperiment({
     beir: o.beir,
@@ -86,29 +71,29 @@ async function textCommand(o: any): Promise<void> {
       tower: o.tower,
       shared: !o.separateTowers,
       dim,
-      proj: int('--proj', o.proj, 0),
+      proj: requireInt('--proj', o.proj, 0),
       pooling: o.pooling,
       heads,
-      blocks: int('--blocks', o.blocks, 1),
+      blocks: requireInt('--blocks', o.blocks, 1),
       window,
       stride,
       queryMaxLen: defaultDualEncoder.queryMaxLen,
-      tokenizer: { buckets: int('--buckets', o.buckets, 1), bigrams: o.bigrams !== false, charNgrams, stopwords: o.stopwords !== false, stem: o.stem !== false },
+      tokenizer: { buckets: requireInt('--buckets', o.buckets, 1), bigrams: o.bigrams !== false, charNgrams, stopwords: o.stopwords !== false, stem: o.stem !== false },
       seed: o.seed,
     },
-    optim: { lrSparse: positive('--lr-sparse', o.lrSparse), lrDense: positive('--lr-dense', o.lrDense) },
+    optim: { lrSparse: requirePositive('--lr-sparse', o.lrSparse), lrDense: requirePositive('--lr-dense', o.lrDense) },
     train: {
-      epochs: int('--epochs', o.epochs, 0),
-      batchSize: int('--batch-size', o.batchSize, 2),
-      temperature: positive('--temperature', o.temperature),
+      epochs: requireInt('--epochs', o.epochs, 0),
+      batchSize: requireInt('--batch-size', o.batchSize, 2),
+      temperature: requirePositive('--temperature', o.temperature),
       pretrain: o.pretrain as PretrainKind,
-      pretrainEpochs: int('--pretrain-epochs', o.pretrainEpochs, 0),
-      hardNegatives: int('--hard-negatives', o.hardNegatives, 0),
-      hardPool: int('--hard-pool', o.hardPool, 1),
+      pretrainEpochs: requireInt('--pretrain-epochs', o.pretrainEpochs, 0),
+      hardNegatives: requireInt('--hard-negatives', o.hardNegatives, 0),
+      hardPool: requireInt('--hard-pool', o.hardPool, 1),
       seed: o.seed,
     },
     bm25: { k1: o.k1, b: o.b },
-    rrfK: positive('--rrf-k', o.rrfK),
+    rrfK: requirePositive('--rrf-k', o.rrfK),
     weights: [1, 1],
     backend: o.backend,
     out: o.out,

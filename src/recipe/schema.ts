@@ -140,6 +140,11 @@ export const batchSamplerSchema = z.discriminatedUnion('type', [
       restartMin: z.number().min(0).max(1).default(0.05),
       /** Rebuild the graph from the model every this many steps (0 = at epoch starts only). */
       refreshEvery: z.number().int().nonnegative().default(200),
+      /**
+       * Rebuild the model graph only at the start of every this-many-th post-warm-up epoch (and not within it when
+       * > 1): the lever that makes the graph a small fraction of training when the towers are cheap.
+       */
+      rebuildEpochs: z.number().int().positive().default(1),
       /** Epochs composed before the model's embeddings are used... */
       warmupEpochs: z.number().int().nonnegative().default(1),
       /** ...by walks on the item co-occurrence graph, or shuffled (the official code's random_epochs). */

@@ -36,6 +36,8 @@ export interface RwrOptions {
   restartMin: number;
   /** Rebuild the model graph every this many steps (0 = only at epoch starts). */
   refreshEvery: number;
+  /** Rebuild at the start of every this-many-th post-warm-up epoch only (1 = every epoch; > 1 also skips refreshEvery). */
+  rebuildEpochs: number;
   /** Epochs composed before the model's embeddings are used... */
   warmupEpochs: number;
   /** ...on the item co-occurrence graph, or shuffled (the official code's random_epochs). */
@@ -61,6 +63,7 @@ export class RwrComposer implements BatchComposer {
   private rng = new Rng(0);
   private graph: ProximityGraph | null = null;
   private warmGraph: ProximityGraph | null = null;
+  private modelGraph: ProximityGraph | null = null;
   private readonly counters = { graphBuilds: 0, graphSeconds: 0, walkRows: 0, startRows: 0, restart: 0 };
 
   constructor(
@@ -87,15 +90,21 @@ export class RwrComposer implements BatchComposer {
     const { restart, restartDecay, restartMin } = this.o;
     this.p = Math.max(Math.min(restart, restartMin), restart - restartDecay * (epoch - 1));
     this.counters.restart = this.p;
-    if (epoch > this.o.warmupEpochs) this.graph = this.build('model', 0);
+    if (epoch > this.o.warmupEpochs) {
+      // A resumed run that starts between two rebuilds rebuilds at once (from the restored model), so it matches an
+      // uninterrupted run exactly only when rebuildEpochs = 1.
+      const due = (epoch - this.o.warmupEpochs - 1) % this.o.rebuildEpochs === 0;
+      if (due || !this.modelGraph) this.graph = this.modelGraph = this.build('model', 0);
+      else this.graph = this.modelGraph;
+    }
     else if (this.o.warmup === 'cooccurrence') this.graph = this.warmGraph ??= this.build('cooccurrence', 0);
     else this.graph = null; // shuffled warm-up epochs, as the official code's random_epochs
 
   }
 
   batch(step: number): Int32Array {
-    if (this.epoch > this.o.warmupEpochs && this.o.refreshEvery > 0 && step > 0 && step % this.o.refreshEvery === 0) {
-      this.graph = this.build('model', step);
+    if (this.epoch > this.o.warmupEpochs && this.o.rebuildEpochs === 1 && this.o.refreshEvery > 0 && step > 0 && step % this.o.refreshEvery === 0) {
+      this.graph = this.modelGraph = this.build('model', step);
     }
     if (!this.graph) return this.perm.subarray(step * this.out.length, (step + 1) * this.out.length);
     const { out, used, rng, p } = this;
