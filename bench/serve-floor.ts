@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import type { EventEmitter } from 'node:events';
 import autocannon from 'autocannon';
 
 const i = process.argv.indexOf('--duration');
@@ -30,7 +31,7 @@ async function main(): Promise<void> {
   for (const connections of [1, 16, 100]) {
     const loadAverage1m = loadavg()[0];
     const lat: number[] = [];
-    const inst = autocannon({
+    const inst = (autocannon as unknown as (o: autocannon.Options) => Promise<autocannon.Result> & EventEmitter)({
       url: `http://127.0.0.1:${port}/recommend`,
       connections,
       duration: DURATION,

@@ -6,45 +6,16 @@
 #include <utility>
 #include <vector>
 
+#include "min_heap.h"
 #include "ops.h"
 #include "simd.h"
 
 namespace tl {
 namespace {
 
-struct Hit {
-  float v;
-  int32_t i;
-};
-
-// The worst hit at the heap root. Worse = lower score, or equal score and higher id (ties go to low ids,
-// as in topk_rows, so the result does not depend on the order lists are scanned in).
-inline bool worse(const Hit& a, const Hit& b) { return a.v < b.v || (a.v == b.v && a.i > b.i); }
-
-inline void sift_up(Hit* h, int64_t x) {
-  while (x > 0) {
-    const int64_t p = (x - 1) / 2;
-    if (!worse(h[x], h[p])) break;
-    std::swap(h[x], h[p]);
-    x = p;
-  }
-}
-
-inline void sift_down(Hit* h, int64_t n, int64_t x) {
-  for (;;) {
-    const int64_t l = 2 * x + 1, r = l + 1;
-    int64_t w = x;
-    if (l < n && worse(h[l], h[w])) w = l;
-    if (r < n && worse(h[r], h[w])) w = r;
-    if (w == x) return;
-    std::swap(h[x], h[w]);
-    x = w;
-  }
-}
-
 class TopK {
  public:
-  TopK(std::vector<Hit>& buf, int64_t k) : h_(buf), k_(k) {
+  TopK(std::vector<ScoredId>& buf, int64_t k) : h_(buf), k_(k) {
     if (int64_t(h_.size()) < k) h_.resize(size_t(k));
   }
   float threshold() const { return n_ < k_ ? -std::numeric_limits<float>::infinity() : h_[0].v; }
@@ -53,14 +24,14 @@ class TopK {
     if (n_ < k_) {
       h_[size_t(n_)] = {v, i};
       sift_up(h_.data(), n_++);
-    } else if (worse(h_[0], Hit{v, i})) {
+    } else if (worse(h_[0], ScoredId{v, i})) {
       h_[0] = {v, i};
       sift_down(h_.data(), k_, 0);
     }
   }
   // Best first into out; returns the count.
   int64_t drain(int32_t* idx, float* val) {
-    std::sort(h_.begin(), h_.begin() + n_, [](const Hit& a, const Hit& b) { return worse(b, a); });
+    std::sort(h_.begin(), h_.begin() + n_, [](const ScoredId& a, const ScoredId& b) { return worse(b, a); });
     for (int64_t x = 0; x < n_; ++x) {
       idx[x] = h_[size_t(x)].i;
       val[x] = h_[size_t(x)].v;
@@ -69,7 +40,7 @@ class TopK {
   }
 
  private:
-  std::vector<Hit>& h_;
+  std::vector<ScoredId>& h_;
   int64_t k_, n_ = 0;
 };
 
@@ -116,7 +87,7 @@ inline void dot4(const float* q, const float* r, int64_t d, float* out) {
 int64_t ivf_search(const float* q, const float* cent, int64_t lists, const int32_t* off, const float* vec,
                    const int32_t* ids, int64_t n, int64_t d, int64_t nprobe, int64_t k, int32_t* outIdx,
                    float* outVal) {
-  thread_local std::vector<Hit> probeBuf, hitBuf;
+  thread_local std::vector<ScoredId> probeBuf, hitBuf;
   thread_local std::vector<int32_t> order;
   thread_local std::vector<float> orderScore;
   nprobe = std::min(nprobe, lists);

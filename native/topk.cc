@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "min_heap.h"
 #include "ops.h"
 #include "pool.h"
 #include "simd.h"
@@ -12,36 +13,7 @@
 namespace tl {
 namespace {
 
-struct Item {
-  float v;
-  int32_t i;
-};
-
-// Heap order: the worst item at the root. Worse = lower value, or equal value and higher index.
-inline bool worse(const Item& a, const Item& b) { return a.v < b.v || (a.v == b.v && a.i > b.i); }
-
-inline void sift_up(Item* h, int64_t x) {
-  while (x > 0) {
-    const int64_t p = (x - 1) / 2;
-    if (!worse(h[x], h[p])) break;
-    std::swap(h[x], h[p]);
-    x = p;
-  }
-}
-
-inline void sift_down(Item* h, int64_t n, int64_t x) {
-  for (;;) {
-    const int64_t l = 2 * x + 1, r = l + 1;
-    int64_t w = x;
-    if (l < n && worse(h[l], h[w])) w = l;
-    if (r < n && worse(h[r], h[w])) w = r;
-    if (w == x) return;
-    std::swap(h[x], h[w]);
-    x = w;
-  }
-}
-
-void topk_row(const float* s, int64_t cols, int64_t k, Item* h, int32_t* outIdx, float* outVal) {
+void topk_row(const float* s, int64_t cols, int64_t k, ScoredId* h, int32_t* outIdx, float* outVal) {
   const float ninf = -std::numeric_limits<float>::infinity();
   int64_t cnt = 0, j = 0;
   for (; j < cols && cnt < k; ++j) {
@@ -69,7 +41,7 @@ void topk_row(const float* s, int64_t cols, int64_t k, Item* h, int32_t* outIdx,
 #endif
     for (; j < cols; ++j) offer(j);
   }
-  std::sort(h, h + cnt, [](const Item& a, const Item& b) { return worse(b, a); });
+  std::sort(h, h + cnt, [](const ScoredId& a, const ScoredId& b) { return worse(b, a); });
   for (int64_t x = 0; x < k; ++x) {
     outIdx[x] = x < cnt ? h[x].i : -1;
     outVal[x] = x < cnt ? h[x].v : ninf;
@@ -82,7 +54,7 @@ void topk_rows(const float* scores, int64_t rows, int64_t cols, int64_t k, int32
   if (k <= 0) return;
   const int64_t hk = std::min(k, cols);
   parallel_ranges(rows, 1, double(cols) + double(hk) * 8.0, [&](int64_t r0, int64_t r1, int) {
-    thread_local std::vector<Item> heap;
+    thread_local std::vector<ScoredId> heap;
     if (int64_t(heap.size()) < hk) heap.resize(size_t(hk));
     for (int64_t r = r0; r < r1; ++r)
       topk_row(scores + r * cols, cols, k, heap.data(), outIdx + r * k, outVal + r * k);
