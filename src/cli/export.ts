@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { getBackend } from '../compute/index.ts';
 import { createBundle, writeBundle } from '../bundle/write.ts';
-import { openModel } from './model-dir.ts';
+import { openModel } from '../model/open.ts';
 import { addIndexOptions, indexConfigFrom } from './index-cmd.ts';
 import { printJsonLast } from './output.ts';
 

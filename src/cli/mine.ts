@@ -13,7 +13,7 @@ import { mineGroups } from '../mine/mine.ts';
 import { ModelRetriever } from '../mine/model-retriever.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
-import { openModel } from './model-dir.ts';
+import { openModel } from '../model/open.ts';
 import { addDataOptions, addSplitOptions, dataSpecFrom, splitSpecFrom } from './options.ts';
 import { printJsonLast } from './output.ts';
 

@@ -8,6 +8,24 @@ export interface FrequencyEstimator {
   logExpectedCount(items: Int32Array, batchSize: number, out: Float32Array): void;
   /** Records the items of the batch just trained on (step is 1-based). */
   observe(items: Int32Array, step: number): void;
+  /** Learned state for checkpoints (estimators with none omit these). */
+  snapshot?(): FrequencyState;
+  restore?(state: FrequencyState): void;
+}
+
+/** A streaming estimator's arrays, base64 of their float64 bytes, as stored in a checkpoint's meta. */
+export interface FrequencyState {
+  kind: 'streaming';
+  slots: number;
+  A: string;
+  B: string;
+}
+
+const toBase64 = (a: Float64Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+function fromBase64(s: string, into: Float64Array): void {
+  const b = Buffer.from(s, 'base64');
+  if (b.byteLength !== into.byteLength) throw new RangeError(`frequency state holds ${b.byteLength} bytes, expected ${into.byteLength}`);
+  new Uint8Array(into.buffer, into.byteOffset, into.byteLength).set(b);
 }
 
 /** Fixed probabilities from training-set item counts (with add-one smoothing so no item has q = 0). */
@@ -69,6 +87,17 @@ export class StreamingFrequency implements FrequencyEstimator {
   logExpectedCount(items: Int32Array, batchSize: number, out: Float32Array): void {
     this.init(batchSize);
     for (let r = 0; r < items.length; r++) out[r] = -Math.log(this.B[this.slot(items[r])]);
+  }
+
+  snapshot(): FrequencyState {
+    return { kind: 'streaming', slots: this.H, A: toBase64(this.A), B: toBase64(this.B) };
+  }
+
+  restore(state: FrequencyState): void {
+    if (state.kind !== 'streaming' || state.slots !== this.H) throw new RangeError(`frequency state has ${state.slots} slots, the recipe gives ${this.H}`);
+    fromBase64(state.A, this.A);
+    fromBase64(state.B, this.B);
+    this.initialised = true;
   }
 
   observe(items: Int32Array, step: number): void {

@@ -14,6 +14,7 @@ import { loadModel, saveModel, type ModelArtifacts } from '../model/saved-model.
 import type { TwoTowerModel } from '../model/two-tower.ts';
 import type { Recipe } from '../recipe/schema.ts';
 import { buildSources } from '../sampling/build.ts';
+import type { FrequencyState } from '../sampling/frequency.ts';
 import { buildBatchComposer } from '../sampling/batch-order/build.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
@@ -124,6 +125,15 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
     }
     model.setSteps(ck.model.steps());
     st = ck.meta.trainer as TrainerState;
+    // The streaming logQ estimate is learned state too: without it a resumed run would re-estimate from the prior.
+    const fs = ck.meta.frequency as FrequencyState | undefined;
+    if (fs && sources.freq.restore) {
+      try {
+        sources.freq.restore(fs);
+      } catch (e) {
+        throw new UserError(`--resume: ${(e as Error).message}`);
+      }
+    }
     stepper.step = st.step;
   }
   let best = st.best !== null ? snapshot(model) : null;
@@ -213,7 +223,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
       if (cfg.patience > 0 && st.badEvals >= cfg.patience) stoppedEarly = true;
     }
     if (cfg.checkpointDir) {
-      saveModel(cfg.checkpointDir, { ...inp.artifacts, model, meta: { trainer: st, recipe: inp.recipe } }, true);
+      saveModel(cfg.checkpointDir, { ...inp.artifacts, model, meta: { trainer: st, recipe: inp.recipe, frequency: sources.freq.snapshot?.() } }, true);
     }
   }
   bar.stop();
