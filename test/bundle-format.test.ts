@@ -156,7 +156,7 @@ test('an interrupted write leaves the previous bundle intact (error mid-write, a
 test('towerlab export writes a bundle from a run directory; bad input is a one-line error', () => {
   const root = tmp('export-cli');
   makeModelDir(join(root, 'run', 'model'), 1);
-  const r = spawnSync(process.execPath, [BIN, 'export', '--model', join(root, 'run'), '--out', join(root, 'bundle'), '--json', '--recall-queries', '50'], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [BIN, 'export', '--model', join(root, 'run'), '--out', join(root, 'bundle'), '--json', '--recall-queries', '50', '--index-threads', '1'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
   assert.equal(j.items, ITEMS);

@@ -5,13 +5,16 @@ import { createBundle, writeBundle } from '../bundle/write.ts';
 import { openModel } from '../model/open.ts';
 import { addIndexOptions, indexConfigFrom } from './index-cmd.ts';
 import { printJsonLast } from './output.ts';
+import { UserError } from '../util/errors.ts';
 
 export async function exportCommand(o: any): Promise<void> {
   const a = openModel(o.model);
   const backend = await getBackend();
   const log = (m: string) => process.stderr.write(`${m}\n`);
   const recallQueries = Number(o.recallQueries);
-  const draft = createBundle(backend, a, { index: o.index === false ? null : indexConfigFrom(o, a.itemIds.length), recallQueries, source: o.model, log });
+  const indexThreads = o.indexThreads === undefined ? undefined : Number(o.indexThreads);
+  if (indexThreads !== undefined && !(Number.isInteger(indexThreads) && indexThreads >= 0)) throw new UserError(`--index-threads: must be an integer >= 0, got '${o.indexThreads}'`);
+  const draft = createBundle(backend, a, { index: o.index === false ? null : indexConfigFrom(o, a.itemIds.length), indexThreads, recallQueries, source: o.model, log });
   writeBundle(o.out, draft);
   const mf = draft.manifest;
   const bytes = Object.values(mf.files).reduce((s, f) => s + f.bytes, 0);
@@ -35,7 +38,8 @@ export function registerExportCommand(program: Command): void {
     .description('write a serving bundle: weights (TF.js weights manifest + binary tables), vocabularies, HNSW index, checksums')
     .requiredOption('--model <dir>', 'a model directory written by train')
     .requiredOption('--out <dir>', 'bundle directory (replaced atomically)')
-    .option('--no-index', 'no HNSW index (the server then searches exactly)');
+    .option('--no-index', 'no HNSW index (the server then searches exactly)')
+    .option('--index-threads <n>', 'threads building the HNSW index (0 = all cores; 1 = the same index on every run)');
   addIndexOptions(cmd)
     .option('--json', 'print the result as one JSON object on the last line of stdout')
     .action((opts) => exportCommand(opts));

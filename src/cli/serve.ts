@@ -36,6 +36,9 @@ export async function serveCommand(o: any): Promise<void> {
   });
   const m = s.holder.current!;
   const mf = m.bundle.manifest;
+  // A breadth flag for the other index kind would silently do nothing: say so (a reload may bring the other kind).
+  if (nprobe !== undefined && mf.index?.kind !== 'ivf') log(`warning: --nprobe applies to IVF indexes; this bundle's is ${mf.index ? 'HNSW' : 'absent'}`);
+  if (expansionSearch !== undefined && (!mf.index || mf.index.kind === 'ivf')) log(`warning: --expansion-search applies to HNSW indexes; this bundle's is ${mf.index ? 'IVF' : 'absent'}`);
   log(`model ${m.id}: ${mf.model.users} users, ${mf.model.items} items, dim ${mf.model.dim}, search ${mf.index ? (m.defaultSearch === 'ann' ? `${indexKind(m.bundle.index!.config)} (${breadthText(m.bundle.index!.config)}; recall@10 ${mf.index.recallAt10.toFixed(3)} at ${mf.index.kind === 'ivf' ? `nprobe ${mf.index.nprobe}` : `ef ${mf.index.expansionSearch}`})` : 'exact') : 'exact (bundle has no index)'}`);
   // The URL goes to stdout alone, so scripts and tests can read it.
   process.stdout.write(`listening on ${s.url}${o.demo ? ` (demo page: ${s.url}/)` : ''}\n`);

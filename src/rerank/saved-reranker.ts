@@ -8,6 +8,7 @@
 import type { Backend } from '../compute/backend.ts';
 import { readTensorDir, writeTensorDir, type NamedArray } from '../model/tensor-file.ts';
 import { UserError } from '../util/errors.ts';
+import type { Standardizer } from './feature-groups.ts';
 import { featureDim } from './features.ts';
 import { LceReranker, type LceConfig } from './lce.ts';
 
@@ -25,20 +26,27 @@ export interface RerankerMeta {
   data: Record<string, unknown>;
   split: Record<string, unknown>;
   training: Record<string, unknown>;
+  /** Scalar-feature rerankers (text, rerank/text-features.ts): the feature names, replacing the embedding layout. */
+  features?: string[];
 }
 
-export function saveReranker(dir: string, model: LceReranker, meta: RerankerMeta): void {
+export function saveReranker(dir: string, model: LceReranker, meta: RerankerMeta, standardizer?: Standardizer): void {
   const arrays: Array<[string, NamedArray]> = [];
   model.layers.forEach((l, i) => arrays.push([`layer${i}.w`, l.w], [`layer${i}.b`, l.b]));
+  if (standardizer) arrays.push(['features.mean', standardizer.mean], ['features.std', standardizer.std]);
   writeTensorDir(dir, RERANKER_FORMAT, RERANKER_VERSION, { ...meta }, arrays);
 }
 
-export function loadReranker(dir: string, backend: Backend): { model: LceReranker; meta: RerankerMeta } {
+export function loadReranker(dir: string, backend: Backend): { model: LceReranker; meta: RerankerMeta; standardizer?: Standardizer } {
   const { manifest, arrays } = readTensorDir(dir, RERANKER_FORMAT, RERANKER_VERSION);
   const meta = manifest as unknown as RerankerMeta;
   if (!meta.lce || !Array.isArray(meta.members) || !meta.members.length) throw new UserError(`${dir}/manifest.json: missing 'lce' or 'members'`);
-  const want = featureDim(meta.dim, meta.members.length);
-  if (meta.lce.inDim !== want) throw new UserError(`${dir}/manifest.json: inDim ${meta.lce.inDim} does not match ${meta.members.length} member(s) of dim ${meta.dim} (${want})`);
+  if (meta.features) {
+    if (meta.lce.inDim !== meta.features.length) throw new UserError(`${dir}/manifest.json: inDim ${meta.lce.inDim} does not match its ${meta.features.length} feature names`);
+  } else {
+    const want = featureDim(meta.dim, meta.members.length);
+    if (meta.lce.inDim !== want) throw new UserError(`${dir}/manifest.json: inDim ${meta.lce.inDim} does not match ${meta.members.length} member(s) of dim ${meta.dim} (${want})`);
+  }
   const model = new LceReranker(backend, meta.lce);
   model.layers.forEach((l, i) => {
     for (const [name, dst] of [[`layer${i}.w`, l.w], [`layer${i}.b`, l.b]] as const) {
@@ -47,5 +55,10 @@ export function loadReranker(dir: string, backend: Backend): { model: LceReranke
       dst.set(a as Float32Array);
     }
   });
-  return { model, meta };
+  const mean = arrays.get('features.mean');
+  const std = arrays.get('features.std');
+  if ((mean || std) && !(mean instanceof Float32Array && std instanceof Float32Array && mean.length === meta.lce.inDim && std.length === meta.lce.inDim)) {
+    throw new UserError(`${dir}: tensors 'features.mean'/'features.std' missing or of the wrong size`);
+  }
+  return { model, meta, standardizer: mean && std ? { mean: mean as Float32Array, std: std as Float32Array } : undefined };
 }
