@@ -29,9 +29,7 @@ import { resolve } from 'node:path';
 import { getBackend } from '../src/compute/index.ts';
 import { fuseRankedLists } from '../src/mine/fusion.ts';
 import type { RankedLists } from '../src/mine/types.ts';
-import { fitStandardizer, rerankLists, standardize, trainOnFeatures } from '../src/rerank/feature-groups.ts';
-import { LceReranker } from '../src/rerank/lce.ts';
-import { bm25ScoreMatrix, textCandidateFeatures, TEXT_FEATURES } from '../src/rerank/text-features.ts';
+import { TEXT_FEATURES } from '../src/rerank/text-features.ts';
 import { loadBeir, relevantByQuery } from '../src/text/beir.ts';
 import { Bm25Index, Bm25Retriever, defaultBm25Options } from '../src/text/bm25.ts';
 import { TextCorpus } from '../src/text/corpus.ts';
@@ -40,8 +38,8 @@ import { defaultDualEncoder, defaultTowerOptim } from '../src/text/experiment.ts
 import { evaluateRanking } from '../src/text/metrics.ts';
 import { mineTextPools, type PoolOptions } from '../src/text/mine-rounds.ts';
 import { splitQrelsByQuery } from '../src/text/query-split.ts';
+import { applyTextReranker, defaultTextLce, fitTextReranker, stageFeatures, stageScores, type FirstStage } from '../src/text/rerank-stage.ts';
 import { defaultTextTrain, TextTrainer } from '../src/text/train.ts';
-import { Rng } from '../src/util/rng.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -60,7 +58,7 @@ const DEV_FRACTION = 0.2;
 const POOL = 20;
 const K = 100;
 const FILTER: Partial<PoolOptions> = { rankStart: 3, margin: 0.05, relative: true };
-const LCE = { hidden: [32], temperature: 1, lr: 0.003, epochs: 40, batch: 16, G: 8 };
+const LCE = defaultTextLce;
 const VARIANTS = ['none', 'bm25', 'dense', 'ens', 'ens-filt'] as const;
 type Variant = (typeof VARIANTS)[number];
 const LABEL: Record<Variant, string> = {
@@ -89,7 +87,6 @@ const trainQrels = data.qrels.get('train')!;
 const relTrain = relevantByQuery(trainQrels);
 const qTrain = Int32Array.from(relTrain.keys()).sort();
 const bmTrain = bmRet.retrieve(qTrain, K);
-const bmAll = { fit: bm25ScoreMatrix(bm25, corpus, qFit), dev: bm25ScoreMatrix(bm25, corpus, qDev), test: bm25ScoreMatrix(bm25, corpus, qTest) };
 const bmFit = bmRet.retrieve(qFit, K);
 const bmDev = bmRet.retrieve(qDev, K);
 const bmTest = bmRet.retrieve(qTest, K);
@@ -149,27 +146,19 @@ for (let seed = 1; seed <= seeds; seed++) {
   // Rerankers over the candidates of a round-1 model trained on the FIT queries only.
   const tr = performance.now();
   const rf = train(split.fit, mineTextPools([bmFit], qFit, relFit, { pool: POOL, fusion: 'soft-vote' }).pools);
-  const rfLists = { fit: rf.ret.retrieve(qFit, K), dev: rf.ret.retrieve(qDev, K), test: rf.ret.retrieve(qTest, K) };
-  const denseAll = { fit: rf.ret.scoreAll(qFit), dev: rf.ret.scoreAll(qDev), test: rf.ret.scoreAll(qTest) };
-  const targets = {
-    dense: rfLists,
-    ensemble: { fit: soft(bmFit, rfLists.fit), dev: soft(bmDev, rfLists.dev), test: soft(bmTest, rfLists.test) },
-  };
+  // The first stages and the reranker are src/text/rerank-stage.ts, shared with `towerlab text --rerank`.
+  const ctx = { corpus, bm25, dense: rf.ret, K };
+  const scores = { fit: stageScores(ctx, qFit, bmFit), dev: stageScores(ctx, qDev, bmDev), test: stageScores(ctx, qTest, bmTest) };
+  const targets: Record<string, FirstStage> = { dense: 'dense', ensemble: 'soft-vote' };
   const rerank: Record<string, any> = {};
-  for (const [tname, t] of Object.entries(targets)) {
-    const feats = {
-      fit: textCandidateFeatures(corpus, bm25, qFit, t.fit, denseAll.fit, bmAll.fit),
-      dev: textCandidateFeatures(corpus, bm25, qDev, t.dev, denseAll.dev, bmAll.dev),
-      test: textCandidateFeatures(corpus, bm25, qTest, t.test, denseAll.test, bmAll.test),
-    };
-    const retrieveTest = evaluateRanking(t.test, qTest, relTest);
+  for (const [tname, stage] of Object.entries(targets)) {
+    const feats = { fit: stageFeatures(ctx, scores.fit, stage), dev: stageFeatures(ctx, scores.dev, stage), test: stageFeatures(ctx, scores.test, stage) };
+    const retrieveTest = evaluateRanking(feats.test.lists, qTest, relTest);
     rerank[tname] = { retrieve: retrieveTest };
-    for (const [on, rel, qs] of [['dev', relDev, qDev], ['fit', relFit, qFit]] as const) {
-      const st = fitStandardizer(feats[on]);
-      const model = new LceReranker(b, { inDim: TEXT_FEATURES.length, hidden: LCE.hidden, temperature: LCE.temperature, lr: LCE.lr, seed });
-      const pos = (r: number) => new Set(rel.get(qs[r])!.keys());
-      const losses = trainOnFeatures(model, standardize(feats[on], st), pos, { epochs: LCE.epochs, batch: LCE.batch, G: LCE.G, rng: new Rng(seed * 31 + 5) });
-      const re = rerankLists(model, standardize(feats.test, st));
+    for (const [on, rel] of [['dev', relDev], ['fit', relFit]] as const) {
+      const fitted = fitTextReranker(b, feats[on], rel, LCE, seed);
+      const losses = fitted.losses;
+      const re = applyTextReranker(fitted, feats.test);
       rerank[tname][`rerank-trained-on-${on}`] = { test: evaluateRanking(re, qTest, relTest), firstLoss: losses[0], lastLoss: losses[losses.length - 1] };
       log(`seed ${seed} rerank ${tname} (trained on ${on}): test NDCG@10 ${retrieveTest['ndcg@10'].toFixed(4)} → ${rerank[tname][`rerank-trained-on-${on}`].test['ndcg@10'].toFixed(4)} (loss ${losses[0].toFixed(3)} → ${losses[losses.length - 1].toFixed(3)})`);
     }

@@ -1,7 +1,7 @@
 /**
- * Resuming a run restores all learned state: with the streaming logQ estimator (Yi et al. 2019) the estimate
- * itself, so the resumed run ends bit-identical to an uninterrupted one (without it the estimate would restart
- * from the uniform prior and the weights would differ).
+ * Resuming a run restores all learned state — the streaming logQ estimate (Yi et al. 2019), the memory queue's
+ * contents and the momentum tower — so the resumed run ends bit-identical to an uninterrupted one (without them
+ * the estimate restarts from its prior, the queue from empty, and the weights differ).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -28,29 +28,36 @@ test('streaming frequency state round-trips through snapshot/restore', () => {
   assert.throws(() => new StreamingFrequency(40, 0.1).restore(a.snapshot()), /50 slots/);
 });
 
-test('a resumed run with streaming logQ matches the uninterrupted run exactly', async () => {
-  const data = generateSynthetic({ users: 300, items: 200, clusters: 6, zipf: 1, seed: 4 });
-  const recipe = parseRecipe({ sources: [{ type: 'in-batch' }], corrections: { logQ: { estimator: 'streaming', alpha: 0.05 } } });
-  const dir = mkdtempSync(join(tmpdir(), 'towerlab-resume-'));
-  try {
-    const run = (epochs: number, out: string, resume: boolean) =>
-      runExperiment({
-        data: { path: 'synthetic' },
-        loaded: data,
-        split: { kind: 'random', val: 0.1, test: 0.1, seed: 1 },
-        recipe,
-        model: { ...defaultModelOptions, dim: 16, mlp: [16], seed: 1 },
-        train: { epochs, batchSize: 128, seed: 2, evalEvery: 0, patience: 0, valMetric: 'recall@20', valMaxUsers: 100, resume, progress: 'none', logEvery: 0 },
-        ks: [20],
-        out,
-      });
-    const full = await run(3, join(dir, 'a'), false);
-    await run(2, join(dir, 'b'), false);
-    const resumed = await run(3, join(dir, 'b'), true);
-    const ta = full.model.tensors(false);
-    const tb = resumed.model.tensors(false);
-    for (let i = 0; i < ta.length; i++) assert.deepEqual(tb[i][1], ta[i][1], `tensor ${ta[i][0]} differs after resume`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+const RESUMABLE: Array<[string, object]> = [
+  ['streaming logQ', { sources: [{ type: 'in-batch' }], corrections: { logQ: { estimator: 'streaming', alpha: 0.05 } } }],
+  ['a momentum queue', { sources: [{ type: 'in-batch' }, { type: 'queue', size: 256, momentum: 0.9 }], corrections: { logQ: {} } }],
+];
+
+for (const [what, spec] of RESUMABLE) {
+  test(`a resumed run with ${what} matches the uninterrupted run exactly`, async () => {
+    const data = generateSynthetic({ users: 300, items: 200, clusters: 6, zipf: 1, seed: 4 });
+    const recipe = parseRecipe(spec);
+    const dir = mkdtempSync(join(tmpdir(), 'towerlab-resume-'));
+    try {
+      const run = (epochs: number, out: string, resume: boolean) =>
+        runExperiment({
+          data: { path: 'synthetic' },
+          loaded: data,
+          split: { kind: 'random', val: 0.1, test: 0.1, seed: 1 },
+          recipe,
+          model: { ...defaultModelOptions, dim: 16, mlp: [16], seed: 1 },
+          train: { epochs, batchSize: 128, seed: 2, evalEvery: 0, patience: 0, valMetric: 'recall@20', valMaxUsers: 100, resume, progress: 'none', logEvery: 0 },
+          ks: [20],
+          out,
+        });
+      const full = await run(3, join(dir, 'a'), false);
+      await run(2, join(dir, 'b'), false);
+      const resumed = await run(3, join(dir, 'b'), true);
+      const ta = full.model.tensors(false);
+      const tb = resumed.model.tensors(false);
+      for (let i = 0; i < ta.length; i++) assert.deepEqual(tb[i][1], ta[i][1], `tensor ${ta[i][0]} differs after resume`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}

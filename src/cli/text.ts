@@ -6,6 +6,7 @@
 import { Command, Option } from 'commander';
 import { defaultBm25Options } from '../text/bm25.ts';
 import { defaultDualEncoder, defaultTowerOptim, runTextExperiment } from '../text/experiment.ts';
+import { defaultTextLce } from '../text/rerank-stage.ts';
 import type { TextMetrics } from '../text/metrics.ts';
 import { defaultTokenizerOptions } from '../text/tokenize.ts';
 import { defaultTextTrain, type PretrainKind } from '../text/train.ts';
@@ -50,7 +51,13 @@ export function registerTextCommand(program: Command): void {
     .option('--b <x>', 'BM25 b', parseNum('--b'), defaultBm25Options.b)
     .option('--rrf-k <n>', 'reciprocal-rank fusion constant', parseNum('--rrf-k'), 60)
     .option('--seed <n>', 'seed of initialisation and batch order', parseNum('--seed'), d.seed)
-    .option('--out <dir>', 'save the trained dual encoder here (atomic)')
+    .option('--rerank', 'retrieve → rerank: hold out a slice of the train queries, train an LCE reranker on it over the first stage, report both stages on test')
+    .addOption(new Option('--rerank-over <stage>', 'first stage to rerank: the dual encoder, or its soft-vote fusion with BM25').choices(['dense', 'soft-vote']).default('dense'))
+    .option('--rerank-k <n>', 'candidates per query from the first stage', parseNum('--rerank-k'), 100)
+    .option('--rerank-holdout <x>', 'fraction of the train queries held out from the dual encoder to train the reranker on', parseNum('--rerank-holdout'), 0.2)
+    .option('--rerank-group <n>', 'reranker training group: 1 positive + n − 1 negatives from the first stage', parseNum('--rerank-group'), defaultTextLce.G)
+    .option('--rerank-epochs <n>', 'reranker training epochs', parseNum('--rerank-epochs'), defaultTextLce.epochs)
+    .option('--out <dir>', 'save the trained dual encoder here (atomic); with --rerank, the reranker to <dir>-reranker')
     .option('--no-progress', 'no per-epoch log on stderr')
     .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'native', 'js']).default('auto'))
     .option('--json', 'print the result as one JSON object on the last line of stdout')
@@ -96,6 +103,15 @@ async function textCommand(o: any): Promise<void> {
     rrfK: requirePositive('--rrf-k', o.rrfK),
     weights: [1, 1],
     backend: o.backend,
+    rerank: o.rerank
+      ? {
+          over: o.rerankOver,
+          K: requireInt('--rerank-k', o.rerankK, 1),
+          holdout: o.rerankHoldout,
+          splitSeed: 1,
+          lce: { ...defaultTextLce, G: requireInt('--rerank-group', o.rerankGroup, 2), epochs: requireInt('--rerank-epochs', o.rerankEpochs, 1) },
+        }
+      : undefined,
     out: o.out,
     log: o.progress === false ? undefined : (line) => process.stderr.write(`${line}\n`),
   });
@@ -112,7 +128,17 @@ async function textCommand(o: any): Promise<void> {
     row('ensemble (RRF)', m.ensemble),
     row('ensemble (soft vote)', m.softVote),
   ];
+  const rr = r.rerank;
+  if (rr) {
+    const over = rr.over === 'dense' ? 'dual encoder' : 'soft vote';
+    lines.push(
+      `retrieve → rerank (LCE over the ${over} top-${rr.K}; dual encoder trained on ${rr.fitQueries} train queries, reranker on ${rr.heldOutQueries} held out; loss ${rr.losses[0].toFixed(3)} → ${rr.losses[rr.losses.length - 1].toFixed(3)}):`,
+      row('first stage', rr.retrieve),
+      row('reranked (LCE)', rr.rerank),
+    );
+  }
   if (o.out) lines.push(`model saved to ${o.out}`);
+  if (rr?.out) lines.push(`reranker saved to ${rr.out}`);
   process.stdout.write(lines.join('\n') + '\n');
-  if (o.json) printJsonLast({ metrics: m, train: r.train, seconds: r.seconds, data: r.data, backend: r.backend, out: o.out ?? null });
+  if (o.json) printJsonLast({ metrics: m, rerank: rr ?? null, train: r.train, seconds: r.seconds, data: r.data, backend: r.backend, out: o.out ?? null });
 }

@@ -5,9 +5,11 @@
  * otherwise a close approximation) — so a step costs O(rows read), not O(table size).
  */
 import type { Backend } from '../compute/backend.ts';
+import { restoreInto, type StateArrays, type Stateful } from '../train/training-state.ts';
+import type { NamedArray } from './tensor-file.ts';
 import { Tower } from './tower.ts';
 
-export class MomentumTower {
+export class MomentumTower implements Stateful {
   readonly shadow: Tower;
   private readonly lastSync: Int32Array[];
   private step = 0;
@@ -24,6 +26,27 @@ export class MomentumTower {
       l.b.set(online.layers[i].b);
     });
     this.lastSync = src.map((t) => new Int32Array(t.rows));
+  }
+
+  stateArrays(): StateArrays {
+    const out: StateArrays = [['momentum.step', Int32Array.of(this.step)]];
+    [this.shadow.idTable, ...this.shadow.featTables].forEach((t, i) => out.push([`momentum.table${i}`, t.data], [`momentum.sync${i}`, this.lastSync[i]]));
+    this.shadow.layers.forEach((l, i) => out.push([`momentum.layer${i}.w`, l.w], [`momentum.layer${i}.b`, l.b]));
+    return out;
+  }
+
+  restoreState(get: (name: string) => NamedArray | undefined): void {
+    const step = new Int32Array(1);
+    restoreInto(get, 'momentum.step', step);
+    this.step = step[0];
+    [this.shadow.idTable, ...this.shadow.featTables].forEach((t, i) => {
+      restoreInto(get, `momentum.table${i}`, t.data);
+      restoreInto(get, `momentum.sync${i}`, this.lastSync[i]);
+    });
+    this.shadow.layers.forEach((l, i) => {
+      restoreInto(get, `momentum.layer${i}.w`, l.w);
+      restoreInto(get, `momentum.layer${i}.b`, l.b);
+    });
   }
 
   /** One EMA step of the dense layers (tables catch up lazily in embed). */

@@ -26,6 +26,8 @@ export interface ModelArtifacts {
   /** Each user's training items. */
   seen: Csr;
   meta: Record<string, any>;
+  /** Checkpoints only: training state beside the weights (queue, momentum tower), names prefixed `train.`. */
+  trainingState?: Array<[string, NamedArray]>;
 }
 
 export function featuresForSave(fs: CategoricalFeature[]): ModelArtifacts['userFeatures'] {
@@ -37,6 +39,7 @@ export function saveModel(dir: string, a: ModelArtifacts, withOptimizer: boolean
   a.userFeatures.forEach((f) => arrays.push([`user.feature.${f.name}`, f.values]));
   a.itemFeatures.forEach((f) => arrays.push([`item.feature.${f.name}`, f.values]));
   arrays.push(['item.counts', a.itemCounts], ['seen.offsets', a.seen.offsets], ['seen.cols', a.seen.cols]);
+  if (a.trainingState) arrays.push(...a.trainingState);
   const vocab = JSON.stringify({
     users: a.userIds,
     items: a.itemIds,
@@ -84,5 +87,6 @@ export function loadModel(dir: string): ModelArtifacts {
     itemCounts: get<Float32Array>('item.counts'),
     seen: { rows: offsets.length - 1, offsets, cols: get<Int32Array>('seen.cols') },
     meta: manifest,
+    trainingState: [...arrays].filter(([name]) => name.startsWith('train.')),
   };
 }

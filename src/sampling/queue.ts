@@ -5,10 +5,12 @@
  * (EMA) copy. The queue holds past positives, drawn with the data's frequency: logq = log(size·p_j).
  * The users of those rows travel along so same-user masking applies to the queue too.
  */
+import { restoreInto, type StateArrays, type Stateful } from '../train/training-state.ts';
+import type { NamedArray } from '../model/tensor-file.ts';
 import type { FrequencyEstimator } from './frequency.ts';
 import type { BatchContext, Candidates, NegativeSource } from './source.ts';
 
-export class QueueSource implements NegativeSource {
+export class QueueSource implements NegativeSource, Stateful {
   readonly name = 'queue';
   readonly usesPositives = false;
   private readonly ids: Int32Array;
@@ -41,6 +43,24 @@ export class QueueSource implements NegativeSource {
 
   logExpectedCount(ids: Int32Array, _b: number, out: Float32Array): void {
     this.freq.logExpectedCount(ids, this.size, out);
+  }
+
+  stateArrays(): StateArrays {
+    return [
+      ['queue.ids', this.ids],
+      ['queue.users', this.users],
+      ['queue.emb', this.emb],
+      ['queue.cursor', Int32Array.of(this.head, this.filled)],
+    ];
+  }
+
+  restoreState(get: (name: string) => NamedArray | undefined): void {
+    restoreInto(get, 'queue.ids', this.ids);
+    restoreInto(get, 'queue.users', this.users);
+    restoreInto(get, 'queue.emb', this.emb);
+    const cursor = new Int32Array(2);
+    restoreInto(get, 'queue.cursor', cursor);
+    [this.head, this.filled] = cursor;
   }
 
   /** Adds a batch (ids, users, embeddings n×dim), overwriting the oldest entries. */

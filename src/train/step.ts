@@ -15,7 +15,9 @@ import { MomentumTower } from '../model/momentum.ts';
 import type { TwoTowerModel } from '../model/two-tower.ts';
 import type { Recipe } from '../recipe/schema.ts';
 import type { SourceSet } from '../sampling/build.ts';
+import type { NamedArray } from '../model/tensor-file.ts';
 import type { Rng } from '../util/rng.ts';
+import type { StateArrays } from './training-state.ts';
 
 export interface StepResult {
   loss: number;
@@ -112,6 +114,18 @@ export class TrainStep {
     }
     this.sources.freq.observe(items, this.step);
     return { loss, columns: a.N };
+  }
+
+  /** The queue's contents and the momentum tower, for checkpoints (training-state.ts). */
+  stateArrays(): StateArrays {
+    const prefix = (arrays: StateArrays): StateArrays => arrays.map(([n, a]) => [`train.${n}`, a]);
+    return [...prefix(this.sources.queue?.stateArrays() ?? []), ...prefix(this.momentum?.stateArrays() ?? [])];
+  }
+
+  restoreState(get: (name: string) => NamedArray | undefined): void {
+    const unprefixed = (n: string) => get(`train.${n}`);
+    this.sources.queue?.restoreState(unprefixed);
+    this.momentum?.restoreState(unprefixed);
   }
 
   /**

@@ -125,6 +125,12 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
     }
     model.setSteps(ck.model.steps());
     st = ck.meta.trainer as TrainerState;
+    const saved = new Map(ck.trainingState ?? []);
+    try {
+      stepper.restoreState((name) => saved.get(name));
+    } catch (e) {
+      throw new UserError(`--resume: ${(e as Error).message}`);
+    }
     // The streaming logQ estimate is learned state too: without it a resumed run would re-estimate from the prior.
     const fs = ck.meta.frequency as FrequencyState | undefined;
     if (fs && sources.freq.restore) {
@@ -223,7 +229,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
       if (cfg.patience > 0 && st.badEvals >= cfg.patience) stoppedEarly = true;
     }
     if (cfg.checkpointDir) {
-      saveModel(cfg.checkpointDir, { ...inp.artifacts, model, meta: { trainer: st, recipe: inp.recipe, frequency: sources.freq.snapshot?.() } }, true);
+      saveModel(cfg.checkpointDir, { ...inp.artifacts, model, meta: { trainer: st, recipe: inp.recipe, frequency: sources.freq.snapshot?.() }, trainingState: stepper.stateArrays() }, true);
     }
   }
   bar.stop();
