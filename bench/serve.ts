@@ -46,6 +46,8 @@ const EFS = arg('ef', '64,256').split(',').map(Number);
 const KINDS = arg('index', 'hnsw,ivf').split(',');
 const LISTS = Number(arg('lists', '2000'));
 const NPROBES = arg('nprobe', '2,4').split(',').map(Number);
+/** Server processes (towerlab serve --workers); with more than 1, server CPU per request covers the primary only. */
+const WORKERS = Number(arg('workers', '1'));
 /** Results file under bench/results/. */
 const OUT = arg('out', 'serve.json');
 const CLUSTERS = Math.max(10, Math.round(ITEMS / 1000));
@@ -278,7 +280,7 @@ async function main(): Promise<void> {
   ];
   for (const [i, cfg] of configs.entries()) {
     const t0 = performance.now();
-    const server = await startServer(cfg.bundle, cfg.flags);
+    const server = await startServer(cfg.bundle, WORKERS > 1 ? [...cfg.flags, '--workers', String(WORKERS)] : cfg.flags);
     const startSeconds = (performance.now() - t0) / 1000;
     const afterLoad = memory(server.pid);
     log(`server (${cfg.name}) up in ${startSeconds.toFixed(1)} s at ${server.url}, RSS ${afterLoad.rssMiB.toFixed(0)} MiB`);
@@ -316,6 +318,7 @@ async function main(): Promise<void> {
     ivfIndex: ivfManifest?.index ?? null,
     bundleMiB: Object.values(manifest.files as Record<string, { bytes: number }>).reduce((s, f) => s + f.bytes, 0) / 2 ** 20,
     durationSeconds: DURATION,
+    workers: WORKERS,
     request: { endpoint: 'POST /recommend', body: '{"user": <known user, round robin>, "k": 10, "search": "ann"|"exact"}', excludeSeen: '20 seen items per user' },
     recallAt10ApiVsExact: recall,
     servers,

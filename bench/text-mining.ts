@@ -19,6 +19,7 @@
  * rerank/text-features.ts, rerank/feature-groups.ts) is trained on groups of 1 positive + 7 negatives of the
  * target's top-100 of the DEV queries (held out from the retriever), and for contrast of the FIT queries
  * (in-sample: their positives rank unrealistically high). NDCG@10 of both stages on the test queries.
+ * The rerank stage is src/text/rerank-stage.ts, the same code as `towerlab text --rerank`.
  * Timings on a shared 2-core machine (other jobs running): indicative only.
  *
  *   npm run bench:text-mining [-- --seeds 3]

@@ -5,12 +5,12 @@
  * earlier layout is migrated.
  */
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { resolveDirVersion, versionStoreName, writeDirAtomic, writeFileSynced } from '../src/util/atomic.ts';
+import { resolveDirVersion, versionStoreName, writeDirAtomic, writeFileAtomic, writeFileSynced } from '../src/util/atomic.ts';
 
 const root = () => mkdtempSync(join(tmpdir(), 'towerlab-atomic-'));
 
@@ -84,6 +84,8 @@ test('a failed write keeps the previous version; a crashed writer\'s leftovers g
   assert.equal(readdirSync(store).length, 1, 'the failed write left nothing behind');
   // What a writer killed mid-write leaves: a temporary directory named after a process that is gone.
   mkdirSync(join(store, 'tmp-abc-999999999-0'));
+  // ...or, killed just before its swap, a temporary link beside the directory.
+  symlinkSync(join(versionStoreName('m'), 'v-abc-999999999-0'), join(parent, '.m.abc-999999999-0.link'));
   writeVersion(dir, 2);
   assert.equal(readFileSync(join(dir, 'b.txt'), 'utf8'), 'v2');
   assert.equal(readdirSync(store).length, 2, 'v2, and v1 kept for readers that resolved it; the leftover is gone');
@@ -105,4 +107,45 @@ test('a plain directory from the earlier layout is migrated on its first rewrite
   const store = join(parent, versionStoreName('old'));
   assert.ok(!readdirSync(store).some((e) => e.startsWith('legacy-')), 'the old directory is removed by the next write');
   assert.equal(readdirSync(store).length, 2);
+});
+
+test('writeFileAtomic: a failed rename leaves no temporary file behind', () => {
+  const parent = root();
+  const target = join(parent, 'out.json');
+  mkdirSync(target);
+  writeFileSync(join(target, 'x'), 'occupied');
+  assert.throws(() => writeFileAtomic(target, '{}'));
+  assert.deepEqual(readdirSync(parent), ['out.json'], 'no .tmp sibling left');
+  writeFileAtomic(join(parent, 'ok.json'), '{"a":1}');
+  assert.equal(readFileSync(join(parent, 'ok.json'), 'utf8'), '{"a":1}');
+  assert.deepEqual(readdirSync(parent).sort(), ['ok.json', 'out.json']);
+});
+
+test('a directory named with a trailing slash is written like the same path without it', () => {
+  const parent = root();
+  for (const n of [1, 2]) writeVersion(join(parent, 'm') + '/', n);
+  assert.equal(readFileSync(join(parent, 'm', 'a.txt'), 'utf8'), 'v2');
+  assert.ok(lstatSync(join(parent, 'm')).isSymbolicLink());
+  assert.deepEqual(readdirSync(parent).sort(), [versionStoreName('m'), 'm']);
+});
+
+test("another running writer's newest version is not removed before it is linked; its older ones are", () => {
+  const parent = root();
+  const dir = join(parent, 'm');
+  writeVersion(dir, 1);
+  const store = join(parent, versionStoreName('m'));
+  // What a concurrent writer (a live process: our parent) has between renaming its version into the store and
+  // swapping its link: v-<time>-<pid>-<seq>. An older version of the same writer may go.
+  const other = process.ppid;
+  const older = `v-${(Date.now() - 5000).toString(36)}-${other}-0`;
+  const pending = `v-${Date.now().toString(36)}-${other}-1`;
+  for (const v of [older, pending]) {
+    mkdirSync(join(store, v));
+    writeFileSync(join(store, v, 'a.txt'), 'theirs');
+  }
+  writeVersion(dir, 2);
+  writeVersion(dir, 3);
+  assert.ok(existsSync(join(store, pending)), 'the pending version of a running writer survives');
+  assert.ok(!existsSync(join(store, older)), 'its older version is pruned');
+  assert.equal(readFileSync(join(dir, 'a.txt'), 'utf8'), 'v3');
 });

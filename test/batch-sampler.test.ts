@@ -298,3 +298,14 @@ test('training with rwr batches resumes to exactly the uninterrupted run, and re
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('no-duplicates counts distinct items exactly, however many instances an item has', () => {
+  // 10 items × 300 instances: only 10 distinct items, so a batch of 12 distinct items cannot exist (composing
+  // one would loop forever in the refill); a per-item counter that wraps at 256 would count 20.
+  const items = Int32Array.from({ length: 3000 }, (_, i) => i % 10);
+  const users = Int32Array.from(items, (_, i) => i);
+  assert.throws(() => buildBatchComposer({ type: 'no-duplicates' }, ctxFor(users, items, 10, 12)), /needs at least batch-size \(12\) distinct training items, the data has 10/);
+  const ok = buildBatchComposer({ type: 'no-duplicates' }, ctxFor(users, items, 10, 10));
+  ok.beginEpoch(1, new Rng(1));
+  assert.equal(new Set(Array.from(ok.batch(0), (r) => items[r])).size, 10);
+});

@@ -268,10 +268,65 @@ test('CLI: towerlab mine with an ensemble writes groups a mined recipe trains fr
     writeFileSync(join(dir, 'mined.json'), JSON.stringify({ sources: [{ type: 'in-batch' }, { type: 'mined', n: 2, from: 'neg.jsonl' }] }));
     const t = cli(['train', '--data', DATA, '--recipe', 'mined.json', '--epochs', '1', '--batch-size', '128', '--no-progress']);
     assert.equal(t.status, 0, t.stderr);
+    // A member that knows fewer users (a prefix of the first's) is not the same data: refused, not mis-indexed.
+    const fs = await import('node:fs');
+    fs.cpSync(fs.realpathSync(join(dir, 'm2', 'model')), join(dir, 'm3'), { recursive: true });
+    const vocab = JSON.parse(fs.readFileSync(join(dir, 'm3', 'vocab.json'), 'utf8'));
+    vocab.users = vocab.users.slice(0, -1);
+    writeFileSync(join(dir, 'm3', 'vocab.json'), JSON.stringify(vocab));
+    const fewer = cli(['mine', '--model', 'm1', '--model', 'm3', '--out', 'y.jsonl']);
+    assert.equal(fewer.status, 2, fewer.stderr);
+    assert.match(fewer.stderr, /--model m3: its users\/items differ from m1's/);
     const bad = cli(['mine', '--model', 'm1', '--range', '50:10', '--out', 'x.jsonl']);
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /--range: expected START:END/);
     assert.doesNotMatch(bad.stderr, /^\s+at /m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('mining an ensemble of models of different dims scores each member with its own width', async () => {
+  const backend = await createJsBackend({ wasm: false });
+  const wide = buildModel({ ...defaultModelOptions, dim: 24, mlp: [], useFeatures: false, seed: 9 }, numUsers, numItems, [], []);
+  const members = [new ModelRetriever(backend, small(), { exclude: seenCsr }), new ModelRetriever(backend, wide, { exclude: seenCsr })];
+  const users = data.users.subarray(0, 40);
+  const positives = data.items.subarray(0, 40);
+  const g = mineGroups(members, users, positives, { fusion: 'rrf', n: 3, rankStart: 0, rankEnd: 20, sample: 'top' });
+  const a = members[0].pairScores(users, positives);
+  const b = members[1].pairScores(users, positives);
+  for (let r = 0; r < users.length; r++) close(g.positiveScores[r], (a[r] + b[r]) / 2, 1e-5);
+  const r0 = g.negatives.ids[0];
+  assert.ok(r0 >= 0);
+  const na = members[0].pairScores(users.subarray(0, 1), Int32Array.of(r0))[0];
+  const nb = members[1].pairScores(users.subarray(0, 1), Int32Array.of(r0))[0];
+  close(g.negatives.scores[0], (na + nb) / 2, 1e-5);
+});
+
+test("mined 'frequency' correction with sample 'top': only the first n of each group are ever drawn", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mine-test-'));
+  try {
+    const u = data.userVocab.ids;
+    const it = data.itemVocab.ids;
+    const path = join(dir, 'top.jsonl');
+    writeFileSync(path, [
+      JSON.stringify({ user: u[0], positive: it[0], negatives: [it[1], it[2], it[3], it[4]] }),
+      JSON.stringify({ user: u[1], positive: it[0], negatives: [it[1], it[5], it[6], it[7]] }),
+    ].join('\n') + '\n');
+    const src = new MinedSource(
+      { n: 2, from: path, refreshEvery: 1, rankRange: [0, 10], relative: false, sample: 'top', search: 'exact', correction: 'frequency' },
+      { numItems, trainItems: data.items, userIds: u, itemIds: it },
+    );
+    // What the source actually draws over the two groups: items 1, 2 (row 0) and 1, 5 (row 1).
+    const drawn = src.sample({ users: Int32Array.of(0, 1), items: Int32Array.of(0, 0), step: 1, rng: new Rng(1) });
+    assert.deepEqual(Array.from(drawn.ids), [1, 2, 1, 5]);
+    const probe = Int32Array.of(1, 2, 5, 3, 4, 6, 7);
+    const got = new Float32Array(probe.length);
+    src.logExpectedCount(probe, 64, got);
+    close(got[0], Math.log(64 * 1));
+    close(got[1], Math.log(64 * 0.5));
+    close(got[2], Math.log(64 * 0.5));
+    for (let i = 3; i < probe.length; i++) assert.equal(got[i], -Infinity, `item ${probe[i]} is never drawn`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

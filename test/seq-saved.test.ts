@@ -110,6 +110,13 @@ test('a corrupted saved model is refused with one line naming the file', () => {
   assert.doesNotMatch(r.err, /^\s+at /m);
 });
 
+test('a saved model whose vocab.json is not an object is refused with one line naming the file', () => {
+  const copy = join(dir, 'bad-vocab');
+  saveSeqModel(copy, artifacts);
+  writeFileSync(join(copy, 'vocab.json'), 'null');
+  assert.throws(() => loadSeqModel(copy), (e: Error) => e.name !== 'TypeError' && /vocab\.json: expected 'users' and 'items'/.test(e.message));
+});
+
 test('towerlab eval --model on a sequence model: both protocols, stated, same numbers as at training', () => {
   const r = cli(['eval', '--model', MODEL, '--ks', '1,5,10', '--sampled', '20,5', '--json']);
   assert.equal(r.code, 0, r.err);
@@ -174,6 +181,19 @@ test('sampled negatives: distinct, never an interacted item, reproducible, cappe
   const all = evaluateSampled(backend, trained.tower, trained.seqData, 'test', { negatives: 1000, ks: [1, 5], score: 'dot' });
   const full = evaluateSeq(backend, trained.tower, trained.seqData, 'test', { ks: [1, 5], excludeHistory: true, score: 'dot' });
   assert.ok(Math.abs(all.metrics['hr@5'] - full.metrics['hr@5']) < 0.02, `${all.metrics['hr@5']} vs ${full.metrics['hr@5']}`);
+});
+
+test('sampled protocol: a given user without a target is left out, not counted as a hit', () => {
+  const testItem = Int32Array.from(trained.seqData.testItem);
+  testItem[0] = -1;
+  const data = { ...trained.seqData, testItem };
+  const none = evaluateSampled(backend, trained.tower, data, 'test', { negatives: 5, ks: [1], score: 'dot', users: Int32Array.of(0) });
+  assert.equal(none.users, 0);
+  assert.equal(none.metrics['hr@1'], 0);
+  const two = evaluateSampled(backend, trained.tower, data, 'test', { negatives: 5, ks: [1], score: 'dot', users: Int32Array.of(0, 1) });
+  const one = evaluateSampled(backend, trained.tower, data, 'test', { negatives: 5, ks: [1], score: 'dot', users: Int32Array.of(1) });
+  assert.equal(two.users, 1);
+  assert.deepEqual(two.metrics, one.metrics);
 });
 
 test('export + serve: POST /recommend {history} is answered by the SASRec tower (order matters)', async () => {

@@ -35,7 +35,7 @@ export async function mineCommand(o: any): Promise<void> {
   const models = dirs.map((d) => openModel(d));
   const a = models[0];
   models.forEach((m, i) => {
-    if (m.itemIds.length !== a.itemIds.length || m.itemIds.some((x, j) => x !== a.itemIds[j]) || m.userIds.some((x, j) => x !== a.userIds[j])) {
+    if (m.itemIds.length !== a.itemIds.length || m.itemIds.some((x, j) => x !== a.itemIds[j]) || m.userIds.length !== a.userIds.length || m.userIds.some((x, j) => x !== a.userIds[j])) {
       throw new UserError(`--model ${dirs[i]}: its users/items differ from ${dirs[0]}'s; an ensemble needs models trained on the same data`);
     }
   });

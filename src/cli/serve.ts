@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import { UserError } from '../util/errors.ts';
 import { handleSignals, startServer } from '../serve/run.ts';
+import { isServeWorker, notifyPrimary, runPrimary } from '../serve/workers.ts';
 import { breadthText, indexKind } from '../index/vector-index.ts';
 
 export async function serveCommand(o: any): Promise<void> {
@@ -19,7 +20,15 @@ export async function serveCommand(o: any): Promise<void> {
     nprobe = Number(o.nprobe);
     if (!Number.isInteger(nprobe) || nprobe < 1) throw new UserError(`--nprobe: must be a positive integer, got '${o.nprobe}'`);
   }
-  const log = (m: string) => process.stderr.write(`towerlab serve: ${m}\n`);
+  const workers = Number(o.workers ?? 1);
+  if (!Number.isInteger(workers) || workers < 1) throw new UserError(`--workers: must be a positive integer, got '${o.workers}'`);
+  const worker = isServeWorker();
+  const log = (m: string) => process.stderr.write(`towerlab serve${worker ? ` [${process.pid}]` : ''}: ${m}\n`);
+  if (workers > 1 && !worker) {
+    // The primary supervises; every worker runs this same command and serves.
+    await runPrimary(workers, log, (url) => process.stdout.write(`listening on ${url} (${workers} workers)${o.demo ? ` (demo page: ${url}/)` : ''}\n`));
+    return;
+  }
   const s = await startServer({
     source: o.model,
     host: o.host,
@@ -40,9 +49,12 @@ export async function serveCommand(o: any): Promise<void> {
   if (nprobe !== undefined && mf.index?.kind !== 'ivf') log(`warning: --nprobe applies to IVF indexes; this bundle's is ${mf.index ? 'HNSW' : 'absent'}`);
   if (expansionSearch !== undefined && (!mf.index || mf.index.kind === 'ivf')) log(`warning: --expansion-search applies to HNSW indexes; this bundle's is ${mf.index ? 'IVF' : 'absent'}`);
   log(`model ${m.id}: ${mf.model.users} users, ${mf.model.items} items, dim ${mf.model.dim}, search ${mf.index ? (m.defaultSearch === 'ann' ? `${indexKind(m.bundle.index!.config)} (${breadthText(m.bundle.index!.config)}; recall@10 ${mf.index.recallAt10.toFixed(3)} at ${mf.index.kind === 'ivf' ? `nprobe ${mf.index.nprobe}` : `ef ${mf.index.expansionSearch}`})` : 'exact') : 'exact (bundle has no index)'}`);
-  // The URL goes to stdout alone, so scripts and tests can read it.
-  process.stdout.write(`listening on ${s.url}${o.demo ? ` (demo page: ${s.url}/)` : ''}\n`);
+  // The URL goes to stdout alone, so scripts and tests can read it (from the primary when there are workers).
+  if (worker) notifyPrimary({ type: 'ready', url: s.url });
+  else process.stdout.write(`listening on ${s.url}${o.demo ? ` (demo page: ${s.url}/)` : ''}\n`);
   await handleSignals(s, log);
+  // A worker's IPC channel to the primary would keep it alive after its server has closed.
+  if (worker) process.disconnect?.();
 }
 
 export function registerServeCommand(program: Command): void {
@@ -60,5 +72,6 @@ export function registerServeCommand(program: Command): void {
     .option('--watch', "reload when the bundle's manifest changes")
     .option('--no-admin-reload', 'disable POST /admin/reload (SIGHUP still reloads)')
     .option('--log', 'log every request (JSON lines on stdout)')
+    .option('--workers <n>', 'server processes sharing the port (each loads the bundle: memory × n)', '1')
     .action((opts) => serveCommand(opts));
 }

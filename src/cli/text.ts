@@ -1,7 +1,8 @@
 /**
  * `towerlab text`: text retrieval on a BEIR folder — BM25, a dual encoder (bag of embeddings or a small
  * transformer over hashed n-grams) trained on the train qrels with optional corpus pre-training and BM25 hard
- * negatives, and their RRF ensemble; prints NDCG@10 / Recall@100 / MRR@10 on the test qrels.
+ * negatives, and their RRF ensemble; prints NDCG@10 / Recall@100 / MRR@10 on the test qrels. With --rerank,
+ * also retrieve → LCE rerank (text/rerank-stage.ts) with the reranker trained on held-out train queries.
  */
 import { Command, Option } from 'commander';
 import { defaultBm25Options } from '../text/bm25.ts';

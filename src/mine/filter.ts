@@ -7,7 +7,7 @@
  *    retriever are the likeliest unlabelled positives (RocketQA);
  *  - maxScore (max_score): drop a candidate whose score > maxScore;
  *  - margin, absolute (absolute_margin): drop when score + margin > positive score, i.e. keep only
- *    score < pos − margin; relative (relative_margin): drop when score > pos · (1 − margin), e.g. 0.05 keeps
+ *    score ≤ pos − margin; relative (relative_margin): drop when score > pos · (1 − margin), e.g. 0.05 keeps
  *    negatives at most 95 % as similar as the positive. A NaN positive score (unknown) disables the margin
  *    for that row. margin 0 (absolute) still drops candidates scoring above the positive.
  *  - of the survivors, 'top' takes the first n in rank order, 'random' n uniformly without replacement

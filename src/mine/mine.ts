@@ -42,11 +42,12 @@ export function mineGroups(members: ModelRetriever[], users: Int32Array, positiv
   const fused = lists.length > 1 ? fuseRankedLists(lists, { method: o.fusion, k: K, weights: o.weights }) : lists[0];
   // Mean member cosine of each fused candidate, and per-member user embeddings for the positives.
   const embs = members.map((m) => m.embedUsers(uniq));
-  const d = members[0].model.dim;
   const cos = (ui: number, item: number) => {
     let acc = 0;
     members.forEach((m, mi) => {
       const e = embs[mi];
+      // Each member's own width: an ensemble may mix models of different dims.
+      const d = m.model.dim;
       const o2 = item * d;
       let s = 0;
       for (let t = 0; t < d; t++) s += e[ui * d + t] * m.itemEmb[o2 + t];

@@ -133,7 +133,11 @@ export class MinedSource implements NegativeSource {
         negs[i] = j;
       });
       this.groups.set(u * numItems + p, negs);
-      if (this.rate) for (const j of negs) this.rate[j] += Math.min(1, this.spec.n / negs.length);
+      if (this.rate) {
+        // Expected draws per row, as take() draws: 'top' always takes the first n, 'random' each with n/|g|.
+        if (this.spec.sample === 'top') for (let i = 0; i < Math.min(this.spec.n, negs.length); i++) this.rate[negs[i]] += 1;
+        else for (const j of negs) this.rate[j] += Math.min(1, this.spec.n / negs.length);
+      }
       rows++;
       if (!this.byUser.has(u)) this.byUser.set(u, negs);
     }

@@ -38,7 +38,7 @@ export function sampledProtocolText(negatives: number, items: number): string {
   return `leave-last-one-out, the target ranked against ${negatives} uniformly sampled items the user never interacted with (GNNO/ReChorus sampled protocol; seed-fixed, the same negatives for every model) out of ${items} items; ties count against the target`;
 }
 
-/** Up to n distinct items outside `interacted` (sorted ascending), drawn by a per-user seeded generator. */
+/** Up to n distinct items outside `interacted` (in draw order), drawn by a per-user seeded generator. */
 export function drawNegatives(u: number, interacted: Set<number>, numItems: number, n: number, seed: number, out: Int32Array): number {
   const avail = numItems - interacted.size;
   const want = Math.min(n, Math.max(0, avail));
@@ -126,7 +126,8 @@ export function evaluateSampled(backend: Backend, tower: SeqTower, data: SeqData
   const history = part === 'val' ? data.train : data.trainVal;
   const targets = part === 'val' ? data.valItem : data.testItem;
   const seed = o.seed ?? 0;
-  let users = o.users;
+  // Users without a target have nothing to rank (as in the full-ranking evaluator, which drops them too).
+  let users = o.users?.filter((u) => targets[u] >= 0);
   if (!users) {
     const all: number[] = [];
     targets.forEach((j, u) => j >= 0 && all.push(u));

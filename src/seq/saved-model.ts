@@ -81,7 +81,7 @@ export function loadSeqModel(dir: string): SeqArtifacts {
   };
   const options = manifest.seqModel as SeqModelOptions;
   if (!options || (options.tower !== 'sasrec' && options.tower !== 'meanpool')) throw new UserError(`${join(dir, MANIFEST)}: field 'seqModel.tower': expected 'sasrec' or 'meanpool'`);
-  if (!Array.isArray(vocab.items) || !Array.isArray(vocab.users)) throw new UserError(`${join(dir, VOCAB)}: expected 'users' and 'items' id lists`);
+  if (!Array.isArray(vocab?.items) || !Array.isArray(vocab?.users)) throw new UserError(`${join(dir, VOCAB)}: expected 'users' and 'items' id lists`);
   const tower = buildTower(options, vocab.items.length, true);
   for (const [name, target] of tower.tensors()) {
     const src = get<Float32Array>(`tower.${name}`);

@@ -7,6 +7,7 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { UserError } from '../util/errors.ts';
 import { registerDemoRoutes } from './demo-routes.ts';
 import { ClientError, unavailable } from './errors.ts';
+import { notifyPrimary } from './workers.ts';
 import { ServerMetrics } from './metrics.ts';
 import type { ModelHolder } from './model-holder.ts';
 import type { RecommendResult, Recommender } from './recommender.ts';
@@ -82,6 +83,7 @@ export function buildServer(holder: ModelHolder, metrics: ServerMetrics, opts: S
       index: m?.bundle.index ? { ...m.bundle.index.config, recallAt10AtBuild: m.bundle.manifest.index?.recallAt10 } : null,
       reloading: holder.reloading,
       lastReloadError: holder.lastError,
+      pid: process.pid,
     };
   });
 
@@ -112,7 +114,9 @@ export function buildServer(holder: ModelHolder, metrics: ServerMetrics, opts: S
   if (opts.adminReload) {
     app.post('/admin/reload', async (_req, reply) => {
       try {
-        return await holder.reload();
+        const r = await holder.reload();
+        if (r.changed) notifyPrimary({ type: 'reloaded' }); // the other workers reload too
+        return r;
       } catch (e) {
         const msg = e instanceof UserError ? e.message : String(e);
         return reply.code(422).send({ error: 'bundle_rejected', message: `${msg}; still serving ${holder.current?.id ?? 'nothing'}` });

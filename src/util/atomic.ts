@@ -8,16 +8,14 @@ import { dirname, basename, join, sep } from 'node:path';
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(tmp, 'w');
   try {
-    const buf = typeof data === 'string' ? Buffer.from(data) : data;
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    writeFileSynced(tmp, data);
+    renameSync(tmp, path);
+  } catch (e) {
+    // A failed write or rename (disk full, target is a directory) leaves no temporary file behind.
+    rmSync(tmp, { force: true });
+    throw e;
   }
-  renameSync(tmp, path);
   fsyncDir(dirname(path));
 }
 
@@ -37,6 +35,8 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
 export function writeDirAtomic(dir: string, fill: (tmpDir: string) => void): void {
   const parent = dirname(dir);
   const name = basename(dir);
+  // Without a trailing slash ('out/' is common on command lines): rename(2) onto 'out/' fails for a link.
+  dir = join(parent, name);
   const storeName = versionStoreName(name);
   const store = join(parent, storeName);
   mkdirSync(store, { recursive: true });
@@ -71,6 +71,19 @@ export function writeDirAtomic(dir: string, fill: (tmpDir: string) => void): voi
     throw e;
   }
   pruneVersions(store, new Set([version, previous]));
+  pruneLinks(parent, name);
+}
+
+/** Removes the temporary links (`.<name>.<stamp>.link`) of writers of `name` that crashed before their swap. */
+function pruneLinks(parent: string, name: string): void {
+  const prefix = `.${name}.`;
+  for (const e of readdirSync(parent)) {
+    const stamp = e.startsWith(prefix) && e.endsWith('.link') ? e.slice(prefix.length, -'.link'.length) : '';
+    if (!/^[0-9a-z]+-\d+-[0-9a-z]+$/.test(stamp)) continue; // only names writeDirAtomic makes
+    const pid = Number(stamp.split('-')[1]);
+    if (pid === process.pid || isRunning(pid)) continue; // another write in progress
+    rmSync(join(parent, e), { force: true });
+  }
 }
 
 /** The version `dir` links to when it is a link into its version store, else null. */
@@ -108,7 +121,22 @@ function isPlainDir(p: string): boolean {
 
 /** Removes every version but those in `keep`, and the temporary directories of writers that no longer run. */
 function pruneVersions(store: string, keep: Set<string | null>): void {
-  for (const e of readdirSync(store)) {
+  const entries = readdirSync(store);
+  // The newest version of another running writer may be renamed into place but not yet linked: removing it
+  // would leave that writer's link dangling (the directory missing). Its older versions go as usual.
+  const newest = new Map<number, [number, number, string]>();
+  for (const e of entries) {
+    const m = /^v-([0-9a-z]+)-(\d+)-([0-9a-z]+)$/.exec(e);
+    const pid = m ? Number(m[2]) : process.pid;
+    if (!m || pid === process.pid) continue;
+    const t = parseInt(m[1], 36);
+    const q = parseInt(m[3], 36);
+    const cur = newest.get(pid);
+    if (!cur || t > cur[0] || (t === cur[0] && q > cur[1])) newest.set(pid, [t, q, e]);
+  }
+  keep = new Set(keep);
+  for (const [pid, [, , e]] of newest) if (isRunning(pid)) keep.add(e);
+  for (const e of entries) {
     if (keep.has(e)) continue;
     if (e.startsWith('tmp-')) {
       const pid = Number(e.split('-')[2]);

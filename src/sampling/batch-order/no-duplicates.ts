@@ -42,7 +42,7 @@ export class NoDuplicatesComposer implements BatchComposer {
     this.stamp = new Int32Array(numItems);
     const seen = new Uint8Array(numItems);
     let distinct = 0;
-    for (let i = 0; i < n; i++) if (!seen[items[i]]++) distinct++;
+    for (let i = 0; i < n; i++) if (!seen[items[i]]) (seen[items[i]] = 1), distinct++;
     if (distinct < batchSize) {
       throw new UserError(`recipe: batchSampler 'no-duplicates' needs at least batch-size (${batchSize}) distinct training items, the data has ${distinct}; lower --batch-size`);
     }
