@@ -1,6 +1,6 @@
 /**
  * Resuming a run restores all learned state — the streaming logQ estimate (Yi et al. 2019), the memory queue's
- * contents and the momentum tower — so the resumed run ends bit-identical to an uninterrupted one (without them
+ * contents and the momentum tower, and BatchSampler's graphs are rebuilt as they were — so the resumed run ends bit-identical to an uninterrupted one (without them
  * the estimate restarts from its prior, the queue from empty, and the weights differ).
  */
 import assert from 'node:assert/strict';
@@ -31,6 +31,7 @@ test('streaming frequency state round-trips through snapshot/restore', () => {
 const RESUMABLE: Array<[string, object]> = [
   ['streaming logQ', { sources: [{ type: 'in-batch' }], corrections: { logQ: { estimator: 'streaming', alpha: 0.05 } } }],
   ['a momentum queue', { sources: [{ type: 'in-batch' }, { type: 'queue', size: 256, momentum: 0.9 }], corrections: { logQ: {} } }],
+  ['BatchSampler rwr batches', { sources: [{ type: 'in-batch' }], batchSampler: { type: 'rwr', candidates: 64, neighbours: 8, refreshEvery: 5, warmupEpochs: 1 } }],
 ];
 
 for (const [what, spec] of RESUMABLE) {
