@@ -51,10 +51,10 @@ export function saveModel(dir: string, a: ModelArtifacts, withOptimizer: boolean
 }
 
 export function loadModel(dir: string): ModelArtifacts {
-  const { manifest, arrays } = readTensorDir(dir, MODEL_FORMAT, MODEL_VERSION);
+  const { manifest, arrays, real } = readTensorDir(dir, MODEL_FORMAT, MODEL_VERSION);
   let vocab: any;
   try {
-    vocab = JSON.parse(readFileSync(join(dir, VOCAB), 'utf8'));
+    vocab = JSON.parse(readFileSync(join(real, VOCAB), 'utf8'));
   } catch (e) {
     throw new UserError(`${join(dir, VOCAB)}: unreadable: ${(e as Error).message}`);
   }

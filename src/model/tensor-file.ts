@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeDirAtomic, writeFileSynced } from '../util/atomic.ts';
+import { resolveDirVersion, writeDirAtomic, writeFileSynced } from '../util/atomic.ts';
 import { UserError } from '../util/errors.ts';
 
 export type NamedArray = Float32Array | Int32Array;
@@ -49,14 +49,18 @@ export function writeTensorDir(
 export interface TensorDir {
   manifest: Record<string, any>;
   arrays: Map<string, NamedArray>;
+  /** The one version every file was read from (resolveDirVersion): read any further file of it through this. */
+  real: string;
 }
 
 export function readTensorDir(dir: string, format: string, maxVersion: number): TensorDir {
+  if (!existsSync(join(dir, MANIFEST))) throw new UserError(`${dir}: not a ${format} directory (no ${MANIFEST})`);
+  // Resolve the directory once, so a concurrent rewrite cannot mix the files of two versions.
+  const real = resolveDirVersion(dir);
   const mpath = join(dir, MANIFEST);
-  if (!existsSync(mpath)) throw new UserError(`${dir}: not a ${format} directory (no ${MANIFEST})`);
   let manifest: Record<string, any>;
   try {
-    manifest = JSON.parse(readFileSync(mpath, 'utf8'));
+    manifest = JSON.parse(readFileSync(join(real, MANIFEST), 'utf8'));
   } catch (e) {
     throw new UserError(`${mpath}: corrupted manifest: ${(e as Error).message}`);
   }
@@ -65,8 +69,8 @@ export function readTensorDir(dir: string, format: string, maxVersion: number): 
     throw new UserError(`${mpath}: format version ${manifest.version} is newer than this Towerlab reads (${maxVersion}); upgrade Towerlab`);
   }
   const bpath = join(dir, BIN);
-  if (!existsSync(bpath)) throw new UserError(`${bpath}: missing`);
-  const bin = readFileSync(bpath);
+  if (!existsSync(join(real, BIN))) throw new UserError(`${bpath}: missing`);
+  const bin = readFileSync(join(real, BIN));
   const sha = createHash('sha256').update(bin).digest('hex');
   if (sha !== manifest.checksums?.[BIN]) throw new UserError(`${bpath}: checksum mismatch (file corrupted or replaced)`);
   const arrays = new Map<string, NamedArray>();
@@ -77,5 +81,5 @@ export function readTensorDir(dir: string, format: string, maxVersion: number): 
     copy.set(bin.subarray(e.offset, e.offset + bytes));
     arrays.set(e.name, e.dtype === 'i32' ? new Int32Array(copy.buffer) : new Float32Array(copy.buffer));
   }
-  return { manifest, arrays };
+  return { manifest, arrays, real };
 }

@@ -67,10 +67,10 @@ export function seqModelDir(dir: string): string | null {
 }
 
 export function loadSeqModel(dir: string): SeqArtifacts {
-  const { manifest, arrays } = readTensorDir(dir, SEQ_MODEL_FORMAT, SEQ_MODEL_VERSION);
+  const { manifest, arrays, real } = readTensorDir(dir, SEQ_MODEL_FORMAT, SEQ_MODEL_VERSION);
   let vocab: { users: string[]; items: string[] };
   try {
-    vocab = JSON.parse(readFileSync(join(dir, VOCAB), 'utf8'));
+    vocab = JSON.parse(readFileSync(join(real, VOCAB), 'utf8'));
   } catch (e) {
     throw new UserError(`${join(dir, VOCAB)}: unreadable: ${(e as Error).message}`);
   }
