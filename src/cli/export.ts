@@ -35,7 +35,7 @@ export async function exportCommand(o: any): Promise<void> {
 export function registerExportCommand(program: Command): void {
   const cmd = program
     .command('export')
-    .description('write a serving bundle: weights (TF.js weights manifest + binary tables), vocabularies, HNSW index, checksums')
+    .description('write a serving bundle: weights (TF.js weights manifest + binary tables), vocabularies, HNSW or IVF index, checksums')
     .requiredOption('--model <dir>', 'a model directory written by train')
     .requiredOption('--out <dir>', 'bundle directory (replaced atomically)')
     .option('--no-index', 'no HNSW index (the server then searches exactly)')
