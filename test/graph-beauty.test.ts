@@ -15,6 +15,7 @@ const BEAUTY = join(import.meta.dirname, '..', '..', 'shared', 'data', 'amazon-b
 
 test('Amazon Beauty: the graph builds from the training split in seconds, in bounded memory', (t) => {
   if (!existsSync(BEAUTY)) {
+    console.log(`# skipping: ${BEAUTY} not found (shared data sets absent)`);
     t.skip(`${BEAUTY} not found (shared data sets absent)`);
     return;
   }

@@ -18,6 +18,7 @@ import { IvfIndex, type IvfConfig } from '../src/index/ivf-index.ts';
 import { indexRecall } from '../src/index/recall.ts';
 import { Recommender } from '../src/serve/recommender.ts';
 import { Rng } from '../src/util/rng.ts';
+import { skipWithoutNative } from './helpers/native-required.ts';
 import { makeArtifacts, makeModelDir, tmp, ITEMS } from './helpers/serve-fixture.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'towerlab.mjs');
@@ -89,10 +90,7 @@ test('IVF recall@10 on planted clusters is high at a small nprobe, and k-means i
 });
 
 test('native kernel and JS path agree (ids and scores) at every nprobe', async (t) => {
-  if (!nativeIvfSearch()) {
-    t.skip('native addon not built');
-    return;
-  }
+  if (skipWithoutNative(t, !!nativeIvfSearch())) return;
   const backend = await getBackend();
   const ivf = IvfIndex.build(backend, items, n, dim, { kind: 'ivf', metric: 'ip', lists: 64, nprobe: 4 });
   assert.ok(ivf.isNative);

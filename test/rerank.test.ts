@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createJsBackend } from '../src/compute/js.ts';
 import { getBackend } from '../src/compute/index.ts';
+import { loadNativeBackend } from '../src/compute/native.ts';
+import { skipWithoutNative } from './helpers/native-required.ts';
 import { csrFromPairs } from '../src/data/csr.ts';
 import { ModelRetriever } from '../src/mine/model-retriever.ts';
 import { buildModel, defaultModelOptions } from '../src/model/build.ts';
@@ -35,13 +37,8 @@ function reference(layers: Array<{ w: Float64Array; b: Float64Array; inDim: numb
 
 for (const kind of ['js', 'native'] as const) {
   test(`LCE loss and gradients match a float64 reference by finite differences (${kind} backend)`, async (t) => {
-    let backend;
-    try {
-      backend = kind === 'js' ? await createJsBackend({ wasm: false }) : await getBackend('native');
-    } catch (e) {
-      t.skip(`native backend unavailable: ${(e as Error).message}`);
-      return;
-    }
+    if (kind === 'native' && skipWithoutNative(t, loadNativeBackend() !== null)) return;
+    const backend = kind === 'js' ? await createJsBackend({ wasm: false }) : await getBackend('native');
     const inDim = 7;
     const Q = 3;
     const G = 4;
