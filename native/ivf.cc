@@ -44,21 +44,6 @@ class TopK {
   int64_t k_, n_ = 0;
 };
 
-inline float dot(const float* a, const float* b, int64_t d) {
-  int64_t t = 0;
-  float s = 0.f;
-#if TL_AVX2
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-  for (; t + 16 <= d; t += 16) {
-    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + t), _mm256_loadu_ps(b + t), a0);
-    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + t + 8), _mm256_loadu_ps(b + t + 8), a1);
-  }
-  for (; t + 8 <= d; t += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + t), _mm256_loadu_ps(b + t), a0);
-  s = hsum(_mm256_add_ps(a0, a1));
-#endif
-  for (; t < d; ++t) s += a[t] * b[t];
-  return s;
-}
 
 // Four rows at once: the query stays in registers and the four horizontal sums overlap.
 inline void dot4(const float* q, const float* r, int64_t d, float* out) {

@@ -55,4 +55,21 @@ inline __m256i tail_mask(int n) {
 }
 #endif
 
+// Dot product of two float vectors: two 8-lane FMA accumulators, then a scalar tail.
+inline float dot(const float* a, const float* b, int64_t n) {
+  int64_t j = 0;
+  float s = 0.f;
+#if TL_AVX2
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+  for (; j + 16 <= n; j += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 8), _mm256_loadu_ps(b + j + 8), acc1);
+  }
+  for (; j + 8 <= n; j += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), acc0);
+  s = hsum(_mm256_add_ps(acc0, acc1));
+#endif
+  for (; j < n; ++j) s += a[j] * b[j];
+  return s;
+}
+
 }  // namespace tl

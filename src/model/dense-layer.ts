@@ -59,3 +59,11 @@ export class DenseLayer {
     backend.adam(this.b, this.db, this.mb, this.vb, lr, b1, b2, eps, this.step);
   }
 }
+
+/** Xavier/Glorot normal init of a layer's weights (std √(2/(in+out))), zero bias; returns the layer. */
+export function xavier(l: DenseLayer, rng: Rng): DenseLayer {
+  const std = Math.sqrt(2 / (l.inDim + l.outDim));
+  for (let i = 0; i < l.w.length; i++) l.w[i] = rng.normal() * std;
+  l.b.fill(0);
+  return l;
+}

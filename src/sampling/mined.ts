@@ -72,6 +72,11 @@ export class MinedSource implements NegativeSource {
   private retriever: ModelRetriever | null = null;
   private lastRefresh = -Infinity;
   private cache = new Map<number, CachedList>();
+  /** Per-step scratch, grown on demand (the online path runs every step). */
+  private listIds = new Int32Array(0);
+  private listScores = new Float32Array(0);
+  private posScores = new Float32Array(0);
+  private perm = new Int32Array(0);
   private seen: Csr | null = null;
   /** Expected draws per row of each item (correction 'frequency'); online: decayed lazily from lastSeen. */
   private rate: Float64Array | null = null;
@@ -173,10 +178,14 @@ export class MinedSource implements NegativeSource {
       this.ids.set(g.subarray(0, m), w);
       return w + m;
     }
-    const idx = Array.from(g.keys());
+    if (this.perm.length < g.length) this.perm = new Int32Array(g.length);
+    const idx = this.perm;
+    for (let i = 0; i < g.length; i++) idx[i] = i;
     for (let i = 0; i < n; i++) {
-      const j = i + ctx.rng.int(idx.length - i);
-      [idx[i], idx[j]] = [idx[j], idx[i]];
+      const j = i + ctx.rng.int(g.length - i);
+      const t = idx[i];
+      idx[i] = idx[j];
+      idx[j] = t;
       this.ids[w++] = g[idx[i]];
     }
     return w;
@@ -199,8 +208,13 @@ export class MinedSource implements NegativeSource {
       );
     }
     const B = ctx.users.length;
-    const lists = { rows: B, k: K, ids: new Int32Array(B * K), scores: new Float32Array(B * K) };
-    const posScores = new Float32Array(B);
+    if (this.listIds.length < B * K) {
+      this.listIds = new Int32Array(B * K);
+      this.listScores = new Float32Array(B * K);
+    }
+    if (this.posScores.length < B) this.posScores = new Float32Array(B);
+    const lists = { rows: B, k: K, ids: this.listIds.subarray(0, B * K), scores: this.listScores.subarray(0, B * K) };
+    const posScores = this.posScores.subarray(0, B);
     const d = ret.model.dim;
     for (let r = 0; r < B; r++) {
       const c = this.cache.get(ctx.users[r])!;

@@ -12,7 +12,7 @@
  * GEMM kernels (dense layers, per-sequence attention GEMMs); gradients are checked by finite differences.
  */
 import type { Backend } from '../compute/backend.ts';
-import { DenseLayer } from '../model/dense-layer.ts';
+import { DenseLayer, xavier } from '../model/dense-layer.ts';
 import { EmbeddingTable, type SparseOptimizerConfig } from '../model/embedding-table.ts';
 import { Rng } from '../util/rng.ts';
 import { CausalAttention } from './attention.ts';
@@ -33,13 +33,6 @@ export interface SasRecConfig {
   seed: number;
 }
 
-/** Xavier/Glorot normal init of a dense layer's weights, zero bias. */
-function xavier(l: DenseLayer, rng: Rng): DenseLayer {
-  const std = Math.sqrt(2 / (l.inDim + l.outDim));
-  for (let i = 0; i < l.w.length; i++) l.w[i] = rng.normal() * std;
-  l.b.fill(0);
-  return l;
-}
 
 class Block {
   readonly ln1: LayerNorm;

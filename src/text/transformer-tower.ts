@@ -8,7 +8,7 @@
  * and dense layers are SASRec's too. Backward is written by hand and checked against finite differences.
  */
 import type { Backend } from '../compute/backend.ts';
-import { DenseLayer } from '../model/dense-layer.ts';
+import { DenseLayer, xavier } from '../model/dense-layer.ts';
 import { EmbeddingTable } from '../model/embedding-table.ts';
 import { CausalAttention } from '../seq/attention.ts';
 import { Buffers } from '../seq/buffers.ts';
@@ -27,12 +27,6 @@ export interface TransformerConfig {
   seed: number;
 }
 
-function xavier(l: DenseLayer, rng: Rng): DenseLayer {
-  const std = Math.sqrt(2 / (l.inDim + l.outDim));
-  for (let i = 0; i < l.w.length; i++) l.w[i] = rng.normal() * std;
-  l.b.fill(0);
-  return l;
-}
 
 export class EncoderBlock {
   readonly ln1: LayerNorm;
