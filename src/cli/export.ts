@@ -25,9 +25,8 @@ function textModelDir(dir: string): string | null {
   }
 }
 
-function reportOnnx(path: string, e: OnnxExport, json: boolean): void {
-  const line = `onnx: ${e.spec.tower} query tower (opset ${e.spec.opset}, inputs ${e.spec.inputs.map((i) => i.name).join(', ')} → embedding [batch, ${e.spec.dim}]) written to ${path} (${(e.onnx.byteLength / 2 ** 20).toFixed(1)} MiB) + ${specPath(path)}\n`;
-  if (!json) process.stdout.write(line);
+function reportOnnx(path: string, e: OnnxExport): void {
+  process.stdout.write(`onnx: ${e.spec.tower} query tower (opset ${e.spec.opset}, inputs ${e.spec.inputs.map((i) => i.name).join(', ')} → embedding [batch, ${e.spec.dim}]) written to ${path} (${(e.onnx.byteLength / 2 ** 20).toFixed(1)} MiB) + ${specPath(path)}\n`);
 }
 
 export async function exportCommand(o: any): Promise<void> {
@@ -42,7 +41,7 @@ export async function exportCommand(o: any): Promise<void> {
     const e = textOnnx(DualEncoder.load(text), o.model);
     writeOnnx(onnx, e);
     if (o.json) printJsonLast({ onnx: onnx, spec: specPath(onnx), tower: e.spec.tower, dim: e.spec.dim, bytes: e.onnx.byteLength });
-    else reportOnnx(onnx, e, false);
+    else reportOnnx(onnx, e);
     return;
   }
   const seq = seqModelDir(o.model);
@@ -53,7 +52,7 @@ export async function exportCommand(o: any): Promise<void> {
   if (exported && typeof onnx === 'string') writeOnnx(onnx, exported);
   if (!o.out) {
     if (o.json) printJsonLast({ onnx, spec: specPath(onnx as string), tower: exported!.spec.tower, dim: exported!.spec.dim, bytes: exported!.onnx.byteLength });
-    else reportOnnx(onnx as string, exported!, false);
+    else reportOnnx(onnx as string, exported!);
     return;
   }
   const backend = await getBackend();
@@ -75,7 +74,7 @@ export async function exportCommand(o: any): Promise<void> {
       process.stdout.write(`index: hnsw ${mf.index.metric} M=${mf.index.connectivity}, recall@10 vs exact ${mf.index.recallAt10.toFixed(4)} at ef ${mf.index.expansionSearch} over ${mf.index.recallQueries} users\n`);
       if (mf.index.recallAt10 < 0.95) process.stdout.write(`note: recall below 0.95: serve with a larger --expansion-search (e.g. ${mf.index.expansionSearch * 4}) or export with a larger --connectivity\n`);
     }
-    if (exported) reportOnnx(typeof onnx === 'string' ? `${onnx} and ${join(o.out, ONNX_FILE)}` : join(o.out, ONNX_FILE), exported, false);
+    if (exported) reportOnnx(typeof onnx === 'string' ? `${onnx} and ${join(o.out, ONNX_FILE)}` : join(o.out, ONNX_FILE), exported);
     process.stdout.write(`serve it:  towerlab serve --model ${o.out} --port 8080 [--demo]\n`);
   }
 }
