@@ -166,5 +166,11 @@ export function onnxFiles(e: OnnxExport, onnxName = ONNX_FILE): Map<string, Uint
 
 /** Writes `path` and its JSON atomically (each file: temp, fsync, rename). */
 export function writeOnnx(path: string, e: OnnxExport): void {
-  for (const [p, bytes] of onnxFiles(e, path)) writeFileAtomic(p, bytes);
+  for (const [p, bytes] of onnxFiles(e, path)) {
+    try {
+      writeFileAtomic(p, bytes);
+    } catch (err) {
+      throw new UserError(`${p}: cannot write: ${(err as Error).message}`);
+    }
+  }
 }
