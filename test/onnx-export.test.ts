@@ -163,6 +163,16 @@ test('id + feature tower: ONNX = Tower.embed for known users, = QueryTower.embed
   assert.ok(maxAbsDiff(unk, kn) > 1e-3);
 });
 
+test('a user tower with dense features is refused in one line (not in the graph yet)', () => {
+  const V = 3;
+  const model = new TwoTowerModel(
+    { user: { vocabSize: V, idDim: 4, features: [], dense: [{ name: 'age', width: 1, dim: 2 }], mlp: [4] }, item: { vocabSize: 2, idDim: 4, features: [], mlp: [] }, sparseOptimizer: 'adagrad', sparseLr: 0.1, denseLr: 0.01, seed: 1 },
+    [], [], [new Float32Array(V)], [],
+  );
+  const a = { ...tinyTwoTower(), model };
+  assert.throws(() => twoTowerOnnx(a, 'run'), /run: the user tower has dense features \(age\)/);
+});
+
 test('id tower trained 1 epoch: export --out --onnx puts query-tower.onnx + .json in a bundle that still reads', async (t) => {
   let r = cli(['train', '--data', 'synthetic:users=300,items=200,clusters=5,zipf=1,seed=3', '--epochs', '1', '--batch-size', '256', '--no-progress', '--out', 'run']);
   assert.equal(r.code, 0, r.err);

@@ -84,6 +84,9 @@ export function queryTowerWeights(a: ModelArtifacts): QueryTowerWeights {
 }
 
 export function twoTowerOnnx(a: ModelArtifacts, source = ''): OnnxExport {
+  // Dense (numeric/vector) user features are not in the graph yet, as they are not in the serving bundle.
+  const dense = a.model.user.dense;
+  if (dense.length) throw new UserError(`${source || 'model'}: the user tower has dense features (${dense.map((f) => f.name).join(', ')}); the ONNX export covers id and categorical features only`);
   const q = queryTowerWeights(a);
   const features = a.userFeatures.map((f, k) => ({ input: `feature_${k}`, name: f.name, vocab: f.vocab }));
   return finish(idTowerGraph(q), {
