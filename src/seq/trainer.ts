@@ -73,6 +73,8 @@ export interface SeqTrainInputs {
   data: SeqData;
   score: ScoreKind;
   excludeHistory: boolean;
+  /** Called after every epoch (after validation), for diagnostics. */
+  onEpochEnd?: (epoch: number, entry: SeqTrainSummary['history'][number]) => void;
 }
 
 export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTrainSummary {
@@ -146,6 +148,7 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
       }
     }
     history.push(entry);
+    inp.onEpochEnd?.(epoch + 1, entry);
   }
   progress.stop();
   setLr(baseLr);
