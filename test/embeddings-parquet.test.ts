@@ -14,6 +14,7 @@ import { withDuck } from '../src/data/duck.ts';
 import { modelEmbeddings, readEmbeddingsParquet, writeEmbeddingsParquet } from '../src/bundle/embeddings-parquet.ts';
 import { seqAsArtifacts, SeqHistoryQuery } from '../src/bundle/seq.ts';
 import { buildTower, defaultSeqModel } from '../src/seq/experiment.ts';
+import { exportEmbeddings } from '../src/towerlab.ts';
 import { makeArtifacts, makeModelDir, tmp, ITEMS, USERS } from './helpers/serve-fixture.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'towerlab.mjs');
@@ -115,6 +116,10 @@ test('towerlab export --embeddings writes only the Parquet file; bad paths are o
   assert.deepEqual(back.items, e.items);
   assert.deepEqual(back.users, e.users);
   assert.ok(!existsSync(join(dir, 'bundle')));
+  // The same from the library's package entry.
+  const viaLib = await exportEmbeddings(model, join(dir, 'lib.parquet'));
+  assert.deepEqual([viaLib.users, viaLib.items], [USERS, ITEMS]);
+  assert.deepEqual((await readEmbeddingsParquet(join(dir, 'lib.parquet'))).items, e.items);
 
   const bad = spawnSync(process.execPath, [BIN, 'export', '--model', model, '--embeddings', join(dir, 'e.csv')], { encoding: 'utf8' });
   assert.equal(bad.status, 2);

@@ -19,7 +19,9 @@ import { basename, dirname, join } from 'node:path';
 import bindings from '@duckdb/node-bindings';
 import { ARRAY, DuckDBDataChunk, DuckDBInstance, FLOAT, INTEGER, VARCHAR } from '@duckdb/node-api';
 import type { Backend } from '../compute/backend.ts';
+import { getBackend } from '../compute/index.ts';
 import { withDuck } from '../data/duck.ts';
+import { openModel } from '../model/open.ts';
 import type { ModelArtifacts } from '../model/saved-model.ts';
 import { fsyncDir } from '../util/atomic.ts';
 import { UserError } from '../util/errors.ts';
@@ -143,6 +145,16 @@ export async function writeEmbeddingsParquet(path: string, e: ModelEmbeddings, s
 /** Copies typed values into a DuckDB vector's memory in one call. */
 function copyInto(vec: ReturnType<typeof bindings.data_chunk_get_vector>, src: Float32Array | Int32Array): void {
   bindings.copy_data_to_vector(vec, 0, src.buffer as ArrayBuffer, src.byteOffset, src.byteLength);
+}
+
+/**
+ * The library's one-call form of `towerlab export --embeddings`: opens a saved model directory (two-tower or
+ * sequence model; or takes opened artifacts) and writes its user and item embeddings to `path`.
+ */
+export async function exportEmbeddings(model: string | (ModelArtifacts & { sequence?: SeqBundlePart }), path: string, opts: { backend?: Backend } = {}): Promise<ParquetWriteResult> {
+  const a = typeof model === 'string' ? openModel(model) : model;
+  const backend = opts.backend ?? (await getBackend());
+  return writeEmbeddingsParquet(path, modelEmbeddings(backend, a));
 }
 
 /** Reads a file written by `writeEmbeddingsParquet` back (what the file says, checked for shape). */

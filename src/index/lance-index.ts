@@ -21,9 +21,14 @@ import { resolveDirVersion, writeDirAtomic, writeFileSynced } from '../util/atom
 import { UserError } from '../util/errors.ts';
 import type { Hits, IndexMetric } from './ann-index.ts';
 
-// LanceDB logs warnings such as "No existing dataset …, it will be created" on every new table to stderr,
-// which would interleave with the CLI's own lines; keep its errors. LANCEDB_LOG set by the user wins.
-process.env.LANCEDB_LOG ??= 'error';
+/**
+ * LanceDB logs warnings such as "No existing dataset …, it will be created" on every new table to stderr,
+ * which would interleave with the CLI's own lines: keep its errors only (read when LanceDB first loads, and
+ * inherited by the worker thread). LANCEDB_LOG set by the user wins.
+ */
+function quietLance(): void {
+  process.env.LANCEDB_LOG ??= 'error';
+}
 
 export const LANCE_META = 'towerlab-lance.json';
 export const LANCE_FORMAT = 'towerlab-lancedb';
@@ -98,6 +103,7 @@ export async function writeLanceDir(dir: string, input: LanceWriteInput): Promis
   if (vectors.length !== n * dim) throw new Error(`writeLanceDir: ${vectors.length} values for ${n}×${dim}`);
   if (config.partitions > 0 && dim % config.subVectors !== 0) throw new UserError(`--lance-sub-vectors: ${config.subVectors} does not divide the dimension ${dim}`);
   const log = input.log ?? (() => {});
+  quietLance();
   const lancedb = await import('@lancedb/lancedb');
   // The CommonJS build, which LanceDB itself loads: Arrow checks types with instanceof, and the ESM build is a
   // second copy of every class.
@@ -225,6 +231,7 @@ export class LanceIndex {
       if (meta.items !== opts.itemIds.length) throw new UserError(`${dir}: the LanceDB table holds ${meta.items} items, the model ${opts.itemIds.length}`);
       if (meta.itemIdsSha256 !== idsSha256(opts.itemIds)) throw new UserError(`${dir}: the LanceDB table's item ids differ from the model's (made from another model: ${meta.model})`);
     }
+    quietLance();
     const real = resolveDirVersion(dir); // one version of the directory, even if it is rewritten meanwhile
     const control = new SharedArrayBuffer(4);
     const { port1, port2 } = new MessageChannel();
