@@ -20,7 +20,7 @@ import { loadSeqModel, seqModelDir } from '../seq/saved-model.ts';
 import { DualEncoder, FORMAT as TEXT_FORMAT } from '../text/dual-encoder.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { addIndexOptions, indexConfigFrom } from './index-cmd.ts';
+import { addIndexOptions, indexConfigFrom, type IndexFlagOptions } from './index-cmd.ts';
 import { printJsonLast } from './output.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -46,7 +46,16 @@ function reportOnnx(path: string, e: OnnxExport): void {
   process.stdout.write(`onnx: ${e.spec.tower} query tower (opset ${e.spec.opset}, inputs ${e.spec.inputs.map((i) => i.name).join(', ')} → embedding [batch, ${e.spec.dim}]) written to ${path} (${(e.onnx.byteLength / 2 ** 20).toFixed(1)} MiB) + ${specPath(path)}\n`);
 }
 
-export async function exportCommand(o: any): Promise<void> {
+export interface ExportCommandOptions extends IndexFlagOptions {
+  model: string;
+  out?: string;
+  onnx?: string | true;
+  index: boolean;
+  indexThreads?: string;
+  json?: boolean;
+}
+
+export async function exportCommand(o: ExportCommandOptions): Promise<void> {
   // --onnx alone names a file; with --out it may be bare (the bundle then carries query-tower.onnx).
   const onnx: string | true | undefined = o.onnx;
   const lanceDir = o.to === undefined ? null : lanceTarget(o.to);

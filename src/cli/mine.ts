@@ -5,7 +5,7 @@
  * model recorded, so the pairs are that model's training rows; all models must share its vocabularies.
  */
 import { Command, Option } from 'commander';
-import { getBackend } from '../compute/index.ts';
+import { getBackend, type BackendChoice } from '../compute/index.ts';
 import { loadInteractions, type DataSpec } from '../data/load.ts';
 import { splitInteractions, type SplitSpec } from '../data/split.ts';
 import { groupsToJsonl, writeGroups } from '../mine/groups-file.ts';
@@ -15,7 +15,7 @@ import { LanceIndex, lanceTarget } from '../index/lance-index.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import { openModel } from '../model/open.ts';
-import { addDataOptions, addSplitOptions, dataSpecFrom, splitSpecFrom } from './options.ts';
+import { addDataOptions, addSplitOptions, dataSpecFrom, splitSpecFrom, type DataOptions, type SplitOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
 
 export function parseRange(v: string): [number, number] {
@@ -31,7 +31,23 @@ function num(flag: string, v: string | undefined): number | undefined {
   return x;
 }
 
-export async function mineCommand(o: any): Promise<void> {
+export interface MineCommandOptions extends DataOptions, SplitOptions {
+  model: string[];
+  out: string;
+  fusion: 'rrf' | 'soft-vote';
+  n: string;
+  range: string;
+  margin?: string;
+  relative?: boolean;
+  maxScore?: string;
+  sample: 'top' | 'random';
+  search: 'exact' | 'hnsw';
+  seed: string;
+  backend: BackendChoice;
+  json?: boolean;
+}
+
+export async function mineCommand(o: MineCommandOptions): Promise<void> {
   const dirs: string[] = o.model;
   const models = dirs.map((d) => openModel(d));
   const a = models[0];

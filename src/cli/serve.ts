@@ -6,7 +6,22 @@ import { isServeWorker, notifyPrimary, runPrimary } from '../serve/workers.ts';
 import { breadthText, indexKind } from '../index/vector-index.ts';
 import { lanceTarget } from '../index/lance-index.ts';
 
-export async function serveCommand(o: any): Promise<void> {
+export interface ServeCommandOptions {
+  model: string;
+  port: string;
+  host: string;
+  search: 'ann' | 'exact';
+  maxK: string;
+  expansionSearch?: string;
+  nprobe?: string;
+  demo?: boolean;
+  watch?: boolean;
+  adminReload: boolean;
+  log?: boolean;
+  workers: string;
+}
+
+export async function serveCommand(o: ServeCommandOptions): Promise<void> {
   const port = Number(o.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`--port: must be an integer in 0..65535, got '${o.port}'`);
   const maxK = Number(o.maxK);
