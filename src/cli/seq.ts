@@ -7,7 +7,7 @@
 import { Command, Option } from 'commander';
 import { formatMetricsTable } from '../eval/format.ts';
 import { loadRecipe, parseRecipe, type Recipe } from '../recipe/schema.ts';
-import { getBackend } from '../compute/index.ts';
+import { getBackend, type BackendChoice } from '../compute/index.ts';
 import { defaultSeqModel, runSeqExperiment, scoreOf, type SeqModelOptions } from '../seq/experiment.ts';
 import { evaluateSampled } from '../seq/sampled-eval.ts';
 import { fullSequences, saveSeqModel } from '../seq/saved-model.ts';
@@ -15,7 +15,7 @@ import type { ObjectiveSpec, ScoreKind } from '../seq/objectives.ts';
 import { defaultProgressMode } from '../train/progress.ts';
 import { collapseLine } from '../train/collapse.ts';
 import { UserError } from '../util/errors.ts';
-import { addDataOptions, dataSpecFrom, parseList, parseNum, requireInt } from './options.ts';
+import { addDataOptions, dataSpecFrom, parseList, parseNum, requireInt, type DataOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
 
 export function registerSeqCommand(program: Command): void {
@@ -55,7 +55,35 @@ export function registerSeqCommand(program: Command): void {
 
 
 
-export function seqModelFrom(o: any): SeqModelOptions {
+export interface SeqCommandOptions extends DataOptions {
+  tower: SeqModelOptions['tower'];
+  dim: number;
+  maxLen: number;
+  blocks: number;
+  heads: number;
+  dropout: number;
+  lr: number;
+  loss: 'bce' | 'bpr' | 'softmax';
+  recipe?: string;
+  score: ScoreKind;
+  epochs: number;
+  warmupEpochs: number;
+  batchSize: number;
+  evalEvery: number;
+  patience: number;
+  valMetric: string;
+  valUsers: number;
+  ks: string;
+  excludeHistory?: boolean;
+  sampled?: string;
+  out?: string;
+  seed: number;
+  progress: boolean;
+  backend: BackendChoice;
+  json?: boolean;
+}
+
+export function seqModelFrom(o: SeqCommandOptions): SeqModelOptions {
   if (!(o.dropout >= 0 && o.dropout < 1)) throw new UserError(`--dropout: must be in [0, 1), got ${o.dropout}`);
   if (!(o.lr > 0)) throw new UserError(`--lr: must be > 0, got ${o.lr}`);
   return {
@@ -77,7 +105,7 @@ function warmupFrom(x: unknown): number {
   return v;
 }
 
-export function objectiveFrom(o: any): ObjectiveSpec {
+export function objectiveFrom(o: Pick<SeqCommandOptions, 'recipe' | 'loss' | 'score'>): ObjectiveSpec {
   const recipe: Recipe | null = o.recipe ? loadRecipe(o.recipe) : null;
   if (o.loss === 'bce') {
     if (recipe) throw new UserError('--recipe: the bce loss draws its own negative (one uniform item per position); use --loss bpr or softmax with a recipe');
@@ -91,7 +119,7 @@ export function objectiveFrom(o: any): ObjectiveSpec {
   return { kind: 'softmax', recipe: recipe ?? parseRecipe({ temperature: 1, sources: [{ type: 'full-catalogue' }] }), score: o.score as ScoreKind };
 }
 
-async function seqCommand(o: any): Promise<void> {
+async function seqCommand(o: SeqCommandOptions): Promise<void> {
   if (!/^(hr|ndcg|recall|mrr)@\d+$/.test(o.valMetric)) throw new UserError(`--val-metric: expected hr@K or ndcg@K, got '${o.valMetric}'`);
   const ks = parseList('--ks', o.ks);
   if (!ks.length) ks.push(10);
