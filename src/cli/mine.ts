@@ -23,10 +23,10 @@ export function parseRange(v: string): [number, number] {
   return [Number(m[1]), Number(m[2])];
 }
 
-function num(flag: string, v: string | undefined): number | undefined {
+function num(flag: string, v: string | number | undefined): number | undefined {
   if (v === undefined) return undefined;
   const x = Number(v);
-  if (v.trim() === '' || !Number.isFinite(x)) throw new UserError(`${flag}: '${v}' is not a number`);
+  if (String(v).trim() === '' || !Number.isFinite(x)) throw new UserError(`${flag}: '${v}' is not a number`);
   return x;
 }
 
