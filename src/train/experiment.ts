@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { getBackend, type BackendChoice } from '../compute/index.ts';
 import type { Backend } from '../compute/backend.ts';
 import { loadInteractions, type DataSpec } from '../data/load.ts';
+import { dataFingerprint } from '../data/fingerprint.ts';
 import { prepare, type Prepared } from '../data/prepare.ts';
 import { splitInteractions, type SplitSpec } from '../data/split.ts';
 import type { Interactions } from '../data/types.ts';
@@ -123,6 +124,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
           data: o.data,
           split: o.split,
           splitDescription: split.description,
+          fingerprint: dataFingerprint(data, split),
           metrics,
           baselines: result.baselines,
           train: { ...summary, history: summary.history },
