@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { addIndexOptions, indexConfigFrom } from './index-cmd.ts';
 import { printJsonLast } from './output.ts';
 import { UserError } from '../util/errors.ts';
+import { loadItemNames } from '../data/item-names.ts';
 
 /** The folder of a saved text dual encoder (`towerlab text --out`), or null. */
 function textModelDir(dir: string): string | null {
@@ -47,6 +48,7 @@ export async function exportCommand(o: any): Promise<void> {
   const seq = seqModelDir(o.model);
   const seqArt = seq ? loadSeqModel(seq) : null;
   const a = seqArt ? seqAsArtifacts(seqArt) : openModel(o.model);
+  if (o.itemNames) a.itemNames = await loadItemNames(o.itemNames, a.itemIds, a.meta?.data?.itemCol);
   let exported: OnnxExport | null = null;
   if (onnx !== undefined) exported = seqArt ? seqOnnx(seqArt, o.model) : twoTowerOnnx(a, o.model);
   if (exported && typeof onnx === 'string') writeOnnx(onnx, exported);
@@ -86,6 +88,7 @@ export function registerExportCommand(program: Command): void {
     .requiredOption('--model <dir>', 'a model directory written by train, seq or text')
     .option('--out <dir>', 'bundle directory (replaced atomically)')
     .option('--onnx [file]', `the query tower as ONNX (opset 17) + a JSON of its inputs, outputs and vocabularies: to <file>, and with --out also ${ONNX_FILE} in the bundle; text models: --onnx <file> only (docs/onnx.md)`)
+    .option('--item-names <file[:column]>', 'name the items in the bundle (responses and the demo show them): a table with an item id column and a name column, e.g. ml-100k.item:title (default: the names saved with the model)')
     .option('--no-index', 'no HNSW index (the server then searches exactly)')
     .option('--index-threads <n>', 'threads building the HNSW index (0 = all cores; 1 = the same index on every run)');
   addIndexOptions(cmd)

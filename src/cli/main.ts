@@ -40,6 +40,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--recipe <file>', 'negatives recipe (JSON); default: in-batch softmax with accidental-hit masking')
     .option('--out <dir>', 'output directory (model, checkpoint, training log)')
     .option('--resume', 'continue from the checkpoint in --out')
+    .option('--item-names <file[:column]>', 'name the items (saved with the model; recommend, export and serve show them): a table with an item id column and a name column, e.g. ml-100k.item:title')
     .option('--json', 'print the result as one JSON object on the last line of stdout')
     .action((opts) => trainCommand(opts));
 
@@ -63,6 +64,7 @@ export async function main(argv: string[]): Promise<void> {
     .requiredOption('--recipes <files...>', 'recipe files (JSON) to compare')
     .option('--seeds <n|list>', "number of seeds (--seed, --seed+1, ...) or a comma-separated list", '3')
     .option('--k <n>', 'cut-off shown in the report (added to --ks if missing)', '20')
+    .option('--item-names <file[:column]>', 'item names for the report\'s most-recommended items, e.g. ml-100k.item:title')
     .option('--out <dir>', 'report directory (results.json, index.html)', 'report')
     .option('--json', "print the summary as one JSON object on the last line of stdout")
     .action((opts) => compareCommand(opts));
@@ -75,6 +77,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--history <items>', 'sequence models: comma-separated item ids, oldest first; recommends the next item')
     .option('--k <n>', 'number of items', '10')
     .option('--include-seen', "do not exclude the user's training items")
+    .option('--item-names <file[:column]>', 'item names to print beside ids (default: the names saved with the model), e.g. ml-100k.item:title')
     .option('--json', 'print the result as JSON')
     .action((opts) => recommendCommand(opts));
 

@@ -18,6 +18,7 @@ export async function trainCommand(o: any): Promise<void> {
     ks,
     out: o.out ?? null,
     backend: o.backend,
+    itemNames: o.itemNames,
   });
   const d = r.data;
   const lines = [

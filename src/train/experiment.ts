@@ -8,6 +8,7 @@ import { getBackend, type BackendChoice } from '../compute/index.ts';
 import type { Backend } from '../compute/backend.ts';
 import { loadInteractions, type DataSpec } from '../data/load.ts';
 import { dataFingerprint } from '../data/fingerprint.ts';
+import { loadItemNames } from '../data/item-names.ts';
 import { prepare, type Prepared } from '../data/prepare.ts';
 import { splitInteractions, type SplitSpec } from '../data/split.ts';
 import type { Interactions } from '../data/types.ts';
@@ -35,6 +36,8 @@ export interface ExperimentOptions {
   loaded?: Interactions;
   /** Also return how often each item lands in a test user's top-K for this K (`compare`'s calibration plot). */
   countRecommendationsAt?: number;
+  /** `FILE[:COLUMN]` naming the items (data/item-names.ts): saved with the model, returned as itemNames. */
+  itemNames?: string;
 }
 
 export interface ExperimentResult {
@@ -50,6 +53,8 @@ export interface ExperimentResult {
   recommendedCounts?: Float64Array;
   /** With countRecommendationsAt: training interactions per item (the catalogue's popularity). */
   itemCounts?: Float64Array;
+  /** With ExperimentOptions.itemNames: per item, its name (null = none in the file). */
+  itemNames?: (string | null)[];
 }
 
 export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResult> {
@@ -58,7 +63,9 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const split = splitInteractions(data, o.split);
   const prep = prepare(data, split);
   const model = buildModel(o.model, prep.numUsers, prep.numItems, data.userFeatures, data.itemFeatures);
+  const itemNames = o.itemNames ? await loadItemNames(o.itemNames, data.itemVocab.ids, o.data.itemCol) : undefined;
   const artifacts = {
+    ...(itemNames ? { itemNames } : {}),
     userIds: data.userVocab.ids,
     itemIds: data.itemVocab.ids,
     userFeatures: o.model.useFeatures ? featuresForSave(data.userFeatures) : [],
@@ -107,6 +114,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     },
     backend: backend.name,
     model,
+    ...(itemNames ? { itemNames } : {}),
   };
   if (testEval.recommendedCounts) {
     result.recommendedCounts = testEval.recommendedCounts;
