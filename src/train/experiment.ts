@@ -13,7 +13,7 @@ import { prepare, type Prepared } from '../data/prepare.ts';
 import { splitInteractions, type SplitSpec } from '../data/split.ts';
 import type { Interactions } from '../data/types.ts';
 import { popularityBaseline } from '../eval/baselines.ts';
-import { evaluateRanking, type EvalResult } from '../eval/ranking.ts';
+import { evaluateRanking, type EvalResult, type PerUserMetrics } from '../eval/ranking.ts';
 import { embeddingScorer } from '../eval/scorer.ts';
 import { buildModel, type ModelOptions } from '../model/build.ts';
 import { featuresForSave, saveModel } from '../model/saved-model.ts';
@@ -36,6 +36,8 @@ export interface ExperimentOptions {
   loaded?: Interactions;
   /** Also return how often each item lands in a test user's top-K for this K (`compare`'s calibration plot). */
   countRecommendationsAt?: number;
+  /** Keep per-user test recall@K / ndcg@K (compare's confidence intervals and paired tests). */
+  keepPerUser?: boolean;
   /** `FILE[:COLUMN]` naming the items (data/item-names.ts): saved with the model, returned as itemNames. */
   itemNames?: string;
 }
@@ -55,6 +57,8 @@ export interface ExperimentResult {
   itemCounts?: Float64Array;
   /** With ExperimentOptions.itemNames: per item, its name (null = none in the file). */
   itemNames?: (string | null)[];
+  /** With keepPerUser: per-user test metrics, users in evaluation order. */
+  perUser?: PerUserMetrics;
 }
 
 export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResult> {
@@ -92,7 +96,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     { ...o.train, checkpointDir: o.out ? join(o.out, 'checkpoint') : null, logPath: o.out ? join(o.out, 'train-log.jsonl') : null },
   );
   const t0 = performance.now();
-  const testEval = evaluateTestRun(backend, model, prep, o.ks, o.countRecommendationsAt);
+  const testEval = evaluateTestRun(backend, model, prep, o.ks, o.countRecommendationsAt, o.keepPerUser);
   const metrics = testEval.metrics;
   const evalSeconds = (performance.now() - t0) / 1000;
   const popularity = popularityBaseline({ backend, test: prep.test, exclude: prep.seenWithVal, ks: o.ks, itemPopularity: prep.itemCounts }).metrics;
@@ -117,6 +121,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     backend: backend.name,
     model,
     ...(itemNames ? { itemNames } : {}),
+    ...(testEval.perUser ? { perUser: testEval.perUser } : {}),
   };
   if (testEval.recommendedCounts) {
     result.recommendedCounts = testEval.recommendedCounts;
@@ -152,10 +157,10 @@ export function evaluateTest(backend: Backend, model: TwoTowerModel, prep: Prepa
 }
 
 /** evaluateTest with the whole EvalResult, optionally counting top-K recommendations per item. */
-export function evaluateTestRun(backend: Backend, model: TwoTowerModel, prep: Prepared, ks: number[], countRecommendationsAt?: number): EvalResult {
+export function evaluateTestRun(backend: Backend, model: TwoTowerModel, prep: Prepared, ks: number[], countRecommendationsAt?: number, keepPerUser = false): EvalResult {
   const itemEmb = model.embedAllItems(backend);
   const scorer = embeddingScorer(backend, (ids, out) => model.user.embed(backend, ids, out), itemEmb, model.dim, prep.numItems);
-  return evaluateRanking({ backend, scorer, test: prep.test, exclude: prep.seenWithVal, ks, itemPopularity: prep.itemCounts, countRecommendationsAt });
+  return evaluateRanking({ backend, scorer, test: prep.test, exclude: prep.seenWithVal, ks, itemPopularity: prep.itemCounts, countRecommendationsAt, keepPerUser });
 }
 
 function countRows(m: { rows: number; offsets: Int32Array }): number {
