@@ -5,7 +5,7 @@
  * model recorded, so the pairs are that model's training rows; all models must share its vocabularies.
  */
 import { Command, Option } from 'commander';
-import { getBackend } from '../compute/index.ts';
+import { getBackend, type BackendChoice } from '../compute/index.ts';
 import { dataFingerprint, recordedFingerprint } from '../data/fingerprint.ts';
 import { loadInteractions, type DataSpec } from '../data/load.ts';
 import { splitInteractions, type SplitSpec } from '../data/split.ts';
@@ -13,10 +13,11 @@ import { groupsToJsonl, writeGroups } from '../mine/groups-file.ts';
 import { SHORT_MARGIN, SHORT_MAX_SCORE, SHORT_NONE, SHORT_RANGE } from '../mine/filter.ts';
 import { mineGroups, type MinedGroups } from '../mine/mine.ts';
 import { ModelRetriever } from '../mine/model-retriever.ts';
+import { LanceIndex, lanceTarget } from '../index/lance-index.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import { openModel } from '../model/open.ts';
-import { addDataOptions, addSplitOptions, dataSpecFrom, splitSpecFrom } from './options.ts';
+import { addDataOptions, addSplitOptions, dataSpecFrom, splitSpecFrom, type DataOptions, type SplitOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
 
 export function parseRange(v: string): [number, number] {
@@ -32,7 +33,25 @@ function num(flag: string, v: string | number | undefined): number | undefined {
   return x;
 }
 
-export async function mineCommand(o: any): Promise<void> {
+export interface MineCommandOptions extends DataOptions, SplitOptions {
+  model: string[];
+  out: string;
+  fusion: 'rrf' | 'soft-vote';
+  n: string;
+  range: string;
+  margin?: string;
+  relative?: boolean;
+  maxScore?: string;
+  sample: 'top' | 'random';
+  search: 'exact' | 'hnsw';
+  seed: string;
+  backend: BackendChoice;
+  json?: boolean;
+  minNegatives?: string;
+  allowMixed?: boolean;
+}
+
+export async function mineCommand(o: MineCommandOptions): Promise<void> {
   const dirs: string[] = o.model;
   const models = dirs.map((d) => openModel(d));
   const a = models[0];
@@ -71,7 +90,13 @@ export async function mineCommand(o: any): Promise<void> {
   const users = Int32Array.from(us);
   const positives = Int32Array.from(is);
   const backend = await getBackend(o.backend);
-  const members = models.map((m, i) => new ModelRetriever(backend, m.model, { name: dirs[i], search: o.search, exclude: m.seen }));
+  let lance: LanceIndex | null = null;
+  const lanceDir = lanceTarget(o.search);
+  if (lanceDir !== null) {
+    if (models.length > 1) throw new UserError('--search lancedb:DIR: one table serves one model; an ensemble searches exactly or with hnsw');
+    lance = LanceIndex.open(lanceDir, { itemIds: a.itemIds, dim: a.model.dim });
+  } else if (o.search !== 'exact' && o.search !== 'hnsw') throw new UserError(`--search: expected exact, hnsw or lancedb:DIR, got '${o.search}'`);
+  const members = models.map((m, i) => new ModelRetriever(backend, m.model, { name: dirs[i], search: lance ? 'index' : o.search, index: lance ?? undefined, exclude: m.seen }));
   const g = mineGroups(members, users, positives, {
     fusion: o.fusion,
     n,
@@ -98,6 +123,7 @@ export async function mineCommand(o: any): Promise<void> {
     else if (why === SHORT_MAX_SCORE) shortBy.max_score++;
     else if (why === SHORT_RANGE) shortBy.range++;
   }
+  lance?.close();
   const short = users.length - g.shortReasons.filter((x) => x === SHORT_NONE).length;
   // --min-negatives drops short groups rather than refilling them from deeper ranks: a refill would hand back
   // the candidates the margin / max-score filters just judged likely false negatives, or leave the rank window.
@@ -186,7 +212,7 @@ export function registerMineCommand(program: Command): void {
     .option('--relative', 'the margin is relative to the positive\'s score')
     .option('--max-score <x>', 'drop candidates whose (mean) cosine exceeds x')
     .addOption(new Option('--sample <how>', 'take the top n survivors or a random n').choices(['top', 'random']).default('top'))
-    .addOption(new Option('--search <how>', 'exact top-k or HNSW (usearch)').choices(['exact', 'hnsw']).default('exact'))
+    .option('--search <how>', "exact top-k, HNSW (usearch, built in memory), or a LanceDB table written by 'export --to lancedb:DIR' (lancedb:DIR)", 'exact')
     .option('--min-negatives <n>', 'drop groups left with fewer than n negatives by the filters (default: keep every group)')
     .option('--allow-mixed', 'mine even when the models were trained on different data or splits than each other or the mined pairs')
     .option('--seed <n>', 'seed of --sample random', '1')
