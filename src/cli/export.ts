@@ -61,12 +61,6 @@ export interface ExportCommandOptions extends IndexFlagOptions {
   indexThreads?: string;
   json?: boolean;
   itemNames?: string;
-  embeddings?: string;
-  to?: string;
-  lancePartitions?: string;
-  lanceSubVectors?: string;
-  lanceNprobe?: string;
-  refineFactor?: string;
 }
 
 export async function exportCommand(o: ExportCommandOptions): Promise<void> {

@@ -21,8 +21,6 @@ export interface ServeCommandOptions {
   adminReload: boolean;
   log?: boolean;
   workers: string;
-  index?: string;
-  refineFactor?: string;
 }
 
 export async function serveCommand(o: ServeCommandOptions): Promise<void> {
