@@ -20,6 +20,7 @@ import { layersFromConfig, towerOutDim, type QueryTowerWeights } from './query-t
 import type { BundleDraft } from './write.ts';
 import { seqTowerFromBundle } from './seq.ts';
 import type { SeqTower } from '../seq/tower.ts';
+import { checkItemNames } from '../data/item-names.ts';
 
 export interface FeatureVocab {
   name: string;
@@ -36,6 +37,8 @@ export interface Bundle {
   manifest: BundleManifest;
   userIds: string[];
   itemIds: string[];
+  /** Display names of the items (null entries: no name), when the bundle carries them. */
+  itemNames: (string | null)[] | null;
   userIndex: Map<string, number>;
   itemIndex: Map<string, number>;
   userFeatures: FeatureVocab[];
@@ -285,6 +288,7 @@ async function assemble(
     manifest,
     userIds,
     itemIds,
+    itemNames: manifest.vocabularies.itemNames ? checkItemNames(`${where}: vocab/item-names.json`, json('itemNames'), mdl.items) : null,
     userIndex: await idMap(userIds),
     itemIndex: await idMap(itemIds),
     userFeatures,
