@@ -59,14 +59,6 @@ export interface ExportCommandOptions extends IndexFlagOptions {
   index: boolean;
   indexThreads?: string;
   json?: boolean;
-  /** Parquet file of the user and item embeddings. */
-  embeddings?: string;
-  /** lancedb:DIR */
-  to?: string;
-  lancePartitions?: string;
-  lanceSubVectors?: string;
-  lanceNprobe?: string;
-  refineFactor?: string;
 }
 
 export async function exportCommand(o: ExportCommandOptions): Promise<void> {

@@ -21,9 +21,6 @@ export interface ServeCommandOptions {
   adminReload: boolean;
   log?: boolean;
   workers: string;
-  /** lancedb:DIR searched instead of the bundle's index. */
-  index?: string;
-  refineFactor?: string;
 }
 
 export async function serveCommand(o: ServeCommandOptions): Promise<void> {
