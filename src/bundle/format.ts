@@ -15,14 +15,23 @@
  *   weights/seq.bin        the sequence tower (SASRec / mean pooling) of a model exported from `towerlab seq`:
  *                          history queries run through it (see seq.ts)
  *
+ * manifest.json.sig      optional (export --sign-key): HMAC-SHA-256 of manifest.json's bytes, `hmac-sha256:<hex>`
+ *
+ * One integrity root: the manifest lists every file with its size and SHA-256, and the bundle `id` is a hash
+ * of those checksums and of the manifest's layout fields (model shape, vocabularies, arrays, index), so it
+ * is recomputed at load and a manifest edited without recomputing it is refused (format version 2; version 1
+ * ids covered the files only). Signing the manifest therefore signs the whole bundle.
+ *
  * The manifest is written last inside a temporary directory, which becomes a version under
  * `.<name>.versions/`; the bundle path is a symbolic link swapped to it by one rename, so the path never
  * disappears and a reader sees a complete old bundle or a complete new one (copy a bundle with `cp -rL`).
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 export const BUNDLE_FORMAT = 'towerlab-bundle';
-export const BUNDLE_VERSION = 1;
+export const BUNDLE_VERSION = 2;
+export const SIGNATURE_FILE = 'manifest.json.sig';
 export const BUNDLE_MANIFEST = 'manifest.json';
 export const TFJS_MODEL = 'model.json';
 export const INDEX_FILE = 'index/items.usearch';
@@ -120,3 +129,30 @@ export const names = {
   seenOffsets: 'seen.offsets',
   seenCols: 'seen.cols',
 } as const;
+
+/** JSON with object keys sorted at every level: the same bytes for the same content, whatever the key order. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .filter((k) => o[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v ?? null);
+}
+
+/**
+ * The bundle id: a short hash of every file's checksum and of the layout the manifest declares (what each
+ * file holds and how it is read), so two bundles with the same id serve the same answers.
+ */
+export function bundleContentId(m: Pick<BundleManifest, 'files' | 'model' | 'vocabularies' | 'arrays' | 'index'>): string {
+  const files = Object.keys(m.files)
+    .sort()
+    .map((p) => `${p}:${m.files[p].sha256}`)
+    .join('\n');
+  const layout = canonicalJson({ model: m.model, vocabularies: m.vocabularies, arrays: m.arrays, index: m.index });
+  return createHash('sha256').update(`${files}\n#layout ${layout}`).digest('hex').slice(0, 12);
+}
