@@ -6,8 +6,10 @@ import { openModel } from '../model/open.ts';
 import { addIndexOptions, indexConfigFrom } from './index-cmd.ts';
 import { printJsonLast } from './output.ts';
 import { UserError } from '../util/errors.ts';
+import { readSecretFile } from '../util/secret.ts';
 
 export async function exportCommand(o: any): Promise<void> {
+  const signKey = o.signKey !== undefined ? readSecretFile(o.signKey, '--sign-key') : undefined;
   const a = openModel(o.model);
   const backend = await getBackend();
   const log = (m: string) => process.stderr.write(`${m}\n`);
@@ -15,12 +17,12 @@ export async function exportCommand(o: any): Promise<void> {
   const indexThreads = o.indexThreads === undefined ? undefined : Number(o.indexThreads);
   if (indexThreads !== undefined && !(Number.isInteger(indexThreads) && indexThreads >= 0)) throw new UserError(`--index-threads: must be an integer >= 0, got '${o.indexThreads}'`);
   const draft = createBundle(backend, a, { index: o.index === false ? null : indexConfigFrom(o, a.itemIds.length), indexThreads, recallQueries, source: o.model, log });
-  writeBundle(o.out, draft);
+  writeBundle(o.out, draft, undefined, { signKey });
   const mf = draft.manifest;
   const bytes = Object.values(mf.files).reduce((s, f) => s + f.bytes, 0);
-  if (o.json) printJsonLast({ out: o.out, id: mf.id, users: mf.model.users, items: mf.model.items, dim: mf.model.dim, bytes, index: mf.index });
+  if (o.json) printJsonLast({ out: o.out, id: mf.id, signed: !!signKey, users: mf.model.users, items: mf.model.items, dim: mf.model.dim, bytes, index: mf.index });
   else {
-    process.stdout.write(`bundle ${mf.id} written to ${o.out} (${(bytes / 2 ** 20).toFixed(1)} MiB, ${Object.keys(mf.files).length + 1} files)\n`);
+    process.stdout.write(`bundle ${mf.id} written to ${o.out} (${(bytes / 2 ** 20).toFixed(1)} MiB, ${Object.keys(mf.files).length + 1 + (signKey ? 1 : 0)} files${signKey ? ', signed' : ''})\n`);
     if (mf.index?.kind === 'ivf') {
       process.stdout.write(`index: ivf ${mf.index.metric} ${mf.index.lists} lists, recall@10 vs exact ${mf.index.recallAt10.toFixed(4)} at nprobe ${mf.index.nprobe} over ${mf.index.recallQueries} users\n`);
       if (mf.index.recallAt10 < 0.95) process.stdout.write(`note: recall below 0.95: serve with a larger --nprobe (e.g. ${mf.index.nprobe * 2})\n`);
@@ -39,7 +41,8 @@ export function registerExportCommand(program: Command): void {
     .requiredOption('--model <dir>', 'a model directory written by train')
     .requiredOption('--out <dir>', 'bundle directory (replaced atomically)')
     .option('--no-index', 'no HNSW index (the server then searches exactly)')
-    .option('--index-threads <n>', 'threads building the HNSW index (0 = all cores; 1 = the same index on every run)');
+    .option('--index-threads <n>', 'threads building the HNSW index (0 = all cores; 1 = the same index on every run)')
+    .option('--sign-key <file>', "sign the manifest (HMAC-SHA-256 with the key in this file) so 'serve --verify-key' can vouch for the bundle");
   addIndexOptions(cmd)
     .option('--json', 'print the result as one JSON object on the last line of stdout')
     .action((opts) => exportCommand(opts));
