@@ -37,18 +37,21 @@ export const TFJS_MODEL = 'model.json';
 export const INDEX_FILE = 'index/items.usearch';
 export const IVF_INDEX_FILE = 'index/items.ivf';
 
+// Upper bounds: shapes are allocated before the data is compared with them, so a crafted one must fail here.
+const INT32 = 2 ** 31 - 1;
+const WIDTH = 1 << 16;
 const towerShape = z.object({
-  vocabSize: z.number().int().nonnegative(),
-  idDim: z.number().int().positive(),
-  features: z.array(z.object({ name: z.string(), cardinality: z.number().int().positive(), dim: z.number().int().positive() })),
-  mlp: z.array(z.number().int().positive()),
+  vocabSize: z.number().int().nonnegative().max(INT32),
+  idDim: z.number().int().positive().max(WIDTH),
+  features: z.array(z.object({ name: z.string(), cardinality: z.number().int().positive().max(INT32), dim: z.number().int().positive().max(WIDTH) })).max(1024),
+  mlp: z.array(z.number().int().positive().max(WIDTH)).max(64),
 });
 
 const arrayEntry = z.object({
   name: z.string(),
   file: z.string(),
   dtype: z.enum(['float32', 'int32']),
-  shape: z.array(z.number().int().nonnegative()),
+  shape: z.array(z.number().int().nonnegative().max(INT32)).max(8),
 });
 
 export const manifestSchema = z.object({
@@ -62,9 +65,9 @@ export const manifestSchema = z.object({
   recipe: z.unknown().optional(),
   metrics: z.record(z.string(), z.number().nullable()).optional(),
   model: z.object({
-    dim: z.number().int().positive(),
-    users: z.number().int().nonnegative(),
-    items: z.number().int().positive(),
+    dim: z.number().int().positive().max(WIDTH),
+    users: z.number().int().nonnegative().max(INT32),
+    items: z.number().int().positive().max(INT32),
     user: towerShape,
     item: towerShape,
     /**
@@ -75,7 +78,7 @@ export const manifestSchema = z.object({
     sequence: z
       .object({
         tower: z.enum(['sasrec', 'meanpool']),
-        options: z.object({ tower: z.enum(['sasrec', 'meanpool']), dim: z.number().int().positive(), maxLen: z.number().int().positive(), blocks: z.number().int().positive(), heads: z.number().int().positive(), dropout: z.number(), lr: z.number(), beta2: z.number(), seed: z.number() }),
+        options: z.object({ tower: z.enum(['sasrec', 'meanpool']), dim: z.number().int().positive().max(1 << 14), maxLen: z.number().int().positive().max(WIDTH), blocks: z.number().int().positive().max(64), heads: z.number().int().positive().max(64), dropout: z.number(), lr: z.number(), beta2: z.number(), seed: z.number() }),
         score: z.enum(['dot', 'cosine']),
         tensors: z.array(z.string()),
         itemInput: z.enum(['item.embeddings', 'seq.item.emb']),
@@ -90,9 +93,9 @@ export const manifestSchema = z.object({
         kind: z.literal('hnsw').optional(),
         file: z.string(),
         metric: z.enum(['ip', 'cos']),
-        connectivity: z.number().int().positive(),
-        expansionAdd: z.number().int().positive(),
-        expansionSearch: z.number().int().positive(),
+        connectivity: z.number().int().min(2).max(4096),
+        expansionAdd: z.number().int().positive().max(1 << 20),
+        expansionSearch: z.number().int().positive().max(1 << 20),
         recallAt10: z.number(),
         recallQueries: z.number().int().nonnegative(),
         buildSeconds: z.number(),
@@ -101,8 +104,8 @@ export const manifestSchema = z.object({
         kind: z.literal('ivf'),
         file: z.string(),
         metric: z.enum(['ip', 'cos']),
-        lists: z.number().int().positive(),
-        nprobe: z.number().int().positive(),
+        lists: z.number().int().positive().max(INT32),
+        nprobe: z.number().int().positive().max(INT32),
         recallAt10: z.number(),
         recallQueries: z.number().int().nonnegative(),
         buildSeconds: z.number(),
