@@ -27,6 +27,8 @@ export interface BundleOptions {
   source: string;
   /** Progress messages (index building can take minutes for millions of items). */
   log?: (msg: string) => void;
+  /** More files to carry (e.g. query-tower.onnx + .json), listed and checksummed like the others. */
+  extraFiles?: Map<string, Uint8Array>;
 }
 
 export const defaultBundleOptions: BundleOptions = { index: defaultAnnConfig, recallQueries: 500, source: '' };
@@ -163,6 +165,7 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
     weightsManifest: tfGroups,
   };
   files.set(TFJS_MODEL, Buffer.from(JSON.stringify(tfjsModel)));
+  for (const [path, bytes] of o.extraFiles ?? []) files.set(path, bytes);
 
   const checksums: BundleManifest['files'] = {};
   for (const [path, bytes] of [...files].sort(([x], [y]) => (x < y ? -1 : 1))) checksums[path] = { bytes: bytes.byteLength, sha256: sha256(bytes) };
