@@ -8,6 +8,7 @@ import cliProgress from 'cli-progress';
 import { loadInteractions } from '../data/load.ts';
 import { formatMetricsTable } from '../eval/format.ts';
 import { loadRecipe, type Recipe } from '../recipe/schema.ts';
+import { checkRecipeLimits } from '../recipe/limits.ts';
 import { catalogueDeciles } from '../report/calibration.ts';
 import { assembleResults, decilesOf, runRecord, summarizeRecipe, type CompareConfig, type CompareResults, type RunRecord } from '../report/results.ts';
 import { writeReport, writeResults } from '../report/write.ts';
@@ -39,6 +40,9 @@ export async function compareCommand(o: any): Promise<void> {
   const mode: ProgressMode = o.progress === false ? 'none' : defaultProgressMode();
 
   const data = await loadInteractions(dataSpec);
+  // Every recipe against this data up front: a bad size in the last recipe must not wait for the others' runs.
+  const outDim = model.mlp.length ? model.mlp[model.mlp.length - 1] : model.dim;
+  for (const r of recipes) checkRecipeLimits(r.recipe, { numItems: data.itemVocab.ids.length, numInstances: data.items.length, numUsers: data.userVocab.ids.length, dim: outDim, batchSize: trainCfg.batchSize }, r.file);
   const config: CompareConfig = {
     data: data.source,
     split: split.kind,
