@@ -13,6 +13,7 @@ import { isIvfConfig, type IndexConfig, type VectorIndex } from '../index/vector
 import { buildIndex, indexBytes, sampleUserQueries } from '../index/item-index.ts';
 import { fsyncDir, writeDirAtomic, writeFileSynced } from '../util/atomic.ts';
 import { BUNDLE_FORMAT, BUNDLE_MANIFEST, BUNDLE_VERSION, SIGNATURE_FILE, bundleContentId, INDEX_FILE, IVF_INDEX_FILE, TFJS_MODEL, names, type ArrayEntry, type BundleManifest } from './format.ts';
+import { UserError } from '../util/errors.ts';
 import { QueryTower, layersFromConfig, meanRow, type QueryTowerWeights } from './query-tower.ts';
 import { SEQ_FILE, type SeqBundlePart } from './seq.ts';
 
@@ -49,6 +50,9 @@ const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: SeqBundlePart }, o: BundleOptions): BundleDraft {
   const log = o.log ?? (() => {});
   const m = a.model;
+  // The serving query tower (query-tower.ts, web/demo.js) has no dense-feature projections yet; item towers are fine
+  // (item embeddings are computed here and stored).
+  if (m.user.dense.length) throw new UserError(`this model's user tower has dense features (${m.user.dense.map((f) => f.name).join(', ')}); a bundle cannot serve them yet`);
   // A sequence model: the user table is filled with each user's sequence embedding (see seq.ts).
   a.sequence?.fillUsers(backend, m.user.idTable.data);
   const dim = m.dim;

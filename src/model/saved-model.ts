@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import type { Csr } from '../data/csr.ts';
-import type { CategoricalFeature } from '../data/types.ts';
+import type { CategoricalFeature, DenseFeature } from '../data/types.ts';
 import { UserError } from '../util/errors.ts';
 import { readTensorDir, writeTensorDir, type NamedArray } from './tensor-file.ts';
 import { TwoTowerModel, type ModelConfig } from './two-tower.ts';
@@ -20,6 +20,9 @@ export interface ModelArtifacts {
   itemIds: string[];
   userFeatures: Array<{ name: string; vocab: string[]; values: Int32Array }>;
   itemFeatures: Array<{ name: string; vocab: string[]; values: Int32Array }>;
+  /** Dense feature values (entities×width) of the towers that have dense features; absent = none. */
+  userDense?: DenseFeature[];
+  itemDense?: DenseFeature[];
   /** Train interaction count per item. */
   itemCounts: Float32Array;
   /** Each user's training items. */
@@ -37,6 +40,8 @@ export function saveModel(dir: string, a: ModelArtifacts, withOptimizer: boolean
   const arrays: Array<[string, NamedArray]> = a.model.tensors(withOptimizer);
   a.userFeatures.forEach((f) => arrays.push([`user.feature.${f.name}`, f.values]));
   a.itemFeatures.forEach((f) => arrays.push([`item.feature.${f.name}`, f.values]));
+  (a.userDense ?? []).forEach((f) => arrays.push([`user.denseFeature.${f.name}`, f.values]));
+  (a.itemDense ?? []).forEach((f) => arrays.push([`item.denseFeature.${f.name}`, f.values]));
   arrays.push(['item.counts', a.itemCounts], ['seen.offsets', a.seen.offsets], ['seen.cols', a.seen.cols]);
   if (a.trainingState) arrays.push(...a.trainingState);
   const vocab = JSON.stringify({
@@ -44,6 +49,8 @@ export function saveModel(dir: string, a: ModelArtifacts, withOptimizer: boolean
     items: a.itemIds,
     userFeatures: a.userFeatures.map((f) => ({ name: f.name, vocab: f.vocab })),
     itemFeatures: a.itemFeatures.map((f) => ({ name: f.name, vocab: f.vocab })),
+    ...(a.userDense?.length ? { userDense: a.userDense.map((f) => ({ name: f.name, width: f.width })) } : {}),
+    ...(a.itemDense?.length ? { itemDense: a.itemDense.map((f) => ({ name: f.name, width: f.width })) } : {}),
   });
   const meta = { ...a.meta, modelConfig: a.model.config, optimizerSteps: a.model.steps(), withOptimizer };
   writeTensorDir(dir, MODEL_FORMAT, MODEL_VERSION, meta, arrays, { [VOCAB]: vocab });
@@ -81,10 +88,26 @@ export function loadModel(dir: string): ModelArtifacts {
   if (vocab.userFeatures.length !== config.user.features.length || vocab.itemFeatures.length !== config.item.features.length) throw new UserError(`${vpath}: feature vocabularies disagree with the model config`);
   const userFeatures = (vocab.userFeatures as Array<{ name: string; vocab: string[] }>).map(feature('user', vocab.users.length));
   const itemFeatures = (vocab.itemFeatures as Array<{ name: string; vocab: string[] }>).map(feature('item', vocab.items.length));
+  const dense = (list: unknown, tower: 'user' | 'item'): DenseFeature[] => {
+    if (list !== undefined && !(Array.isArray(list) && list.every((f) => typeof f?.name === 'string' && Number.isInteger(f.width) && f.width > 0))) {
+      throw new UserError(`${vpath}: '${tower}Dense' must be a list of {name, width}`);
+    }
+    return ((list ?? []) as Array<{ name: string; width: number }>).map((f) => ({ name: f.name, width: f.width, values: get<Float32Array>(`${tower}.denseFeature.${f.name}`) }));
+  };
+  const userDense = dense(vocab.userDense, 'user');
+  const itemDense = dense(vocab.itemDense, 'item');
+  for (const [tower, fs] of [['user', userDense], ['item', itemDense]] as const) {
+    const want = config[tower].dense ?? [];
+    if (want.length !== fs.length || want.some((f, k) => f.name !== fs[k].name || f.width !== fs[k].width || fs[k].values.length !== config[tower].vocabSize * f.width)) {
+      throw new UserError(`${dir}: the ${tower} tower's dense features in ${VOCAB} do not match the model config`);
+    }
+  }
   const model = new TwoTowerModel(
     config,
     userFeatures.map((f) => f.values),
     itemFeatures.map((f) => f.values),
+    userDense.map((f) => f.values),
+    itemDense.map((f) => f.values),
   );
   for (const [name, target] of model.tensors(manifest.withOptimizer === true)) {
     const src = get<Float32Array>(name);
@@ -103,6 +126,8 @@ export function loadModel(dir: string): ModelArtifacts {
     itemIds: vocab.items,
     userFeatures,
     itemFeatures,
+    ...(userDense.length ? { userDense } : {}),
+    ...(itemDense.length ? { itemDense } : {}),
     itemCounts,
     seen: { rows: offsets.length - 1, offsets, cols },
     meta: manifest,
