@@ -39,5 +39,9 @@ export { evaluateRanking, embeddingScorer, popularityScorer, popularityBaseline,
 export { getBackend, type BackendChoice } from './compute/index.ts';
 export type { Backend } from './compute/backend.ts';
 
+// ── Interop: embeddings as Parquet, LanceDB as the item index (docs/interop.md) ──
+export { exportEmbeddings, modelEmbeddings, writeEmbeddingsParquet, readEmbeddingsParquet, type ModelEmbeddings, type ParquetWriteResult } from './bundle/embeddings-parquet.ts';
+export { writeLanceDir, LanceIndex, defaultLanceConfig, type LanceConfig, type LanceMeta, type LanceOpenOptions } from './index/lance-index.ts';
+
 // ── Errors (one-line messages for bad input) ──
 export { UserError, InputError } from './util/errors.ts';

@@ -173,7 +173,7 @@ test('#13.2 manifest paths stay inside the bundle: no `..`, no absolute path, no
 test('#13.3 admin routes need a token (off without one); /health and /model expose no pid, paths, error text or recipe; reloads coalesce', async () => {
   const d = await bundle();
   const backend = await getBackend();
-  const holder = new ModelHolder(d, backend, 'exact', () => {}, () => {}, undefined, undefined, { reloadMinIntervalMs: 0 });
+  const holder = new ModelHolder(d, backend, 'exact', () => {}, () => {}, undefined, undefined, undefined, { reloadMinIntervalMs: 0 });
   await holder.reload();
   const off = buildServer(holder, new ServerMetrics(), defaultServerOptions);
   assert.equal((await off.inject({ method: 'POST', url: '/admin/reload' })).statusCode, 404, 'no admin routes without a token');

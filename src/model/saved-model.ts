@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Csr } from '../data/csr.ts';
 import type { CategoricalFeature, DenseFeature } from '../data/types.ts';
 import { UserError } from '../util/errors.ts';
-import { readTensorDir, writeTensorDir, type NamedArray } from './tensor-file.ts';
+import { buildFromManifest, readTensorDir, writeTensorDir, type NamedArray } from './tensor-file.ts';
 import { TwoTowerModel, type ModelConfig } from './two-tower.ts';
 
 export const MODEL_FORMAT = 'towerlab-model';
@@ -102,13 +102,13 @@ export function loadModel(dir: string): ModelArtifacts {
       throw new UserError(`${dir}: the ${tower} tower's dense features in ${VOCAB} do not match the model config`);
     }
   }
-  const model = new TwoTowerModel(
+  const model = buildFromManifest(dir, () => new TwoTowerModel(
     config,
     userFeatures.map((f) => f.values),
     itemFeatures.map((f) => f.values),
     userDense.map((f) => f.values),
     itemDense.map((f) => f.values),
-  );
+  ));
   for (const [name, target] of model.tensors(manifest.withOptimizer === true)) {
     const src = get<Float32Array>(name);
     if (src.length !== target.length) throw new UserError(`${dir}: tensor '${name}' has ${src.length} values, the config implies ${target.length}`);

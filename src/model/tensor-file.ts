@@ -120,3 +120,17 @@ export function readTensorDir(dir: string, format: string, maxVersion: number): 
   if (end !== bin.length) throw new UserError(`${bpath}: ${bin.length} bytes, the tensor table accounts for ${end}`);
   return { manifest, arrays, real, readText: (name) => verified(name).toString('utf8') };
 }
+
+/**
+ * Builds a model from a checked tensor directory, turning a failure of the model's own constructor (a config
+ * whose shapes cannot be allocated, a missing field) into one line naming the manifest: the config is file
+ * content, so such a failure is bad input, not a Towerlab bug.
+ */
+export function buildFromManifest<T>(dir: string, build: () => T): T {
+  try {
+    return build();
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw new UserError(`${join(dir, MANIFEST)}: the model config cannot be built (${(e as Error)?.name ?? 'error'}: ${String((e as Error)?.message ?? e).split('\n')[0].slice(0, 120)})`);
+  }
+}

@@ -8,7 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { csrFromPairs, csrRow, type Csr } from '../data/csr.ts';
-import { MANIFEST, readTensorDir, writeTensorDir, type NamedArray } from '../model/tensor-file.ts';
+import { MANIFEST, buildFromManifest, readTensorDir, writeTensorDir, type NamedArray } from '../model/tensor-file.ts';
 import { checkCsr } from '../model/saved-model.ts';
 import { UserError } from '../util/errors.ts';
 import type { SeqData } from './data.ts';
@@ -88,7 +88,7 @@ export function loadSeqModel(dir: string): SeqArtifacts {
   if (!int(options.dim, 1 << 14) || !int(options.maxLen, 1 << 16) || !int(options.blocks, 64) || !int(options.heads, 64)) {
     throw new UserError(`${join(dir, MANIFEST)}: field 'seqModel': dim, maxLen, blocks or heads missing or out of range`);
   }
-  const tower = buildTower(options, vocab.items.length, true);
+  const tower = buildFromManifest(dir, () => buildTower(options, vocab.items.length, true));
   for (const [name, target] of tower.tensors()) {
     const src = get<Float32Array>(`tower.${name}`);
     if (src.length !== target.length) throw new UserError(`${dir}: tensor 'tower.${name}' has ${src.length} values, the config implies ${target.length}`);
