@@ -51,9 +51,16 @@ export interface ExportCommandOptions extends IndexFlagOptions {
   model: string;
   out?: string;
   onnx?: string | true;
+  embeddings?: string;
+  to?: string;
+  lancePartitions?: string;
+  lanceSubVectors?: string;
+  lanceNprobe: string;
+  refineFactor?: string;
   index: boolean;
   indexThreads?: string;
   json?: boolean;
+  /** Signs the bundle's manifest with the key in this file. */
   signKey?: string;
 }
 

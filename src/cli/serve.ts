@@ -17,12 +17,15 @@ export interface ServeCommandOptions {
   nprobe?: string;
   demo?: boolean;
   watch?: boolean;
+  /** File of the bearer token that enables /admin/* (or TOWERLAB_ADMIN_TOKEN). */
   adminToken?: string;
+  /** File of the key bundles must be signed with. */
   verifyKey?: string;
-  index?: string;
-  refineFactor?: string;
   log?: boolean;
   workers: string;
+  /** lancedb:DIR searched instead of the bundle's index. */
+  index?: string;
+  refineFactor?: string;
 }
 
 export async function serveCommand(o: ServeCommandOptions): Promise<void> {
