@@ -131,7 +131,10 @@ function loadInChild(dirs: string[]): Map<number, { ok: boolean; user: boolean; 
       process.stdout.write(JSON.stringify(verdict) + '\\n');
     }
   `;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, FUZZ_DIRS: JSON.stringify(dirs) }, maxBuffer: 64 << 20, timeout: 300_000 });
+  // A file, not -e: worker threads inherit execArgv, and --input-type would break the verification worker.
+  const file = join(tmp('fuzz-loader'), 'loader.mts');
+  writeFileSync(file, script);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', file], { encoding: 'utf8', env: { ...process.env, FUZZ_DIRS: JSON.stringify(dirs) }, maxBuffer: 64 << 20, timeout: 300_000 });
   const last = r.stderr.trim().split('\n').filter((l) => l.startsWith('case ')).pop();
   assert.equal(r.signal, null, `the loader died by ${r.signal} at ${last} (${dirs[Number(last?.slice(5))]})`);
   assert.equal(r.status, 0, `the loader exited ${r.status} at ${last}: ${r.stderr.slice(-2000)}`);
