@@ -15,6 +15,8 @@ export interface ServeCommandOptions {
   maxK: string;
   expansionSearch?: string;
   nprobe?: string;
+  index?: string;
+  refineFactor?: string;
   demo?: boolean;
   watch?: boolean;
   /** File of the bearer token that enables /admin/* (or TOWERLAB_ADMIN_TOKEN). */
@@ -23,9 +25,6 @@ export interface ServeCommandOptions {
   verifyKey?: string;
   log?: boolean;
   workers: string;
-  /** lancedb:DIR searched instead of the bundle's index. */
-  index?: string;
-  refineFactor?: string;
 }
 
 export async function serveCommand(o: ServeCommandOptions): Promise<void> {
