@@ -22,6 +22,7 @@ import { layersFromConfig, towerOutDim, type QueryTowerWeights } from './query-t
 import type { BundleDraft } from './write.ts';
 import { seqTowerFromBundle } from './seq.ts';
 import type { SeqTower } from '../seq/tower.ts';
+import { checkItemNames } from '../data/item-names.ts';
 
 export interface FeatureVocab {
   name: string;
@@ -38,6 +39,8 @@ export interface Bundle {
   manifest: BundleManifest;
   userIds: string[];
   itemIds: string[];
+  /** Display names of the items (null entries: no name), when the bundle carries them. */
+  itemNames: (string | null)[] | null;
   userIndex: Map<string, number>;
   itemIndex: Map<string, number>;
   userFeatures: FeatureVocab[];
@@ -423,6 +426,7 @@ async function assemble(
     manifest,
     userIds,
     itemIds,
+    itemNames: manifest.vocabularies.itemNames ? checkItemNames(`${where}: vocab/item-names.json`, json('itemNames'), mdl.items) : null,
     userIndex: await idMap(userIds, `${where}: user ids`),
     itemIndex: await idMap(itemIds, `${where}: item ids`),
     userFeatures,

@@ -129,6 +129,8 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
     item: a.itemFeatures.map((f) => ({ name: f.name, vocab: f.vocab })),
   };
   addVocab('features', 'vocab/features.json', feats, feats.user.length + feats.item.length);
+  // Display names (from --item-names), for responses and the demo; ids stay the keys.
+  if (a.itemNames) addVocab('itemNames', 'vocab/item-names.json', a.itemNames, numItems);
 
   const query: QueryTowerWeights = {
     config: m.user.config,

@@ -24,6 +24,7 @@ import { addIndexOptions, indexConfigFrom, type IndexFlagOptions } from './index
 import { printJsonLast } from './output.ts';
 import { UserError } from '../util/errors.ts';
 import { readSecretFile } from '../util/secret.ts';
+import { loadItemNames } from '../data/item-names.ts';
 
 const posInt = (flag: string, v: string | undefined, min = 1): number | undefined => {
   if (v === undefined) return undefined;
@@ -62,6 +63,7 @@ export interface ExportCommandOptions extends IndexFlagOptions {
   json?: boolean;
   /** Signs the bundle's manifest with the key in this file. */
   signKey?: string;
+  itemNames?: string;
 }
 
 export async function exportCommand(o: ExportCommandOptions): Promise<void> {
@@ -87,6 +89,7 @@ export async function exportCommand(o: ExportCommandOptions): Promise<void> {
   const seq = seqModelDir(o.model);
   const seqArt = seq ? loadSeqModel(seq) : null;
   const a = seqArt ? seqAsArtifacts(seqArt) : openModel(o.model);
+  if (o.itemNames) a.itemNames = await loadItemNames(o.itemNames, a.itemIds, a.meta?.data?.itemCol);
   let exported: OnnxExport | null = null;
   if (onnx !== undefined) exported = seqArt ? seqOnnx(seqArt, o.model) : twoTowerOnnx(a, o.model);
   if (exported && typeof onnx === 'string') writeOnnx(onnx, exported);
@@ -182,6 +185,7 @@ export function registerExportCommand(program: Command): void {
     .requiredOption('--model <dir>', 'a model directory written by train, seq or text')
     .option('--out <dir>', 'bundle directory (replaced atomically)')
     .option('--onnx [file]', `the query tower as ONNX (opset 17) + a JSON of its inputs, outputs and vocabularies: to <file>, and with --out also ${ONNX_FILE} in the bundle; text models: --onnx <file> only (docs/onnx.md)`)
+    .option('--item-names <file[:column]>', 'name the items in the bundle (responses and the demo show them): a table with an item id column and a name column, e.g. ml-100k.item:title (default: the names saved with the model)')
     .option('--embeddings <file.parquet>', 'user and item embeddings to Parquet (columns side, index, id, vector; atomically; docs/interop.md)')
     .option('--to <target>', 'the item table (item, id, vector) with an IVF-PQ index to LanceDB: lancedb:DIR (replaced atomically; docs/interop.md)')
     .option('--lance-partitions <n>', 'LanceDB: IVF partitions (default √items; 0 = no index, exact flat scan; tables under 5000 items get none)')

@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import type { Csr } from '../data/csr.ts';
+import { checkItemNames } from '../data/item-names.ts';
 import type { CategoricalFeature, DenseFeature } from '../data/types.ts';
 import { UserError } from '../util/errors.ts';
 import { buildFromManifest, readTensorDir, writeTensorDir, type NamedArray } from './tensor-file.ts';
@@ -28,6 +29,8 @@ export interface ModelArtifacts {
   /** Each user's training items. */
   seen: Csr;
   meta: Record<string, any>;
+  /** Display names of the items (null = none known), e.g. from `--item-names`; absent when none were given. */
+  itemNames?: (string | null)[];
   /** Checkpoints only: training state beside the weights (queue, momentum tower), names prefixed `train.`. */
   trainingState?: Array<[string, NamedArray]>;
 }
@@ -49,6 +52,7 @@ export function saveModel(dir: string, a: ModelArtifacts, withOptimizer: boolean
     items: a.itemIds,
     userFeatures: a.userFeatures.map((f) => ({ name: f.name, vocab: f.vocab })),
     itemFeatures: a.itemFeatures.map((f) => ({ name: f.name, vocab: f.vocab })),
+    ...(a.itemNames ? { itemNames: a.itemNames } : {}),
     ...(a.userDense?.length ? { userDense: a.userDense.map((f) => ({ name: f.name, width: f.width })) } : {}),
     ...(a.itemDense?.length ? { itemDense: a.itemDense.map((f) => ({ name: f.name, width: f.width })) } : {}),
   });
@@ -131,6 +135,7 @@ export function loadModel(dir: string): ModelArtifacts {
     itemCounts,
     seen: { rows: offsets.length - 1, offsets, cols },
     meta: manifest,
+    ...(vocab.itemNames !== undefined ? { itemNames: checkItemNames(join(dir, VOCAB), vocab.itemNames, vocab.items.length) } : {}),
     trainingState: [...arrays].filter(([name]) => name.startsWith('train.')),
   };
 }

@@ -171,7 +171,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
     },
   });
 
-  const bar = new Progress(cfg.progress, cfg.epochs * stepsPerEpoch, st.epoch * stepsPerEpoch);
+  const bar = new Progress(cfg.progress, cfg.epochs * stepsPerEpoch, st.epoch * stepsPerEpoch, cfg.epochs);
   const users = new Int32Array(B);
   const items = new Int32Array(B);
   let lossEma = NaN;
