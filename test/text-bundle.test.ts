@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Backend } from '../src/compute/backend.ts';
 import { getBackend } from '../src/compute/index.ts';
-import { readBundle } from '../src/bundle/read.ts';
+import { bundleFromDraft, readBundle } from '../src/bundle/read.ts';
 import { openTextModel, textAsArtifacts } from '../src/bundle/text.ts';
 import { createBundle, writeBundle } from '../src/bundle/write.ts';
 import { TextModel } from '../src/api/text-model.ts';
@@ -182,4 +182,19 @@ test('CLI: export --out writes a text bundle; recommend --query prints the docum
   r = cli(['export', '--model', modelDir, '--out', 'x', '--corpus', join(work, 'nope')]);
   assert.equal(r.code, 2);
   assert.match(r.err, /^towerlab: error: .*nope: no such corpus folder\n$/);
+});
+
+test('a transformer text tower (separate document tower) serves /search as the model ranks', async () => {
+  const data = loadBeir(beir);
+  const corpus = new TextCorpus(data, tok);
+  const enc = new DualEncoder({ ...defaultDualEncoder, tower: 'transformer', shared: false, dim: 8, heads: 2, blocks: 1, window: 12, stride: 6, tokenizer: tok }, { lrSparse: 0.01, lrDense: 0.01 });
+  const b = await bundleFromDraft(createBundle(backend, textAsArtifacts(enc, corpus), { index: null, recallQueries: 10, source: 'mem' }));
+  const rec = new Recommender(b, backend, 'exact');
+  const m = new TextModel(enc, corpus, backend);
+  for (const i of [0, 5, 9]) {
+    const got = rec.search({ query: testQuery(i), k: 4 }).documents;
+    const want = m.recommend(testQuery(i), 4);
+    assert.deepEqual(got.map((d) => d.id), want.map((x) => x.item));
+    got.forEach((d, j) => assert.ok(Math.abs(d.score - want[j].score) < 1e-5));
+  }
 });

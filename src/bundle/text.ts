@@ -162,6 +162,12 @@ export class TextQueryTower {
     get: (name: string) => Float32Array | undefined,
     where: string,
   ) {
+    // The configuration sizes the tower's tables, allocated before the stored tensors are compared with them:
+    // it must not claim more weights than the (size-checked, checksummed) file holds.
+    const c = m.config;
+    const stored_ = m.tensors.reduce((s, n) => s + (get(TEXT_PREFIX + n)?.length ?? 0), 0);
+    const least = c.tokenizer.buckets * c.dim + (c.tower === 'transformer' ? Math.max(c.window, c.queryMaxLen) * c.dim + c.blocks * 4 * c.dim * c.dim : c.proj * c.dim);
+    if (least > stored_) throw new UserError(`${where}: the text model's configuration implies at least ${least} weights, ${TEXT_FILE} holds ${stored_}`);
     // One tower only (shared): the document tower is not needed to answer queries.
     this.enc = new DualEncoder({ ...(m.config as DualEncoderConfig), shared: true }, m.optim as TowerOptim);
     const stored = new Set(m.tensors);
