@@ -16,7 +16,7 @@
  * Rerank (item 2): SciFact has no dev split, so 20 % of the train queries (seeded, split seed 1) are held out
  * ("dev") and a round-1 model is trained on the other 80 % ("fit"). Targets: that dense model's top-100, and
  * its soft-vote fusion with BM25. An LCE reranker (rerank/lce.ts over the scalar features of
- * rerank/text-features.ts, rerank/feature-groups.ts) is trained on groups of 1 positive + 7 negatives of the
+ * text/rerank-features.ts, rerank/feature-groups.ts) is trained on groups of 1 positive + 7 negatives of the
  * target's top-100 of the DEV queries (held out from the retriever), and for contrast of the FIT queries
  * (in-sample: their positives rank unrealistically high). NDCG@10 of both stages on the test queries.
  * The rerank stage is src/text/rerank-stage.ts, the same code as `towerlab text --rerank`.
@@ -30,7 +30,7 @@ import { resolve } from 'node:path';
 import { getBackend } from '../src/compute/index.ts';
 import { fuseRankedLists } from '../src/mine/fusion.ts';
 import type { RankedLists } from '../src/mine/types.ts';
-import { TEXT_FEATURES } from '../src/rerank/text-features.ts';
+import { TEXT_FEATURES } from '../src/text/rerank-features.ts';
 import { loadBeir, relevantByQuery } from '../src/text/beir.ts';
 import { Bm25Index, Bm25Retriever, defaultBm25Options } from '../src/text/bm25.ts';
 import { TextCorpus } from '../src/text/corpus.ts';

@@ -31,7 +31,7 @@ export { Vocab, type Interactions, type CategoricalFeature, type DenseFeature, t
 export { buildModel, defaultModelOptions, type ModelOptions } from './model/build.ts';
 export { TwoTowerModel, type ModelConfig } from './model/two-tower.ts';
 export { saveModel, loadModel, type ModelArtifacts } from './model/saved-model.ts';
-export { openModel } from './model/open.ts';
+export { openModel } from './bundle/open.ts';
 
 // ── ONNX export of the query tower (docs/onnx.md) ──
 export { twoTowerOnnx, seqOnnx, textOnnx, writeOnnx, ONNX_FILE, type OnnxExport, type OnnxSpec } from './onnx/export.ts';

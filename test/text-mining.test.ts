@@ -10,7 +10,7 @@ import { createJsBackend } from '../src/compute/js.ts';
 import type { RankedLists } from '../src/mine/types.ts';
 import { drawFeatureGroups, fitStandardizer, rerankLists, standardize, trainOnFeatures } from '../src/rerank/feature-groups.ts';
 import { LceReranker } from '../src/rerank/lce.ts';
-import { bm25ScoreMatrix, textCandidateFeatures, TEXT_FEATURES, type CandidateFeatures } from '../src/rerank/text-features.ts';
+import { bm25ScoreMatrix, textCandidateFeatures, TEXT_FEATURES, type CandidateFeatures } from '../src/text/rerank-features.ts';
 import { loadBeir, type BeirData, type Qrels } from '../src/text/beir.ts';
 import { Bm25Index } from '../src/text/bm25.ts';
 import { TextCorpus } from '../src/text/corpus.ts';

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getBackend } from '../src/compute/index.ts';
 import { loadReranker } from '../src/rerank/saved-reranker.ts';
-import { TEXT_FEATURES } from '../src/rerank/text-features.ts';
+import { TEXT_FEATURES } from '../src/text/rerank-features.ts';
 import { loadBeir, relevantByQuery } from '../src/text/beir.ts';
 import { Bm25Index } from '../src/text/bm25.ts';
 import { TextCorpus } from '../src/text/corpus.ts';

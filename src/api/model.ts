@@ -13,7 +13,7 @@ import { getBackend, type BackendChoice } from '../compute/index.ts';
 import type { Csr } from '../data/csr.ts';
 import { MISSING_VALUE } from '../data/features.ts';
 import { ExactSearcher } from '../index/exact.ts';
-import { openModel } from '../model/open.ts';
+import { openModel } from '../bundle/open.ts';
 import { saveModel, type ModelArtifacts } from '../model/saved-model.ts';
 import type { TwoTowerModel } from '../model/two-tower.ts';
 import { UserError } from '../util/errors.ts';

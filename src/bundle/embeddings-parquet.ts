@@ -21,7 +21,7 @@ import { ARRAY, DuckDBDataChunk, DuckDBInstance, FLOAT, INTEGER, VARCHAR } from 
 import type { Backend } from '../compute/backend.ts';
 import { getBackend } from '../compute/index.ts';
 import { withDuck } from '../data/duck.ts';
-import { openModel } from '../model/open.ts';
+import { openModel } from '../bundle/open.ts';
 import type { ModelArtifacts } from '../model/saved-model.ts';
 import { fsyncDir } from '../util/atomic.ts';
 import { UserError } from '../util/errors.ts';

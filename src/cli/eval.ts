@@ -12,7 +12,7 @@ import { evaluateRanking } from '../eval/ranking.ts';
 import { embeddingScorer } from '../eval/scorer.ts';
 import { UserError } from '../util/errors.ts';
 import { seqModelDir } from '../seq/saved-model.ts';
-import { openModel } from '../model/open.ts';
+import { openModel } from '../bundle/open.ts';
 import { seqEvalCommand } from './seq-model.ts';
 import { dataSpecFrom, parseList, splitSpecFrom, type EvalCommandOptions } from './options.ts';
 import { printJsonLast } from './output.ts';

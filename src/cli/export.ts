@@ -12,7 +12,7 @@ import { sampleUserQueries } from '../index/item-index.ts';
 import { defaultLanceConfig, lanceTarget, writeLanceDir, type LanceConfig } from '../index/lance-index.ts';
 import { indexRecall } from '../index/recall.ts';
 import { breadthText } from '../index/vector-index.ts';
-import { openModel } from '../model/open.ts';
+import { openModel } from '../bundle/open.ts';
 import { ONNX_FILE, onnxFiles, seqOnnx, specPath, textOnnx, twoTowerOnnx, writeOnnx, type OnnxExport } from '../onnx/export.ts';
 import { seqAsArtifacts } from '../bundle/seq.ts';
 import { loadSeqModel, seqModelDir } from '../seq/saved-model.ts';

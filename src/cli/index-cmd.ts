@@ -6,7 +6,7 @@ import { buildItemIndex, writeIndexDir } from '../index/item-index.ts';
 import { defaultIvfLists } from '../index/ivf-index.ts';
 import { breadthText, isIvfConfig, type IndexConfig } from '../index/vector-index.ts';
 import { UserError } from '../util/errors.ts';
-import { openModel } from '../model/open.ts';
+import { openModel } from '../bundle/open.ts';
 import { printJsonLast } from './output.ts';
 
 export function addIndexOptions(cmd: Command): Command {

@@ -16,7 +16,7 @@ import { ModelRetriever } from '../mine/model-retriever.ts';
 import { LanceIndex, lanceTarget } from '../index/lance-index.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
-import { openModel } from '../model/open.ts';
+import { openModel } from '../bundle/open.ts';
 import { addDataOptions, addSplitOptions, dataSpecFrom, splitSpecFrom, type DataOptions, type SplitOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
 

@@ -3,7 +3,7 @@ import { getBackend } from '../compute/index.ts';
 import { csrRow } from '../data/csr.ts';
 import { UserError } from '../util/errors.ts';
 import { seqModelDir } from '../seq/saved-model.ts';
-import { openModel } from '../model/open.ts';
+import { openModel } from '../bundle/open.ts';
 import { seqRecommendCommand } from './seq-model.ts';
 import type { RecommendCommandOptions } from './options.ts';
 import { printJsonLast } from './output.ts';

@@ -20,7 +20,7 @@ import { evaluateStages, stageContext, trainReranker } from '../rerank/pipeline.
 import { loadReranker, saveReranker } from '../rerank/saved-reranker.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
-import { openModel } from '../model/open.ts';
+import { openModel } from '../bundle/open.ts';
 import { addDataOptions, addSplitOptions, dataSpecFrom, parseList, splitSpecFrom, type DataOptions, type SplitOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
 

@@ -5,7 +5,7 @@
  * otherwise a close approximation) — so a step costs O(rows read), not O(table size).
  */
 import type { Backend } from '../compute/backend.ts';
-import { restoreInto, type StateArrays, type Stateful } from '../train/training-state.ts';
+import { restoreInto, type StateArrays, type Stateful } from '../util/state.ts';
 import type { NamedArray } from './tensor-file.ts';
 import { Tower } from './tower.ts';
 

@@ -1,5 +1,5 @@
 /**
- * LCE training and reranking over PRECOMPUTED candidate features (rerank/text-features.ts): the target
+ * LCE training and reranking over PRECOMPUTED candidate features (text/rerank-features.ts): the target
  * retriever's top-k per query with one feature row per candidate. A group is one positive found in the list
  * ("localized": positives below the top-k are not used) plus G − 1 negatives drawn uniformly from the list's
  * non-positives, redrawn every epoch — the same recipe as rerank/pipeline.ts on the recommender side.
@@ -7,7 +7,7 @@
  */
 import type { RankedLists } from '../mine/types.ts';
 import type { Rng } from '../util/rng.ts';
-import type { CandidateFeatures } from './text-features.ts';
+import type { CandidateFeatures } from './candidate-features.ts';
 import type { LceReranker } from './lce.ts';
 
 export interface Standardizer {

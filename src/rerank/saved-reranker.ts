@@ -26,7 +26,7 @@ export interface RerankerMeta {
   data: Record<string, unknown>;
   split: Record<string, unknown>;
   training: Record<string, unknown>;
-  /** Scalar-feature rerankers (text, rerank/text-features.ts): the feature names, replacing the embedding layout. */
+  /** Scalar-feature rerankers (text, text/rerank-features.ts): the feature names, replacing the embedding layout. */
   features?: string[];
 }
 

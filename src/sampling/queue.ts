@@ -5,8 +5,7 @@
  * (EMA) copy. The queue holds past positives, drawn with the data's frequency: logq = log(size·p_j).
  * The users of those rows travel along so same-user masking applies to the queue too.
  */
-import { restoreInto, type StateArrays, type Stateful } from '../train/training-state.ts';
-import type { NamedArray } from '../model/tensor-file.ts';
+import { restoreInto, type NamedArray, type StateArrays, type Stateful } from '../util/state.ts';
 import type { FrequencyEstimator } from './frequency.ts';
 import type { BatchContext, Candidates, NegativeSource } from './source.ts';
 

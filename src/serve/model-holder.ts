@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../compute/backend.ts';
-import { openModel } from '../model/open.ts';
+import { openModel } from '../bundle/open.ts';
 import { bundleFromDraft, readBundle, type Bundle } from '../bundle/read.ts';
 import { isIvfConfig } from '../index/vector-index.ts';
 import { createBundle, defaultBundleOptions } from '../bundle/write.ts';

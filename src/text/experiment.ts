@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { getBackend, type BackendChoice } from '../compute/index.ts';
 import { fuseRankedLists } from '../mine/fusion.ts';
 import { saveReranker } from '../rerank/saved-reranker.ts';
-import { TEXT_FEATURES } from '../rerank/text-features.ts';
+import { TEXT_FEATURES } from './rerank-features.ts';
 import { UserError } from '../util/errors.ts';
 import { loadBeir, relevantByQuery, type BeirData } from './beir.ts';
 import { Bm25Index, Bm25Retriever, defaultBm25Options, type Bm25Options } from './bm25.ts';

@@ -1,6 +1,6 @@
 /**
  * Retrieve → rerank for text: a first stage (the dual encoder's top-K, or its soft-vote fusion with BM25's
- * top-K) and an LCE reranker (rerank/lce.ts) over the scalar pair features of rerank/text-features.ts, trained
+ * top-K) and an LCE reranker (rerank/lce.ts) over the scalar pair features of text/rerank-features.ts, trained
  * on groups of 1 positive + G − 1 negatives from the first stage's lists (rerank/feature-groups.ts). Shared by
  * `towerlab text --rerank` (text/experiment.ts) and `npm run bench:text-mining`. The reranker must be trained
  * on queries the first stage did not see (a held-out slice of train, text/query-split.ts): in-sample, the
@@ -11,7 +11,7 @@ import { fuseRankedLists } from '../mine/fusion.ts';
 import type { RankedLists } from '../mine/types.ts';
 import { fitStandardizer, rerankLists, standardize, trainOnFeatures, type Standardizer } from '../rerank/feature-groups.ts';
 import { LceReranker, type LceConfig } from '../rerank/lce.ts';
-import { bm25ScoreMatrix, textCandidateFeatures, TEXT_FEATURES, type CandidateFeatures } from '../rerank/text-features.ts';
+import { bm25ScoreMatrix, textCandidateFeatures, TEXT_FEATURES, type CandidateFeatures } from './rerank-features.ts';
 import { Rng } from '../util/rng.ts';
 import type { Bm25Index } from './bm25.ts';
 import { Bm25Retriever } from './bm25.ts';

@@ -18,7 +18,7 @@ import type { SourceSet } from '../sampling/build.ts';
 import type { NamedArray } from '../model/tensor-file.ts';
 import { UserError } from '../util/errors.ts';
 import type { Rng } from '../util/rng.ts';
-import type { StateArrays } from './training-state.ts';
+import type { StateArrays } from '../util/state.ts';
 
 export interface StepResult {
   loss: number;
@@ -119,7 +119,7 @@ export class TrainStep {
     return { loss, columns: a.N };
   }
 
-  /** The queue's contents and the momentum tower, for checkpoints (training-state.ts). */
+  /** The queue's contents and the momentum tower, for checkpoints (util/state.ts). */
   stateArrays(): StateArrays {
     const prefix = (arrays: StateArrays): StateArrays => arrays.map(([n, a]) => [`train.${n}`, a]);
     return [...prefix(this.sources.queue?.stateArrays() ?? []), ...prefix(this.momentum?.stateArrays() ?? [])];

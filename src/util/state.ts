@@ -3,7 +3,8 @@
  * an uninterrupted one: the memory queue's contents and the momentum tower. Saved as extra named arrays of the
  * checkpoint (prefix `train.`), so it is written atomically together with the weights it belongs to.
  */
-import type { NamedArray } from '../model/tensor-file.ts';
+/** A named array of a checkpoint (model/tensor-file.ts NamedArray; repeated here so util depends on nothing later). */
+export type NamedArray = Float32Array | Int32Array;
 
 export type StateArrays = Array<[string, NamedArray]>;
 

@@ -15,18 +15,13 @@
  * Scalar features only: with a few hundred training queries, embedding-sized inputs overfit.
  */
 import type { RankedLists } from '../mine/types.ts';
-import type { Bm25Index } from '../text/bm25.ts';
-import type { TextCorpus } from '../text/corpus.ts';
+import type { CandidateFeatures } from '../rerank/candidate-features.ts';
+import type { Bm25Index } from './bm25.ts';
+import type { TextCorpus } from './corpus.ts';
+
+export type { CandidateFeatures };
 
 export const TEXT_FEATURES = ['dense', 'denseGap', 'denseMinMax', 'bm25', 'bm25MinMax', 'denseRank', 'bm25Rank', 'listRank', 'overlap', 'idfOverlap', 'titleOverlap', 'queryLen', 'docLen'] as const;
-
-/** A target list plus the features of each of its candidates: row r, slot i at x[(r·k + i)·F ..]. */
-export interface CandidateFeatures {
-  queries: Int32Array;
-  lists: RankedLists;
-  F: number;
-  x: Float32Array;
-}
 
 function ranksBy(vals: number[]): number[] {
   const order = vals.map((_, i) => i).sort((a, b) => vals[b] - vals[a] || a - b);

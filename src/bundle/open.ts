@@ -1,9 +1,9 @@
 /** Opens any saved model folder: a run folder (with model/ inside), the model folder itself, or a sequence model. */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModel, type ModelArtifacts } from './saved-model.ts';
+import { loadModel, type ModelArtifacts } from '../model/saved-model.ts';
 import { UserError } from '../util/errors.ts';
-import { seqAsArtifacts } from '../bundle/seq.ts';
+import { seqAsArtifacts } from './seq.ts';
 import { loadSeqModel, seqModelDir } from '../seq/saved-model.ts';
 
 export function openModel(dir: string): ModelArtifacts {
