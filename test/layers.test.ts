@@ -8,7 +8,8 @@
  *                          (its neighbourhoods are a negative source)
  *   index                  vector indexes (exact, IVF, HNSW, LanceDB): mining searches with them
  *   sampling               negative sources, frequency estimators, batch composition
- *   nn                     generic layers (attention, layer norm, dense), when they move out of seq/
+ *   nn                     generic layers (attention, layer norm, dropout, parameters): SASRec and the text
+ *                          transformer tower both build on them
  *   model                  towers, tables, optimizers, persistence
  *   mine                   retrievers, fusion, false-negative filtering
  *   loss                   columns, corrections, losses

@@ -8,7 +8,7 @@ import type { Backend } from '../compute/backend.ts';
 import { DenseLayer } from '../model/dense-layer.ts';
 import { EmbeddingTable, type SparseOptimizerConfig } from '../model/embedding-table.ts';
 import { Rng } from '../util/rng.ts';
-import { Buffers } from './buffers.ts';
+import { Buffers } from '../nn/buffers.ts';
 import type { PackedBatch } from './packed.ts';
 import type { DenseOptim, SeqTower } from './tower.ts';
 

@@ -18,7 +18,7 @@ import { buildSources, type SourceSet } from '../sampling/build.ts';
 import { neighbourhoodSource, type NeighbourhoodSource } from '../sampling/neighbourhood.ts';
 import { UserError } from '../util/errors.ts';
 import type { Rng } from '../util/rng.ts';
-import { Buffers } from './buffers.ts';
+import { Buffers } from '../nn/buffers.ts';
 import type { SeqData } from './data.ts';
 import type { PackedBatch } from './packed.ts';
 

@@ -15,12 +15,12 @@ import type { Backend } from '../compute/backend.ts';
 import { DenseLayer, xavier } from '../model/dense-layer.ts';
 import { EmbeddingTable, type SparseOptimizerConfig } from '../model/embedding-table.ts';
 import { Rng } from '../util/rng.ts';
-import { CausalAttention } from './attention.ts';
-import { Buffers } from './buffers.ts';
-import { Dropout } from './dropout.ts';
-import { LayerNorm } from './layer-norm.ts';
+import { CausalAttention } from '../nn/attention.ts';
+import { Buffers } from '../nn/buffers.ts';
+import { Dropout } from '../nn/dropout.ts';
+import { LayerNorm } from '../nn/layer-norm.ts';
 import type { PackedBatch } from './packed.ts';
-import { Param } from './param.ts';
+import { Param } from '../nn/param.ts';
 import type { DenseOptim, SeqTower } from './tower.ts';
 
 export interface SasRecConfig {

@@ -8,7 +8,7 @@
 import type { Backend } from '../compute/backend.ts';
 import { DenseLayer } from '../model/dense-layer.ts';
 import { EmbeddingTable } from '../model/embedding-table.ts';
-import { Buffers } from '../seq/buffers.ts';
+import { Buffers } from '../nn/buffers.ts';
 import { Rng } from '../util/rng.ts';
 import { loadInto, type PackedText, type TextTower, type TowerOptim } from './tower.ts';
 

@@ -4,16 +4,16 @@
  *   block:  a = LN₁(x);  y₁ = x + W_o · Attn(a W_q, a W_k, a W_v)     (no causal mask: packing is the only mask)
  *           c = LN₂(y₁); x ← y₁ + W₂ · ReLU(W₁ c)
  *   h_t = LN_f(x_t),   p_s = mean_{t ∈ s} h_t,   y_s = p_s / ‖p_s‖.
- * The attention core is src/seq/attention.ts (SASRec's, hand-written backward) with causal = false; layer norms
+ * The attention core is src/nn/attention.ts (SASRec's, hand-written backward) with causal = false; layer norms
  * and dense layers are SASRec's too. Backward is written by hand and checked against finite differences.
  */
 import type { Backend } from '../compute/backend.ts';
 import { DenseLayer, xavier } from '../model/dense-layer.ts';
 import { EmbeddingTable } from '../model/embedding-table.ts';
-import { CausalAttention } from '../seq/attention.ts';
-import { Buffers } from '../seq/buffers.ts';
-import { LayerNorm } from '../seq/layer-norm.ts';
-import { Param } from '../seq/param.ts';
+import { CausalAttention } from '../nn/attention.ts';
+import { Buffers } from '../nn/buffers.ts';
+import { LayerNorm } from '../nn/layer-norm.ts';
+import { Param } from '../nn/param.ts';
 import { Rng } from '../util/rng.ts';
 import { loadInto, type PackedText, type TextTower, type TowerOptim } from './tower.ts';
 
