@@ -127,6 +127,10 @@ test('/embed {text} is the query vector /search uses; /model describes the text 
   const m = (await app.inject({ url: '/model' })).json();
   assert.equal(m.model.text.documents, N);
   assert.ok(m.model.items > N, 'more chunks than documents');
+  // serve --model <text model directory>: bundled in memory (the corpus found through the model's `data`).
+  const holder = new ModelHolder(modelDir, backend, 'exact');
+  await holder.reload();
+  assert.deepEqual(holder.current!.search({ query: testQuery(3), k: 3 }).documents.map((d) => d.id), model.recommend(testQuery(3), 3).map((x) => x.item));
   // The demo page offers the text box for a text bundle.
   assert.match((await app.inject({ url: '/' })).body, /id="text-query"/);
 });

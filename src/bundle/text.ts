@@ -11,7 +11,8 @@
  * the query text, retrieves the best chunks (index or exact) and scores a document by its best chunk (MaxP,
  * as at evaluation time: text/dual-encoder.ts rankDocuments).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import type { Backend } from '../compute/backend.ts';
 import type { ModelArtifacts } from '../model/saved-model.ts';
@@ -24,8 +25,6 @@ import { HashedTokenizer } from '../text/tokenize.ts';
 import type { TowerOptim } from '../text/tower.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
-import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
 
 export const TEXT_FILE = 'weights/text-query.bin';
 export const TEXT_PREFIX = 'text.q.';
@@ -165,9 +164,9 @@ export class TextQueryTower {
     // The configuration sizes the tower's tables, allocated before the stored tensors are compared with them:
     // it must not claim more weights than the (size-checked, checksummed) file holds.
     const c = m.config;
-    const stored_ = m.tensors.reduce((s, n) => s + (get(TEXT_PREFIX + n)?.length ?? 0), 0);
+    const held = m.tensors.reduce((s, n) => s + (get(TEXT_PREFIX + n)?.length ?? 0), 0);
     const least = c.tokenizer.buckets * c.dim + (c.tower === 'transformer' ? Math.max(c.window, c.queryMaxLen) * c.dim + c.blocks * 4 * c.dim * c.dim : c.proj * c.dim);
-    if (least > stored_) throw new UserError(`${where}: the text model's configuration implies at least ${least} weights, ${TEXT_FILE} holds ${stored_}`);
+    if (least > held) throw new UserError(`${where}: the text model's configuration implies at least ${least} weights, ${TEXT_FILE} holds ${held}`);
     // One tower only (shared): the document tower is not needed to answer queries.
     this.enc = new DualEncoder({ ...(m.config as DualEncoderConfig), shared: true }, m.optim as TowerOptim);
     const stored = new Set(m.tensors);

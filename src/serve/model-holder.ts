@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../compute/backend.ts';
 import { openModel } from '../bundle/open.ts';
+import type { ModelArtifacts } from '../model/saved-model.ts';
 import { bundleFromDraft, readBundle, type Bundle } from '../bundle/read.ts';
 import { isIvfConfig } from '../index/vector-index.ts';
 import { createBundle, defaultBundleOptions } from '../bundle/write.ts';
@@ -40,7 +41,11 @@ export async function loadSource(source: string, backend: Backend, log: (m: stri
   if (verifyKey) throw new UserError(`${source}: not a bundle, and only signed bundles are served with --verify-key (make one with 'towerlab export --sign-key')`);
   // A text dual encoder is bundled with the documents saved with it (or the corpus it was trained on).
   const text = textModelDir(source);
-  const a = text ? (({ encoder, corpus, meta }) => textAsArtifacts(encoder, corpus, meta))(openTextModel(text)) : openModel(source);
+  let a: ModelArtifacts;
+  if (text) {
+    const t = openTextModel(text);
+    a = textAsArtifacts(t.encoder, t.corpus, t.meta);
+  } else a = openModel(source);
   const d = defaultBundleOptions.index;
   const index = d && (isIvfConfig(d) ? { ...d, nprobe: nprobe ?? d.nprobe } : { ...d, expansionSearch: expansionSearch ?? d.expansionSearch });
   return bundleFromDraft(createBundle(backend, a, { ...defaultBundleOptions, index, source, log }));
