@@ -5,7 +5,7 @@
  */
 import { basename } from 'node:path';
 import cliProgress from 'cli-progress';
-import { loadInteractions } from '../data/load.ts';
+import { loadSplit } from '../data/split-files.ts';
 import { formatMetricsTable } from '../eval/format.ts';
 import { loadRecipe, type Recipe } from '../recipe/schema.ts';
 import { catalogueDeciles } from '../report/calibration.ts';
@@ -38,7 +38,7 @@ export async function compareCommand(o: any): Promise<void> {
   const out: string = o.out;
   const mode: ProgressMode = o.progress === false ? 'none' : defaultProgressMode();
 
-  const data = await loadInteractions(dataSpec);
+  const { data, split: parts } = await loadSplit(dataSpec, split);
   const config: CompareConfig = {
     data: data.source,
     split: split.kind,
@@ -84,6 +84,7 @@ export async function compareCommand(o: any): Promise<void> {
           out: null,
           backend: o.backend,
           loaded: data,
+          loadedSplit: parts,
           countRecommendationsAt: k,
         });
         if (!first) {

@@ -20,6 +20,9 @@ export async function trainCommand(o: any): Promise<void> {
     backend: o.backend,
   });
   const d = r.data;
+  if (d.testUsersWithoutTrain) {
+    process.stderr.write(`towerlab: note: ${d.testUsersWithoutTrain} of ${d.testUsers} test users have no training interactions; they stay in the test set and count in every metric\n`);
+  }
   const lines = [
     `data: ${d.source}: ${d.users} users, ${d.items} items, ${d.interactions} interactions; split ${d.split}: train ${d.train}, val ${d.val}, test ${d.test} (${d.testUsers} test users)`,
     `trained ${r.train.epochs} epochs, ${r.train.steps} steps in ${r.train.trainSeconds.toFixed(1)} s: ${Math.round(r.examples_per_s).toLocaleString('en-US')} examples/s (backend ${r.backend})` +

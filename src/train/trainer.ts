@@ -20,6 +20,7 @@ import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import { computeDiagnostics, type Diagnostics } from './diagnostics.ts';
 import { Progress, type ProgressMode } from './progress.ts';
+import { lrFactor, type LrSchedule } from './lr-schedule.ts';
 import { TrainStep } from './step.ts';
 
 export interface TrainConfig {
@@ -44,6 +45,8 @@ export interface TrainConfig {
   logEvery: number;
   /** Training batches inspected for diagnostics at each validation (0 = no diagnostics). */
   diagnosticBatches?: number;
+  /** Learning-rate schedule (default constant, no warm-up). */
+  lrSchedule?: LrSchedule;
 }
 
 export interface TrainInputs {
@@ -169,6 +172,9 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
   const bar = new Progress(cfg.progress, cfg.epochs * stepsPerEpoch, st.epoch * stepsPerEpoch);
   const users = new Int32Array(B);
   const items = new Int32Array(B);
+  const schedule = cfg.lrSchedule;
+  const scheduled = !!schedule && (schedule.kind !== 'constant' || schedule.warmup > 0);
+  const horizonSteps = (schedule?.horizonEpochs ?? cfg.epochs) * stepsPerEpoch;
   let lossEma = NaN;
   let stoppedEarly = false;
 
@@ -185,6 +191,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
         users[r] = inp.trainUsers[row];
         items[r] = inp.trainItems[row];
       }
+      if (scheduled) model.setLrScale(lrFactor(schedule!, stepper.step + 1, horizonSteps));
       const { loss } = stepper.run(users, items, rng);
       if (!Number.isFinite(loss)) throw new UserError(`training diverged at step ${stepper.step} (loss ${loss}); lower the learning rates or raise the temperature`);
       lossEma = Number.isNaN(lossEma) ? loss : 0.98 * lossEma + 0.02 * loss;
@@ -233,6 +240,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
     }
   }
   bar.stop();
+  if (scheduled) model.setLrScale(1);
   if (best) restore(model, best);
   const batchGraphSeconds = st.batchGraphSeconds ?? 0;
   const batchSampler = { type: composer.type, ...composer.stats(), graphSeconds: batchGraphSeconds, graphFraction: batchGraphSeconds / Math.max(st.trainSeconds, 1e-9) };
