@@ -63,6 +63,7 @@ export function addTrainOptions(cmd: Command): void {
     .option('--log-every <n>', 'log the loss every n steps', parseNum('--log-every'), 50)
     .addOption(new Option('--lr-schedule <kind>', 'learning-rate schedule over the epochs: constant, cosine (decay to 0), or step (×0.1 at 50% and 75%)').choices(['constant', 'cosine', 'step']).default('constant'))
     .option('--warmup <fraction>', 'linear learning-rate warm-up over this fraction of the training steps', parseNum('--warmup'), 0)
+    .option('--schedule-epochs <n>', 'epochs the learning-rate schedule spans (default: --epochs; tune sets it to its last rung)', parseNum('--schedule-epochs'))
     .option('--no-progress', 'no progress output')
     .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'native', 'js']).default('auto'));
 }
@@ -180,5 +181,7 @@ function lrScheduleFrom(o: any): LrSchedule {
   if (!['constant', 'cosine', 'step'].includes(kind)) throw new UserError(`--lr-schedule: expected constant, cosine or step, got '${kind}'`);
   const warmup = o.warmup ?? 0;
   if (!(warmup >= 0 && warmup < 1)) throw new UserError(`--warmup: must be a fraction in [0, 1), got ${warmup}`);
-  return { kind, warmup };
+  const horizon = o.scheduleEpochs;
+  if (horizon !== undefined && !(Number.isInteger(horizon) && horizon >= 1)) throw new UserError(`--schedule-epochs: must be an integer >= 1, got ${horizon}`);
+  return horizon !== undefined ? { kind, warmup, horizonEpochs: horizon } : { kind, warmup };
 }

@@ -4,8 +4,11 @@ import { defaultRecipe, loadRecipe } from '../recipe/schema.ts';
 import { runExperiment } from '../train/experiment.ts';
 import { dataSpecFrom, modelOptionsFrom, parseList, splitSpecFrom, trainConfigFrom } from './options.ts';
 import { printJsonLast } from './output.ts';
+import { withOptionsFile } from './run-options.ts';
+import type { Command } from 'commander';
 
-export async function trainCommand(o: any): Promise<void> {
+export async function trainCommand(given: any, cmd?: Command): Promise<void> {
+  const o = withOptionsFile(given, cmd, given.options);
   const recipe = o.recipe ? loadRecipe(o.recipe) : defaultRecipe;
   const ks = parseList('--ks', o.ks);
   if (!ks.length) ks.push(20);

@@ -114,7 +114,14 @@ const mined = z
   })
   .strict();
 
-export const sourceSchema = z.discriminatedUnion('type', [inBatch, uniform, popularity, stratified, queue, sameTower, neighbourhood, mined]);
+/**
+ * The exact softmax over the whole catalogue (every item is a class, no sampling, hence no logQ): the native
+ * tiled kernel Backend.fullSoftmax computes it without materialising batch × items logits. It is the only
+ * source of its recipe; the item tower embeds every item at each step.
+ */
+const fullCatalogue = z.object({ type: z.literal('full-catalogue') }).strict();
+
+export const sourceSchema = z.discriminatedUnion('type', [inBatch, uniform, popularity, stratified, queue, sameTower, neighbourhood, mined, fullCatalogue]);
 
 /**
  * How mini-batches are composed from training instances (see sampling/batch-order/): 'shuffle' (default),
@@ -231,6 +238,20 @@ export function parseRecipe(value: unknown, where = 'recipe'): Recipe {
     const path = first.path.length ? first.path.join('.') : '(root)';
     throw new UserError(`${where}: field '${path}': ${first.message}`);
   }
+  const full = r.data.sources.findIndex((s) => s.type === 'full-catalogue');
+  if (full >= 0) {
+    const why =
+      r.data.sources.length > 1
+        ? `it is the only source of its recipe (it already has every item)`
+        : r.data.corrections.logQ !== false
+          ? 'corrections.logQ does not apply (nothing is sampled)'
+          : r.data.corrections.fnMask !== false
+            ? 'corrections.fnMask does not apply'
+            : r.data.loss.type !== 'infonce' || r.data.loss.symmetric
+              ? "it needs loss.type 'infonce' without symmetric"
+              : null;
+    if (why) throw new UserError(`${where}: field 'sources.${full}': full-catalogue: ${why}`);
+  }
   return r.data;
 }
 
@@ -250,4 +271,16 @@ export function loadRecipe(path: string): Recipe {
   return parseRecipe(json, path);
 }
 
-export const defaultRecipe: Recipe = parseRecipe({});
+/**
+ * What `towerlab train` uses without --recipe: in-batch softmax with the logQ correction (train frequencies) and
+ * accidental-hit masking — recipes/in-batch-logq.json. Chosen on validation data: plain in-batch softmax
+ * over-penalises popular items (they are everyone's negatives), logQ undoes that (see docs/collaborative-filtering.md).
+ */
+export const DEFAULT_RECIPE_JSON = {
+  name: 'in-batch+logQ',
+  temperature: 0.05,
+  sources: [{ type: 'in-batch' }],
+  corrections: { maskSameItem: true, maskSameUser: true, logQ: { estimator: 'train-frequency' } },
+} as const;
+
+export const defaultRecipe: Recipe = parseRecipe(DEFAULT_RECIPE_JSON);

@@ -45,6 +45,8 @@ export interface SourceSet {
   queue: QueueSource | null;
   /** Same-tower negatives (SamToNe) requested. */
   sameTower: boolean;
+  /** The exact full-catalogue softmax replaces sampled columns (recipe source 'full-catalogue'). */
+  fullCatalogue: boolean;
 }
 
 export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
@@ -62,6 +64,7 @@ export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
   };
   let queue: QueueSource | null = null;
   let sameTower = false;
+  let fullCatalogue = false;
   const sources: NegativeSource[] = [];
   recipe.sources.forEach((s, idx) => {
     switch (s.type) {
@@ -97,8 +100,12 @@ export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
       case 'mined':
         sources.push(new MinedSource(s, ctx, `sources.${idx}`));
         break;
+      case 'full-catalogue':
+        fullCatalogue = true;
+        break;
     }
   });
+  if (fullCatalogue) return { sources, freq, queue, sameTower, fullCatalogue };
   if (!sources.length) throw new UserError("recipe: field 'sources': same-tower negatives need at least one item source (e.g. in-batch)");
-  return { sources, freq, queue, sameTower };
+  return { sources, freq, queue, sameTower, fullCatalogue };
 }

@@ -111,7 +111,8 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
   const stepsPerEpoch = Math.floor(n / B) || 1;
   const sources = buildSources(inp.recipe, { numItems: inp.numItems, trainItems: inp.trainItems, trainUsers: inp.trainUsers, itemFeatures: inp.itemFeatures, dim: model.dim, model, backend, userIds: inp.artifacts.userIds, itemIds: inp.artifacts.itemIds });
   const stepper = new TrainStep(backend, model, inp.recipe, sources);
-  const diagBatches = cfg.diagnosticBatches ?? 2;
+  // Diagnostics describe sampled columns; the full-catalogue softmax has none to describe.
+  const diagBatches = stepper.fullCatalogue ? 0 : (cfg.diagnosticBatches ?? 2);
   if (diagBatches > 0) stepper.columnCounts = new Float64Array(inp.numItems);
   const valKs = [Number(cfg.valMetric.split('@')[1] ?? 20) || 20];
   const valUsers = inp.val ? pickValUsers(inp.val, cfg.valMaxUsers, cfg.seed) : null;
