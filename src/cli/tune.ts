@@ -80,10 +80,11 @@ export async function tuneCommand(o: any, _cmd?: Command): Promise<void> {
 
   /** The recipe, train options and the options object (for best-options.json) of a parameter point. */
   const configFor = (params: Record<string, unknown>, where: string) => {
-    let recipeObj: unknown = baseRecipe ?? DEFAULT_RECIPE_JSON;
+    let recipeObj: unknown = params.recipe ?? baseRecipe ?? DEFAULT_RECIPE_JSON;
     const optionParams: Record<string, unknown> = {};
     for (const [name, value] of Object.entries(params)) {
       const [root, ...path] = name.split('.');
+      if (name === 'recipe') continue;
       if (root === 'recipe') recipeObj = setPath(recipeObj, path, value);
       else optionParams[path.join('.')] = value;
     }

@@ -33,6 +33,7 @@ export interface TuneReport {
 
 /** A value as a chart label: numbers as numbers, anything else as compact JSON. */
 function label(v: unknown): string | number {
+  if (v !== null && typeof v === 'object' && typeof (v as { name?: unknown }).name === 'string') return (v as { name: string }).name;
   return typeof v === 'number' ? v : typeof v === 'string' ? v : JSON.stringify(v);
 }
 

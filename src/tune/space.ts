@@ -14,9 +14,12 @@
  *   }
  *
  * A parameter named `recipe.<path>` sets that field of the recipe (dotted path; the result is re-validated as a
- * recipe), `options.<name>` sets an option of `towerlab train` (camelCase or --kebab-case name). Points come from
- * a Halton sequence (one prime base per parameter, shifted by the seed: Cranley–Patterson rotation), which
- * covers a box more evenly than independent uniform draws for the few dozen trials a CPU budget allows.
+ * recipe), `options.<name>` sets an option of `towerlab train` (camelCase or --kebab-case name), and `recipe`
+ * alone (a choice) picks the whole base recipe: recipe files (relative to space.json) or recipe objects, with
+ * the `recipe.<path>` parameters applied on top. Points come from
+ * a scrambled Halton sequence (one prime base per parameter; its digits permuted at random per parameter, seeded:
+ * plain Halton's larger bases march in lockstep over the first points), which covers a box more evenly than
+ * independent uniform draws for the few dozen trials a CPU budget allows.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -51,7 +54,7 @@ export const spaceSchema = z
     recipe: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).optional(),
     options: z.record(z.string(), z.unknown()).default({}),
     params: z
-      .record(z.string().regex(/^(recipe|options)\.[A-Za-z0-9_.-]+$/, "a parameter is named 'recipe.<field path>' or 'options.<option>'"), paramSchema)
+      .record(z.string().regex(/^(recipe|(recipe|options)\.[A-Za-z0-9_.-]+)$/, "a parameter is named 'recipe', 'recipe.<field path>' or 'options.<option>'"), paramSchema)
       .refine((p) => Object.keys(p).length > 0, 'give at least one parameter'),
     schedule: scheduleSchema.default({ minEpochs: 2, maxEpochs: 18, eta: 3 }),
     /** Validation metric to maximise (NAME@K). */
@@ -91,27 +94,35 @@ export function parseSpace(json: unknown, where: string): LoadedSpace {
     if (p.type === 'int' && (!Number.isInteger(p.min) || !Number.isInteger(p.max))) throw new UserError(`${where}: field 'params.${name}': an int range needs integer bounds`);
     if (p.type === 'int' && p.log && !(p.min > 0)) throw new UserError(`${where}: field 'params.${name}': a log range needs min > 0`);
   }
-  let baseRecipe: unknown;
-  if (typeof space.recipe === 'string') {
-    const file = resolve(dirname(where), space.recipe);
+  const readRecipe = (v: unknown, field: string): unknown => {
+    if (typeof v !== 'string') return v;
+    const file = resolve(dirname(where), v);
     try {
-      baseRecipe = JSON.parse(readFileSync(file, 'utf8'));
+      return JSON.parse(readFileSync(file, 'utf8'));
     } catch (e) {
-      throw new UserError(`${where}: field 'recipe': cannot read recipe ${file}: ${(e as Error).message}`);
+      throw new UserError(`${where}: field '${field}': cannot read recipe ${file}: ${(e as Error).message}`);
     }
-  } else baseRecipe = space.recipe;
+  };
+  const baseRecipe = readRecipe(space.recipe, 'recipe');
+  const whole = space.params.recipe;
+  if (whole) {
+    if (whole.type !== 'choice') throw new UserError(`${where}: field 'params.recipe': the whole recipe is a choice (of files or objects)`);
+    // Read recipe files once, here: a trial then needs no file access.
+    space.params.recipe = { ...whole, values: whole.values.map((v, i) => readRecipe(v, `params.recipe.values.${i}`)) };
+  }
   return { space, baseRecipe, file: where };
 }
 
 const PRIMES = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97];
 
-/** The radical inverse of i in base b (the Halton coordinate). */
-export function radicalInverse(i: number, b: number): number {
+/** The radical inverse of i in base b (the Halton coordinate), digits mapped through `perm` when given. */
+export function radicalInverse(i: number, b: number, perm?: number[]): number {
   let f = 1;
   let r = 0;
   while (i > 0) {
     f /= b;
-    r += f * (i % b);
+    const digit = i % b;
+    r += f * (perm ? perm[digit] : digit);
     i = Math.floor(i / b);
   }
   return r;
@@ -121,10 +132,13 @@ export function radicalInverse(i: number, b: number): number {
 export function samplePoint(space: Space, index: number, seed: number): Record<string, unknown> {
   const names = Object.keys(space.params);
   if (names.length > PRIMES.length) throw new UserError(`a space has at most ${PRIMES.length} parameters, got ${names.length}`);
-  const shift = new Rng(seed ^ 0x7a11);
+  const rng = new Rng(seed ^ 0x7a11);
   const out: Record<string, unknown> = {};
   names.forEach((name, k) => {
-    const u = (radicalInverse(index + 1, PRIMES[k]) + shift.next()) % 1;
+    const b = PRIMES[k];
+    // Digit 0 keeps 0 (so trailing zeros add nothing); the others are shuffled.
+    const perm = [0, ...rng.shuffle(Array.from({ length: b - 1 }, (_, j) => j + 1))];
+    const u = radicalInverse(index + 1, b, perm);
     out[name] = valueAt(space.params[name], u);
   });
   return out;
