@@ -74,12 +74,14 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     ? { data: o.loaded, split: o.loadedSplit ?? splitInteractions(o.loaded, o.split) }
     : await loadSplit(o.data, o.split);
   const prep = prepare(data, split);
-  const model = buildModel(o.model, prep.numUsers, prep.numItems, data.userFeatures, data.itemFeatures);
+  const model = buildModel(o.model, prep.numUsers, prep.numItems, data.userFeatures, data.itemFeatures, data.userDense, data.itemDense);
   const artifacts = {
     userIds: data.userVocab.ids,
     itemIds: data.itemVocab.ids,
     userFeatures: o.model.useFeatures ? featuresForSave(data.userFeatures) : [],
     itemFeatures: o.model.useFeatures ? featuresForSave(data.itemFeatures) : [],
+    ...(o.model.useFeatures && data.userDense?.length ? { userDense: data.userDense } : {}),
+    ...(o.model.useFeatures && data.itemDense?.length ? { itemDense: data.itemDense } : {}),
     itemCounts: Float32Array.from(prep.itemCounts),
     seen: prep.seenWithVal,
   };
