@@ -18,7 +18,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { modelOptionsFrom, trainConfigFrom } from '../src/cli/options.ts';
-import { normalizeOptions, trainOptionDefaults } from '../src/cli/run-options.ts';
+import { asRunOptions, normalizeOptions, trainOptionDefaults } from '../src/cli/run-options.ts';
 import { loadRecipe } from '../src/recipe/schema.ts';
 import { runExperiment } from '../src/train/experiment.ts';
 
@@ -67,8 +67,8 @@ async function runOne(ds: 'ml-1m' | 'ml-100k', seed: number): Promise<Run> {
       ? { kind: 'files', train: join(ML1M, 'train.txt'), val: null, test: join(ML1M, 'test.txt'), valFraction: 0, seed: 42 }
       : { kind: 'random', val: 0.1, test: 0.1, seed: 42 },
     recipe,
-    model: { ...modelOptionsFrom(o), seed },
-    train: { ...trainConfigFrom({ ...o, seed }), progress: 'none' },
+    model: { ...modelOptionsFrom(asRunOptions(o)), seed },
+    train: { ...trainConfigFrom(asRunOptions({ ...o, seed })), progress: 'none' },
     ks: [20],
     out: null,
   });

@@ -7,6 +7,7 @@
 // ── The library API: train / evaluate / load, in-memory data, trained models ──
 export { train, evaluate, TrainedModel, defaultTrainConfig, defaultSplit, type TrainOptions, type EvaluateOptions } from './api/train.ts';
 export { Model, load, type Query, type ItemInput, type Recommendation, type RecommendOptions } from './api/model.ts';
+export { TextModel, loadTextModel, type TextPairs, type TextDocument, type TextTrainOptionsApi as TrainTextOptions } from './api/text-model.ts';
 export { toInteractions, type InteractionData, type InteractionRow, type InteractionColumns, type FeatureRow, type FeatureValue, type Id } from './api/data.ts';
 
 // ── Experiments: train → validate → test → save, as the CLI runs them ──
@@ -38,6 +39,10 @@ export { evaluateRanking, embeddingScorer, popularityScorer, popularityBaseline,
 // ── Compute backend ──
 export { getBackend, type BackendChoice } from './compute/index.ts';
 export type { Backend } from './compute/backend.ts';
+
+// ── Interop: embeddings as Parquet, LanceDB as the item index (docs/interop.md) ──
+export { exportEmbeddings, modelEmbeddings, writeEmbeddingsParquet, readEmbeddingsParquet, type ModelEmbeddings, type ParquetWriteResult } from './bundle/embeddings-parquet.ts';
+export { writeLanceDir, LanceIndex, defaultLanceConfig, type LanceConfig, type LanceMeta, type LanceOpenOptions } from './index/lance-index.ts';
 
 // ── Errors (one-line messages for bad input) ──
 export { UserError, InputError } from './util/errors.ts';

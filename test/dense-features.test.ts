@@ -9,6 +9,9 @@ import { createJsBackend } from '../src/compute/js.ts';
 import type { Backend } from '../src/compute/backend.ts';
 import { Tower } from '../src/model/tower.ts';
 import { Rng } from '../src/util/rng.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 async function backends(): Promise<Backend[]> {
   const list: Backend[] = [await createJsBackend({ wasm: false })];
@@ -104,5 +107,66 @@ test('rows given by their features embed exactly as the same rows looked up by i
     const zeroed = new Float32Array(t.outDim);
     t.embed(b, Int32Array.of(2), zeroed);
     for (let j = 0; j < t.outDim; j++) assert.ok(Math.abs(cold[j] - zeroed[j]) < 1e-6, `${b.name}: cold row ${j}`);
+  }
+});
+
+test('a cold-start item (never in training) is placed by its content vector next to the items it resembles', async () => {
+  const { train } = await import('../src/api/train.ts');
+  const { load } = await import('../src/api/model.ts');
+  const C = 5;
+  const perCluster = 40;
+  const W8 = 8;
+  const rng = new Rng(5);
+  const centroids = Array.from({ length: C }, () => Array.from({ length: W8 }, () => rng.normal()));
+  const vectorOf = (c: number) => centroids[c].map((x) => x + 0.3 * rng.normal());
+  // Items 0..29 of each cluster are warm (interactions + vectors); 30..39 are cold: no interaction, no row at all.
+  const warm = (k: number) => k < 30;
+  const itemFeatures = [];
+  for (let c = 0; c < C; c++) for (let k = 0; k < perCluster; k++) if (warm(k)) itemFeatures.push({ id: `i${c}_${k}`, embedding: vectorOf(c) });
+  const rows = [];
+  for (let u = 0; u < 400; u++) {
+    const c = u % C;
+    for (let j = 0; j < 15; j++) rows.push({ user: `u${u}`, item: `i${c}_${(u * 7 + j * 11) % 30}` });
+  }
+  const model = await train({ data: { rows, itemFeatures }, train: { epochs: 6, batchSize: 256 }, model: { dim: 16, mlp: [32, 16], featureDim: 8 } });
+  assert.ok(model.towers.item.dense.length === 1, 'the embedding field should be a dense item feature');
+  const d = model.dim;
+  // Mean embedding of each cluster's warm items.
+  const warmIds = (c: number) => Array.from({ length: 30 }, (_, k) => `i${c}_${k}`);
+  const means = Array.from({ length: C }, (_, c) => {
+    const e = model.encodeItems(warmIds(c));
+    const m = new Float64Array(d);
+    for (let r = 0; r < 30; r++) for (let j = 0; j < d; j++) m[j] += e[r * d + j] / 30;
+    return m;
+  });
+  let right = 0;
+  let total = 0;
+  for (let c = 0; c < C; c++) {
+    for (let k = 30; k < perCluster; k++) {
+      const e = model.encodeItems([{ id: `i${c}_${k}`, embedding: vectorOf(c) }]);
+      const sims = means.map((m) => m.reduce((s, x, j) => s + x * e[j], 0));
+      if (sims.indexOf(Math.max(...sims)) === c) right++;
+      total++;
+    }
+  }
+  assert.ok(right / total >= 0.9, `cold items nearest their own cluster: ${right}/${total}`);
+  // And a cluster's users score its cold items above other clusters' cold items.
+  const q = model.encodeQueries(['u0', 'u1']); // clusters 0 and 1
+  const cold0 = model.encodeItems([{ embedding: vectorOf(0) }]);
+  const cold1 = model.encodeItems([{ embedding: vectorOf(1) }]);
+  const dot = (a: Float32Array, off: number, b: Float32Array) => b.reduce((s, x, j) => s + x * a[off + j], 0);
+  assert.ok(dot(q, 0, cold0) > dot(q, 0, cold1), 'user of cluster 0 prefers the cluster-0 cold item');
+  assert.ok(dot(q, d, cold1) > dot(q, d, cold0), 'user of cluster 1 prefers the cluster-1 cold item');
+  // Saved and loaded, the dense feature's values and projection come back: same embeddings.
+  const dir = mkdtempSync(join(tmpdir(), 'towerlab-dense-'));
+  try {
+    model.save(dir);
+    const again = await load(dir);
+    assert.deepEqual(Array.from(again.encodeItems(['i0_3'])), Array.from(model.encodeItems(['i0_3'])));
+    const c = again.encodeItems([{ embedding: centroids[2] }]);
+    const c0 = model.encodeItems([{ embedding: centroids[2] }]);
+    assert.deepEqual(Array.from(c), Array.from(c0));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -6,7 +6,13 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { UserError } from '../util/errors.ts';
-import { addModelOptions, addTrainOptions } from './options.ts';
+import { addModelOptions, addTrainOptions, type ModelFlagOptions, type TrainFlagOptions } from './options.ts';
+
+/** Model and training options as the option converters take them (built from defaults + files, so untyped keys too). */
+export type RunOptions = ModelFlagOptions & TrainFlagOptions;
+
+/** `obj` as RunOptions: the caller started from trainOptionDefaults(), so every converter field is present. */
+export const asRunOptions = (obj: Record<string, unknown>): RunOptions => obj as unknown as RunOptions;
 
 /** Every model and training option of `train` with its default value (attribute names, camelCase). */
 export function trainOptionDefaults(): Record<string, unknown> {

@@ -2,13 +2,20 @@
 import { formatMetricsTable } from '../eval/format.ts';
 import { defaultRecipe, loadRecipe } from '../recipe/schema.ts';
 import { runExperiment } from '../train/experiment.ts';
-import { dataSpecFrom, modelOptionsFrom, parseList, splitSpecFrom, trainConfigFrom } from './options.ts';
+import { dataSpecFrom, modelOptionsFrom, parseList, splitSpecFrom, trainConfigFrom, type DataOptions, type ModelFlagOptions, type SplitOptions, type TrainFlagOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
 import { withOptionsFile } from './run-options.ts';
 import type { Command } from 'commander';
 
-export async function trainCommand(given: any, cmd?: Command): Promise<void> {
-  const o = withOptionsFile(given, cmd, given.options);
+export interface TrainCommandOptions extends DataOptions, SplitOptions, ModelFlagOptions, TrainFlagOptions {
+  recipe?: string;
+  options?: string;
+  out?: string;
+  json?: boolean;
+}
+
+export async function trainCommand(given: TrainCommandOptions, cmd?: Command): Promise<void> {
+  const o: TrainCommandOptions = withOptionsFile(given, cmd, given.options);
   const recipe = o.recipe ? loadRecipe(o.recipe) : defaultRecipe;
   const ks = parseList('--ks', o.ks);
   if (!ks.length) ks.push(20);

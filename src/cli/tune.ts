@@ -24,7 +24,7 @@ import { writeFileAtomic } from '../util/atomic.ts';
 import { UserError } from '../util/errors.ts';
 import { dataSpecFrom, modelOptionsFrom, splitSpecFrom, trainConfigFrom } from './options.ts';
 import { printJsonLast } from './output.ts';
-import { normalizeOptions, trainOptionDefaults } from './run-options.ts';
+import { asRunOptions, normalizeOptions, trainOptionDefaults } from './run-options.ts';
 
 export interface Budget {
   trials?: number;
@@ -91,7 +91,7 @@ export async function tuneCommand(o: any, _cmd?: Command): Promise<void> {
     const options = { ...baseOptions, ...normalizeOptions(optionParams, `${o.space}: field 'params'`, defaults) };
     const opts = { ...defaults, ...options, seed, valMetric: space.metric, backend: o.backend };
     const recipe = parseRecipe(recipeObj, where);
-    return { recipe, recipeObj, options, model: modelOptionsFrom(opts), train: trainConfigFrom(opts) };
+    return { recipe, recipeObj, options, model: modelOptionsFrom(asRunOptions(opts)), train: trainConfigFrom(asRunOptions(opts)) };
   };
   // Fail on a bad space before any training: every parameter's extremes must make a valid configuration.
   configFor(samplePoint(space, 0, seed), `${o.space}: recipe`);
@@ -180,7 +180,7 @@ export async function tuneCommand(o: any, _cmd?: Command): Promise<void> {
       split,
       recipe: c.recipe,
       model: c.model,
-      train: { ...trainConfigFrom({ ...defaults, ...bestOptions, backend: o.backend }), progress: 'none' },
+      train: { ...trainConfigFrom(asRunOptions({ ...defaults, ...bestOptions, backend: o.backend })), progress: 'none' },
       ks: [...new Set([10, k, 50])].sort((a, b) => a - b),
       out: join(out, 'final'),
       backend: o.backend,

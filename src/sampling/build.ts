@@ -45,7 +45,10 @@ export interface SourceSet {
   queue: QueueSource | null;
   /** Same-tower negatives (SamToNe) requested. */
   sameTower: boolean;
-  /** The exact full-catalogue softmax replaces sampled columns (recipe source 'full-catalogue'). */
+  /**
+   * Exact softmax over the full catalogue requested (a 'full-catalogue' source): the step calls the backend's
+   * fullSoftmax instead of composing columns, and `sources` is empty.
+   */
   fullCatalogue: boolean;
 }
 
@@ -64,7 +67,12 @@ export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
   };
   let queue: QueueSource | null = null;
   let sameTower = false;
-  let fullCatalogue = false;
+  const fullCatalogue = recipe.sources.some((s) => s.type === 'full-catalogue');
+  if (fullCatalogue && recipe.sources.length > 1) {
+    throw new UserError("recipe: field 'sources': a 'full-catalogue' source already scores every item, so it takes no other source");
+  }
+  if (fullCatalogue && recipe.corrections.logQ) throw new UserError("recipe: field 'corrections.logQ': a 'full-catalogue' softmax samples nothing, so logQ does not apply");
+  if (fullCatalogue && recipe.loss.type !== 'infonce') throw new UserError(`recipe: field 'loss.type': a 'full-catalogue' source is exact cross-entropy ('infonce'), not '${recipe.loss.type}'`);
   const sources: NegativeSource[] = [];
   recipe.sources.forEach((s, idx) => {
     switch (s.type) {
@@ -101,7 +109,6 @@ export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
         sources.push(new MinedSource(s, ctx, `sources.${idx}`));
         break;
       case 'full-catalogue':
-        fullCatalogue = true;
         break;
     }
   });

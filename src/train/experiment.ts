@@ -155,12 +155,10 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   return result;
 }
 
-/** Test metrics of a model: full-corpus ranking excluding each user's training and validation items. */
-export function evaluateTest(backend: Backend, model: TwoTowerModel, prep: Prepared, ks: number[]): Record<string, number> {
-  return evaluateTestRun(backend, model, prep, ks).metrics;
-}
-
-/** evaluateTest with the whole EvalResult, optionally counting top-K recommendations per item. */
+/**
+ * Test metrics of a model: full-corpus ranking excluding each user's training and validation items, optionally
+ * counting top-K recommendations per item.
+ */
 export function evaluateTestRun(backend: Backend, model: TwoTowerModel, prep: Prepared, ks: number[], countRecommendationsAt?: number): EvalResult {
   const itemEmb = model.embedAllItems(backend);
   const scorer = embeddingScorer(backend, (ids, out) => model.user.embed(backend, ids, out), itemEmb, model.dim, prep.numItems);
