@@ -80,10 +80,15 @@ test('full-catalogue source: the step’s loss is the exact softmax over every i
   }
 });
 
-test('full-catalogue recipes reject what does not apply to them', () => {
-  assert.throws(() => parseRecipe({ sources: [{ type: 'full-catalogue' }, { type: 'in-batch' }] }), /only source/);
-  assert.throws(() => parseRecipe({ sources: [{ type: 'full-catalogue' }], corrections: { logQ: {} } }), /logQ does not apply/);
-  assert.throws(() => parseRecipe({ sources: [{ type: 'full-catalogue' }], loss: { symmetric: true } }), /infonce/);
+test('the two-tower step refuses full-catalogue options it would otherwise ignore', async () => {
+  const b = (await backends())[0];
+  for (const [r, re] of [
+    [{ sources: [{ type: 'full-catalogue' }], loss: { symmetric: true } }, /loss\.symmetric/],
+    [{ sources: [{ type: 'full-catalogue' }], corrections: { fnMask: { threshold: 0.9 } } }, /fnMask/],
+  ] as const) {
+    const recipe = parseRecipe(r);
+    assert.throws(() => new TrainStep(b, model(), recipe, buildSources(recipe, { numItems: I, trainItems: Int32Array.from([1]) })), re);
+  }
 });
 
 test('L2 penalty: with a zero data gradient the used rows shrink by exactly the optimizer step; untouched rows stay', async () => {

@@ -244,20 +244,6 @@ export function parseRecipe(value: unknown, where = 'recipe'): Recipe {
     const path = first.path.length ? first.path.join('.') : '(root)';
     throw new UserError(`${where}: field '${path}': ${first.message}`);
   }
-  const full = r.data.sources.findIndex((s) => s.type === 'full-catalogue');
-  if (full >= 0) {
-    const why =
-      r.data.sources.length > 1
-        ? `it is the only source of its recipe (it already has every item)`
-        : r.data.corrections.logQ !== false
-          ? 'corrections.logQ does not apply (nothing is sampled)'
-          : r.data.corrections.fnMask !== false
-            ? 'corrections.fnMask does not apply'
-            : r.data.loss.type !== 'infonce' || r.data.loss.symmetric
-              ? "it needs loss.type 'infonce' without symmetric"
-              : null;
-    if (why) throw new UserError(`${where}: field 'sources.${full}': full-catalogue: ${why}`);
-  }
   return r.data;
 }
 

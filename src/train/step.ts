@@ -18,6 +18,7 @@ import type { SourceSet } from '../sampling/build.ts';
 import type { NamedArray } from '../model/tensor-file.ts';
 import type { Rng } from '../util/rng.ts';
 import type { StateArrays } from './training-state.ts';
+import { UserError } from '../util/errors.ts';
 
 export interface StepResult {
   loss: number;
@@ -57,6 +58,10 @@ export class TrainStep {
     private readonly recipe: Recipe,
     private readonly sources: SourceSet,
   ) {
+    if (sources.fullCatalogue && (recipe.loss.symmetric || recipe.corrections.fnMask)) {
+      // buildSources already refused other sources, logQ and non-softmax losses; these two would be ignored silently.
+      throw new UserError(`recipe: a 'full-catalogue' source does not take ${recipe.loss.symmetric ? 'loss.symmetric' : 'corrections.fnMask'}`);
+    }
     this.cols = new ColumnBuilder(sources.sources, model.dim);
     this.withLogQ = recipe.corrections.logQ !== false;
     this.loss = lossFunction(recipe);
