@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadSplit } from '../data/split-files.ts';
 import type { SplitSpec } from '../data/split.ts';
-import { DEFAULT_RECIPE_JSON, parseRecipe, type Recipe } from '../recipe/schema.ts';
+import { DEFAULT_RECIPE_JSON, parseRecipe } from '../recipe/schema.ts';
 import { renderTuneReport, type TuneReport } from '../report/tune-html.ts';
 import { runExperiment } from '../train/experiment.ts';
 import { bestTrial, nextJob, rungEpochs, type TrialRecord } from '../tune/asha.ts';
@@ -225,4 +225,3 @@ function kebab(o: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`), v]));
 }
 
-export type { Recipe };
