@@ -16,9 +16,9 @@ import type { TwoTowerModel } from '../model/two-tower.ts';
 import type { Recipe } from '../recipe/schema.ts';
 import type { SourceSet } from '../sampling/build.ts';
 import type { NamedArray } from '../model/tensor-file.ts';
+import { UserError } from '../util/errors.ts';
 import type { Rng } from '../util/rng.ts';
 import type { StateArrays } from './training-state.ts';
-import { UserError } from '../util/errors.ts';
 
 export interface StepResult {
   loss: number;

@@ -18,6 +18,7 @@ import type { FrequencyState } from '../sampling/frequency.ts';
 import { buildBatchComposer } from '../sampling/batch-order/build.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
+import { detectCollapse, type CollapseCheck } from './collapse.ts';
 import { computeDiagnostics, type Diagnostics } from './diagnostics.ts';
 import { Progress, type ProgressMode } from './progress.ts';
 import { lrFactor, type LrSchedule } from './lr-schedule.ts';
@@ -71,6 +72,8 @@ export interface ValidationRecord {
   epoch: number;
   step: number;
   metrics: Record<string, number>;
+  /** Training loss (moving average) when this validation ran; for collapse detection. */
+  loss?: number;
   /** Negative-sampling diagnostics at this point (see diagnostics.ts). */
   diagnostics?: Diagnostics;
 }
@@ -86,6 +89,8 @@ export interface TrainSummary {
   best: number | null;
   history: ValidationRecord[];
   stoppedEarly: boolean;
+  /** Collapse check over the validation history (see collapse.ts). */
+  collapse: CollapseCheck;
   /** Batch composition (recipe.batchSampler): its counters, and proximity-graph time as a fraction of training time. */
   batchSampler?: { type: string; graphSeconds: number; graphFraction: number } & Record<string, number | string>;
 }
@@ -109,7 +114,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
   if (n === 0) throw new UserError('no training interactions left after filtering and splitting');
   const B = Math.min(cfg.batchSize, n);
   const stepsPerEpoch = Math.floor(n / B) || 1;
-  const sources = buildSources(inp.recipe, { numItems: inp.numItems, trainItems: inp.trainItems, trainUsers: inp.trainUsers, itemFeatures: inp.itemFeatures, dim: model.dim, model, backend, userIds: inp.artifacts.userIds, itemIds: inp.artifacts.itemIds });
+  const sources = buildSources(inp.recipe, { numItems: inp.numItems, trainItems: inp.trainItems, trainUsers: inp.trainUsers, itemFeatures: inp.itemFeatures, dim: model.dim, model, backend, userIds: inp.artifacts.userIds, itemIds: inp.artifacts.itemIds, batchSize: B });
   const stepper = new TrainStep(backend, model, inp.recipe, sources);
   // Diagnostics describe sampled columns; the full-catalogue softmax has none to describe.
   const diagBatches = stepper.fullCatalogue ? 0 : (cfg.diagnosticBatches ?? 2);
@@ -170,7 +175,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
     },
   });
 
-  const bar = new Progress(cfg.progress, cfg.epochs * stepsPerEpoch, st.epoch * stepsPerEpoch);
+  const bar = new Progress(cfg.progress, cfg.epochs * stepsPerEpoch, st.epoch * stepsPerEpoch, cfg.epochs);
   const users = new Int32Array(B);
   const items = new Int32Array(B);
   const schedule = cfg.lrSchedule;
@@ -223,7 +228,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
               seed: cfg.seed + epoch,
             })
           : undefined;
-      st.history.push({ epoch, step: st.step, metrics, diagnostics });
+      st.history.push({ epoch, step: st.step, metrics, loss: lossEma, diagnostics });
       const v = metrics[cfg.valMetric];
       if (v === undefined) throw new UserError(`validation metric '${cfg.valMetric}' is not computed (have: ${Object.keys(metrics).join(', ')})`);
       if (st.best === null || v > st.best) {
@@ -257,6 +262,10 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
     best: st.best,
     history: st.history,
     stoppedEarly,
+    collapse: detectCollapse(
+      st.history.map((h) => ({ epoch: h.epoch, loss: h.loss ?? Number.NaN, val: h.metrics[cfg.valMetric] })),
+      cfg.patience > 0 ? cfg.patience : 3,
+    ),
     batchSampler,
   };
 }
