@@ -108,6 +108,35 @@ function child(ds: string, seed: number): Promise<Run> {
 }
 
 const runs: Run[] = [];
+const stat = (xs: number[]) => {
+  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return { mean: m, std: xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)) : 0, n: xs.length };
+};
+/** The table and bench/results/ml1m.json from the runs finished so far. */
+function summarize(): string[] {
+  const summary: Record<string, unknown> = {};
+  const lines = ['| data | model | Recall@20 | NDCG@20 | seeds |', '|---|---|---|---|---|'];
+  for (const ds of ['ml-1m', 'ml-100k']) {
+    const rs = runs.filter((r) => r.dataset === ds).sort((a, b) => a.seed - b.seed);
+    if (!rs.length) continue;
+    const ok = rs.filter((r) => r.metrics['recall@20'] > r.popularity['recall@20']);
+    const collapsed = rs.filter((r) => !ok.includes(r)).map((r) => r.seed);
+    const rec = stat(ok.map((r) => r.metrics['recall@20']));
+    const ndcg = stat(ok.map((r) => r.metrics['ndcg@20']));
+    summary[ds] = { recall20: rec, ndcg20: ndcg, collapsedSeeds: collapsed, popularity: rs[0].popularity, runs: rs };
+    const f = (s: { mean: number; std: number }) => `${s.mean.toFixed(4)} ± ${s.std.toFixed(4)}`;
+    lines.push(`| ${ds} | two-tower, tuned (${recipe.name ?? RECIPE}) | ${f(rec)} | ${f(ndcg)} | ${ok.map((r) => r.seed).join(', ')}${collapsed.length ? `; collapsed: ${collapsed.join(', ')}` : ''} |`);
+    lines.push(`| ${ds} | popularity | ${rs[0].popularity['recall@20'].toFixed(4)} | ${rs[0].popularity['ndcg@20'].toFixed(4)} | – |`);
+    if (ds === 'ml-1m') {
+      lines.push(`| ${ds} | ${REF.name} | ${REF.recall.toFixed(4)} | ${REF.ndcg.toFixed(4)} | – |`);
+      lines.push(`| ${ds} | ours / UltraGCN | ${(rec.mean / REF.recall * 100).toFixed(1)} % | ${(ndcg.mean / REF.ndcg * 100).toFixed(1)} % | – |`);
+    }
+  }
+  const out = { protocol: 'full ranking over all items, training items excluded', recipe: RECIPE, options, reference: REF, summary, created: new Date().toISOString() };
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync('bench/results/ml1m.json', JSON.stringify(out, null, 2) + '\n');
+  return lines;
+}
 const queue = [...tasks];
 await Promise.all(
   Array.from({ length: Math.max(1, jobs) }, async () => {
@@ -116,34 +145,12 @@ await Promise.all(
       const r = jobs > 1 ? await child(t[0], t[1]) : await runOne(t[0], t[1]);
       process.stderr.write(`bench:ml1m: ${t[0]} seed ${t[1]}: recall@20 ${r.metrics['recall@20'].toFixed(4)} ndcg@20 ${r.metrics['ndcg@20'].toFixed(4)} (${r.epochs} epochs, ${r.seconds.toFixed(0)} s)\n`);
       runs.push(r);
+      // Rewritten after every run, so runs already finished survive an interrupted bench.
+      summarize();
     }
   }),
 );
 
-const stat = (xs: number[]) => {
-  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
-  return { mean: m, std: xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)) : 0, n: xs.length };
-};
-const summary: Record<string, unknown> = {};
-const lines = ['| data | model | Recall@20 | NDCG@20 | seeds |', '|---|---|---|---|---|'];
-for (const ds of ['ml-1m', 'ml-100k']) {
-  const rs = runs.filter((r) => r.dataset === ds).sort((a, b) => a.seed - b.seed);
-  if (!rs.length) continue;
-  const ok = rs.filter((r) => r.metrics['recall@20'] > r.popularity['recall@20']);
-  const collapsed = rs.filter((r) => !ok.includes(r)).map((r) => r.seed);
-  const rec = stat(ok.map((r) => r.metrics['recall@20']));
-  const ndcg = stat(ok.map((r) => r.metrics['ndcg@20']));
-  summary[ds] = { recall20: rec, ndcg20: ndcg, collapsedSeeds: collapsed, popularity: rs[0].popularity, runs: rs };
-  const f = (s: { mean: number; std: number }) => `${s.mean.toFixed(4)} ± ${s.std.toFixed(4)}`;
-  lines.push(`| ${ds} | two-tower, tuned (${recipe.name ?? RECIPE}) | ${f(rec)} | ${f(ndcg)} | ${ok.map((r) => r.seed).join(', ')}${collapsed.length ? `; collapsed: ${collapsed.join(', ')}` : ''} |`);
-  lines.push(`| ${ds} | popularity | ${rs[0].popularity['recall@20'].toFixed(4)} | ${rs[0].popularity['ndcg@20'].toFixed(4)} | – |`);
-  if (ds === 'ml-1m') {
-    lines.push(`| ${ds} | ${REF.name} | ${REF.recall.toFixed(4)} | ${REF.ndcg.toFixed(4)} | – |`);
-    lines.push(`| ${ds} | ours / UltraGCN | ${(rec.mean / REF.recall * 100).toFixed(1)} % | ${(ndcg.mean / REF.ndcg * 100).toFixed(1)} % | – |`);
-  }
-}
-const out = { protocol: 'full ranking over all items, training items excluded', recipe: RECIPE, options, reference: REF, summary, created: new Date().toISOString() };
-mkdirSync('bench/results', { recursive: true });
-writeFileSync('bench/results/ml1m.json', JSON.stringify(out, null, 2) + '\n');
+const lines = summarize();
 console.log(lines.join('\n'));
 console.log('wrote bench/results/ml1m.json');
