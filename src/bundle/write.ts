@@ -3,7 +3,7 @@
  * every file goes into a temporary directory, the manifest last, then the target link is swapped to it
  * (util/atomic.ts writeDirAtomic); a crash before the swap leaves the previous bundle untouched.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Backend } from '../compute/backend.ts';
@@ -12,10 +12,11 @@ import { defaultAnnConfig } from '../index/ann-index.ts';
 import { isIvfConfig, type IndexConfig, type VectorIndex } from '../index/vector-index.ts';
 import { buildIndex, indexBytes, sampleUserQueries } from '../index/item-index.ts';
 import { fsyncDir, writeDirAtomic, writeFileSynced } from '../util/atomic.ts';
-import { BUNDLE_FORMAT, BUNDLE_MANIFEST, BUNDLE_VERSION, INDEX_FILE, IVF_INDEX_FILE, TFJS_MODEL, names, type ArrayEntry, type BundleManifest } from './format.ts';
+import { BUNDLE_FORMAT, BUNDLE_MANIFEST, BUNDLE_VERSION, SIGNATURE_FILE, bundleContentId, INDEX_FILE, IVF_INDEX_FILE, TFJS_MODEL, names, type ArrayEntry, type BundleManifest } from './format.ts';
 import { UserError } from '../util/errors.ts';
 import { QueryTower, layersFromConfig, meanRow, type QueryTowerWeights } from './query-tower.ts';
 import { SEQ_FILE, type SeqBundlePart } from './seq.ts';
+import { CHUNK_DOC, CHUNK_DOC_FILE, DOCUMENTS_FILE, TEXT_FILE, type TextBundlePart } from './text.ts';
 
 export interface BundleOptions {
   /** HNSW or IVF settings, or null for no index (the server then searches exactly). */
@@ -47,7 +48,7 @@ const TOWERLAB_VERSION = '0.1.0';
 const bytesOf = (a: Float32Array | Int32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: SeqBundlePart }, o: BundleOptions): BundleDraft {
+export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: SeqBundlePart; text?: TextBundlePart }, o: BundleOptions): BundleDraft {
   const log = o.log ?? (() => {});
   const m = a.model;
   // The serving query tower (query-tower.ts, web/demo.js) has no dense-feature projections yet; item towers are fine
@@ -92,13 +93,15 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
 
   for (const t of [m.user, m.item]) {
     const tower = t.name as 'user' | 'item';
+    // A text bundle's item "table" is its chunk embeddings, stored once below as item.embeddings.
+    if (a.text && tower === 'item') continue;
     addArray(names.idTable(tower), `weights/${tower}.id.bin`, t.idTable.data, [t.config.vocabSize, t.config.idDim], true);
     t.featTables.forEach((tab, f) => addArray(names.featTable(tower, f), `weights/${tower}.feature${f}.bin`, tab.data, [tab.rows, tab.dim], true));
     t.featureValues.forEach((v, f) => addArray(names.featValues(tower, f), `data/${tower}.feature${f}.values.bin`, v, [v.length], true));
   }
 
   log(`embedding ${numItems} items`);
-  const itemEmb = a.sequence ? a.sequence.itemEmbeddings(backend) : m.embedAllItems(backend);
+  const itemEmb = a.sequence ? a.sequence.itemEmbeddings(backend) : a.text ? a.text.itemEmbeddings(backend) : m.embedAllItems(backend);
   addArray(names.itemEmbeddings, 'weights/item.embeddings.bin', itemEmb, [numItems, dim], true);
   addArray(names.itemCounts, 'data/item.counts.bin', a.itemCounts, [a.itemCounts.length], false);
   addArray(names.seenOffsets, 'data/seen.offsets.bin', a.seen.offsets, [a.seen.offsets.length], false);
@@ -115,6 +118,19 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
     }
     files.set(SEQ_FILE, bytesOf(bin));
   }
+  if (a.text) {
+    // The text query tower's tensors back to back (not a TF.js group: the page asks the server to embed text).
+    const parts = a.text.arrays;
+    const bin = new Float32Array(parts.reduce((s, [, t]) => s + t.length, 0));
+    let at = 0;
+    for (const [name, t] of parts) {
+      bin.set(t, at);
+      at += t.length;
+      arrays.push({ name, file: TEXT_FILE, dtype: 'float32', shape: [t.length] });
+    }
+    files.set(TEXT_FILE, bytesOf(bin));
+    addArray(CHUNK_DOC, CHUNK_DOC_FILE, a.text.chunkDoc, [a.text.chunkDoc.length], false);
+  }
 
   const vocabularies: BundleManifest['vocabularies'] = {};
   const addVocab = (key: string, file: string, value: unknown, count: number) => {
@@ -129,6 +145,9 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
     item: a.itemFeatures.map((f) => ({ name: f.name, vocab: f.vocab })),
   };
   addVocab('features', 'vocab/features.json', feats, feats.user.length + feats.item.length);
+  // Display names (from --item-names), for responses and the demo; ids stay the keys.
+  if (a.itemNames) addVocab('itemNames', 'vocab/item-names.json', a.itemNames, numItems);
+  if (a.text) addVocab('documents', DOCUMENTS_FILE, { ids: a.text.docIds, titles: a.text.titles }, a.text.docIds.length);
 
   const query: QueryTowerWeights = {
     config: m.user.config,
@@ -144,7 +163,7 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
   let indexMeta: BundleManifest['index'] = null;
   if (o.index) {
     const tower = new QueryTower(query);
-    const queries = sampleUserQueries((u, out) => tower.embedUser(backend, u, out), numUsers, dim, o.recallQueries);
+    const queries = a.text ? a.text.recallQueries(backend, o.recallQueries) : sampleUserQueries((u, out) => tower.embedUser(backend, u, out), numUsers, dim, o.recallQueries);
     const built = buildIndex(backend, itemEmb, numItems, dim, queries, o.index, log, o.indexThreads);
     index = built.index;
     const c = o.index;
@@ -173,12 +192,10 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
 
   const checksums: BundleManifest['files'] = {};
   for (const [path, bytes] of [...files].sort(([x], [y]) => (x < y ? -1 : 1))) checksums[path] = { bytes: bytes.byteLength, sha256: sha256(bytes) };
-  const id = createHash('sha256')
-    .update(Object.entries(checksums).map(([p, c]) => `${p}:${c.sha256}`).join('\n'))
-    .digest('hex')
-    .slice(0, 12);
   const metrics: Record<string, number | null> = {};
   for (const [k, v] of Object.entries((meta.metrics ?? {}) as Record<string, unknown>)) if (typeof v === 'number') metrics[k] = Number.isFinite(v) ? v : null;
+  const model: BundleManifest['model'] = { dim, users: numUsers, items: numItems, user: m.user.config, item: m.item.config, historyQuery: a.sequence ? 'sequence-tower' : 'mean-item-embedding', ...(a.sequence ? { sequence: a.sequence.manifest } : {}), ...(a.text ? { text: a.text.manifest } : {}) };
+  const id = bundleContentId({ files: checksums, model, vocabularies, arrays, index: indexMeta });
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
     version: BUNDLE_VERSION,
@@ -188,7 +205,7 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
     source: { model: o.source, modelCreated: typeof meta.created === 'string' ? meta.created : null },
     recipe: meta.recipe,
     metrics,
-    model: { dim, users: numUsers, items: numItems, user: m.user.config, item: m.item.config, historyQuery: a.sequence ? 'sequence-tower' : 'mean-item-embedding', ...(a.sequence ? { sequence: a.sequence.manifest } : {}) },
+    model,
     vocabularies,
     arrays,
     index: indexMeta,
@@ -198,11 +215,16 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
   return { manifest, files, index, itemEmb, query };
 }
 
+/** The signature file's text: HMAC-SHA-256 of the manifest's bytes under `key`. */
+export function signManifest(manifest: Uint8Array, key: Buffer): string {
+  return `hmac-sha256:${createHmac('sha256', key).update(manifest).digest('hex')}\n`;
+}
+
 /**
  * Writes the draft's files under `dir` atomically, the manifest last. `onFile` is told after each file
  * (progress; tests use it to simulate a crash mid-write).
  */
-export function writeBundle(dir: string, draft: BundleDraft, onFile?: (path: string, written: number) => void): void {
+export function writeBundle(dir: string, draft: BundleDraft, onFile?: (path: string, written: number) => void, opts: { signKey?: Buffer } = {}): void {
   writeDirAtomic(dir, (tmp) => {
     const subdirs = new Set<string>();
     let n = 0;
@@ -218,6 +240,9 @@ export function writeBundle(dir: string, draft: BundleDraft, onFile?: (path: str
     };
     for (const [path, bytes] of draft.files) if (path !== BUNDLE_MANIFEST) write(path, bytes);
     for (const sub of subdirs) if (sub !== tmp) fsyncDir(sub);
-    write(BUNDLE_MANIFEST, draft.files.get(BUNDLE_MANIFEST)!);
+    const manifest = draft.files.get(BUNDLE_MANIFEST)!;
+    write(BUNDLE_MANIFEST, manifest);
+    // The signature covers the manifest, which covers every file; written inside the same atomic version.
+    if (opts.signKey) write(SIGNATURE_FILE, Buffer.from(signManifest(manifest, opts.signKey)));
   });
 }

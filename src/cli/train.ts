@@ -10,6 +10,8 @@ export interface TrainCommandOptions extends DataOptions, SplitOptions, ModelFla
   recipe?: string;
   out?: string;
   json?: boolean;
+  /** FILE[:COLUMN] naming the items, saved with the model. */
+  itemNames?: string;
 }
 
 export async function trainCommand(o: TrainCommandOptions): Promise<void> {
@@ -26,6 +28,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
     ks,
     out: o.out ?? null,
     backend: o.backend,
+    itemNames: o.itemNames,
   });
   const d = r.data;
   const lines = [

@@ -111,7 +111,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
   if (n === 0) throw new UserError('no training interactions left after filtering and splitting');
   const B = Math.min(cfg.batchSize, n);
   const stepsPerEpoch = Math.floor(n / B) || 1;
-  const sources = buildSources(inp.recipe, { numItems: inp.numItems, trainItems: inp.trainItems, trainUsers: inp.trainUsers, itemFeatures: inp.itemFeatures, dim: model.dim, model, backend, userIds: inp.artifacts.userIds, itemIds: inp.artifacts.itemIds });
+  const sources = buildSources(inp.recipe, { numItems: inp.numItems, trainItems: inp.trainItems, trainUsers: inp.trainUsers, itemFeatures: inp.itemFeatures, dim: model.dim, model, backend, userIds: inp.artifacts.userIds, itemIds: inp.artifacts.itemIds, batchSize: B });
   const stepper = new TrainStep(backend, model, inp.recipe, sources);
   const diagBatches = cfg.diagnosticBatches ?? 2;
   if (diagBatches > 0) stepper.columnCounts = new Float64Array(inp.numItems);
@@ -171,7 +171,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
     },
   });
 
-  const bar = new Progress(cfg.progress, cfg.epochs * stepsPerEpoch, st.epoch * stepsPerEpoch);
+  const bar = new Progress(cfg.progress, cfg.epochs * stepsPerEpoch, st.epoch * stepsPerEpoch, cfg.epochs);
   const users = new Int32Array(B);
   const items = new Int32Array(B);
   let lossEma = NaN;
