@@ -89,10 +89,12 @@ export async function main(argv: string[]): Promise<void> {
 
   program
     .command('recommend')
-    .description('top-K items for a user of a saved model')
-    .requiredOption('--model <dir>', 'a model directory written by train')
+    .description('top-K items for a user of a saved model (or documents for a query text of a text model)')
+    .requiredOption('--model <dir>', 'a model directory written by train, seq or text')
     .option('--user <id>', 'user id as it appears in the data (required unless --history)')
     .option('--history <items>', 'sequence models: comma-separated item ids, oldest first; recommends the next item')
+    .option('--query <text>', 'text dual encoders (towerlab text): the query text; prints the best documents')
+    .option('--corpus <dir>', 'text dual encoders: the BEIR folder to search (default: the documents saved with the model, else the folder it was trained on)')
     .option('--k <n>', 'number of items', '10')
     .option('--include-seen', "do not exclude the user's training items")
     .option('--item-names <file[:column]>', 'item names to print beside ids (default: the names saved with the model), e.g. ml-100k.item:title')

@@ -85,6 +85,10 @@ export interface RecommendCommandOptions {
   model: string;
   user?: string;
   history?: string;
+  /** Text dual encoders: the query text. */
+  query?: string;
+  /** Text dual encoders: the BEIR folder to search (default: the documents saved with the model). */
+  corpus?: string;
   k: string;
   includeSeen?: boolean;
   json?: boolean;
