@@ -97,12 +97,16 @@ const CASES: Record<string, Case> = {
   'uniform only (no in-batch) + logQ': { recipe: { sources: [{ type: 'uniform', n: 6 }], corrections: { logQ: {} } } },
   'stratified + logQ': { recipe: { sources: [{ type: 'in-batch' }, { type: 'stratified', n: 2, column: 'cat' }], corrections: { logQ: {} } } },
   'queue + logQ': { recipe: { sources: [{ type: 'in-batch' }, { type: 'queue', size: 12 }], corrections: { logQ: {} } }, warm: 2, batches: ALTERNATE },
+  // With in-batch alone the queue's expected count is proportional to in-batch's (a constant shift, invisible to the
+  // softmax); a uniform source beside them makes its size matter.
+  'queue + uniform + logQ': { recipe: { sources: [{ type: 'in-batch' }, { type: 'queue', size: 12 }, { type: 'uniform', n: 4 }], corrections: { logQ: {} } }, warm: 2, batches: ALTERNATE },
   'queue with momentum 0.9': { recipe: { sources: [{ type: 'in-batch' }, { type: 'queue', size: 12, momentum: 0.9 }] }, warm: 3, batches: SAME },
   'same-tower': { recipe: { sources: [{ type: 'in-batch' }, { type: 'same-tower' }] } },
   symmetric: { recipe: { loss: { symmetric: true } } },
   'symmetric + same-tower + logQ': { recipe: { sources: [{ type: 'in-batch' }, { type: 'same-tower' }], corrections: { logQ: {} }, loss: { symmetric: true } } },
   'fnMask threshold + margin': { recipe: { corrections: { fnMask: { threshold: 0.6, margin: 0.15 } } } },
   debiased: { recipe: { loss: { type: 'debiased', tauPlus: 0.1 } } },
+  'debiased + fnMask threshold + margin': { recipe: { corrections: { fnMask: { threshold: 0.6, margin: 0.15 } }, loss: { type: 'debiased', tauPlus: 0.1 } } },
   'debiased + same-tower + symmetric + logQ': {
     recipe: { sources: [{ type: 'in-batch' }, { type: 'same-tower' }], corrections: { logQ: {} }, loss: { type: 'debiased', tauPlus: 0.05, symmetric: true } },
   },
@@ -251,6 +255,27 @@ function expectedCount(h: Harness, s: SourceSpec, j: number): number {
   }
 }
 
+/** Negatives a source draws per batch, as documented (the ids themselves are random). */
+function drawsPerBatch(s: SourceSpec): number {
+  switch (s.type) {
+    case 'uniform':
+    case 'popularity':
+      return s.n;
+    case 'stratified':
+      return s.n * new Set(STRATUM).size;
+    case 'neighbourhood':
+      return s.n * B;
+    case 'mined': {
+      // 'top': the first n of the row's (user, positive) group.
+      let n = 0;
+      for (let r = 0; r < B; r++) n += Math.min(s.n, MINED_GROUPS.find(([u, p]) => u === USERS[r] && p === ITEMS[r])![2].length);
+      return n;
+    }
+    default:
+      return NaN;
+  }
+}
+
 /** The checked step's reference loss, from the tables before it and the ids the sources drew. */
 function referenceLoss(h: Harness, uTab: Float32Array, iTab: Float32Array): number {
   const r = h.r;
@@ -266,6 +291,7 @@ function referenceLoss(h: Harness, uTab: Float32Array, iTab: Float32Array): numb
   r.sources.forEach((s, k) => {
     const ids = h.drawn.get(k);
     if (!ids) return;
+    assert.equal(ids.length, drawsPerBatch(s), `${s.type}: number of negatives drawn`);
     for (const j of ids) cols.push({ emb: normRow64(iTab, DIM, j), item: j, user: -1, kind: 'negative', logq: logq(j, s.type === 'mined') });
   });
   for (const e of h.replay.queue) cols.push({ emb: e.emb, item: e.item, user: e.user, kind: 'negative', logq: logq(e.item, false) });
