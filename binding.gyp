@@ -7,6 +7,7 @@
         "native/pool.cc",
         "native/gemm.cc",
         "native/contrastive.cc",
+        "native/full_softmax.cc",
         "native/layers.cc",
         "native/optim.cc",
         "native/topk.cc",

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "contrastive.h"
+#include "full_softmax.h"
 #include "gemm.h"
 #include "ops.h"
 #include "pool.h"
@@ -305,6 +306,36 @@ napi_value Contrastive(napi_env env, napi_callback_info info) {
   });
 }
 
+// (q, e, R, N, d, target, scale, rowWeight, dq, de, rowLoss) -> loss
+napi_value FullSoftmax(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "fullSoftmax", [](Call& c) {
+    tl::FullSoftmaxIn in;
+    in.R = c.dim(2, "R");
+    in.N = c.dim(3, "N");
+    in.d = c.dim(4, "d");
+    in.q = c.f32(0, "q", in.R * in.d);
+    in.e = c.f32(1, "e", in.N * in.d);
+    in.target = c.i32(5, "target", in.R);
+    in.scale = float(c.num(6, "scale"));
+    if (!std::isfinite(in.scale)) c.fail("scale must be finite");
+    in.rowWeight = c.f32(7, "rowWeight", in.R, true);
+    in.dq = c.f32(8, "dq", in.R * in.d, true);
+    in.de = c.f32(9, "de", in.N * in.d, true);
+    in.rowLoss = c.f32(10, "rowLoss", in.R, true);
+    if (in.dq && in.de && overlaps(in.dq, in.R * in.d, in.de, in.N * in.d)) c.fail("dq and de must not overlap");
+    for (const float* g : {in.dq, in.de}) {
+      const int64_t n = g == in.dq ? in.R * in.d : in.N * in.d;
+      if (g && (overlaps(g, n, in.q, in.R * in.d) || overlaps(g, n, in.e, in.N * in.d)))
+        c.fail("dq/de must not overlap q or e");
+    }
+    for (int64_t i = 0; i < in.R; ++i)
+      if (in.target[i] < 0 || in.target[i] >= in.N)
+        c.fail("target[" + std::to_string(i) + "] = " + std::to_string(in.target[i]) + " is outside [0, N=" +
+               std::to_string(in.N) + ")");
+    return number(c.env(), tl::full_softmax(in));
+  });
+}
+
 napi_value TopkRows(napi_env env, napi_callback_info info) {
   return guarded(env, info, "topkRows", [](Call& c) {
     const int64_t rows = c.dim(1, "rows"), cols = c.dim(2, "cols"), k = c.dim(3, "k");
@@ -374,6 +405,7 @@ NAPI_MODULE_INIT() {
       {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sparseUpdate", nullptr, SparseUpdate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"contrastive", nullptr, Contrastive, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"fullSoftmax", nullptr, FullSoftmax, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"topkRows", nullptr, TopkRows, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"ivfSearch", nullptr, IvfSearch, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

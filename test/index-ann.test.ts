@@ -119,7 +119,7 @@ test('towerlab index build: writes the index, reports recall vs exact, loads bac
   assert.match(bad.stderr, /nope: no model found/);
   assert.doesNotMatch(bad.stderr, /^\s+at /m);
   assert.ok(!existsSync(join(dir, 'x')));
-  const opts = { metric: 'ip', connectivity: '16', expansionAdd: '64', expansionSearch: '64', recallQueries: '10' };
+  const opts = { metric: 'ip' as const, connectivity: '16', expansionAdd: '64', expansionSearch: '64', recallQueries: '10' };
   assert.throws(() => annConfigFrom({ ...opts, connectivity: 'lots' }), /--connectivity: must be a positive integer, got 'lots'/);
   assert.throws(() => annConfigFrom({ ...opts, recallQueries: '0' }), /--recall-queries: must be a positive integer, got '0'/);
 });

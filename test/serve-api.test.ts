@@ -160,7 +160,7 @@ test('POST /similar and /embed', async () => {
   assert.match(unk.body.message, /unknown user 'ghost'/);
 });
 
-test('GET /metrics is Prometheus text with request counts, latencies, answer sources and the model', async () => {
+test('GET /metrics is Prometheus text (prom-client) with request counts, latencies, answer sources, the model and process/GC/event-loop metrics', async () => {
   await post('/recommend', { user: 'nobody' });
   const r = await app.inject({ url: '/metrics' });
   assert.equal(r.statusCode, 200);
@@ -168,11 +168,16 @@ test('GET /metrics is Prometheus text with request counts, latencies, answer sou
   const t = r.body;
   assert.match(t, /# TYPE towerlab_http_requests_total counter/);
   assert.match(t, /towerlab_http_requests_total\{route="\/recommend",status="200"\} \d+/);
-  assert.match(t, /towerlab_http_request_duration_seconds_bucket\{route="\/recommend",le="\+Inf"\} \d+/);
+  assert.match(t, /towerlab_http_request_duration_seconds_bucket\{le="\+Inf",route="\/recommend"\} \d+/);
   assert.match(t, /towerlab_answers_total\{endpoint="recommend",source="popularity",search="popularity"\} [1-9]/);
   assert.match(t, new RegExp(`towerlab_model_info\\{id="${bundle.id}",created="[^"]+"\\} 1`));
   assert.match(t, /process_resident_memory_bytes \d+/);
-  for (const line of t.trim().split('\n')) assert.match(line, /^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? [-\d.e+]+)$/, line);
+  // prom-client's default metrics: process CPU, event-loop lag, GC, heap.
+  assert.match(t, /# TYPE process_cpu_seconds_total counter/);
+  assert.match(t, /nodejs_eventloop_lag_p99_seconds [\d.e+-]+/);
+  assert.match(t, /# TYPE nodejs_gc_duration_seconds histogram/);
+  assert.match(t, /nodejs_heap_used_bytes \d+/);
+  for (const line of t.trim().split('\n').filter((l) => l !== '')) assert.match(line, /^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? [-\d.e+]+)$/, line);
 });
 
 test('demo: the page, TF.js assets, and the bundle files by content id', async () => {

@@ -37,7 +37,7 @@ export function layersFromConfig(config: TowerConfig, get: (l: number) => { w: F
 }
 
 export function towerOutDim(config: TowerConfig): number {
-  return config.mlp.length ? config.mlp[config.mlp.length - 1] : config.idDim + config.features.reduce((s, f) => s + f.dim, 0);
+  return config.mlp.length ? config.mlp[config.mlp.length - 1] : config.idDim + config.features.reduce((s, f) => s + f.dim, 0) + (config.dense ?? []).reduce((s, f) => s + f.dim, 0);
 }
 
 /** Mean of the rows of a rows×dim table. */

@@ -51,8 +51,8 @@ export interface Bundle {
   readFile(path: string): Promise<Uint8Array>;
 }
 
-/** Files only checked, not kept: the server never needs the item tower's own tables. */
-const CHECK_ONLY = /^weights\/item\.(id|feature\d+)\.bin$/;
+/** Files only checked, not kept: the server never needs the item tower's own tables, nor the ONNX export. */
+const CHECK_ONLY = /^(weights\/item\.(id|feature\d+)\.bin|query-tower\.(onnx|json))$/;
 
 export interface ReadOptions {
   /** HNSW search breadth (ef) to use instead of the one stored with the index: recall against latency. */

@@ -13,6 +13,7 @@ import { isIvfConfig, type IndexConfig, type VectorIndex } from '../index/vector
 import { buildIndex, indexBytes, sampleUserQueries } from '../index/item-index.ts';
 import { fsyncDir, writeDirAtomic, writeFileSynced } from '../util/atomic.ts';
 import { BUNDLE_FORMAT, BUNDLE_MANIFEST, BUNDLE_VERSION, INDEX_FILE, IVF_INDEX_FILE, TFJS_MODEL, names, type ArrayEntry, type BundleManifest } from './format.ts';
+import { UserError } from '../util/errors.ts';
 import { QueryTower, layersFromConfig, meanRow, type QueryTowerWeights } from './query-tower.ts';
 import { SEQ_FILE, type SeqBundlePart } from './seq.ts';
 
@@ -27,6 +28,8 @@ export interface BundleOptions {
   source: string;
   /** Progress messages (index building can take minutes for millions of items). */
   log?: (msg: string) => void;
+  /** More files to carry (e.g. query-tower.onnx + .json), listed and checksummed like the others. */
+  extraFiles?: Map<string, Uint8Array>;
 }
 
 export const defaultBundleOptions: BundleOptions = { index: defaultAnnConfig, recallQueries: 500, source: '' };
@@ -47,6 +50,9 @@ const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: SeqBundlePart }, o: BundleOptions): BundleDraft {
   const log = o.log ?? (() => {});
   const m = a.model;
+  // The serving query tower (query-tower.ts, web/demo.js) has no dense-feature projections yet; item towers are fine
+  // (item embeddings are computed here and stored).
+  if (m.user.dense.length) throw new UserError(`this model's user tower has dense features (${m.user.dense.map((f) => f.name).join(', ')}); a bundle cannot serve them yet`);
   // A sequence model: the user table is filled with each user's sequence embedding (see seq.ts).
   a.sequence?.fillUsers(backend, m.user.idTable.data);
   const dim = m.dim;
@@ -163,6 +169,7 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
     weightsManifest: tfGroups,
   };
   files.set(TFJS_MODEL, Buffer.from(JSON.stringify(tfjsModel)));
+  for (const [path, bytes] of o.extraFiles ?? []) files.set(path, bytes);
 
   const checksums: BundleManifest['files'] = {};
   for (const [path, bytes] of [...files].sort(([x], [y]) => (x < y ? -1 : 1))) checksums[path] = { bytes: bytes.byteLength, sha256: sha256(bytes) };

@@ -14,7 +14,7 @@ import { writeReport, writeResults } from '../report/write.ts';
 import { runExperiment, type ExperimentResult } from '../train/experiment.ts';
 import { defaultProgressMode, type ProgressMode } from '../train/progress.ts';
 import { UserError } from '../util/errors.ts';
-import { dataSpecFrom, modelOptionsFrom, parseList, splitSpecFrom, trainConfigFrom } from './options.ts';
+import { dataSpecFrom, modelOptionsFrom, parseList, splitSpecFrom, trainConfigFrom, type DataOptions, type ModelFlagOptions, type SplitOptions, type TrainFlagOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
 
 interface RecipeEntry {
@@ -23,7 +23,15 @@ interface RecipeEntry {
   recipe: Recipe;
 }
 
-export async function compareCommand(o: any): Promise<void> {
+export interface CompareCommandOptions extends DataOptions, SplitOptions, ModelFlagOptions, TrainFlagOptions {
+  recipes: string[];
+  seeds: string;
+  k: string;
+  out: string;
+  json?: boolean;
+}
+
+export async function compareCommand(o: CompareCommandOptions): Promise<void> {
   const files: string[] = o.recipes ?? [];
   if (!files.length) throw new UserError('--recipes: give at least one recipe file');
   const recipes = nameRecipes(files.map((f) => ({ file: f, recipe: loadRecipe(f) })));

@@ -14,10 +14,10 @@ import { UserError } from '../util/errors.ts';
 import { seqModelDir } from '../seq/saved-model.ts';
 import { openModel } from '../model/open.ts';
 import { seqEvalCommand } from './seq-model.ts';
-import { dataSpecFrom, parseList, splitSpecFrom } from './options.ts';
+import { dataSpecFrom, parseList, splitSpecFrom, type EvalCommandOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
 
-export async function evalCommand(o: any): Promise<void> {
+export async function evalCommand(o: EvalCommandOptions): Promise<void> {
   const seqDir = seqModelDir(o.model);
   if (seqDir) return seqEvalCommand(o, seqDir);
   if (o.sampled !== undefined || o.excludeHistory) throw new UserError('--sampled / --exclude-history apply to sequence models (towerlab seq --out) only');

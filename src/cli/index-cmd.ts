@@ -1,7 +1,7 @@
 /** `towerlab index build`: the HNSW or IVF item index of a model, with its recall@10 against exact search. */
 import { Command, Option } from 'commander';
 import { getBackend } from '../compute/index.ts';
-import { defaultAnnConfig, type AnnConfig } from '../index/ann-index.ts';
+import { defaultAnnConfig, type AnnConfig, type IndexMetric } from '../index/ann-index.ts';
 import { buildItemIndex, writeIndexDir } from '../index/item-index.ts';
 import { defaultIvfLists } from '../index/ivf-index.ts';
 import { breadthText, isIvfConfig, type IndexConfig } from '../index/vector-index.ts';
@@ -28,20 +28,38 @@ const int = (flag: string, v: string) => {
   return x;
 };
 
+/** The options addIndexOptions defines (values as typed: strings, parsed below). */
+export interface IndexFlagOptions {
+  kind: 'hnsw' | 'ivf';
+  metric: IndexMetric;
+  connectivity: string;
+  expansionAdd: string;
+  expansionSearch: string;
+  lists?: string;
+  nprobe: string;
+  recallQueries: string;
+}
+
+export interface IndexBuildCommandOptions extends IndexFlagOptions {
+  model: string;
+  out: string;
+  json?: boolean;
+}
+
 /** The index settings from the options of `index build` / `export`; `items` sizes the default IVF list count. */
-export function indexConfigFrom(o: any, items: number): IndexConfig {
+export function indexConfigFrom(o: IndexFlagOptions, items: number): IndexConfig {
   if (o.kind !== 'ivf') return annConfigFrom(o);
   int('--recall-queries', o.recallQueries);
   const lists = o.lists === undefined ? defaultIvfLists(items) : int('--lists', o.lists);
   return { kind: 'ivf', metric: o.metric, lists, nprobe: int('--nprobe', o.nprobe) };
 }
 
-export function annConfigFrom(o: any): AnnConfig {
+export function annConfigFrom(o: Pick<IndexFlagOptions, 'metric' | 'connectivity' | 'expansionAdd' | 'expansionSearch' | 'recallQueries'>): AnnConfig {
   int('--recall-queries', o.recallQueries);
   return { metric: o.metric, connectivity: int('--connectivity', o.connectivity), expansionAdd: int('--expansion-add', o.expansionAdd), expansionSearch: int('--expansion-search', o.expansionSearch) };
 }
 
-export async function indexBuildCommand(o: any): Promise<void> {
+export async function indexBuildCommand(o: IndexBuildCommandOptions): Promise<void> {
   const a = openModel(o.model);
   const config = indexConfigFrom(o, a.itemIds.length);
   const backend = await getBackend();

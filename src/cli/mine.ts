@@ -5,16 +5,17 @@
  * model recorded, so the pairs are that model's training rows; all models must share its vocabularies.
  */
 import { Command, Option } from 'commander';
-import { getBackend } from '../compute/index.ts';
+import { getBackend, type BackendChoice } from '../compute/index.ts';
 import { loadInteractions, type DataSpec } from '../data/load.ts';
 import { splitInteractions, type SplitSpec } from '../data/split.ts';
 import { groupsToJsonl, writeGroups } from '../mine/groups-file.ts';
 import { mineGroups } from '../mine/mine.ts';
 import { ModelRetriever } from '../mine/model-retriever.ts';
+import { LanceIndex, lanceTarget } from '../index/lance-index.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import { openModel } from '../model/open.ts';
-import { addDataOptions, addSplitOptions, dataSpecFrom, splitSpecFrom } from './options.ts';
+import { addDataOptions, addSplitOptions, dataSpecFrom, splitSpecFrom, type DataOptions, type SplitOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
 
 export function parseRange(v: string): [number, number] {
@@ -30,7 +31,23 @@ function num(flag: string, v: string | undefined): number | undefined {
   return x;
 }
 
-export async function mineCommand(o: any): Promise<void> {
+export interface MineCommandOptions extends DataOptions, SplitOptions {
+  model: string[];
+  out: string;
+  fusion: 'rrf' | 'soft-vote';
+  n: string;
+  range: string;
+  margin?: string;
+  relative?: boolean;
+  maxScore?: string;
+  sample: 'top' | 'random';
+  search: 'exact' | 'hnsw';
+  seed: string;
+  backend: BackendChoice;
+  json?: boolean;
+}
+
+export async function mineCommand(o: MineCommandOptions): Promise<void> {
   const dirs: string[] = o.model;
   const models = dirs.map((d) => openModel(d));
   const a = models[0];
@@ -68,7 +85,13 @@ export async function mineCommand(o: any): Promise<void> {
   const users = Int32Array.from(us);
   const positives = Int32Array.from(is);
   const backend = await getBackend(o.backend);
-  const members = models.map((m, i) => new ModelRetriever(backend, m.model, { name: dirs[i], search: o.search, exclude: m.seen }));
+  let lance: LanceIndex | null = null;
+  const lanceDir = lanceTarget(o.search);
+  if (lanceDir !== null) {
+    if (models.length > 1) throw new UserError('--search lancedb:DIR: one table serves one model; an ensemble searches exactly or with hnsw');
+    lance = LanceIndex.open(lanceDir, { itemIds: a.itemIds, dim: a.model.dim });
+  } else if (o.search !== 'exact' && o.search !== 'hnsw') throw new UserError(`--search: expected exact, hnsw or lancedb:DIR, got '${o.search}'`);
+  const members = models.map((m, i) => new ModelRetriever(backend, m.model, { name: dirs[i], search: lance ? 'index' : o.search, index: lance ?? undefined, exclude: m.seen }));
   const g = mineGroups(members, users, positives, {
     fusion: o.fusion,
     n,
@@ -88,6 +111,7 @@ export async function mineCommand(o: any): Promise<void> {
     total += c;
     if (c < n) short++;
   }
+  lance?.close();
   await writeGroups(o.out, groupsToJsonl(g, users, positives, a.userIds, a.itemIds));
   const seconds = (performance.now() - t0) / 1000;
   const summary = { out: o.out, models: dirs, fusion: dirs.length > 1 ? o.fusion : null, groups: users.length, negatives: total, short_groups: short, range: [rankStart, rankEnd], seconds };
@@ -111,7 +135,7 @@ export function registerMineCommand(program: Command): void {
     .option('--relative', 'the margin is relative to the positive\'s score')
     .option('--max-score <x>', 'drop candidates whose (mean) cosine exceeds x')
     .addOption(new Option('--sample <how>', 'take the top n survivors or a random n').choices(['top', 'random']).default('top'))
-    .addOption(new Option('--search <how>', 'exact top-k or HNSW (usearch)').choices(['exact', 'hnsw']).default('exact'))
+    .option('--search <how>', "exact top-k, HNSW (usearch, built in memory), or a LanceDB table written by 'export --to lancedb:DIR' (lancedb:DIR)", 'exact')
     .option('--seed <n>', 'seed of --sample random', '1')
     .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'native', 'js']).default('auto'))
     .option('--json', 'print a summary as one JSON object on the last line of stdout')

@@ -1,11 +1,82 @@
 /** Option groups shared by commands, and their conversion into library option objects. */
 import { Command, Option } from 'commander';
+import type { BackendChoice } from '../compute/index.ts';
+import type { DataFormat } from '../data/format.ts';
 import type { DataSpec } from '../data/load.ts';
 import type { SplitSpec } from '../data/split.ts';
 import { defaultModelOptions, type ModelOptions } from '../model/build.ts';
+import type { SparseOptimizer } from '../model/embedding-table.ts';
 import type { TrainConfig } from '../train/trainer.ts';
 import { defaultProgressMode } from '../train/progress.ts';
 import { UserError } from '../util/errors.ts';
+
+/** What commander hands over for each option group below (flags camel-cased; `--no-x` gives x: boolean). */
+export interface DataOptions {
+  data?: string;
+  format?: DataFormat;
+  userCol?: string;
+  itemCol?: string;
+  timeCol?: string;
+  ratingCol?: string;
+  minRating?: number;
+  userFeatures?: string;
+  itemFeatures?: string;
+  userFeaturesFile?: string;
+  itemFeaturesFile?: string;
+}
+
+export interface SplitOptions {
+  split?: 'random' | 'temporal' | 'loo';
+  val: number;
+  test: number;
+  splitSeed: number;
+}
+
+export interface ModelFlagOptions {
+  dim: number;
+  mlp: string;
+  featureDim: number;
+  features: boolean;
+  sparseOptimizer: SparseOptimizer;
+  lrSparse: number;
+  lrDense: number;
+  seed: number;
+}
+
+export interface TrainFlagOptions {
+  epochs: number;
+  batchSize: number;
+  evalEvery: number;
+  patience: number;
+  valMetric: string;
+  valUsers: number;
+  ks: string;
+  logEvery: number;
+  progress: boolean;
+  backend: BackendChoice;
+  seed: number;
+  resume?: boolean;
+}
+
+/** `towerlab eval` (also handed to seq-model.ts for sequence models). */
+export interface EvalCommandOptions extends DataOptions, SplitOptions {
+  model: string;
+  ks: string;
+  sampled?: string;
+  excludeHistory?: boolean;
+  json?: boolean;
+  backend: BackendChoice;
+}
+
+/** `towerlab recommend` (also handed to seq-model.ts for sequence models). */
+export interface RecommendCommandOptions {
+  model: string;
+  user?: string;
+  history?: string;
+  k: string;
+  includeSeen?: boolean;
+  json?: boolean;
+}
 
 export function addDataOptions(cmd: Command, required = true): void {
   const data = new Option('--data <path>', "interactions: CSV/TSV/Parquet/JSONL, sequences ('user item item ...'), MovieLens u.data/ratings.dat, RecBole .inter, or synthetic:users=..,items=..,clusters=..,zipf=..,seed=..");
@@ -90,7 +161,8 @@ export function parseList(flag: string, v: string | undefined): number[] {
 
 const cols = (v: string | undefined) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
 
-export function dataSpecFrom(o: any): DataSpec {
+export function dataSpecFrom(o: DataOptions): DataSpec {
+  if (o.data === undefined) throw new UserError('--data <path> is required');
   return {
     path: o.data,
     format: o.format,
@@ -106,7 +178,7 @@ export function dataSpecFrom(o: any): DataSpec {
   };
 }
 
-export function splitSpecFrom(o: any): SplitSpec {
+export function splitSpecFrom(o: SplitOptions): SplitSpec {
   for (const f of ['val', 'test'] as const) {
     if (!(o[f] >= 0 && o[f] < 1)) throw new UserError(`--${f}: must be a fraction in [0, 1), got ${o[f]}`);
   }
@@ -115,7 +187,7 @@ export function splitSpecFrom(o: any): SplitSpec {
   return { kind: 'random', val: o.val, test: o.test, seed: o.splitSeed };
 }
 
-export function modelOptionsFrom(o: any): ModelOptions {
+export function modelOptionsFrom(o: ModelFlagOptions): ModelOptions {
   const positive = (flag: string, x: number, int = true) => {
     if (!(x > 0) || (int && !Number.isInteger(x))) throw new UserError(`${flag}: must be a positive ${int ? 'integer' : 'number'}, got ${x}`);
     return x;
@@ -132,7 +204,7 @@ export function modelOptionsFrom(o: any): ModelOptions {
   };
 }
 
-export function trainConfigFrom(o: any): Omit<TrainConfig, 'checkpointDir' | 'logPath'> {
+export function trainConfigFrom(o: TrainFlagOptions): Omit<TrainConfig, 'checkpointDir' | 'logPath'> {
   const int = (flag: string, x: number, min: number) => {
     if (!Number.isInteger(x) || x < min) throw new UserError(`${flag}: must be an integer >= ${min}, got ${x}`);
     return x;

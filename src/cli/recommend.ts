@@ -5,9 +5,10 @@ import { UserError } from '../util/errors.ts';
 import { seqModelDir } from '../seq/saved-model.ts';
 import { openModel } from '../model/open.ts';
 import { seqRecommendCommand } from './seq-model.ts';
+import type { RecommendCommandOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
 
-export async function recommendCommand(o: any): Promise<void> {
+export async function recommendCommand(o: RecommendCommandOptions): Promise<void> {
   const seqDir = seqModelDir(o.model);
   if (seqDir) return seqRecommendCommand(o, seqDir);
   const k = Number(o.k);

@@ -8,7 +8,7 @@
  */
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { getBackend } from '../compute/index.ts';
+import { getBackend, type BackendChoice } from '../compute/index.ts';
 import { csrFromPairs } from '../data/csr.ts';
 import { loadInteractions, type DataSpec } from '../data/load.ts';
 import { splitInteractions, type SplitSpec } from '../data/split.ts';
@@ -21,7 +21,7 @@ import { loadReranker, saveReranker } from '../rerank/saved-reranker.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import { openModel } from '../model/open.ts';
-import { addDataOptions, addSplitOptions, dataSpecFrom, parseList, splitSpecFrom } from './options.ts';
+import { addDataOptions, addSplitOptions, dataSpecFrom, parseList, splitSpecFrom, type DataOptions, type SplitOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
 
 function num(flag: string, v: string, integer = false, min = -Infinity): number {
@@ -72,7 +72,28 @@ async function stageData(a: ModelArtifacts, spec: DataSpec, split: SplitSpec) {
   return { val, valCsr: csrFromPairs(numUsers, val.users, val.items, true), testCsr: csrFromPairs(numUsers, test.users, test.items, true), seen, seenWithVal };
 }
 
-function resolveSpecs(a: ModelArtifacts, o: any): { spec: DataSpec; split: SplitSpec } {
+export interface RerankTrainCommandOptions extends DataOptions, SplitOptions {
+  model: string[];
+  out: string;
+  k: string;
+  group: string;
+  epochs: string;
+  batch: string;
+  hidden: string;
+  lr: string;
+  temperature: string;
+  seed: string;
+  backend: BackendChoice;
+  json?: boolean;
+}
+
+export interface RerankEvalCommandOptions {
+  reranker: string;
+  backend: BackendChoice;
+  json?: boolean;
+}
+
+function resolveSpecs(a: ModelArtifacts, o: DataOptions & SplitOptions): { spec: DataSpec; split: SplitSpec } {
   const saved = (a.meta.data ?? {}) as DataSpec;
   const given = o.data ? dataSpecFrom(o) : ({} as Partial<DataSpec>);
   const spec = { ...saved, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) } as DataSpec;
@@ -82,7 +103,7 @@ function resolveSpecs(a: ModelArtifacts, o: any): { spec: DataSpec; split: Split
   return { spec, split };
 }
 
-export async function rerankTrainCommand(o: any): Promise<void> {
+export async function rerankTrainCommand(o: RerankTrainCommandOptions): Promise<void> {
   const dirs: string[] = o.model;
   const models = openMembers(dirs);
   const a = models[0];
@@ -119,7 +140,7 @@ export async function rerankTrainCommand(o: any): Promise<void> {
   else process.stdout.write(`LCE reranker over ${dirs.length} model(s), top-${K}, trained on ${users.length} validation users (${epochs} epochs, loss ${losses[0].toFixed(4)} → ${losses[losses.length - 1].toFixed(4)}) saved to ${o.out} in ${seconds.toFixed(1)} s\n`);
 }
 
-export async function rerankEvalCommand(o: any): Promise<void> {
+export async function rerankEvalCommand(o: RerankEvalCommandOptions): Promise<void> {
   const backend = await getBackend(o.backend);
   const { model, meta } = loadReranker(o.reranker, backend);
   const models = openMembers(meta.members.map((m) => m.dir));

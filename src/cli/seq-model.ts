@@ -16,10 +16,10 @@ import { loadSeqData, protocolText } from '../seq/experiment.ts';
 import { evaluateSampled } from '../seq/sampled-eval.ts';
 import { loadSeqModel, type SeqArtifacts } from '../seq/saved-model.ts';
 import { UserError } from '../util/errors.ts';
-import { dataSpecFrom, parseList } from './options.ts';
+import { dataSpecFrom, parseList, type EvalCommandOptions, type RecommendCommandOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
 
-export async function seqEvalCommand(o: any, dir: string): Promise<void> {
+export async function seqEvalCommand(o: EvalCommandOptions, dir: string): Promise<void> {
   if (o.split && o.split !== 'loo') throw new UserError(`--split ${o.split}: a sequence model is evaluated leave-last-one-out only`);
   const a = loadSeqModel(dir);
   const ks = parseList('--ks', o.ks);
@@ -77,7 +77,7 @@ export function nextItemScores(backend: Backend, a: SeqArtifacts, history: Int32
   return scores;
 }
 
-export async function seqRecommendCommand(o: any, dir: string): Promise<void> {
+export async function seqRecommendCommand(o: RecommendCommandOptions, dir: string): Promise<void> {
   const k = Number(o.k);
   if (!Number.isInteger(k) || k <= 0) throw new UserError(`--k: must be a positive integer, got '${o.k}'`);
   const a = loadSeqModel(dir);

@@ -7,14 +7,15 @@
 import { Command, Option } from 'commander';
 import { formatMetricsTable } from '../eval/format.ts';
 import { loadRecipe, parseRecipe, type Recipe } from '../recipe/schema.ts';
-import { getBackend } from '../compute/index.ts';
+import { getBackend, type BackendChoice } from '../compute/index.ts';
 import { defaultSeqModel, runSeqExperiment, scoreOf, type SeqModelOptions } from '../seq/experiment.ts';
 import { evaluateSampled } from '../seq/sampled-eval.ts';
 import { fullSequences, saveSeqModel } from '../seq/saved-model.ts';
 import type { ObjectiveSpec, ScoreKind } from '../seq/objectives.ts';
 import { defaultProgressMode } from '../train/progress.ts';
+import { collapseLine } from '../train/collapse.ts';
 import { UserError } from '../util/errors.ts';
-import { addDataOptions, dataSpecFrom, parseList, parseNum, requireInt } from './options.ts';
+import { addDataOptions, dataSpecFrom, parseList, parseNum, requireInt, type DataOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
 
 export function registerSeqCommand(program: Command): void {
@@ -32,9 +33,10 @@ export function registerSeqCommand(program: Command): void {
     .option('--dropout <x>', 'dropout rate (embeddings, attention, feed-forward)', parseNum('--dropout'), d.dropout)
     .option('--lr <x>', 'Adam learning rate (lazy Adam on the item table)', parseNum('--lr'), d.lr)
     .addOption(new Option('--loss <kind>', "bce: SASRec's one uniform negative per position; bpr: per-position negatives of the recipe's uniform/neighbourhood sources (GNNO); softmax: the recipe's sampled softmax").choices(['bce', 'bpr', 'softmax']).default('softmax'))
-    .option('--recipe <file>', 'negatives recipe (JSON) for bpr/softmax; default softmax: in-batch, τ = 1')
+    .option('--recipe <file>', 'negatives recipe (JSON) for bpr/softmax; default softmax: exact cross-entropy over every item (recipes/seq-full-softmax.json)')
     .addOption(new Option('--score <kind>', 'softmax score: dot product, or cosine / temperature').choices(['dot', 'cosine']).default('dot'))
     .option('--epochs <n>', 'training epochs', parseNum('--epochs'), 20)
+    .option('--warmup-epochs <x>', 'linear learning-rate warm-up over this many epochs (0 = none)', parseNum('--warmup-epochs'), 0)
     .option('--batch-size <n>', 'sequences per batch', parseNum('--batch-size'), 128)
     .option('--eval-every <n>', 'validate every n epochs (0 = never)', parseNum('--eval-every'), 1)
     .option('--patience <n>', 'stop after n validations without improvement (0 = never)', parseNum('--patience'), 5)
@@ -53,7 +55,35 @@ export function registerSeqCommand(program: Command): void {
 
 
 
-export function seqModelFrom(o: any): SeqModelOptions {
+export interface SeqCommandOptions extends DataOptions {
+  tower: SeqModelOptions['tower'];
+  dim: number;
+  maxLen: number;
+  blocks: number;
+  heads: number;
+  dropout: number;
+  lr: number;
+  loss: 'bce' | 'bpr' | 'softmax';
+  recipe?: string;
+  score: ScoreKind;
+  epochs: number;
+  warmupEpochs: number;
+  batchSize: number;
+  evalEvery: number;
+  patience: number;
+  valMetric: string;
+  valUsers: number;
+  ks: string;
+  excludeHistory?: boolean;
+  sampled?: string;
+  out?: string;
+  seed: number;
+  progress: boolean;
+  backend: BackendChoice;
+  json?: boolean;
+}
+
+export function seqModelFrom(o: SeqCommandOptions): SeqModelOptions {
   if (!(o.dropout >= 0 && o.dropout < 1)) throw new UserError(`--dropout: must be in [0, 1), got ${o.dropout}`);
   if (!(o.lr > 0)) throw new UserError(`--lr: must be > 0, got ${o.lr}`);
   return {
@@ -69,7 +99,13 @@ export function seqModelFrom(o: any): SeqModelOptions {
   };
 }
 
-export function objectiveFrom(o: any): ObjectiveSpec {
+function warmupFrom(x: unknown): number {
+  const v = Number(x ?? 0);
+  if (!(v >= 0 && Number.isFinite(v))) throw new UserError(`--warmup-epochs: must be a number >= 0, got ${String(x)}`);
+  return v;
+}
+
+export function objectiveFrom(o: Pick<SeqCommandOptions, 'recipe' | 'loss' | 'score'>): ObjectiveSpec {
   const recipe: Recipe | null = o.recipe ? loadRecipe(o.recipe) : null;
   if (o.loss === 'bce') {
     if (recipe) throw new UserError('--recipe: the bce loss draws its own negative (one uniform item per position); use --loss bpr or softmax with a recipe');
@@ -79,10 +115,11 @@ export function objectiveFrom(o: any): ObjectiveSpec {
     if (!recipe) throw new UserError("--loss bpr needs --recipe with per-position 'uniform' and/or 'neighbourhood' sources (see recipes/gnno-bpr.json)");
     return { kind: 'bpr', recipe };
   }
-  return { kind: 'softmax', recipe: recipe ?? parseRecipe({ temperature: 1 }), score: o.score as ScoreKind };
+  // Default: the exact softmax over the full catalogue ("SASRec+"), chosen on validation NDCG@10 (docs/sequential.md).
+  return { kind: 'softmax', recipe: recipe ?? parseRecipe({ temperature: 1, sources: [{ type: 'full-catalogue' }] }), score: o.score as ScoreKind };
 }
 
-async function seqCommand(o: any): Promise<void> {
+async function seqCommand(o: SeqCommandOptions): Promise<void> {
   if (!/^(hr|ndcg|recall|mrr)@\d+$/.test(o.valMetric)) throw new UserError(`--val-metric: expected hr@K or ndcg@K, got '${o.valMetric}'`);
   const ks = parseList('--ks', o.ks);
   if (!ks.length) ks.push(10);
@@ -102,6 +139,7 @@ async function seqCommand(o: any): Promise<void> {
       valMetric: o.valMetric,
       valUsers: requireInt('--val-users', o.valUsers, 1),
       progress: o.progress === false ? 'none' : defaultProgressMode(),
+      warmupEpochs: warmupFrom(o.warmupEpochs),
     },
     ks,
     excludeHistory: !!o.excludeHistory,
@@ -143,14 +181,27 @@ async function seqCommand(o: any): Promise<void> {
       `transition graph: ${g.items} items, ${g.edges} directed edges, built in ${g.graphSeconds.toFixed(2)} s; neighbourhood overlap: ${g.candidates} candidates in ${g.overlapSeconds.toFixed(2)} s; memory ${((g.graphBytes + g.overlapBytes + g.samplerBytes) / 2 ** 20).toFixed(1)} MiB`,
     );
   }
-  lines.push(`test (${r.protocol}; evaluation ${r.evalSeconds.toFixed(2)} s):`, formatMetricsTable([{ name: 'model', result: r.metrics }], { metrics: ['hr', 'ndcg'] }));
+  lines.push(
+    `test (${r.protocol}; evaluation ${r.evalSeconds.toFixed(2)} s):`,
+    formatMetricsTable(
+      [
+        { name: 'model', result: r.metrics },
+        { name: 'popularity', result: r.popularity },
+      ],
+      { metrics: ['hr', 'ndcg'] },
+    ),
+  );
   for (const x of sampled) lines.push(`test, sampled protocol (${x.protocol}):`, formatMetricsTable([{ name: 'model', result: x.metrics }], { metrics: ['hr', 'ndcg'] }));
   if (o.out) lines.push(`model saved to ${o.out} (towerlab eval/recommend/export --model ${o.out})`);
   process.stdout.write(lines.join('\n') + '\n');
+  if (t.collapse.collapsed) process.stderr.write(collapseLine(t.collapse, o.valMetric, o.patience > 0 ? o.patience : 3) + '\n');
   if (o.json) {
     printJsonLast({
       metrics: Object.fromEntries(Object.entries(r.metrics).filter(([k]) => k.startsWith('hr@') || k.startsWith('ndcg@'))),
       protocol: r.protocol,
+      popularity: Object.fromEntries(Object.entries(r.popularity).filter(([k]) => k.startsWith('hr@') || k.startsWith('ndcg@'))),
+      collapsed: t.collapse.collapsed,
+      collapse_peak_epoch: t.collapse.collapsed ? t.collapse.peakEpoch : null,
       sampled: Object.fromEntries(sampled.map((x) => [`sampled${x.negatives}`, { protocol: x.protocol, metrics: x.metrics }])),
       model_dir: o.out ?? null,
       examples_per_s: t.sequencesPerSecond,

@@ -4,8 +4,24 @@ import { UserError } from '../util/errors.ts';
 import { handleSignals, startServer } from '../serve/run.ts';
 import { isServeWorker, notifyPrimary, runPrimary } from '../serve/workers.ts';
 import { breadthText, indexKind } from '../index/vector-index.ts';
+import { lanceTarget } from '../index/lance-index.ts';
 
-export async function serveCommand(o: any): Promise<void> {
+export interface ServeCommandOptions {
+  model: string;
+  port: string;
+  host: string;
+  search: 'ann' | 'exact';
+  maxK: string;
+  expansionSearch?: string;
+  nprobe?: string;
+  demo?: boolean;
+  watch?: boolean;
+  adminReload: boolean;
+  log?: boolean;
+  workers: string;
+}
+
+export async function serveCommand(o: ServeCommandOptions): Promise<void> {
   const port = Number(o.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`--port: must be an integer in 0..65535, got '${o.port}'`);
   const maxK = Number(o.maxK);
@@ -19,6 +35,17 @@ export async function serveCommand(o: any): Promise<void> {
   if (o.nprobe !== undefined) {
     nprobe = Number(o.nprobe);
     if (!Number.isInteger(nprobe) || nprobe < 1) throw new UserError(`--nprobe: must be a positive integer, got '${o.nprobe}'`);
+  }
+  let lance: { dir: string; refineFactor?: number } | undefined;
+  if (o.index !== undefined) {
+    const dir = lanceTarget(o.index);
+    if (dir === null) throw new UserError(`--index: '${o.index}' is not an index this version serves from (expected lancedb:DIR)`);
+    let refineFactor: number | undefined;
+    if (o.refineFactor !== undefined) {
+      refineFactor = Number(o.refineFactor);
+      if (!Number.isInteger(refineFactor) || refineFactor < 0) throw new UserError(`--refine-factor: must be an integer >= 0, got '${o.refineFactor}'`);
+    }
+    lance = { dir, refineFactor };
   }
   const workers = Number(o.workers ?? 1);
   if (!Number.isInteger(workers) || workers < 1) throw new UserError(`--workers: must be a positive integer, got '${o.workers}'`);
@@ -41,14 +68,19 @@ export async function serveCommand(o: any): Promise<void> {
     adminReload: o.adminReload !== false,
     expansionSearch,
     nprobe,
+    lance,
     log,
   });
   const m = s.holder.current!;
   const mf = m.bundle.manifest;
+  if (lance) {
+    const ix = m.bundle.index!;
+    log(`model ${m.id}: ${mf.model.users} users, ${mf.model.items} items, dim ${mf.model.dim}, search ${m.defaultSearch === 'ann' ? `lancedb ${lance.dir} (${breadthText(ix.config)})` : 'exact'} instead of the bundle's index`);
+  }
   // A breadth flag for the other index kind would silently do nothing: say so (a reload may bring the other kind).
-  if (nprobe !== undefined && mf.index?.kind !== 'ivf') log(`warning: --nprobe applies to IVF indexes; this bundle's is ${mf.index ? 'HNSW' : 'absent'}`);
+  else if (nprobe !== undefined && mf.index?.kind !== 'ivf') log(`warning: --nprobe applies to IVF indexes; this bundle's is ${mf.index ? 'HNSW' : 'absent'}`);
   if (expansionSearch !== undefined && (!mf.index || mf.index.kind === 'ivf')) log(`warning: --expansion-search applies to HNSW indexes; this bundle's is ${mf.index ? 'IVF' : 'absent'}`);
-  log(`model ${m.id}: ${mf.model.users} users, ${mf.model.items} items, dim ${mf.model.dim}, search ${mf.index ? (m.defaultSearch === 'ann' ? `${indexKind(m.bundle.index!.config)} (${breadthText(m.bundle.index!.config)}; recall@10 ${mf.index.recallAt10.toFixed(3)} at ${mf.index.kind === 'ivf' ? `nprobe ${mf.index.nprobe}` : `ef ${mf.index.expansionSearch}`})` : 'exact') : 'exact (bundle has no index)'}`);
+  if (!lance) log(`model ${m.id}: ${mf.model.users} users, ${mf.model.items} items, dim ${mf.model.dim}, search ${mf.index ? (m.defaultSearch === 'ann' ? `${indexKind(m.bundle.index!.config)} (${breadthText(m.bundle.index!.config)}; recall@10 ${mf.index.recallAt10.toFixed(3)} at ${mf.index.kind === 'ivf' ? `nprobe ${mf.index.nprobe}` : `ef ${mf.index.expansionSearch}`})` : 'exact') : 'exact (bundle has no index)'}`);
   // The URL goes to stdout alone, so scripts and tests can read it (from the primary when there are workers).
   if (worker) notifyPrimary({ type: 'ready', url: s.url });
   else process.stdout.write(`listening on ${s.url}${o.demo ? ` (demo page: ${s.url}/)` : ''}\n`);
@@ -67,7 +99,9 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--search <how>', 'default retrieval: the HNSW index or exact search').choices(['ann', 'exact']).default('ann'))
     .option('--max-k <n>', 'largest k a request may ask for', '1000')
     .option('--expansion-search <n>', "HNSW search breadth (ef), overriding the bundle's: higher = better recall, slower")
-    .option('--nprobe <n>', "IVF lists scanned per query, overriding the bundle's: higher = better recall, slower")
+    .option('--nprobe <n>', "IVF lists (or LanceDB partitions) scanned per query, overriding the stored setting: higher = better recall, slower")
+    .option('--index <target>', "search a LanceDB item table written by 'export --to lancedb:DIR' instead of the bundle's index: lancedb:DIR")
+    .option('--refine-factor <n>', 'LanceDB: re-rank refine×k candidates with the full vectors, overriding the stored setting')
     .option('--demo', 'also serve the demo page at / (TF.js query tower in the browser)')
     .option('--watch', "reload when the bundle's manifest changes")
     .option('--no-admin-reload', 'disable POST /admin/reload (SIGHUP still reloads)')

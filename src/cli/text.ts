@@ -5,9 +5,10 @@
  * also retrieve → LCE rerank (text/rerank-stage.ts) with the reranker trained on held-out train queries.
  */
 import { Command, Option } from 'commander';
+import type { BackendChoice } from '../compute/index.ts';
 import { defaultBm25Options } from '../text/bm25.ts';
 import { defaultDualEncoder, defaultTowerOptim, runTextExperiment } from '../text/experiment.ts';
-import { defaultTextLce } from '../text/rerank-stage.ts';
+import { defaultTextLce, type FirstStage } from '../text/rerank-stage.ts';
 import type { TextMetrics } from '../text/metrics.ts';
 import { defaultTokenizerOptions } from '../text/tokenize.ts';
 import { defaultTextTrain, type PretrainKind } from '../text/train.ts';
@@ -65,7 +66,48 @@ export function registerTextCommand(program: Command): void {
     .action((o) => textCommand(o));
 }
 
-async function textCommand(o: any): Promise<void> {
+export interface TextCommandOptions {
+  beir: string;
+  tower: 'boe' | 'transformer';
+  separateTowers?: boolean;
+  dim: number;
+  proj: number;
+  pooling: 'mean' | 'sqrt';
+  blocks: number;
+  heads: number;
+  window: number;
+  stride: number;
+  buckets: number;
+  bigrams: boolean;
+  charNgrams: string;
+  stopwords: boolean;
+  stem: boolean;
+  epochs: number;
+  pretrain: PretrainKind;
+  pretrainEpochs: number;
+  hardNegatives: number;
+  hardPool: number;
+  batchSize: number;
+  temperature: number;
+  lrSparse: number;
+  lrDense: number;
+  k1: number;
+  b: number;
+  rrfK: number;
+  seed: number;
+  rerank?: boolean;
+  rerankOver: FirstStage;
+  rerankK: number;
+  rerankHoldout: number;
+  rerankGroup: number;
+  rerankEpochs: number;
+  out?: string;
+  progress: boolean;
+  backend: BackendChoice;
+  json?: boolean;
+}
+
+async function textCommand(o: TextCommandOptions): Promise<void> {
   const charNgrams = o.charNgrams ? parseList('--char-ngrams', o.charNgrams) : [];
   const window = requireInt('--window', o.window, 1);
   const stride = requireInt('--stride', o.stride, 1);

@@ -2,10 +2,16 @@
 import { formatMetricsTable } from '../eval/format.ts';
 import { defaultRecipe, loadRecipe } from '../recipe/schema.ts';
 import { runExperiment } from '../train/experiment.ts';
-import { dataSpecFrom, modelOptionsFrom, parseList, splitSpecFrom, trainConfigFrom } from './options.ts';
+import { dataSpecFrom, modelOptionsFrom, parseList, splitSpecFrom, trainConfigFrom, type DataOptions, type ModelFlagOptions, type SplitOptions, type TrainFlagOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
 
-export async function trainCommand(o: any): Promise<void> {
+export interface TrainCommandOptions extends DataOptions, SplitOptions, ModelFlagOptions, TrainFlagOptions {
+  recipe?: string;
+  out?: string;
+  json?: boolean;
+}
+
+export async function trainCommand(o: TrainCommandOptions): Promise<void> {
   const recipe = o.recipe ? loadRecipe(o.recipe) : defaultRecipe;
   const ks = parseList('--ks', o.ks);
   if (!ks.length) ks.push(20);

@@ -60,6 +60,37 @@ export interface ContrastiveArgs {
  */
 export type ContrastiveFn = (args: ContrastiveArgs) => number;
 
+export interface FullSoftmaxArgs {
+  /** Queries, R×d (e.g. a sequence tower's output at every position). */
+  q: Float32Array;
+  /** The whole item table, N×d: every item is a class. */
+  e: Float32Array;
+  R: number;
+  N: number;
+  d: number;
+  /** For each row, its target item (0 ≤ target[i] < N). */
+  target: Int32Array;
+  /** Multiplier on the raw score q·e (1/temperature; 1 for SASRec's dot product). */
+  scale: number;
+  /** Per-row loss weight, R entries, or null for 1; weight 0 marks a padding row (no loss, no gradient). */
+  rowWeight?: Float32Array | null;
+  /** Output: dL/dq, R×d (overwritten). Null to skip. */
+  dq: Float32Array | null;
+  /** Output: dL/de, N×d, ACCUMULATED into (+=), so a caller can add other gradients first. Null to skip. */
+  de: Float32Array | null;
+  /** Optional output, R entries: each row's unweighted loss ℓ_i (diagnostics). */
+  rowLoss?: Float32Array | null;
+}
+
+/**
+ * Exact softmax cross-entropy over the full catalogue ("SASRec+", Klenitskiy & Vasilev 2023):
+ *   z_ij = scale · q_i·e_j,  ℓ_i = log Σ_j exp z_ij − z_i,target_i,  L = Σ_i w_i ℓ_i / Σ_i w_i;
+ *   G_ij = scale · w_i / Σw · (softmax_ij − 1[j = target_i]);  dq = G e;  de += Gᵀ q.
+ * Implementations tile over items with an online log-sum-exp, so the R×N logits never exist at once
+ * (memory O((R + N)·d) plus fixed tiles), and are deterministic for any thread count.
+ */
+export type FullSoftmaxFn = (args: FullSoftmaxArgs) => number;
+
 export interface Backend {
   /** 'native' (C++ addon), 'js' (portable TypeScript + TF.js-WASM matmul) or another later. */
   readonly name: string;
@@ -156,6 +187,9 @@ export interface Backend {
 
   /** Fused in-batch / sampled softmax loss with masks and bias; returns the loss. See ContrastiveArgs. */
   contrastive: ContrastiveFn;
+
+  /** Exact softmax cross-entropy over every item, tiled over items; returns the loss. See FullSoftmaxArgs. */
+  fullSoftmax: FullSoftmaxFn;
 
   /**
    * Top-k per row of a rows×cols score matrix, best first: outIdx/outVal are rows×k. Entries equal to

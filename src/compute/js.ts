@@ -3,7 +3,7 @@
  * for large matrix products. Used where the native addon could not be built; slower, same results
  * (within float32 rounding).
  */
-import type { Backend, ContrastiveArgs } from './backend.ts';
+import type { Backend, ContrastiveArgs, FullSoftmaxArgs } from './backend.ts';
 import { tfjsMatmul } from './tfjs-matmul.ts';
 
 /** Below this many multiply-adds a plain loop beats the copy in and out of WASM memory. */
@@ -126,6 +126,8 @@ export async function createJsBackend(options: { wasm?: boolean } = {}): Promise
     },
 
     contrastive: (args) => contrastiveJs(args, gemm),
+
+    fullSoftmax: (args) => fullSoftmaxJs(args, gemm),
 
     topkRows(scores, rows, cols, k, outIdx, outVal) {
       const heapIdx = new Int32Array(k);
@@ -260,4 +262,76 @@ function contrastiveJs(a: ContrastiveArgs, gemm: Backend['gemm']): number {
     if (dc) gemm(true, false, N, d, rows, 1, s, qt, 1, dc);
   }
   return loss;
+}
+
+/**
+ * Full-catalogue softmax, tiled over rows and items: pass 1 keeps each row's running max and sum-exp across
+ * item tiles (online log-sum-exp); pass 2 recomputes every tile's logits, turns them into gradient
+ * coefficients and multiplies them out. Only one rows×items tile exists at a time. Semantics in backend.ts.
+ */
+function fullSoftmaxJs(a: FullSoftmaxArgs, gemm: Backend['gemm']): number {
+  const { q, e, R, N, d, target, scale, dq, de } = a;
+  const w = a.rowWeight ?? null;
+  const rowLoss = a.rowLoss ?? null;
+  for (let i = 0; i < R; i++) {
+    if (!(target[i] >= 0 && target[i] < N)) throw new Error(`fullSoftmax: target[${i}] = ${target[i]} is outside [0, N=${N})`);
+  }
+  let wsum = 0;
+  for (let i = 0; i < R; i++) wsum += w ? w[i] : 1;
+  if (dq) dq.fill(0, 0, R * d);
+  if (R === 0 || N === 0 || wsum === 0) {
+    if (rowLoss) rowLoss.fill(0, 0, R);
+    return 0;
+  }
+  const TR = 256;
+  const TN = Math.max(16, Math.min(N, Math.floor((1 << 19) / Math.min(TR, R))));
+  const s = new Float32Array(Math.min(TR, R) * TN);
+  const lse = new Float64Array(R);
+  let loss = 0;
+  for (let r0 = 0; r0 < R; r0 += TR) {
+    const rows = Math.min(TR, R - r0);
+    const qt = q.subarray(r0 * d, (r0 + rows) * d);
+    const m = new Float64Array(rows).fill(-Infinity);
+    const sum = new Float64Array(rows);
+    for (let j0 = 0; j0 < N; j0 += TN) {
+      const nt = Math.min(TN, N - j0);
+      gemm(false, true, rows, nt, d, scale, qt, e.subarray(j0 * d, (j0 + nt) * d), 0, s);
+      for (let t = 0; t < rows; t++) {
+        const o = t * nt;
+        let mt = -Infinity;
+        for (let j = 0; j < nt; j++) if (s[o + j] > mt) mt = s[o + j];
+        const mNew = Math.max(m[t], mt);
+        let acc = 0;
+        for (let j = 0; j < nt; j++) acc += Math.exp(s[o + j] - mNew);
+        sum[t] = (m[t] === -Infinity ? 0 : sum[t] * Math.exp(m[t] - mNew)) + acc;
+        m[t] = mNew;
+      }
+    }
+    for (let t = 0; t < rows; t++) {
+      const i = r0 + t;
+      lse[i] = m[t] + Math.log(sum[t]);
+      let zt = 0;
+      for (let k = 0; k < d; k++) zt += q[i * d + k] * e[target[i] * d + k];
+      const li = lse[i] - scale * zt;
+      if (rowLoss) rowLoss[i] = li;
+      loss += (w ? w[i] : 1) * li;
+    }
+    if (!dq && !de) continue;
+    for (let j0 = 0; j0 < N; j0 += TN) {
+      const nt = Math.min(TN, N - j0);
+      const et = e.subarray(j0 * d, (j0 + nt) * d);
+      gemm(false, true, rows, nt, d, scale, qt, et, 0, s);
+      for (let t = 0; t < rows; t++) {
+        const i = r0 + t;
+        const coef = (scale * (w ? w[i] : 1)) / wsum;
+        const o = t * nt;
+        for (let j = 0; j < nt; j++) s[o + j] = coef * Math.exp(s[o + j] - lse[i]);
+        const tj = target[i] - j0;
+        if (tj >= 0 && tj < nt) s[o + tj] -= coef;
+      }
+      if (dq) gemm(false, false, rows, d, nt, 1, s, et, 1, dq.subarray(r0 * d, (r0 + rows) * d));
+      if (de) gemm(true, false, nt, d, rows, 1, s, qt, 1, de.subarray(j0 * d, (j0 + nt) * d));
+    }
+  }
+  return loss / wsum;
 }

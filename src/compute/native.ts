@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
-import type { Backend, ContrastiveArgs } from './backend.ts';
+import type { Backend, ContrastiveArgs, FullSoftmaxArgs } from './backend.ts';
 
 /** The addon's exports (native/addon.cc). Positional arguments, null for an absent optional array. */
 interface Addon {
@@ -63,6 +63,19 @@ interface Addon {
     dq: Float32Array | null,
     dc: Float32Array | null,
     maskedCount: Int32Array | null,
+  ): number;
+  fullSoftmax(
+    q: Float32Array,
+    e: Float32Array,
+    R: number,
+    N: number,
+    d: number,
+    target: Int32Array,
+    scale: number,
+    rowWeight: Float32Array | null,
+    dq: Float32Array | null,
+    de: Float32Array | null,
+    rowLoss: Float32Array | null,
   ): number;
   topkRows(scores: Float32Array, rows: number, cols: number, k: number, outIdx: Int32Array, outVal: Float32Array): void;
   ivfSearch(q: Float32Array, centroids: Float32Array, lists: number, offsets: Int32Array, vectors: Float32Array, ids: Int32Array, dim: number, nprobe: number, k: number, outIdx: Int32Array, outVal: Float32Array): number;
@@ -175,6 +188,8 @@ export function loadNativeBackend(): Backend | null {
         args.maskedCount ?? null,
       );
     },
+    fullSoftmax: (x: FullSoftmaxArgs) =>
+      a.fullSoftmax(x.q, x.e, x.R, x.N, x.d, x.target, x.scale, x.rowWeight ?? null, x.dq, x.de, x.rowLoss ?? null),
     topkRows: (scores, rows, cols, k, outIdx, outVal) => a.topkRows(scores, rows, cols, k, outIdx, outVal),
   };
 }

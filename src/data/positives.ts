@@ -21,11 +21,6 @@ export function trainPositives(data: Interactions, rows: Int32Array): Csr {
   return itemsByUser(data, rows);
 }
 
-/** user -> distinct held-out items (val or test rows): the evaluation targets. */
-export function heldOutTargets(data: Interactions, rows: Int32Array): Csr {
-  return itemsByUser(data, rows);
-}
-
 /** user -> items over `rows` in (time, row) order with repeats kept: histories for sequential features. */
 export function historiesByUser(data: Interactions, rows: Int32Array): Csr {
   const sorted = rows.slice();
@@ -60,9 +55,4 @@ export function nonEmptyRows(m: Csr): Int32Array {
 /** All row indices 0..n-1 of the log (e.g. to build structures over the full data). */
 export function allRows(data: Interactions): Int32Array {
   return Int32Array.from({ length: data.users.length }, (_, i) => i);
-}
-
-/** "943 users, 1682 items, 100000 interactions" */
-export function describeInteractions(data: Interactions): string {
-  return `${data.userVocab.size} users, ${data.itemVocab.size} items, ${data.users.length} interactions`;
 }

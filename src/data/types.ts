@@ -59,6 +59,16 @@ export interface CategoricalFeature {
   values: Int32Array;
 }
 
+/**
+ * One numeric or vector feature of an entity (e.g. a price, or a precomputed content embedding): values is
+ * entities×width, row-major. Missing values should be filled by the caller (zeros are used when absent).
+ */
+export interface DenseFeature {
+  name: string;
+  width: number;
+  values: Float32Array;
+}
+
 export interface Interactions {
   /** Where it came from, for messages and reports. */
   source: string;
@@ -72,6 +82,9 @@ export interface Interactions {
   itemVocab: Vocab;
   userFeatures: CategoricalFeature[];
   itemFeatures: CategoricalFeature[];
+  /** Dense (numeric / vector) side features; absent = none. */
+  userDense?: DenseFeature[];
+  itemDense?: DenseFeature[];
   /** What the loader decided on the reader's behalf (auto-detected columns, dropped rows), for logs. */
   notes?: string[];
 }

@@ -4,8 +4,13 @@
  * usearch reports distances 1 − x·y ('ip') and 1 − cos(x, y) ('cos').
  */
 import { existsSync, statSync } from 'node:fs';
-import usearch from 'usearch';
+import { createRequire } from 'node:module';
+import type usearchModule from 'usearch';
 import { UserError } from '../util/errors.ts';
+
+// usearch's ESM build cannot find its native binary under plain Node (it looks for __dirname, absent in ESM, and
+// recurses up to a stack overflow); its CommonJS build can. Loaded this way, `import 'towerlab'` works without tsx.
+const usearch = createRequire(import.meta.url)('usearch') as typeof usearchModule;
 
 export type IndexMetric = 'ip' | 'cos';
 

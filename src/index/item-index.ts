@@ -16,13 +16,13 @@ import { AnnIndex } from './ann-index.ts';
 import { IvfIndex } from './ivf-index.ts';
 import { ExactSearcher } from './exact.ts';
 import { indexRecall, type RecallReport } from './recall.ts';
-import { breadthText, buildVectorIndex, isIvfConfig, type IndexConfig, type VectorIndex } from './vector-index.ts';
+import { breadthText, buildVectorIndex, isIvfConfig, type IndexConfig, type OwnIndex } from './vector-index.ts';
 
 export const INDEX_FORMAT = 'towerlab-index';
 export const INDEX_VERSION = 1;
 
 export interface BuiltIndex {
-  index: VectorIndex;
+  index: OwnIndex;
   recall: RecallReport;
   buildSeconds: number;
 }
@@ -57,7 +57,7 @@ export function indexFileName(c: IndexConfig): string {
 }
 
 /** The bytes of a saved index (usearch saves only to a path). */
-export function indexBytes(index: VectorIndex): Buffer {
+export function indexBytes(index: OwnIndex): Buffer {
   if (index instanceof IvfIndex) return index.toBytes();
   const tmp = mkdtempSync(join(tmpdir(), 'towerlab-index-'));
   try {
@@ -113,7 +113,7 @@ export function writeIndexDir(dir: string, built: BuiltIndex, model: string): In
 }
 
 /** Loads an index directory, verifying its format, version and checksum. */
-export function loadIndexDir(dir: string): { index: VectorIndex; meta: IndexMeta } {
+export function loadIndexDir(dir: string): { index: OwnIndex; meta: IndexMeta } {
   const mp = join(dir, 'index.json');
   if (!existsSync(mp)) throw new UserError(`${dir}: not an index directory (no index.json)`);
   let meta: IndexMeta;

@@ -44,7 +44,7 @@ export class ColumnBuilder {
 
   build(ctx: BatchContext, withLogQ: boolean): Columns {
     const B = ctx.items.length;
-    const sampled = this.sources.filter((s) => !s.usesPositives).map((s) => s.sample(ctx));
+    const sampled = this.sources.flatMap((s) => (!s.usesPositives && s.sample ? [s.sample(ctx)] : []));
     // Tower-embedded candidates first, fixed-embedding ones last.
     const extra = [...sampled.filter((c) => !c.embeddings), ...sampled.filter((c) => c.embeddings)];
     const N = B + extra.reduce((n, c) => n + c.ids.length, 0);

@@ -8,14 +8,16 @@
  */
 import type { Backend } from '../compute/backend.ts';
 import type { Csr } from '../data/csr.ts';
-import { AnnIndex, defaultAnnConfig } from '../index/ann-index.ts';
+import { AnnIndex, defaultAnnConfig, type Hits } from '../index/ann-index.ts';
 import type { TwoTowerModel } from '../model/two-tower.ts';
 import type { RankedLists, Retriever } from './types.ts';
 
 export interface ModelRetrieverOptions {
   name?: string;
-  /** 'exact' (default) or 'hnsw' (usearch, inner product). */
-  search?: 'exact' | 'hnsw';
+  /** 'exact' (default), 'hnsw' (usearch, inner product), or 'index': the given `index`. */
+  search?: 'exact' | 'hnsw' | 'index';
+  /** With search 'index': an index over this model's items built elsewhere (e.g. a LanceDB table); not rebuilt by refresh(). */
+  index?: { search(q: Float32Array, k: number): Hits };
   /** Items per user to leave out of the lists (null = none). */
   exclude?: Csr | null;
   /** HNSW search breadth (ef); raised to at least the asked k. */
@@ -25,7 +27,7 @@ export interface ModelRetrieverOptions {
 export class ModelRetriever implements Retriever {
   readonly name: string;
   itemEmb: Float32Array;
-  private index: AnnIndex | null = null;
+  private index: { search(q: Float32Array, k: number): Hits } | null = null;
   /** Seconds spent in the last refresh (embedding + index build). */
   lastRefreshSeconds = 0;
 
@@ -46,7 +48,10 @@ export class ModelRetriever implements Retriever {
   refresh(): void {
     const t0 = performance.now();
     this.itemEmb = this.model.embedAllItems(this.backend);
-    if (this.opts.search === 'hnsw') {
+    if (this.opts.search === 'index') {
+      if (!this.opts.index) throw new Error("ModelRetriever: search 'index' needs an index");
+      this.index = this.opts.index;
+    } else if (this.opts.search === 'hnsw') {
       const ef = Math.max(this.opts.expansionSearch ?? defaultAnnConfig.expansionSearch, 16);
       this.index = AnnIndex.build(this.itemEmb, this.numItems, this.model.dim, { ...defaultAnnConfig, metric: 'ip', expansionSearch: ef }, { threads: 1 });
     }

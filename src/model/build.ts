@@ -1,5 +1,5 @@
 /** Builds a two-tower model sized for a data set from user-facing options. */
-import type { CategoricalFeature } from '../data/types.ts';
+import type { CategoricalFeature, DenseFeature } from '../data/types.ts';
 import type { SparseOptimizer } from './embedding-table.ts';
 import { TwoTowerModel } from './two-tower.ts';
 
@@ -8,7 +8,7 @@ export interface ModelOptions {
   dim: number;
   /** MLP layer sizes after the embeddings, last = output size; [] = no MLP. */
   mlp: number[];
-  /** Embedding size of each categorical feature (features are used when the data has them). */
+  /** Embedding size of each categorical feature and projection size of each dense one (features are used when the data has them). */
   featureDim: number;
   useFeatures: boolean;
   sparseOptimizer: SparseOptimizer;
@@ -34,14 +34,20 @@ export function buildModel(
   numItems: number,
   userFeatures: CategoricalFeature[],
   itemFeatures: CategoricalFeature[],
+  userDense: DenseFeature[] = [],
+  itemDense: DenseFeature[] = [],
 ): TwoTowerModel {
   const uf = o.useFeatures ? userFeatures : [];
   const itf = o.useFeatures ? itemFeatures : [];
+  const ud = o.useFeatures ? userDense : [];
+  const itd = o.useFeatures ? itemDense : [];
   const spec = (fs: CategoricalFeature[]) => fs.map((f) => ({ name: f.name, cardinality: Math.max(1, f.vocab.size), dim: o.featureDim }));
+  // `dense` only when present, so configs of models without dense features stay as they were.
+  const denseSpec = (fs: DenseFeature[]) => (fs.length ? { dense: fs.map((f) => ({ name: f.name, width: f.width, dim: o.featureDim })) } : {});
   const model = new TwoTowerModel(
     {
-      user: { vocabSize: numUsers, idDim: o.dim, features: spec(uf), mlp: o.mlp },
-      item: { vocabSize: numItems, idDim: o.dim, features: spec(itf), mlp: o.mlp },
+      user: { vocabSize: numUsers, idDim: o.dim, features: spec(uf), ...denseSpec(ud), mlp: o.mlp },
+      item: { vocabSize: numItems, idDim: o.dim, features: spec(itf), ...denseSpec(itd), mlp: o.mlp },
       sparseOptimizer: o.sparseOptimizer,
       sparseLr: o.sparseLr,
       denseLr: o.denseLr,
@@ -49,6 +55,8 @@ export function buildModel(
     },
     uf.map((f) => f.values),
     itf.map((f) => f.values),
+    ud.map((f) => f.values),
+    itd.map((f) => f.values),
   );
   model.init();
   return model;

@@ -18,12 +18,13 @@ export class MomentumTower implements Stateful {
     private readonly online: Tower,
     readonly m: number,
   ) {
-    this.shadow = new Tower(`${online.name}.momentum`, online.config, online.optim, online.featureValues);
+    this.shadow = new Tower(`${online.name}.momentum`, online.config, online.optim, online.featureValues, online.denseValues);
     const src = [online.idTable, ...online.featTables];
     [this.shadow.idTable, ...this.shadow.featTables].forEach((t, i) => t.data.set(src[i].data));
-    this.shadow.layers.forEach((l, i) => {
-      l.w.set(online.layers[i].w);
-      l.b.set(online.layers[i].b);
+    const onlineDense = online.denseLayers;
+    this.shadow.denseLayers.forEach((l, i) => {
+      l.w.set(onlineDense[i].w);
+      l.b.set(onlineDense[i].b);
     });
     this.lastSync = src.map((t) => new Int32Array(t.rows));
   }
@@ -31,7 +32,7 @@ export class MomentumTower implements Stateful {
   stateArrays(): StateArrays {
     const out: StateArrays = [['momentum.step', Int32Array.of(this.step)]];
     [this.shadow.idTable, ...this.shadow.featTables].forEach((t, i) => out.push([`momentum.table${i}`, t.data], [`momentum.sync${i}`, this.lastSync[i]]));
-    this.shadow.layers.forEach((l, i) => out.push([`momentum.layer${i}.w`, l.w], [`momentum.layer${i}.b`, l.b]));
+    this.shadow.denseLayers.forEach((l, i) => out.push([`momentum.layer${i}.w`, l.w], [`momentum.layer${i}.b`, l.b]));
     return out;
   }
 
@@ -43,7 +44,7 @@ export class MomentumTower implements Stateful {
       restoreInto(get, `momentum.table${i}`, t.data);
       restoreInto(get, `momentum.sync${i}`, this.lastSync[i]);
     });
-    this.shadow.layers.forEach((l, i) => {
+    this.shadow.denseLayers.forEach((l, i) => {
       restoreInto(get, `momentum.layer${i}.w`, l.w);
       restoreInto(get, `momentum.layer${i}.b`, l.b);
     });
@@ -53,8 +54,9 @@ export class MomentumTower implements Stateful {
   update(): void {
     this.step++;
     const m = this.m;
-    this.shadow.layers.forEach((l, i) => {
-      const o = this.online.layers[i];
+    const online = this.online.denseLayers;
+    this.shadow.denseLayers.forEach((l, i) => {
+      const o = online[i];
       for (let k = 0; k < l.w.length; k++) l.w[k] = m * l.w[k] + (1 - m) * o.w[k];
       for (let k = 0; k < l.b.length; k++) l.b[k] = m * l.b[k] + (1 - m) * o.b[k];
     });

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Csr } from '../data/csr.ts';
-import type { CategoricalFeature } from '../data/types.ts';
+import type { CategoricalFeature, DenseFeature } from '../data/types.ts';
 import { UserError } from '../util/errors.ts';
 import { readTensorDir, writeTensorDir, type NamedArray } from './tensor-file.ts';
 import { TwoTowerModel, type ModelConfig } from './two-tower.ts';
@@ -21,6 +21,9 @@ export interface ModelArtifacts {
   itemIds: string[];
   userFeatures: Array<{ name: string; vocab: string[]; values: Int32Array }>;
   itemFeatures: Array<{ name: string; vocab: string[]; values: Int32Array }>;
+  /** Dense feature values (entities×width) of the towers that have dense features; absent = none. */
+  userDense?: DenseFeature[];
+  itemDense?: DenseFeature[];
   /** Train interaction count per item. */
   itemCounts: Float32Array;
   /** Each user's training items. */
@@ -38,6 +41,8 @@ export function saveModel(dir: string, a: ModelArtifacts, withOptimizer: boolean
   const arrays: Array<[string, NamedArray]> = a.model.tensors(withOptimizer);
   a.userFeatures.forEach((f) => arrays.push([`user.feature.${f.name}`, f.values]));
   a.itemFeatures.forEach((f) => arrays.push([`item.feature.${f.name}`, f.values]));
+  (a.userDense ?? []).forEach((f) => arrays.push([`user.denseFeature.${f.name}`, f.values]));
+  (a.itemDense ?? []).forEach((f) => arrays.push([`item.denseFeature.${f.name}`, f.values]));
   arrays.push(['item.counts', a.itemCounts], ['seen.offsets', a.seen.offsets], ['seen.cols', a.seen.cols]);
   if (a.trainingState) arrays.push(...a.trainingState);
   const vocab = JSON.stringify({
@@ -45,6 +50,8 @@ export function saveModel(dir: string, a: ModelArtifacts, withOptimizer: boolean
     items: a.itemIds,
     userFeatures: a.userFeatures.map((f) => ({ name: f.name, vocab: f.vocab })),
     itemFeatures: a.itemFeatures.map((f) => ({ name: f.name, vocab: f.vocab })),
+    ...(a.userDense?.length ? { userDense: a.userDense.map((f) => ({ name: f.name, width: f.width })) } : {}),
+    ...(a.itemDense?.length ? { itemDense: a.itemDense.map((f) => ({ name: f.name, width: f.width })) } : {}),
   });
   const meta = { ...a.meta, modelConfig: a.model.config, optimizerSteps: a.model.steps(), withOptimizer };
   writeTensorDir(dir, MODEL_FORMAT, MODEL_VERSION, meta, arrays, { [VOCAB]: vocab });
@@ -65,11 +72,23 @@ export function loadModel(dir: string): ModelArtifacts {
   };
   const userFeatures = (vocab.userFeatures as Array<{ name: string; vocab: string[] }>).map((f) => ({ ...f, values: get<Int32Array>(`user.feature.${f.name}`) }));
   const itemFeatures = (vocab.itemFeatures as Array<{ name: string; vocab: string[] }>).map((f) => ({ ...f, values: get<Int32Array>(`item.feature.${f.name}`) }));
+  const dense = (list: unknown, tower: 'user' | 'item'): DenseFeature[] =>
+    ((list ?? []) as Array<{ name: string; width: number }>).map((f) => ({ name: f.name, width: f.width, values: get<Float32Array>(`${tower}.denseFeature.${f.name}`) }));
+  const userDense = dense(vocab.userDense, 'user');
+  const itemDense = dense(vocab.itemDense, 'item');
   const config = manifest.modelConfig as ModelConfig;
+  for (const [tower, fs] of [['user', userDense], ['item', itemDense]] as const) {
+    const want = config[tower].dense ?? [];
+    if (want.length !== fs.length || want.some((f, k) => f.name !== fs[k].name || f.width !== fs[k].width || fs[k].values.length !== config[tower].vocabSize * f.width)) {
+      throw new UserError(`${dir}: the ${tower} tower's dense features in ${VOCAB} do not match the model config`);
+    }
+  }
   const model = new TwoTowerModel(
     config,
     userFeatures.map((f) => f.values),
     itemFeatures.map((f) => f.values),
+    userDense.map((f) => f.values),
+    itemDense.map((f) => f.values),
   );
   for (const [name, target] of model.tensors(manifest.withOptimizer === true)) {
     const src = get<Float32Array>(name);
@@ -84,6 +103,8 @@ export function loadModel(dir: string): ModelArtifacts {
     itemIds: vocab.items,
     userFeatures,
     itemFeatures,
+    ...(userDense.length ? { userDense } : {}),
+    ...(itemDense.length ? { itemDense } : {}),
     itemCounts: get<Float32Array>('item.counts'),
     seen: { rows: offsets.length - 1, offsets, cols: get<Int32Array>('seen.cols') },
     meta: manifest,

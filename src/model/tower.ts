@@ -1,7 +1,12 @@
 /**
- * One tower of the dual encoder: [id embedding ‖ categorical feature embeddings] → MLP → L2 normalisation.
+ * One tower of the dual encoder: [id embedding ‖ categorical feature embeddings ‖ projected dense features] → MLP
+ * → L2 normalisation.
  *
- * Shapes for a batch of n entities: input x0 n×inDim (inDim = idDim + Σ feature dims), hidden layers
+ * A dense feature (a number, width 1, or a vector such as a precomputed content embedding) enters by a learned
+ * linear projection width → dim (its own DenseLayer, no activation), so it works with `mlp: []` too and an entity
+ * never seen in training (id row zero) still gets an embedding from its features: cold-start items.
+ *
+ * Shapes for a batch of n entities: input x0 n×inDim (inDim = idDim + Σ feature dims + Σ dense dims), hidden layers
  * n×h_l with ReLU, output n×outDim (no activation), then row-normalised. With `mlp: []` the tower is the
  * normalised concatenated embedding (matrix factorisation with cosine scores).
  * Tables live outside autograd (see embedding-table.ts); backward yields gradients for the gathered rows.
@@ -18,10 +23,20 @@ export interface FeatureSpec {
   dim: number;
 }
 
+export interface DenseFeatureSpec {
+  name: string;
+  /** Values per entity (1 for a number). */
+  width: number;
+  /** Output size of its projection. */
+  dim: number;
+}
+
 export interface TowerConfig {
   vocabSize: number;
   idDim: number;
   features: FeatureSpec[];
+  /** Dense (numeric / vector) features; absent = none (models saved before they existed). */
+  dense?: DenseFeatureSpec[];
   /** Sizes of the MLP layers, the last one being the output size; [] for no MLP. */
   mlp: number[];
 }
@@ -29,6 +44,15 @@ export interface TowerConfig {
 export interface TowerOptim {
   sparse: SparseOptimizerConfig;
   denseLr: number;
+}
+
+/**
+ * Features of entities given directly rather than looked up by id (entities outside the vocabulary, e.g.
+ * cold-start items): per categorical feature one value index per row, per dense feature n×width values.
+ */
+export interface RowFeatures {
+  categorical: Int32Array[];
+  dense: Float32Array[];
 }
 
 /** Activations of one forward pass, kept for the backward pass; grown on demand, never shrunk. */
@@ -42,10 +66,12 @@ class Workspace {
   dx0: Float32Array = new Float32Array(0);
   featRows: Float32Array[] = [];
   featIds: Int32Array[] = [];
+  /** Per dense feature, the gathered raw values (n×width), the projection's input. */
+  denseIn: Float32Array[] = [];
   ids: Int32Array = new Int32Array(0);
   n = 0;
 
-  ensure(n: number, inDim: number, layers: DenseLayer[], outDim: number, feats: FeatureSpec[], idDim: number): void {
+  ensure(n: number, inDim: number, layers: DenseLayer[], outDim: number, feats: FeatureSpec[], idDim: number, dense: DenseFeatureSpec[]): void {
     if (n <= this.cap) return;
     const cap = Math.max(n, Math.ceil(this.cap * 1.5));
     this.cap = cap;
@@ -55,8 +81,10 @@ class Workspace {
     this.out = new Float32Array(cap * outDim);
     this.norms = new Float32Array(cap);
     this.dx0 = new Float32Array(cap * inDim);
-    this.featRows = feats.length ? [new Float32Array(cap * idDim), ...feats.map((f) => new Float32Array(cap * f.dim))] : [];
+    const blocks = feats.length + dense.length;
+    this.featRows = blocks ? [new Float32Array(cap * idDim), ...feats.map((f) => new Float32Array(cap * f.dim)), ...dense.map((f) => new Float32Array(cap * f.dim))] : [];
     this.featIds = feats.map(() => new Int32Array(cap));
+    this.denseIn = dense.map((f) => new Float32Array(cap * f.width));
   }
 }
 
@@ -64,10 +92,15 @@ export class Tower {
   readonly idTable: EmbeddingTable;
   readonly featTables: EmbeddingTable[];
   readonly layers: DenseLayer[];
+  /** One linear projection per dense feature (width → dim). */
+  readonly projections: DenseLayer[];
+  readonly dense: DenseFeatureSpec[];
   readonly inDim: number;
   readonly outDim: number;
   /** Per feature, the value index of every entity (length vocabSize). */
   featureValues: Int32Array[];
+  /** Per dense feature, every entity's values (vocabSize×width). */
+  denseValues: Float32Array[];
   private readonly train = new Workspace();
   private readonly infer = new Workspace();
 
@@ -76,14 +109,26 @@ export class Tower {
     readonly config: TowerConfig,
     readonly optim: TowerOptim,
     featureValues: Int32Array[] = [],
+    denseValues: Float32Array[] = [],
   ) {
     if (featureValues.length !== config.features.length) {
       throw new Error(`${name} tower: ${config.features.length} features configured but ${featureValues.length} value arrays given`);
     }
+    this.dense = config.dense ?? [];
+    if (denseValues.length !== this.dense.length) {
+      throw new Error(`${name} tower: ${this.dense.length} dense features configured but ${denseValues.length} value arrays given`);
+    }
+    this.dense.forEach((f, k) => {
+      if (denseValues[k].length !== config.vocabSize * f.width) {
+        throw new Error(`${name} tower: dense feature '${f.name}' has ${denseValues[k].length} values, expected ${config.vocabSize} × ${f.width}`);
+      }
+    });
     this.featureValues = featureValues;
+    this.denseValues = denseValues;
     this.idTable = new EmbeddingTable(`${name}.id`, config.vocabSize, config.idDim, optim.sparse);
     this.featTables = config.features.map((f) => new EmbeddingTable(`${name}.${f.name}`, f.cardinality, f.dim, optim.sparse));
-    this.inDim = config.idDim + config.features.reduce((s, f) => s + f.dim, 0);
+    this.projections = this.dense.map((f) => new DenseLayer(f.width, f.dim, false));
+    this.inDim = config.idDim + config.features.reduce((s, f) => s + f.dim, 0) + this.dense.reduce((s, f) => s + f.dim, 0);
     let d = this.inDim;
     this.layers = config.mlp.map((h, l) => {
       const layer = new DenseLayer(d, h, l < config.mlp.length - 1);
@@ -97,6 +142,12 @@ export class Tower {
     this.idTable.initNormal(rng, embStd);
     for (const t of this.featTables) t.initNormal(rng, embStd);
     for (const l of this.layers) l.init(rng);
+    for (const l of this.projections) l.init(rng);
+  }
+
+  /** Every dense (Adam-trained) layer: the MLP, then the dense-feature projections. */
+  get denseLayers(): DenseLayer[] {
+    return [...this.layers, ...this.projections];
   }
 
   /** Training forward: returns the n×outDim normalised output (a view valid until the next forward). */
@@ -113,6 +164,19 @@ export class Tower {
     }
   }
 
+  /**
+   * Inference forward of rows described by their features (see RowFeatures) into `out` (n×outDim). `ids[r]` is
+   * the id row to use, or −1 for an entity outside the vocabulary, whose id embedding is then zero.
+   */
+  embedRows(backend: Backend, ids: Int32Array, features: RowFeatures, out: Float32Array): void {
+    const n = ids.length;
+    if (features.categorical.length !== this.config.features.length || features.dense.length !== this.dense.length) {
+      throw new Error(`${this.name} tower: rows need ${this.config.features.length} categorical and ${this.dense.length} dense features`);
+    }
+    const y = this.run(backend, ids, this.infer, features);
+    out.set(y.subarray(0, n * this.outDim));
+  }
+
   /** Embeddings of every entity of the vocabulary, vocabSize×outDim. */
   embedAll(backend: Backend): Float32Array {
     const ids = new Int32Array(this.config.vocabSize);
@@ -122,23 +186,42 @@ export class Tower {
     return out;
   }
 
-  private run(backend: Backend, ids: Int32Array, ws: Workspace): Float32Array {
+  private run(backend: Backend, ids: Int32Array, ws: Workspace, given?: RowFeatures): Float32Array {
     const n = ids.length;
     const feats = this.config.features;
-    ws.ensure(n, this.inDim, this.layers, this.outDim, feats, this.config.idDim);
+    const dense = this.dense;
+    const idDim = this.config.idDim;
+    ws.ensure(n, this.inDim, this.layers, this.outDim, feats, idDim, dense);
     ws.n = n;
     ws.ids = ids;
-    if (feats.length === 0) {
-      backend.gatherRows(this.idTable.data, ids, ws.x0, this.config.idDim);
+    if (feats.length === 0 && dense.length === 0 && !given) {
+      backend.gatherRows(this.idTable.data, ids, ws.x0, idDim);
     } else {
-      backend.gatherRows(this.idTable.data, ids, ws.featRows[0], this.config.idDim);
+      if (given) {
+        // Rows outside the vocabulary (−1) get a zero id embedding.
+        const idRows = ws.featRows.length ? ws.featRows[0] : ws.x0;
+        for (let r = 0; r < n; r++) {
+          if (ids[r] >= 0) idRows.set(this.idTable.data.subarray(ids[r] * idDim, (ids[r] + 1) * idDim), r * idDim);
+          else idRows.fill(0, r * idDim, (r + 1) * idDim);
+        }
+      } else backend.gatherRows(this.idTable.data, ids, ws.featRows[0], idDim);
       for (let f = 0; f < feats.length; f++) {
-        const vals = this.featureValues[f];
         const fid = ws.featIds[f];
-        for (let r = 0; r < n; r++) fid[r] = vals[ids[r]];
+        if (given) fid.set(given.categorical[f].subarray(0, n));
+        else {
+          const vals = this.featureValues[f];
+          for (let r = 0; r < n; r++) fid[r] = vals[ids[r]];
+        }
         backend.gatherRows(this.featTables[f].data, fid.subarray(0, n), ws.featRows[f + 1], feats[f].dim);
       }
-      this.interleave(ws, n, false);
+      for (let f = 0; f < dense.length; f++) {
+        const w = dense[f].width;
+        const x = ws.denseIn[f];
+        if (given) x.set(given.dense[f].subarray(0, n * w));
+        else backend.gatherRows(this.denseValues[f], ids, x, w);
+        this.projections[f].forward(backend, x, ws.featRows[1 + feats.length + f], n);
+      }
+      if (ws.featRows.length) this.interleave(ws, n, false);
     }
     let x = ws.x0;
     for (let l = 0; l < this.layers.length; l++) {
@@ -151,7 +234,7 @@ export class Tower {
 
   /** Copies between the concatenated input x0 and the per-table row blocks (forward) or back (gradients). */
   private interleave(ws: Workspace, n: number, back: boolean): void {
-    const dims = [this.config.idDim, ...this.config.features.map((f) => f.dim)];
+    const dims = [this.config.idDim, ...this.config.features.map((f) => f.dim), ...this.dense.map((f) => f.dim)];
     const buf = back ? ws.dx0 : ws.x0;
     let col = 0;
     for (let t = 0; t < dims.length; t++) {
@@ -183,7 +266,7 @@ export class Tower {
       this.layers[l].backward(backend, x, ws.acts[l], ws.dAct[l], dx, n);
     }
     const ids = ws.ids;
-    if (this.config.features.length === 0) {
+    if (this.config.features.length === 0 && this.dense.length === 0) {
       this.idTable.applyGradients(backend, ids, ws.dx0.subarray(0, n * this.inDim));
     } else {
       this.interleave(ws, n, true);
@@ -191,12 +274,15 @@ export class Tower {
       for (let f = 0; f < this.featTables.length; f++) {
         this.featTables[f].applyGradients(backend, ws.featIds[f].subarray(0, n), ws.featRows[f + 1].subarray(0, n * this.config.features[f].dim));
       }
+      // The projections are linear (no ReLU), so their output is not needed: the gradient block stands in for y.
+      const base = 1 + this.config.features.length;
+      this.projections.forEach((p, f) => p.backward(backend, ws.denseIn[f], ws.featRows[base + f], ws.featRows[base + f], null, n));
     }
   }
 
   /** Dense optimizer step (Adam) on the MLP, then clears the accumulated gradients. */
   stepDense(backend: Backend): void {
-    for (const l of this.layers) {
+    for (const l of this.denseLayers) {
       l.adamStep(backend, this.optim.denseLr);
       l.zeroGrad();
     }

@@ -4,6 +4,7 @@
  */
 import type { Backend } from '../compute/backend.ts';
 import { Rng } from '../util/rng.ts';
+import type { DenseLayer } from './dense-layer.ts';
 import type { SparseOptimizer } from './embedding-table.ts';
 import { Tower, type TowerConfig } from './tower.ts';
 
@@ -24,11 +25,13 @@ export class TwoTowerModel {
     readonly config: ModelConfig,
     userFeatureValues: Int32Array[] = [],
     itemFeatureValues: Int32Array[] = [],
+    userDenseValues: Float32Array[] = [],
+    itemDenseValues: Float32Array[] = [],
   ) {
     const sparse = { kind: config.sparseOptimizer, lr: config.sparseLr, beta1: 0.9, beta2: 0.999, eps: config.sparseOptimizer === 'adagrad' ? 1e-10 : 1e-8 };
     const optim = { sparse, denseLr: config.denseLr };
-    this.user = new Tower('user', config.user, optim, userFeatureValues);
-    this.item = new Tower('item', config.item, optim, itemFeatureValues);
+    this.user = new Tower('user', config.user, optim, userFeatureValues, userDenseValues);
+    this.item = new Tower('item', config.item, optim, itemFeatureValues, itemDenseValues);
     if (this.user.outDim !== this.item.outDim) {
       throw new Error(`user tower outputs ${this.user.outDim} dims but item tower ${this.item.outDim}: the last MLP sizes must match`);
     }
@@ -55,11 +58,10 @@ export class TwoTowerModel {
           if (tab.state2) out.push([`${tab.name}.s2`, tab.state2]);
         }
       }
-      t.layers.forEach((l, i) => {
-        const p = `${t.name}.mlp${i}`;
+      for (const [p, l] of denseLayerNames(t)) {
         out.push([`${p}.w`, l.w], [`${p}.b`, l.b]);
         if (withOptimizer) out.push([`${p}.mw`, l.mw], [`${p}.vw`, l.vw], [`${p}.mb`, l.mb], [`${p}.vb`, l.vb]);
-      });
+      }
     }
     return out;
   }
@@ -69,7 +71,7 @@ export class TwoTowerModel {
     const s: Record<string, number> = {};
     for (const t of [this.user, this.item]) {
       for (const tab of [t.idTable, ...t.featTables]) s[tab.name] = tab.step;
-      t.layers.forEach((l, i) => (s[`${t.name}.mlp${i}`] = l.step));
+      for (const [p, l] of denseLayerNames(t)) s[p] = l.step;
     }
     return s;
   }
@@ -77,11 +79,16 @@ export class TwoTowerModel {
   setSteps(s: Record<string, number>): void {
     for (const t of [this.user, this.item]) {
       for (const tab of [t.idTable, ...t.featTables]) tab.step = s[tab.name] ?? 0;
-      t.layers.forEach((l, i) => (l.step = s[`${t.name}.mlp${i}`] ?? 0));
+      for (const [p, l] of denseLayerNames(t)) l.step = s[p] ?? 0;
     }
   }
 
   embedAllItems(backend: Backend): Float32Array {
     return this.item.embedAll(backend);
   }
+}
+
+/** A tower's dense layers by saved name: `user.mlp0`, …, then `user.dense.<feature>` per dense-feature projection. */
+function denseLayerNames(t: Tower): Array<[string, DenseLayer]> {
+  return [...t.layers.map((l, i): [string, DenseLayer] => [`${t.name}.mlp${i}`, l]), ...t.projections.map((l, i): [string, DenseLayer] => [`${t.name}.dense.${t.dense[i].name}`, l])];
 }

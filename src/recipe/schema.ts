@@ -114,7 +114,14 @@ const mined = z
   })
   .strict();
 
-export const sourceSchema = z.discriminatedUnion('type', [inBatch, uniform, popularity, stratified, queue, sameTower, neighbourhood, mined]);
+/**
+ * Every item of the catalogue as a class: exact softmax cross-entropy over all items ("SASRec+", Klenitskiy &
+ * Vasilev 2023), computed by the backend's tiled full-catalogue kernel. The reference every sampled recipe
+ * approximates; it takes no other source (it already scores every item) and no logQ (nothing is sampled).
+ */
+const fullCatalogue = z.object({ type: z.literal('full-catalogue') }).strict();
+
+export const sourceSchema = z.discriminatedUnion('type', [inBatch, uniform, popularity, stratified, queue, sameTower, neighbourhood, mined, fullCatalogue]);
 
 /**
  * How mini-batches are composed from training instances (see sampling/batch-order/): 'shuffle' (default),
@@ -206,15 +213,21 @@ export const recipeSchema = z
       .default({ maskSameItem: true, maskSameUser: true, logQ: false, fnMask: false }),
     loss: z
       .object({
-        /** 'infonce' (softmax cross-entropy) or 'debiased' (Chuang et al. 2020). */
-        type: z.enum(['infonce', 'debiased']).default('infonce'),
+        /**
+         * 'infonce' (softmax cross-entropy), 'debiased' (Chuang et al. 2020) or 'gbce' (gSASRec, Petrov &
+         * Macdonald 2023: binary cross-entropy over the positive and every negative column, the positive's term
+         * raised to β = α(t(1 − 1/α) + 1/α), α = negatives / (items − 1)).
+         */
+        type: z.enum(['infonce', 'debiased', 'gbce']).default('infonce'),
         /** Class prior τ⁺ of the debiased loss. */
         tauPlus: z.number().min(0).lt(1).default(0.1),
+        /** gBCE calibration t: 0 = plain BCE (β = 1), 1 = fully calibrated (β = α); gSASRec's default 0.75. */
+        t: z.number().min(0).max(1).default(0.75),
         /** Add the item→user direction and average the two losses (bidirectional). */
         symmetric: z.boolean().default(false),
       })
       .strict()
-      .default({ type: 'infonce', tauPlus: 0.1, symmetric: false }),
+      .default({ type: 'infonce', tauPlus: 0.1, t: 0.75, symmetric: false }),
     batchSampler: batchSamplerSchema.default({ type: 'shuffle' }),
   })
   .strict();

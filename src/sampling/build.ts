@@ -45,6 +45,11 @@ export interface SourceSet {
   queue: QueueSource | null;
   /** Same-tower negatives (SamToNe) requested. */
   sameTower: boolean;
+  /**
+   * Exact softmax over the full catalogue requested (a 'full-catalogue' source): the step calls the backend's
+   * fullSoftmax instead of composing columns, and `sources` is empty.
+   */
+  fullCatalogue: boolean;
 }
 
 export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
@@ -62,6 +67,12 @@ export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
   };
   let queue: QueueSource | null = null;
   let sameTower = false;
+  const fullCatalogue = recipe.sources.some((s) => s.type === 'full-catalogue');
+  if (fullCatalogue && recipe.sources.length > 1) {
+    throw new UserError("recipe: field 'sources': a 'full-catalogue' source already scores every item, so it takes no other source");
+  }
+  if (fullCatalogue && recipe.corrections.logQ) throw new UserError("recipe: field 'corrections.logQ': a 'full-catalogue' softmax samples nothing, so logQ does not apply");
+  if (fullCatalogue && recipe.loss.type !== 'infonce') throw new UserError(`recipe: field 'loss.type': a 'full-catalogue' source is exact cross-entropy ('infonce'), not '${recipe.loss.type}'`);
   const sources: NegativeSource[] = [];
   recipe.sources.forEach((s, idx) => {
     switch (s.type) {
@@ -97,8 +108,11 @@ export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
       case 'mined':
         sources.push(new MinedSource(s, ctx, `sources.${idx}`));
         break;
+      case 'full-catalogue':
+        break;
     }
   });
+  if (fullCatalogue) return { sources, freq, queue, sameTower, fullCatalogue };
   if (!sources.length) throw new UserError("recipe: field 'sources': same-tower negatives need at least one item source (e.g. in-batch)");
-  return { sources, freq, queue, sameTower };
+  return { sources, freq, queue, sameTower, fullCatalogue };
 }

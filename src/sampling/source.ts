@@ -34,7 +34,8 @@ export interface NegativeSource {
    * places in columns 0..B−1; without such a source those columns serve only as each row's positive.
    */
   readonly usesPositives: boolean;
-  sample(ctx: BatchContext): Candidates;
+  /** This batch's candidates; absent on the in-batch source, whose candidates are the batch's positives. */
+  sample?(ctx: BatchContext): Candidates;
   /**
    * log of the expected number of times this source draws each of `ids` in one batch of `batchSize` rows.
    * With several sources the proposal is their mixture, so logQ uses log Σ_s E_s[count(j)] for every column.

@@ -9,7 +9,7 @@
 import type { Backend } from '../compute/backend.ts';
 import { csrRow, type Csr } from '../data/csr.ts';
 import { evaluateRanking, type EvalResult } from '../eval/ranking.ts';
-import { embeddingScorer, type Scorer, type UserEmbeddingFn } from '../eval/scorer.ts';
+import { embeddingScorer, popularityScorer, type Scorer, type UserEmbeddingFn } from '../eval/scorer.ts';
 import { Rng } from '../util/rng.ts';
 import { targetsCsr, type SeqData } from './data.ts';
 import type { ScoreKind } from './objectives.ts';
@@ -75,6 +75,23 @@ export function evaluateSeq(backend: Backend, tower: SeqTower, data: SeqData, pa
     scorer: sequenceScorer(backend, tower, history, o.score),
     test,
     exclude,
+    ks: o.ks,
+    itemPopularity: data.itemCounts,
+    users: o.users,
+  });
+}
+
+/**
+ * The most-popular baseline under exactly the protocol of evaluateSeq (same targets, same exclusion): every
+ * user gets the items ranked by training count. A sequential model that does not beat it has learnt nothing.
+ */
+export function evaluateSeqPopularity(backend: Backend, data: SeqData, part: 'val' | 'test', o: Omit<SeqEvalOptions, 'score'>): EvalResult {
+  const history = part === 'val' ? data.train : data.trainVal;
+  return evaluateRanking({
+    backend,
+    scorer: popularityScorer(data.itemCounts),
+    test: targetsCsr(part === 'val' ? data.valItem : data.testItem),
+    exclude: o.excludeHistory ? dedupeRows(history) : null,
     ks: o.ks,
     itemPopularity: data.itemCounts,
     users: o.users,

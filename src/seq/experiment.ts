@@ -11,7 +11,7 @@ import type { Interactions } from '../data/types.ts';
 import type { NeighbourhoodStats } from '../graph/build.ts';
 import { UserError } from '../util/errors.ts';
 import { seqDataFrom, type SeqData } from './data.ts';
-import { evaluateSeq } from './evaluate.ts';
+import { evaluateSeq, evaluateSeqPopularity } from './evaluate.ts';
 import { MeanPoolTower } from './mean-pool.ts';
 import { BprObjective, buildObjective, SoftmaxObjective, type ObjectiveSpec, type ScoreKind } from './objectives.ts';
 import { SasRecTower } from './sasrec.ts';
@@ -46,6 +46,8 @@ export interface SeqExperimentOptions {
 
 export interface SeqExperimentResult {
   metrics: Record<string, number>;
+  /** The most-popular baseline under the same protocol (test part). */
+  popularity: Record<string, number>;
   train: SeqTrainSummary;
   evalSeconds: number;
   /** Graph build statistics when the objective uses neighbourhood negatives. */
@@ -93,6 +95,7 @@ export async function runSeqExperiment(o: SeqExperimentOptions, loaded?: { raw: 
   const t0 = performance.now();
   const r = evaluateSeq(backend, tower, data, 'test', { ks: o.ks, excludeHistory: o.excludeHistory, score });
   const evalSeconds = (performance.now() - t0) / 1000;
+  const popularity = evaluateSeqPopularity(backend, data, 'test', { ks: o.ks, excludeHistory: o.excludeHistory }).metrics;
   let graph: NeighbourhoodStats | null = null;
   if (objective instanceof BprObjective) graph = objective.hard?.stats ?? null;
   if (objective instanceof SoftmaxObjective) {
@@ -103,6 +106,7 @@ export async function runSeqExperiment(o: SeqExperimentOptions, loaded?: { raw: 
   for (let u = 0; u < data.numUsers; u++) if (data.train.offsets[u + 1] - data.train.offsets[u] >= 2) trainSequences++;
   return {
     metrics: r.metrics,
+    popularity,
     train,
     evalSeconds,
     graph,

@@ -6,7 +6,8 @@
  *  - bpr (GNNO's loss, Fan et al. 2023): K negatives per row — `uniform {n}` (∉ the user's training items) and
  *    `neighbourhood {n}` hard negatives drawn for the row's target — L = (1/RK) Σ_t Σ_k softplus(s(t, j_k) − s(t, j⁺));
  *  - softmax: the recipe's sampled softmax (columns = the sources' candidates, shared by all rows; masks, logQ,
- *    InfoNCE or debiased loss through the backend's fused kernel), exactly as the two-tower step composes it.
+ *    InfoNCE, debiased or gBCE loss), exactly as the two-tower step composes it; or, with a 'full-catalogue'
+ *    source, exact cross-entropy over every item ("SASRec+") through the backend's tiled fullSoftmax kernel.
  * Each returns the loss, writes dL/dH and lists the output-side item rows with their gradients.
  */
 import type { Backend, ContrastiveArgs } from '../compute/backend.ts';
@@ -235,7 +236,62 @@ export class SoftmaxObjective implements SeqObjective {
     if (recipe.loss.symmetric) throw new UserError("recipe: field 'loss.symmetric': not supported for sequential training");
     this.sources = buildSources(recipe, { numItems: data.numItems, trainItems: data.train.cols, trainSequences: data.train, dim: d });
     this.cols = new ColumnBuilder(this.sources.sources, d);
-    this.loss = lossFunction(recipe);
+    this.loss = lossFunction(recipe, { numItems: data.numItems });
+  }
+
+  /** True when this objective is the exact softmax over every item. */
+  get fullCatalogue(): boolean {
+    return this.sources.fullCatalogue;
+  }
+
+  /** Every item id, for the full catalogue's output-side gradient rows. */
+  private allIds(): Int32Array {
+    const n = this.data.numItems;
+    const ids = this.buf.i32('allIds', n);
+    if (n > 0 && ids[n - 1] !== n - 1) for (let j = 0; j < n; j++) ids[j] = j;
+    return ids;
+  }
+
+  /**
+   * The exact full-catalogue loss of rows H against targets (no gradients): the quantity every sampled recipe
+   * approximates. Same score (dot or cosine / τ) as training.
+   */
+  fullLoss(b: Backend, H: Float32Array, E: Float32Array, targets: Int32Array, R: number): number {
+    const d = this.d;
+    const N = this.data.numItems;
+    let q = H;
+    let e = E;
+    if (this.score === 'cosine') {
+      q = new Float32Array(R * d);
+      b.l2normForward(H, q, new Float32Array(R), R, d);
+      e = new Float32Array(N * d);
+      b.l2normForward(E, e, new Float32Array(N), N, d);
+    }
+    return b.fullSoftmax({ q, e, R, N, d, target: targets.subarray(0, R), scale: 1 / this.recipe.temperature, rowWeight: null, dq: null, de: null });
+  }
+
+  private runFull(b: Backend, inp: ObjectiveInput, dH: Float32Array): ObjectiveOutput {
+    const { batch, H, E } = inp;
+    const d = this.d;
+    const R = batch.tokens;
+    const N = this.data.numItems;
+    const cosine = this.score === 'cosine';
+    let q = H;
+    let e = E;
+    if (cosine) {
+      q = this.buf.f32('qn', R * d);
+      b.l2normForward(H, q, this.buf.f32('qnorm', R), R, d);
+      e = this.buf.f32('en', N * d);
+      b.l2normForward(E, e, this.buf.f32('enorm', N), N, d);
+    }
+    const dq = this.buf.f32('dq', R * d);
+    const de = this.buf.f32('de', N * d).fill(0);
+    const loss = b.fullSoftmax({ q, e, R, N, d, target: batch.targets.subarray(0, R), scale: 1 / this.recipe.temperature, rowWeight: null, dq, de });
+    if (cosine) {
+      b.l2normBackward(q, this.buf.f32('qnorm', R), dq, dH, R, d);
+      b.l2normBackward(e, this.buf.f32('enorm', N), de, de, N, d);
+    } else dH.set(dq);
+    return { loss, ids: this.allIds(), grads: de };
   }
 
   setEpoch(epoch: number): void {
@@ -243,6 +299,7 @@ export class SoftmaxObjective implements SeqObjective {
   }
 
   run(b: Backend, inp: ObjectiveInput, dH: Float32Array): ObjectiveOutput {
+    if (this.sources.fullCatalogue) return this.runFull(b, inp, dH);
     const { batch, H, E, rng } = inp;
     const d = this.d;
     const R = batch.tokens;

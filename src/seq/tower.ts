@@ -15,6 +15,8 @@ export interface SeqTower {
   readonly dim: number;
   readonly maxLen: number;
   readonly items: EmbeddingTable;
+  /** Dense optimiser settings (the trainer's learning-rate schedule sets `lr` here and on `items.opt`). */
+  readonly optim: DenseOptim;
   /** tokens×dim outputs (a view valid until the next forward). Dropout only when `train`. */
   forward(backend: Backend, batch: PackedBatch, train: boolean, rng: Rng): Float32Array;
   /** Back-propagates dH (tokens×dim, may be overwritten); accumulates dense gradients. */

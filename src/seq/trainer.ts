@@ -6,12 +6,13 @@
  * the best epoch's weights are restored at the end.
  */
 import type { Backend } from '../compute/backend.ts';
+import { detectCollapse, type CollapseCheck } from '../train/collapse.ts';
 import { Progress, type ProgressMode } from '../train/progress.ts';
 import { Rng } from '../util/rng.ts';
 import { UserError } from '../util/errors.ts';
 import type { SeqData } from './data.ts';
 import { evaluateSeq } from './evaluate.ts';
-import type { ScoreKind, SeqObjective } from './objectives.ts';
+import { SoftmaxObjective, type ScoreKind, type SeqObjective } from './objectives.ts';
 import { PackedBuilder } from './packed.ts';
 import { SeqStep } from './step.ts';
 import type { SeqTower } from './tower.ts';
@@ -30,6 +31,12 @@ export interface SeqTrainConfig {
   /** Validate on at most n users (a fixed seeded sample). */
   valUsers: number;
   progress: ProgressMode;
+  /**
+   * Linear learning-rate warm-up from ~0 to the model's rate over this many epochs' steps (0 = none). Adam's
+   * first steps on a freshly initialised table are the largest relative updates of the run; a warm-up keeps a
+   * high rate from blowing up the item embeddings before the softmax has any structure to follow.
+   */
+  warmupEpochs?: number;
 }
 
 export interface SeqTrainSummary {
@@ -43,7 +50,20 @@ export interface SeqTrainSummary {
   bestEpoch: number | null;
   best: number | null;
   stoppedEarly: boolean;
-  history: Array<{ epoch: number; loss: number; seconds: number; val?: Record<string, number> }>;
+  /** Collapse check over the validation history (see train/collapse.ts); `collapse.collapsed` says it happened. */
+  collapse: CollapseCheck;
+  history: Array<{
+    epoch: number;
+    loss: number;
+    seconds: number;
+    val?: Record<string, number>;
+    /**
+     * Sampled objectives: this recipe's loss and the exact full-catalogue softmax loss on the same validation
+     * rows (the last position of up to 512 validation users, no dropout): how far the sampled loss is from
+     * the quantity it approximates.
+     */
+    gap?: { sampled: number; full: number; rows: number };
+  }>;
 }
 
 export interface SeqTrainInputs {
@@ -53,6 +73,8 @@ export interface SeqTrainInputs {
   data: SeqData;
   score: ScoreKind;
   excludeHistory: boolean;
+  /** Called after every epoch (after validation), for diagnostics. */
+  onEpochEnd?: (epoch: number, entry: SeqTrainSummary['history'][number]) => void;
 }
 
 export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTrainSummary {
@@ -67,6 +89,13 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
   const progress = new Progress(cfg.progress, cfg.epochs * stepsPerEpoch);
   const builder = new PackedBuilder(tower.maxLen);
   const stepper = new SeqStep(backend, tower, objective);
+  const baseLr = tower.optim.lr;
+  const warmupSteps = Math.round((cfg.warmupEpochs ?? 0) * stepsPerEpoch);
+  const setLr = (lr: number) => {
+    tower.optim.lr = lr;
+    tower.items.opt.lr = lr;
+  };
+  const gapUsers = valUsers.subarray(0, Math.min(512, valUsers.length));
   let trainMs = 0;
   let seqs = 0;
   let positions = 0;
@@ -85,6 +114,7 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
     let lossSum = 0;
     for (let s = 0; s < order.length; s += cfg.batchSize) {
       const batch = builder.training(data.train, order.subarray(s, Math.min(order.length, s + cfg.batchSize)));
+      if (warmupSteps > 0) setLr(baseLr * Math.min(1, (stepper.step + 1) / warmupSteps));
       const loss = stepper.run(batch, rng);
       lossSum += loss;
       finalLoss = loss;
@@ -103,7 +133,8 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
       entry.val = pick(r.metrics);
       const v = r.metrics[cfg.valMetric];
       if (v === undefined) throw new UserError(`--val-metric '${cfg.valMetric}': unknown metric (e.g. ndcg@10, hr@10)`);
-      progress.note(`epoch ${epoch + 1}: loss ${entry.loss.toFixed(4)}, validation ${cfg.valMetric} ${v.toFixed(4)}`);
+      if (objective instanceof SoftmaxObjective && !objective.fullCatalogue && gapUsers.length) entry.gap = sampledLossGap(backend, tower, objective, data, gapUsers, new Rng(cfg.seed ^ 0x9a9), stepper.step);
+      progress.note(`epoch ${epoch + 1}: loss ${entry.loss.toFixed(4)}, validation ${cfg.valMetric} ${v.toFixed(4)}` + (entry.gap ? `; validation-batch loss sampled ${entry.gap.sampled.toFixed(4)} vs full softmax ${entry.gap.full.toFixed(4)}` : ''));
       if (best === null || v > best) {
         best = v;
         bestEpoch = epoch + 1;
@@ -117,8 +148,14 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
       }
     }
     history.push(entry);
+    inp.onEpochEnd?.(epoch + 1, entry);
   }
   progress.stop();
+  setLr(baseLr);
+  const collapse = detectCollapse(
+    history.map((h) => ({ epoch: h.epoch, loss: h.loss, val: h.val?.[cfg.valMetric] })),
+    cfg.patience > 0 ? cfg.patience : 3,
+  );
   if (bestWeights) tower.tensors().forEach(([, a], i) => a.set(bestWeights![i]));
   const trainSeconds = trainMs / 1000;
   return {
@@ -131,8 +168,36 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
     bestEpoch,
     best,
     stoppedEarly,
+    collapse,
     history,
   };
+}
+
+/**
+ * The objective's (sampled) loss and the exact full-catalogue loss on the last position of `users`' training
+ * sequences against their validation items, without dropout and without training.
+ */
+function sampledLossGap(backend: Backend, tower: SeqTower, objective: SoftmaxObjective, data: SeqData, users: Int32Array, rng: Rng, step: number): { sampled: number; full: number; rows: number } {
+  const d = tower.dim;
+  const builder = new PackedBuilder(tower.maxLen);
+  const batch = builder.inference(users, (u) => data.train.cols.subarray(data.train.offsets[u], data.train.offsets[u + 1]));
+  const Hall = tower.forward(backend, batch, false, rng);
+  const rowsUsers: number[] = [];
+  const H: number[] = [];
+  for (let k = 0; k < users.length; k++) {
+    const hi = batch.offsets[k + 1];
+    if (hi === batch.offsets[k] || data.valItem[users[k]] < 0) continue;
+    rowsUsers.push(users[k]);
+    for (let z = 0; z < d; z++) H.push(Hall[(hi - 1) * d + z]);
+  }
+  const R = rowsUsers.length;
+  const Hr = Float32Array.from(H);
+  const targets = Int32Array.from(rowsUsers, (u) => data.valItem[u]);
+  const full = objective.fullLoss(backend, Hr, tower.items.data, targets, R);
+  const one = Int32Array.from({ length: R }, (_, k) => k);
+  const fake = { n: R, offsets: Int32Array.from({ length: R + 1 }, (_, k) => k), items: targets, positions: new Int32Array(R), targets, seqOf: one, users: Int32Array.from(rowsUsers), tokens: R };
+  const sampled = objective.run(backend, { batch: fake, H: Hr, E: tower.items.data, rng, step }, new Float32Array(R * d)).loss;
+  return { sampled, full, rows: R };
 }
 
 function pick(m: Record<string, number>): Record<string, number> {

@@ -12,6 +12,7 @@ import { bundleFromDraft, readBundle, type Bundle } from '../bundle/read.ts';
 import { isIvfConfig } from '../index/vector-index.ts';
 import { createBundle, defaultBundleOptions } from '../bundle/write.ts';
 import { BUNDLE_FORMAT, BUNDLE_MANIFEST } from '../bundle/format.ts';
+import { LanceIndex } from '../index/lance-index.ts';
 import { UserError } from '../util/errors.ts';
 import { Recommender, type SearchMode } from './recommender.ts';
 
@@ -56,8 +57,10 @@ export class ModelHolder {
     private readonly onReload: (ok: boolean) => void = () => {},
     /** Overrides the index's stored HNSW search breadth (ef). */
     private readonly expansionSearch?: number,
-    /** Overrides the IVF index's stored lists scanned per query. */
+    /** Overrides the IVF index's stored lists scanned per query (and the LanceDB table's partitions). */
     private readonly nprobe?: number,
+    /** Search this LanceDB directory (export --to lancedb:DIR) instead of the bundle's own index. */
+    private readonly lance?: { dir: string; refineFactor?: number },
   ) {}
 
   /** The model to answer with; read it once per request. */
@@ -97,9 +100,16 @@ export class ModelHolder {
     const t0 = performance.now();
     const previous = this.cur?.id ?? null;
     try {
-      const bundle = await loadSource(this.source, this.backend, this.log, this.expansionSearch, this.nprobe);
+      let bundle = await loadSource(this.source, this.backend, this.log, this.expansionSearch, this.nprobe);
+      if (this.lance) {
+        const index = LanceIndex.open(this.lance.dir, { itemIds: bundle.itemIds, dim: bundle.manifest.model.dim, nprobe: this.nprobe, refineFactor: this.lance.refineFactor });
+        bundle = { ...bundle, index };
+      }
       const next = new Recommender(bundle, this.backend, bundle.index ? this.search : 'exact');
+      const old = this.cur?.bundle.index;
       this.cur = next; // the swap: one assignment
+      // Searches are synchronous, so none is running on the old table: its worker thread can go.
+      if (old instanceof LanceIndex && old !== next.bundle.index) old.close();
       this.loadedAt = Date.now();
       this.lastError = null;
       this.reloads++;

@@ -27,8 +27,8 @@ export interface RecommendResult {
   source: 'model' | 'popularity';
   query: 'user' | 'features' | 'history' | 'item';
   reason?: string;
-  /** How the candidates were found: the HNSW index, exact search, or the popularity list. */
-  search: 'hnsw' | 'ivf' | 'exact' | 'popularity';
+  /** How the candidates were found: the HNSW, IVF or LanceDB index, exact search, or the popularity list. */
+  search: 'hnsw' | 'ivf' | 'lancedb' | 'exact' | 'popularity';
   k: number;
   items: ScoredItem[];
   excludedSeen?: number;
@@ -261,7 +261,7 @@ export class Recommender {
     return lists;
   }
 
-  private retrieve(q: Float32Array, k: number, f: CompiledFilter, mode: SearchMode): { hits: Hits; search: 'hnsw' | 'ivf' | 'exact' } {
+  private retrieve(q: Float32Array, k: number, f: CompiledFilter, mode: SearchMode): { hits: Hits; search: 'hnsw' | 'ivf' | 'lancedb' | 'exact' } {
     const n = this.bundle.manifest.model.items;
     const { banned, allowed } = f;
     if (allowed && allowed.length <= this.exactAmongMax) {

@@ -9,6 +9,7 @@ import { getBackend } from '../compute/index.ts';
 import { BUNDLE_MANIFEST } from '../bundle/format.ts';
 import { UserError } from '../util/errors.ts';
 import { ServerMetrics } from './metrics.ts';
+import { isServeWorker } from './workers.ts';
 import { ModelHolder } from './model-holder.ts';
 import type { SearchMode } from './recommender.ts';
 import { buildServer, defaultServerOptions, type ServerOptions } from './server.ts';
@@ -25,6 +26,8 @@ export interface RunOptions extends ServerOptions {
   expansionSearch?: number;
   /** IVF lists scanned per query overriding the bundle's; undefined keeps the bundle's. */
   nprobe?: number;
+  /** A LanceDB directory (export --to lancedb:DIR) searched instead of the bundle's index. */
+  lance?: { dir: string; refineFactor?: number };
   log: (msg: string) => void;
 }
 
@@ -40,8 +43,8 @@ export interface RunningServer {
 export async function startServer(o: Partial<RunOptions> & { source: string }): Promise<RunningServer> {
   const opts: RunOptions = { ...defaultServerOptions, host: '127.0.0.1', port: 8080, search: 'ann', watch: false, log: () => {}, ...o };
   const backend = await getBackend();
-  const metrics = new ServerMetrics();
-  const holder = new ModelHolder(opts.source, backend, opts.search, opts.log, (ok) => metrics.reloads.inc({ result: ok ? 'ok' : 'error' }), opts.expansionSearch, opts.nprobe);
+  const metrics = new ServerMetrics(isServeWorker() ? { worker: String(process.pid) } : {});
+  const holder = new ModelHolder(opts.source, backend, opts.search, opts.log, (ok) => metrics.reloads.inc({ result: ok ? 'ok' : 'error' }), opts.expansionSearch, opts.nprobe, opts.lance);
   await holder.reload();
   const app = buildServer(holder, metrics, opts);
   try {

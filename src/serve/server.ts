@@ -80,7 +80,7 @@ export function buildServer(holder: ModelHolder, metrics: ServerMetrics, opts: S
       status: m ? 'ok' : 'loading',
       model: m ? { id: m.id, created: m.bundle.manifest.created, items: m.bundle.manifest.model.items, users: m.bundle.manifest.model.users, dim: m.bundle.manifest.model.dim } : null,
       search: m ? (m.bundle.index ? m.defaultSearch : 'exact') : null,
-      index: m?.bundle.index ? { ...m.bundle.index.config, recallAt10AtBuild: m.bundle.manifest.index?.recallAt10 } : null,
+      index: m?.bundle.index ? { ...m.bundle.index.config, recallAt10AtBuild: 'meta' in m.bundle.index ? m.bundle.index.meta.recallAt10 : m.bundle.manifest.index?.recallAt10 } : null,
       reloading: holder.reloading,
       lastReloadError: holder.lastError,
       pid: process.pid,
@@ -108,7 +108,7 @@ export function buildServer(holder: ModelHolder, metrics: ServerMetrics, opts: S
   app.get('/metrics', async (_req, reply) => {
     const m = holder.current;
     const gauge = m ? { id: m.id, created: m.bundle.manifest.created, items: m.bundle.manifest.model.items, users: m.bundle.manifest.model.users, loadedAt: holder.loadedAt } : null;
-    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.render(gauge, holder.reloading));
+    return reply.type(metrics.contentType).send(await metrics.render(gauge, holder.reloading));
   });
 
   if (opts.adminReload) {

@@ -56,12 +56,14 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const data = o.loaded ?? (await loadInteractions(o.data));
   const split = splitInteractions(data, o.split);
   const prep = prepare(data, split);
-  const model = buildModel(o.model, prep.numUsers, prep.numItems, data.userFeatures, data.itemFeatures);
+  const model = buildModel(o.model, prep.numUsers, prep.numItems, data.userFeatures, data.itemFeatures, data.userDense, data.itemDense);
   const artifacts = {
     userIds: data.userVocab.ids,
     itemIds: data.itemVocab.ids,
     userFeatures: o.model.useFeatures ? featuresForSave(data.userFeatures) : [],
     itemFeatures: o.model.useFeatures ? featuresForSave(data.itemFeatures) : [],
+    ...(o.model.useFeatures && data.userDense?.length ? { userDense: data.userDense } : {}),
+    ...(o.model.useFeatures && data.itemDense?.length ? { itemDense: data.itemDense } : {}),
     itemCounts: Float32Array.from(prep.itemCounts),
     seen: prep.seenWithVal,
   };
@@ -134,12 +136,10 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   return result;
 }
 
-/** Test metrics of a model: full-corpus ranking excluding each user's training and validation items. */
-export function evaluateTest(backend: Backend, model: TwoTowerModel, prep: Prepared, ks: number[]): Record<string, number> {
-  return evaluateTestRun(backend, model, prep, ks).metrics;
-}
-
-/** evaluateTest with the whole EvalResult, optionally counting top-K recommendations per item. */
+/**
+ * Test metrics of a model: full-corpus ranking excluding each user's training and validation items, optionally
+ * counting top-K recommendations per item.
+ */
 export function evaluateTestRun(backend: Backend, model: TwoTowerModel, prep: Prepared, ks: number[], countRecommendationsAt?: number): EvalResult {
   const itemEmb = model.embedAllItems(backend);
   const scorer = embeddingScorer(backend, (ids, out) => model.user.embed(backend, ids, out), itemEmb, model.dim, prep.numItems);

@@ -22,21 +22,6 @@ export function applyLogQ(z: Float64Array, B: number, N: number, logq: ArrayLike
   return out;
 }
 
-/** Masks: z_ij = −∞ where rowKey[i] ≥ 0, rowKey[i] = colKey[j] and j ≠ pos[i]. */
-export function applyKeyMask(
-  z: Float64Array,
-  B: number,
-  N: number,
-  pos: ArrayLike<number>,
-  rowKey: ArrayLike<number>,
-  colKey: ArrayLike<number>,
-): Float64Array {
-  const out = z.slice();
-  for (let i = 0; i < B; i++)
-    for (let j = 0; j < N; j++) if (j !== pos[i] && rowKey[i] >= 0 && rowKey[i] === colKey[j]) out[i * N + j] = -Infinity;
-  return out;
-}
-
 /** Softmax cross-entropy with the positive at pos[i]; returns the weighted mean loss and dL/dz. */
 export function softmaxCrossEntropy(
   z: Float64Array,
