@@ -64,7 +64,7 @@ test('a TypeScript consumer type-checks against the shipped declarations', () =>
   try {
     writeFileSync(
       join(dir, 'consumer.ts'),
-      `import { train, load, evaluate, loadRecipe, defaultRecipe, UserError, type TrainOptions, type Recommendation, type Recipe } from 'towerlab';
+      `import { train, load, evaluate, loadRecipe, defaultRecipe, UserError, type TrainOptions, type Recommendation, type Recipe, type TextModel } from 'towerlab';
 const recipe: Recipe = defaultRecipe;
 const options: TrainOptions = { data: { users: Int32Array.of(0, 1), items: ['a', 'b'] }, recipe, train: { epochs: 1 } };
 export async function run(): Promise<number> {
@@ -75,7 +75,9 @@ export async function run(): Promise<number> {
   model.recommend('u', 'ten');
   const again = await load('dir');
   const { metrics } = await evaluate(again, [{ user: 'u', item: 'a' }]);
-  void loadRecipe; void UserError;
+  const text: TextModel = await train({ data: { pairs: [{ query: 'q', document: { id: 'd', text: 't' } }] } });
+  const hits: Recommendation[] = text.recommend('a query', 2);
+  void loadRecipe; void UserError; void hits;
   return top.length + v.length + (metrics['recall@10'] ?? 0);
 }
 `,

@@ -18,6 +18,7 @@ import { saveModel, type ModelArtifacts } from '../model/saved-model.ts';
 import type { TwoTowerModel } from '../model/two-tower.ts';
 import { UserError } from '../util/errors.ts';
 import type { FeatureValue, Id } from './data.ts';
+import { isTextModelDir } from './text-model.ts';
 
 export type Query = Id | { history: readonly Id[] };
 export type ItemInput = Id | ({ id?: Id } & Record<string, FeatureValue>);
@@ -182,8 +183,12 @@ function normalise(v: Float32Array): void {
   for (let i = 0; i < v.length; i++) v[i] /= n;
 }
 
-/** Opens a saved model: a run folder (model/ inside), a model folder, or a sequence model (as its tables). */
+/**
+ * Opens a saved model: a run folder (model/ inside), a model folder, or a sequence model (as its tables).
+ * A text dual encoder opens with loadTextModel.
+ */
 export async function load(dir: string, options: { backend?: BackendChoice } = {}): Promise<Model> {
+  if (isTextModelDir(dir)) throw new UserError(`${dir}: a text dual encoder; open it with loadTextModel(dir)`);
   const artifacts = openModel(dir);
   const metrics = (artifacts.meta.metrics ?? {}) as Record<string, number>;
   return new Model(artifacts, await getBackend(options.backend), metrics);

@@ -20,6 +20,7 @@ import type { TrainConfig } from '../train/trainer.ts';
 import { UserError } from '../util/errors.ts';
 import { toInteractions, type InteractionData } from './data.ts';
 import { Model } from './model.ts';
+import { isTextPairs, trainText, type TextModel, type TextTrainOptionsApi } from './text-model.ts';
 
 export interface TrainOptions {
   /** Interactions: a path, `{ users, items, times? }` columns, `[{ user, item, … }]` rows, … (see data.ts). */
@@ -71,8 +72,19 @@ function recipeOf(r: TrainOptions['recipe']): Recipe {
   return parseRecipe(r);
 }
 
-export async function train(options: TrainOptions): Promise<TrainedModel> {
+/**
+ * Trains a model. Interaction data gives a two-tower recommender (TrainedModel); `{ pairs: [{ query, document }] }`
+ * gives a text dual encoder (TextModel).
+ */
+export async function train(options: TextTrainOptionsApi): Promise<TextModel>;
+export async function train(options: TrainOptions): Promise<TrainedModel>;
+export async function train(options: TrainOptions | TextTrainOptionsApi): Promise<TrainedModel | TextModel> {
   if (typeof options !== 'object' || options === null || options.data === undefined) throw new UserError('train: expected { data, recipe?, … }');
+  if (isTextPairs(options.data)) return trainText(options as TextTrainOptionsApi);
+  return trainTwoTower(options as TrainOptions);
+}
+
+async function trainTwoTower(options: TrainOptions): Promise<TrainedModel> {
   const loaded = await toInteractions(options.data);
   const modelOptions: ModelOptions = { ...defaultModelOptions, ...options.model };
   const trainConfig = { ...defaultTrainConfig, ...options.train };

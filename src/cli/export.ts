@@ -50,6 +50,12 @@ export interface ExportCommandOptions extends IndexFlagOptions {
   model: string;
   out?: string;
   onnx?: string | true;
+  embeddings?: string;
+  to?: string;
+  lancePartitions?: string;
+  lanceSubVectors?: string;
+  lanceNprobe: string;
+  refineFactor?: string;
   index: boolean;
   indexThreads?: string;
   json?: boolean;

@@ -41,7 +41,8 @@ export interface MineCommandOptions extends DataOptions, SplitOptions {
   relative?: boolean;
   maxScore?: string;
   sample: 'top' | 'random';
-  search: 'exact' | 'hnsw';
+  /** exact, hnsw, or lancedb:DIR */
+  search: string;
   seed: string;
   backend: BackendChoice;
   json?: boolean;
@@ -91,7 +92,7 @@ export async function mineCommand(o: MineCommandOptions): Promise<void> {
     if (models.length > 1) throw new UserError('--search lancedb:DIR: one table serves one model; an ensemble searches exactly or with hnsw');
     lance = LanceIndex.open(lanceDir, { itemIds: a.itemIds, dim: a.model.dim });
   } else if (o.search !== 'exact' && o.search !== 'hnsw') throw new UserError(`--search: expected exact, hnsw or lancedb:DIR, got '${o.search}'`);
-  const members = models.map((m, i) => new ModelRetriever(backend, m.model, { name: dirs[i], search: lance ? 'index' : o.search, index: lance ?? undefined, exclude: m.seen }));
+  const members = models.map((m, i) => new ModelRetriever(backend, m.model, { name: dirs[i], search: lance ? 'index' : (o.search as 'exact' | 'hnsw'), index: lance ?? undefined, exclude: m.seen }));
   const g = mineGroups(members, users, positives, {
     fusion: o.fusion,
     n,

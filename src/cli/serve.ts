@@ -14,6 +14,8 @@ export interface ServeCommandOptions {
   maxK: string;
   expansionSearch?: string;
   nprobe?: string;
+  index?: string;
+  refineFactor?: string;
   demo?: boolean;
   watch?: boolean;
   adminReload: boolean;

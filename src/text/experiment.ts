@@ -90,6 +90,9 @@ export interface TextExperimentResult {
   rerank?: TextRerankResult;
   seconds: { load: number; bm25Index: number; encode: number; total: number };
   backend: string;
+  /** The trained dual encoder and the corpus it was trained on (for encoding and search after the run). */
+  encoder: DualEncoder;
+  corpus: TextCorpus;
 }
 
 export async function runTextExperiment(o: TextExperimentOptions): Promise<TextExperimentResult> {
@@ -162,5 +165,7 @@ export async function runTextExperiment(o: TextExperimentOptions): Promise<TextE
     rerank,
     seconds: { load: (tLoad - t0) / 1000, bm25Index: (tIndex - tLoad) / 1000, encode: (tEnc1 - tEnc0) / 1000, total: (performance.now() - t0) / 1000 },
     backend: b.name,
+    encoder: enc,
+    corpus,
   };
 }
