@@ -198,7 +198,7 @@ function harness(backend: Backend, c: Case, seed = 3): Harness {
   });
   const drawn = new Map<number, Int32Array>();
   set.sources.forEach((s, k) => {
-    if (s.usesPositives || s.name === 'queue') return;
+    if (s.usesPositives || s.name === 'queue' || !s.sample) return;
     const sample = s.sample.bind(s);
     s.sample = (ctx) => {
       const out = sample(ctx);
@@ -304,7 +304,7 @@ function referenceLoss(h: Harness, uTab: Float32Array, iTab: Float32Array): numb
     maskSameItem: r.corrections.maskSameItem,
     maskSameUser: r.corrections.maskSameUser,
     fnMask: fn ? fn : null,
-    loss: r.loss,
+    loss: { type: r.loss.type === 'debiased' ? 'debiased' : 'infonce', tauPlus: r.loss.tauPlus, symmetric: r.loss.symmetric },
     sameTower: same,
   };
   return stepLoss64(rr, USERS, ITEMS, q, cols);
