@@ -28,7 +28,8 @@ int64_t parallel_backoffs();
 int64_t worker_jobs();
 
 // Pieces of work (ranges of parallel_ranges, chunks of parallel_chunks) each thread id has run so far, for tests
-// that must know a second thread really computed something (not only joined a job). Counted per tid < 64.
+// that must know a second thread really computed something (not only joined a job). Counted per tid < 64;
+// parallel_ranges/parallel_chunks count for their bodies, a job run through run() directly calls it per piece.
 void count_task(int tid);
 int64_t thread_tasks(int tid);
 
