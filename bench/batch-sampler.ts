@@ -8,7 +8,7 @@
  *
  *   npm run bench:batch-sampler [-- --datasets ml-100k,beauty --seeds 3 --epochs 20 --only shuffle,rwr-p0.2 --append --hardness-only]
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { getBackend } from '../src/compute/index.ts';
 import { loadInteractions } from '../src/data/load.ts';
@@ -21,6 +21,7 @@ import { loadRecipe, parseRecipe, type BatchSamplerSpec, type Recipe } from '../
 import { buildBatchComposer } from '../src/sampling/batch-order/build.ts';
 import { runExperiment } from '../src/train/experiment.ts';
 import { Rng } from '../src/util/rng.ts';
+import { writeResultJson } from './result-paths.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -139,7 +140,7 @@ function writeResults(complete: boolean) {
     results,
   };
   mkdirSync('bench/results', { recursive: true });
-  writeFileSync(outFile, JSON.stringify(out, null, 1) + '\n');
+  writeResultJson(outFile, out);
 }
 
 const backend = await getBackend();

@@ -10,9 +10,10 @@
  *   npm run bench:catalogue [-- --items 10000,100000,1000000 --rows 1024 --dim 64 --threads 2 --reps 3 --mem-cap-gib 6 --no-peer]
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
+import { writeResultJson } from './result-paths.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -91,7 +92,7 @@ const out = {
   results,
 };
 mkdirSync('bench/results', { recursive: true });
-writeFileSync('bench/results/catalogue.json', JSON.stringify(out, null, 1) + '\n');
+writeResultJson('bench/results/catalogue.json', out);
 const n0 = (x: number | undefined) => (x === undefined ? '-' : Math.round(x).toLocaleString('en-US'));
 console.log(`\n${'items'.padStart(9)} ${'towerlab ex/s'.padStart(14)} ${'peak MiB'.padStart(9)} ${'pytorch ex/s'.padStart(13)} ${'peak MiB'.padStart(9)} ${'ratio'.padStart(7)}`);
 for (const r of results) {

@@ -9,7 +9,7 @@
  *
  * Writes bench/results/ivf-search.json.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { getBackend } from '../src/compute/index.ts';
@@ -19,6 +19,7 @@ import { ExactSearcher } from '../src/index/exact.ts';
 import { IvfIndex } from '../src/index/ivf-index.ts';
 import { Recommender } from '../src/serve/recommender.ts';
 import { writeFileAtomic } from '../src/util/atomic.ts';
+import { writeResultJson } from './result-paths.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -113,7 +114,7 @@ async function main(): Promise<void> {
     rows,
   };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench', 'results', 'ivf-search.json'), JSON.stringify(out, null, 1) + '\n');
+  writeResultJson(join(ROOT, 'bench', 'results', 'ivf-search.json'), out);
   console.log(`${items} items, dim ${dim}, ${N} user queries, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   console.log('index breadth  recall@10  mean µs  p99 µs  mean µs (k=46)');
   for (const r of rows) console.log(`${r.index.padEnd(5)} ${String(r.breadth).padStart(7)}  ${r.recallAt10.toFixed(4)}  ${r.meanUs.toFixed(1).padStart(8)} ${r.p99Us.toFixed(1).padStart(7)} ${r.fetchMeanUs.toFixed(1).padStart(8)}`);

@@ -33,6 +33,7 @@ import { evaluateStages, stageContext, trainReranker } from '../src/rerank/pipel
 import { loadRecipe, parseRecipe, type Recipe } from '../src/recipe/schema.ts';
 import { runExperiment } from '../src/train/experiment.ts';
 import { Rng } from '../src/util/rng.ts';
+import { writeResultJson } from './result-paths.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -236,7 +237,7 @@ function writeResults(complete: boolean) {
     rerank: rerankRows.length ? { perSeed: rerankRows, summary: summarise(rerankRows), protocol: 'target = the in-batch+logQ model; top-100 per test user (train+val excluded); LCE MLP [features → 64 → 1], groups 1 + 7 negatives from the top-100, trained 6 epochs on validation pairs whose positive is in the top-100 (training items excluded from those lists); NDCG/Recall@10 of both stages on the same users' } : null,
   };
   mkdirSync('bench/results', { recursive: true });
-  writeFileSync(outFile, JSON.stringify(out, null, 1) + '\n');
+  writeResultJson(outFile, out);
   const fmt = (s: { mean: number; std: number }) => `${s.mean.toFixed(4)} ± ${s.std.toFixed(4)}`;
   const md: string[] = [
     `# bench:mining — ml-100k, ${seeds} seed(s)${complete ? '' : ' (incomplete)'}`,

@@ -6,7 +6,7 @@
  *
  *   npm run bench:movielens [-- --seeds 3 --epochs 30]
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadInteractions } from '../src/data/load.ts';
 import { prepare } from '../src/data/prepare.ts';
@@ -16,6 +16,7 @@ import { getBackend } from '../src/compute/index.ts';
 import { defaultModelOptions } from '../src/model/build.ts';
 import { loadRecipe } from '../src/recipe/schema.ts';
 import { runExperiment } from '../src/train/experiment.ts';
+import { writeResultJson } from './result-paths.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -82,7 +83,7 @@ const out = {
   rows: summary,
 };
 mkdirSync('bench/results', { recursive: true });
-writeFileSync('bench/results/movielens.json', JSON.stringify(out, null, 1) + '\n');
+writeResultJson('bench/results/movielens.json', out);
 const fmt = (s: { mean: number; std: number }) => `${s.mean.toFixed(4)} ± ${s.std.toFixed(4)}`;
 console.log(`\n${'recipe'.padEnd(28)}${METRICS.map((m) => m.padStart(20)).join('')}`);
 for (const r of summary) console.log(`${r.name.padEnd(28)}${METRICS.map((m) => fmt(r.metrics[m]).padStart(20)).join('')}`);

@@ -7,7 +7,7 @@
  *
  *   npm run bench:negatives [-- --datasets ml-100k,beauty --seeds 3 --epochs 20 --only logq,queue]
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { getBackend } from '../src/compute/index.ts';
 import { loadInteractions } from '../src/data/load.ts';
@@ -17,6 +17,7 @@ import { popularityBaseline } from '../src/eval/baselines.ts';
 import { defaultModelOptions } from '../src/model/build.ts';
 import { loadRecipe } from '../src/recipe/schema.ts';
 import { runExperiment } from '../src/train/experiment.ts';
+import { writeResultJson } from './result-paths.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -71,7 +72,7 @@ function writeResults(complete: boolean) {
     results,
   };
   mkdirSync('bench/results', { recursive: true });
-  writeFileSync(outFile, JSON.stringify(out, null, 1) + '\n');
+  writeResultJson(outFile, out);
 }
 
 for (const [name, ds] of Object.entries(DATASETS)) {

@@ -7,7 +7,6 @@
  *
  *   npx tsx bench/seq-collapse.ts --data ../shared/data/amazon-video/Video.txt --recipe recipes/in-batch-neighbourhood.json --lr 0.005 --epochs 6 [--warmup-epochs 1] [--out file.json]
  */
-import { writeFileSync } from 'node:fs';
 import { getBackend } from '../src/compute/index.ts';
 import { csrRow } from '../src/data/csr.ts';
 import { loadRecipe } from '../src/recipe/schema.ts';
@@ -17,6 +16,7 @@ import { PackedBuilder } from '../src/seq/packed.ts';
 import { trainSequential } from '../src/seq/trainer.ts';
 import type { NeighbourhoodSource } from '../src/sampling/neighbourhood.ts';
 import { Rng } from '../src/util/rng.ts';
+import { writeResultJson } from './result-paths.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -125,5 +125,5 @@ const summary = trainSequential(
 );
 const out = arg('out', '');
 const result = { data: arg('data', ''), recipe, lr, warmupEpochs: Number(arg('warmup-epochs', '0')), rows, collapse: summary.collapse };
-if (out) writeFileSync(out, JSON.stringify(result, null, 1) + '\n');
+if (out) writeResultJson(out, result);
 console.log(JSON.stringify(result));

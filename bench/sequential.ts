@@ -44,6 +44,7 @@ import { PackedBuilder } from '../src/seq/packed.ts';
 import { SeqStep } from '../src/seq/step.ts';
 import { tfjsSasRec } from '../src/seq/tfjs-sasrec.ts';
 import { Rng } from '../src/util/rng.ts';
+import { writeResultJson } from './result-paths.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -391,7 +392,7 @@ const result = {
   wall_seconds: (performance.now() - benchStart) / 1000,
 };
 mkdirSync('bench/results', { recursive: true });
-writeFileSync(OUT, JSON.stringify(result, null, 1) + '\n');
+writeResultJson(OUT, result);
 
 // ---------------------------------------------------------------- tables
 const f4 = (x: number) => x.toFixed(4);

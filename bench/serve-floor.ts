@@ -6,9 +6,10 @@
  */
 import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import type { EventEmitter } from 'node:events';
 import autocannon from 'autocannon';
+import { writeResultJson } from './result-paths.ts';
 
 const i = process.argv.indexOf('--duration');
 const DURATION = i > 0 ? Number(process.argv[i + 1]) : 8;
@@ -49,7 +50,7 @@ async function main(): Promise<void> {
   p.kill();
   mkdirSync('bench/results', { recursive: true });
   const out = { date: new Date().toISOString(), machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version }, durationSeconds: DURATION, what: 'empty fastify POST /recommend route in its own process; autocannon in the bench process, same machine', rows };
-  writeFileSync('bench/results/serve-floor.json', JSON.stringify(out, null, 1) + '\n');
+  writeResultJson('bench/results/serve-floor.json', out);
 }
 
 await main();

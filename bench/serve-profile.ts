@@ -9,7 +9,7 @@
  * scratch/serve-bench-1000000-64-ivf, where --nprobe applies). Prints a table and writes
  * bench/results/serve-profile.json (serve-profile-ivf.json for an IVF bundle).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { getBackend } from '../src/compute/index.ts';
@@ -20,6 +20,7 @@ import { ModelHolder } from '../src/serve/model-holder.ts';
 import { ServerMetrics } from '../src/serve/metrics.ts';
 import { buildServer, defaultServerOptions } from '../src/serve/server.ts';
 import { breadthText } from '../src/index/vector-index.ts';
+import { writeResultJson } from './result-paths.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -119,7 +120,7 @@ async function main(): Promise<void> {
     stages,
   };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench', 'results', ivf ? 'serve-profile-ivf.json' : 'serve-profile.json'), JSON.stringify(out, null, 1) + '\n');
+  writeResultJson(join(ROOT, 'bench', 'results', ivf ? 'serve-profile-ivf.json' : 'serve-profile.json'), out);
   console.log(`per-request stages, ${bundle.manifest.model.items} items, ${breadth}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   for (const [k, v] of Object.entries(stages)) console.log(`${k.padEnd(42)} ${v.meanUs.toFixed(1).padStart(8)} µs wall, ${v.cpuUs.toFixed(1).padStart(8)} µs CPU  (p99 ${Number.isNaN(v.p99Us) ? '-' : v.p99Us.toFixed(1)} µs)`);
   process.exit(0);

@@ -22,7 +22,7 @@
  * latency spike it causes.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { EventEmitter } from 'node:events';
@@ -32,6 +32,7 @@ import { createBundle, writeBundle } from '../src/bundle/write.ts';
 import type { ModelArtifacts } from '../src/model/saved-model.ts';
 import { TwoTowerModel } from '../src/model/two-tower.ts';
 import { Rng } from '../src/util/rng.ts';
+import { writeResultJson } from './result-paths.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -325,7 +326,7 @@ async function main(): Promise<void> {
     rows,
   };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench', 'results', OUT), JSON.stringify(result, null, 1) + '\n');
+  writeResultJson(join(ROOT, 'bench', 'results', OUT), result);
   const line = (c: string[]) => c.map((x, i) => (i < 3 ? x.padEnd(7) : x.padStart(10))).join(' ');
   console.log(`\nPOST /recommend, ${ITEMS} items × ${DIM} dims, k = 10, loopback, ${DURATION} s per row (${cpus().length} cores shared by server, load generator and anything else running; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')})`);
   console.log(line(['search', 'breadth', 'clients', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'cpu µs/req', 'load']));

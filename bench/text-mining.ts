@@ -41,6 +41,7 @@ import { mineTextPools, type PoolOptions } from '../src/text/mine-rounds.ts';
 import { splitQrelsByQuery } from '../src/text/query-split.ts';
 import { applyTextReranker, defaultTextLce, fitTextReranker, stageFeatures, stageScores, type FirstStage } from '../src/text/rerank-stage.ts';
 import { defaultTextTrain, TextTrainer } from '../src/text/train.ts';
+import { writeResultJson } from './result-paths.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -209,7 +210,7 @@ const result = {
   totalSeconds: (performance.now() - t0) / 1000,
   created: new Date().toISOString(),
 };
-writeFileSync(OUT, JSON.stringify(result, null, 1) + '\n');
+writeResultJson(OUT, result);
 writeFileSync(OUT.replace(/\.json$/, '.md'), `# Second-round hard negatives and LCE reranking on SciFact (npm run bench:text-mining, ${seeds} seeds, mean ± std)\n\n${md1}\n\n${md2}\n\n${note}\n`);
 process.stdout.write(md1 + '\n\n' + md2 + '\n');
 log(`wrote ${OUT} in ${result.totalSeconds.toFixed(0)} s`);

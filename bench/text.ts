@@ -18,6 +18,7 @@ import { defaultDualEncoder, defaultTowerOptim, runTextExperiment, type TextExpe
 import type { DualEncoderConfig } from '../src/text/dual-encoder.ts';
 import type { TextMetrics } from '../src/text/metrics.ts';
 import { defaultTextTrain, type TextTrainOptions } from '../src/text/train.ts';
+import { writeResultJson } from './result-paths.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -119,7 +120,7 @@ const result = {
   totalSeconds: (performance.now() - t0) / 1000,
   created: new Date().toISOString(),
 };
-writeFileSync(OUT, JSON.stringify(result, null, 1) + '\n');
+writeResultJson(OUT, result);
 writeFileSync(OUT.replace(/\.json$/, '.md'), `# Text retrieval on SciFact (npm run bench:text, ${seeds} seeds, mean ± std)\n\n${md}\n\n${result.note}\n`);
 process.stdout.write(md + '\n');
 log(`wrote ${OUT} in ${result.totalSeconds.toFixed(0)} s`);

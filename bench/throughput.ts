@@ -8,7 +8,7 @@
  *   npm run bench:throughput [-- --batch 256,1024,4096 --backend native|js --no-peer --threads 2]
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { getBackend, type BackendChoice } from '../src/compute/index.ts';
@@ -20,6 +20,7 @@ import { parseRecipe } from '../src/recipe/schema.ts';
 import { buildSources } from '../src/sampling/build.ts';
 import { TrainStep } from '../src/train/step.ts';
 import { Rng } from '../src/util/rng.ts';
+import { writeResultJson } from './result-paths.ts';
 
 const USERS = 6040;
 const ITEMS = 3706;
@@ -134,7 +135,7 @@ const result = {
   peer_note: peer.note,
 };
 mkdirSync('bench/results', { recursive: true });
-writeFileSync('bench/results/throughput.json', JSON.stringify(result, null, 1) + '\n');
+writeResultJson('bench/results/throughput.json', result);
 console.log(`\n${'batch'.padStart(6)} ${'towerlab ex/s'.padStart(14)} ${'ms/step'.padStart(8)} ${'pytorch ex/s'.padStart(13)} ${'ratio'.padStart(6)}`);
 for (const r of rows) {
   console.log(

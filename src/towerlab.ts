@@ -33,6 +33,9 @@ export { TwoTowerModel, type ModelConfig } from './model/two-tower.ts';
 export { saveModel, loadModel, type ModelArtifacts } from './model/saved-model.ts';
 export { openModel } from './model/open.ts';
 
+// ── ONNX export of the query tower (docs/onnx.md) ──
+export { twoTowerOnnx, seqOnnx, textOnnx, writeOnnx, ONNX_FILE, type OnnxExport, type OnnxSpec } from './onnx/export.ts';
+
 // ── Evaluation ──
 export { evaluateRanking, embeddingScorer, popularityScorer, popularityBaseline, formatMetricsTable, METRIC_NAMES, type RankingOptions, type EvalResult, type Scorer } from './eval/index.ts';
 

@@ -27,7 +27,7 @@ test('export → load reproduces the model: query tower, item embeddings, vocabu
   const b = await readBundle(join(dir, 'b'));
   const mf = b.manifest;
   assert.equal(mf.format, 'towerlab-bundle');
-  assert.equal(mf.version, 1);
+  assert.equal(mf.version, 2);
   assert.ok(!Number.isNaN(Date.parse(mf.created)));
   assert.deepEqual(mf.recipe, { name: 'fixture' });
   assert.equal(mf.metrics?.['recall@10'], 0.5);
@@ -108,7 +108,7 @@ test('loading a damaged bundle says exactly what is wrong', async () => {
   const m = join(await fresh(), 'manifest.json');
   const mf = JSON.parse(readFileSync(m, 'utf8'));
   writeFileSync(m, JSON.stringify({ ...mf, version: 99 }));
-  await assert.rejects(readBundle(d), /bundle format version 99 is newer than this Towerlab reads \(1\); upgrade Towerlab/);
+  await assert.rejects(readBundle(d), /bundle format version 99 is newer than this Towerlab reads \(2\); upgrade Towerlab/);
   writeFileSync(m, JSON.stringify({ ...mf, format: 'something' }));
   await assert.rejects(readBundle(d), /format is 'something', expected 'towerlab-bundle'/);
   writeFileSync(m, JSON.stringify({ ...mf, model: { ...mf.model, dim: 'x' } }));

@@ -58,9 +58,26 @@ test('compare: every recipe × seed on one split, results.json and a report', ()
   assert.equal(res.catalogue.interactionShare.length, 10);
   assert.ok(res.catalogue.interactionShare[0] > res.catalogue.interactionShare[9], 'zipf data: the head decile has the most interactions');
 
+  // Bootstrap over the same test users: a CI per recipe, a paired test of the second against the first.
+  const inf = res.inference;
+  assert.equal(inf.reference, 'in-batch');
+  assert.equal(inf.users, res.data.testUsers);
+  for (const rec of inf.recipes) {
+    const ci = rec.ci['recall@20'];
+    assert.ok(ci.lo <= ci.mean && ci.mean <= ci.hi, JSON.stringify(ci));
+    const m = res.recipes.find((x: any) => x.name === rec.name).metrics['recall@20'].mean;
+    assert.ok(Math.abs(ci.mean - m) < 1e-9, 'the CI is around the reported mean over seeds');
+  }
+  assert.equal(inf.recipes[0].vsReference, null);
+  const t = inf.recipes[1].vsReference['recall@20'];
+  assert.ok(t.p > 0 && t.p <= 1 && t.lo <= t.mean && t.mean <= t.hi, JSON.stringify(t));
+  assert.equal(res.topItems.recipes[0].items.length, 10);
+
   const html = readFileSync(join(dir, 'rep', 'index.html'), 'utf8');
   assert.ok((html.match(/<svg/g) ?? []).length >= 4, 'bars, curves, calibration, cost (+ diagnostics when recorded)');
   assert.match(html, /in-batch\+uniform\+logQ/);
+  assert.match(html, /Confidence intervals and paired tests/);
+  assert.match(html, /class="warn">Only 2 seeds/);
 });
 
 test('compare: user errors are one line naming the file or option', () => {

@@ -163,6 +163,16 @@ test('id + feature tower: ONNX = Tower.embed for known users, = QueryTower.embed
   assert.ok(maxAbsDiff(unk, kn) > 1e-3);
 });
 
+test('a user tower with dense features is refused in one line (not in the graph yet)', () => {
+  const V = 3;
+  const model = new TwoTowerModel(
+    { user: { vocabSize: V, idDim: 4, features: [], dense: [{ name: 'age', width: 1, dim: 2 }], mlp: [4] }, item: { vocabSize: 2, idDim: 4, features: [], mlp: [] }, sparseOptimizer: 'adagrad', sparseLr: 0.1, denseLr: 0.01, seed: 1 },
+    [], [], [new Float32Array(V)], [],
+  );
+  const a = { ...tinyTwoTower(), model };
+  assert.throws(() => twoTowerOnnx(a, 'run'), /run: the user tower has dense features \(age\)/);
+});
+
 test('id tower trained 1 epoch: export --out --onnx puts query-tower.onnx + .json in a bundle that still reads', async (t) => {
   let r = cli(['train', '--data', 'synthetic:users=300,items=200,clusters=5,zipf=1,seed=3', '--epochs', '1', '--batch-size', '256', '--no-progress', '--out', 'run']);
   assert.equal(r.code, 0, r.err);
@@ -342,4 +352,34 @@ test('export --onnx: bad combinations are one line, exit 2', () => {
   const r2 = cli(['export', '--model', 'run', '--onnx']);
   assert.equal(r2.code, 2);
   assert.match(r2.err, /--onnx: give a file/);
+});
+
+test("docs/onnx.md's Python tokenizer gives the TypeScript tokenizer's ids", (t) => {
+  const py = spawnSync('python3', ['--version'], { encoding: 'utf8' });
+  if (py.status !== 0) {
+    console.log('# skipping: python3 not found (the Python tokenizer of docs/onnx.md is checked only where it is)');
+    t.skip('python3 not found');
+    return;
+  }
+  const doc = readFileSync(join(import.meta.dirname, '..', 'docs', 'onnx.md'), 'utf8');
+  const block = doc.split('```python\n').find((b) => b.startsWith('# towerlab_tokenizer.py'));
+  assert.ok(block, 'docs/onnx.md has the towerlab_tokenizer.py block');
+  const code = block.slice(0, block.indexOf('```'));
+  const enc = new DualEncoder(textConfig({ tokenizer: { buckets: 1 << 17, bigrams: true, charNgrams: [3, 4], stopwords: true, stem: true }, queryMaxLen: 12 }), { lrSparse: 0.01, lrDense: 0.01 });
+  const spec = textOnnx(enc).spec;
+  const texts = [
+    'What are the effects of the cities on boxes, dogs, buses and glasses?',
+    'Ünïcode naïve CAFÉ Αθήνα 東京 snake_case x2 3.14 — the end',
+    '',
+    'studies flies agrees heroes the a an of is',
+    'one two three four five six seven eight nine ten eleven twelve thirteen fourteen',
+  ];
+  const run = spawnSync('python3', ['-c', `${code}\nimport json, sys\nd = json.load(sys.stdin)\nprint(json.dumps([features(x, d["tk"]) for x in d["texts"]]))`], { input: JSON.stringify({ tk: spec.tokenizer, texts }), encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  const got = JSON.parse(run.stdout);
+  const tok = new HashedTokenizer(enc.config.tokenizer);
+  texts.forEach((x, i) => {
+    const w = tok.words(x);
+    assert.deepEqual(got[i], Array.from(tok.featuresOfWords(w, 0, Math.min(w.length, enc.config.queryMaxLen))), x);
+  });
 });

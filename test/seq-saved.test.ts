@@ -7,6 +7,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,6 +115,11 @@ test('a saved model whose vocab.json is not an object is refused with one line n
   const copy = join(dir, 'bad-vocab');
   saveSeqModel(copy, artifacts);
   writeFileSync(join(copy, 'vocab.json'), 'null');
+  // The checksum catches the edit; with the checksum recomputed too, the structure check does.
+  assert.throws(() => loadSeqModel(copy), (e: Error) => e.name !== 'TypeError' && /vocab\.json: checksum mismatch/.test(e.message));
+  const m = JSON.parse(readFileSync(join(copy, 'manifest.json'), 'utf8'));
+  m.checksums['vocab.json'] = createHash('sha256').update('null').digest('hex');
+  writeFileSync(join(copy, 'manifest.json'), JSON.stringify(m));
   assert.throws(() => loadSeqModel(copy), (e: Error) => e.name !== 'TypeError' && /vocab\.json: expected 'users' and 'items'/.test(e.message));
 });
 

@@ -13,7 +13,8 @@ import { getBackend } from '../src/compute/index.ts';
 import { readBundle } from '../src/bundle/read.ts';
 import { Recommender } from '../src/serve/recommender.ts';
 import { startServer } from '../src/serve/run.ts';
-import { makeBundle, tmp } from './helpers/serve-fixture.ts';
+import { makeArtifacts, makeBundle, tmp } from './helpers/serve-fixture.ts';
+import { createBundle, writeBundle } from '../src/bundle/write.ts';
 import { decodePng } from './helpers/png.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -63,14 +64,20 @@ test('demo page: the query tower in the browser ranks like the server, and the s
     const run = async () => {
       await page.click('#go');
       await page.waitForSelector('#status[data-state=done]', { timeout: 30_000 });
-      const list = (sel: string) => page.$$eval(`${sel} li`, (lis) => lis.map((li) => ({ item: (li as HTMLElement).dataset.item!, tag: li.querySelector('.tag')!.textContent })));
+      const list = (sel: string) => page.$$eval(`${sel} li`, (lis) => lis.map((li) => ({ item: (li as HTMLElement).dataset.item!, tag: li.querySelector('.tag')?.textContent ?? null })));
       return { browser: await list('#browser-results'), server: await list('#server-results') };
     };
+
+    // Placeholders come from the model's own ids; excludeSeen defaults to the API's (true), and is visible.
+    assert.equal(await page.getAttribute('#user', 'placeholder'), `user id, e.g. ${bundle.userIds[0]}`);
+    assert.equal(await page.getAttribute('#history', 'placeholder'), `item ids, e.g. ${bundle.itemIds[0]}, ${bundle.itemIds[1]}`);
+    assert.equal(await page.isChecked('#exclude-seen'), true);
+    assert.ok(await page.isVisible('#exclude-seen'));
 
     // A known user: the browser's exact ranking is the model's, and the server (HNSW) agrees.
     await page.fill('#user', 'u7');
     let r = await run();
-    const want = exact.recommend({ user: 'u7', k: 10, excludeSeen: false, search: 'exact' }).items.map((x) => x.item);
+    const want = exact.recommend({ user: 'u7', k: 10, excludeSeen: true, search: 'exact' }).items.map((x) => x.item);
     assert.deepEqual(r.browser.map((x) => x.item), want);
     assert.ok(r.server.filter((x) => want.includes(x.item)).length >= 9, 'server agrees');
     const shot = await page.screenshot({ fullPage: true });
@@ -81,7 +88,7 @@ test('demo page: the query tower in the browser ranks like the server, and the s
     await page.selectOption('#ufeat-0', 's2');
     await page.selectOption('#ifilter-0', 'c3');
     r = await run();
-    const wantF = exact.recommend({ features: { segment: 's2' }, k: 10, excludeSeen: false, search: 'exact', filter: { features: { category: ['c3'] } } }).items.map((x) => x.item);
+    const wantF = exact.recommend({ features: { segment: 's2' }, k: 10, excludeSeen: true, search: 'exact', filter: { features: { category: ['c3'] } } }).items.map((x) => x.item);
     assert.deepEqual(r.browser.map((x) => x.item), wantF);
     assert.ok(r.browser.every((x) => x.tag === 'c3') && r.server.every((x) => x.tag === 'c3'), 'filter applied on both sides');
 
@@ -92,6 +99,14 @@ test('demo page: the query tower in the browser ranks like the server, and the s
     r = await run();
     assert.equal(r.browser.length, 10);
     assert.ok(r.server.filter((x) => r.browser.some((y) => y.item === x.item)).length >= 8, 'history: browser and server agree');
+    for (const side of [r.browser, r.server]) assert.ok(!side.some((x) => x.item === 'i3' || x.item === 'i4'), 'history mode recommends its input items back');
+
+    // Unticked, seen items may come back: the browser ranks exactly as the server does with excludeSeen false.
+    await page.uncheck('#exclude-seen');
+    await page.fill('#user', 'u7');
+    await page.check('input[name=mode][value=user]');
+    r = await run();
+    assert.deepEqual(r.browser.map((x) => x.item), exact.recommend({ user: 'u7', k: 10, excludeSeen: false, search: 'exact' }).items.map((x) => x.item));
 
     assert.deepEqual(foreign, [], 'the page loads nothing from outside the server');
     assert.deepEqual(errors, []);
@@ -115,6 +130,51 @@ test('demo page: the query tower in the browser ranks like the server, and the s
     }
     assert.ok(box.height > 150, `results list is ${box.height}px tall`);
     assert.ok(dark > 800, `only ${dark} dark pixels where the results are: nothing rendered?`);
+  } finally {
+    await ctx.close();
+    await s.close();
+  }
+});
+
+test('demo page of a model without features but with item names: names shown, no empty tag pills', async (t) => {
+  const why = ensureChromium();
+  if (why) {
+    console.log(`skipped: ${why}`);
+    t.skip(why);
+    return;
+  }
+  const { chromium } = await import('playwright-core');
+  const root = tmp('browser-names');
+  const dir = join(root, 'b');
+  const a = makeArtifacts(2, { features: false });
+  a.itemNames = a.itemIds.map((id, j) => (j % 7 === 0 ? null : `Name of ${id}`));
+  writeBundle(dir, createBundle(await getBackend(), a, { index: null, recallQueries: 50, source: 'fixture:names' }));
+  const s = await startServer({ source: dir, port: 0, demo: true });
+  const ctx = await chromium.launchPersistentContext(join(root, 'profile'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1200, height: 860 },
+  });
+  try {
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${s.url}/`);
+    await page.waitForSelector('#status[data-state=ready]', { timeout: 30_000 });
+    await page.fill('#user', 'u3');
+    await page.click('#go');
+    await page.waitForSelector('#status[data-state=done]', { timeout: 30_000 });
+    for (const sel of ['#browser-results', '#server-results']) {
+      const rows = await page.$$eval(`${sel} li`, (lis) => lis.map((li) => ({ item: (li as HTMLElement).dataset.item!, name: li.querySelector('.name')?.textContent ?? null, tags: li.querySelectorAll('.tag').length })));
+      assert.equal(rows.length, 10, sel);
+      for (const r of rows) {
+        assert.equal(r.tags, 0, `${sel}: a tag pill for ${r.item} although the model has no item features`);
+        const j = Number(r.item.slice(1));
+        assert.equal(r.name, j % 7 === 0 ? null : `Name of ${r.item}`, `${sel}: name of ${r.item}`);
+      }
+    }
+    assert.deepEqual(errors, []);
   } finally {
     await ctx.close();
     await s.close();

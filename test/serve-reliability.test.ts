@@ -25,6 +25,7 @@ let s: RunningServer;
 /** expected[bundleId][user] = the exact top-10 ids that bundle gives that user. */
 const expected: Record<string, Record<string, string[]>> = {};
 const USERS = Array.from({ length: 12 }, (_, i) => `u${i * 7}`);
+const TOKEN = 'reliability-test-admin-token';
 
 before(async () => {
   const backend = await getBackend();
@@ -36,12 +37,13 @@ before(async () => {
     expected[b.id] = Object.fromEntries(USERS.map((u) => [u, r.recommend({ user: u, k: 10, excludeSeen: true, search: 'exact' }).items.map((x) => x.item)]));
   }
   writeBundle(served, A);
-  s = await startServer({ source: served, port: 0, search: 'ann' });
+  s = await startServer({ source: served, port: 0, search: 'ann', adminToken: Buffer.from(TOKEN) });
 });
 after(() => s?.close());
 
 async function call(method: string, path: string, body?: string, headers: Record<string, string> = { 'content-type': 'application/json' }) {
-  const r = await fetch(s.url + path, { method, body, headers: body === undefined ? {} : headers });
+  const auth: Record<string, string> = path.startsWith('/admin/') ? { authorization: `Bearer ${TOKEN}` } : {};
+  const r = await fetch(s.url + path, { method, body, headers: body === undefined ? auth : { ...headers, ...auth } });
   const text = await r.text();
   let json: any = null;
   try {
@@ -109,11 +111,14 @@ test('a corrupted bundle is rejected on reload with the file named, and the old 
   assert.match(r.json.message, /weights\/dense\.bin: checksum mismatch .* still serving [0-9a-f]{12}$/);
   const h = (await call('GET', '/health')).json;
   assert.equal(h.model.id, before);
-  assert.match(h.lastReloadError, /dense\.bin: checksum mismatch/);
+  assert.equal(h.status, 'degraded', 'serving the old bundle after a rejected reload');
+  assert.ok(!('lastReloadError' in h) && !('pid' in h) && !JSON.stringify(h).includes(root), '/health shows no error text, pid or path');
+  assert.match((await call('GET', '/admin/status')).json.lastReloadError, /dense\.bin: checksum mismatch/);
   const rec = await call('POST', '/recommend', '{"user": "u7", "k": 10, "search": "exact"}');
   assert.deepEqual(rec.json.items.map((x: any) => x.item), expected[before].u7);
   writeBundle(served, A);
   assert.equal((await call('POST', '/admin/reload')).status, 200);
+  assert.equal((await call('GET', '/health')).json.status, 'ok');
   const m = await call('GET', '/metrics');
   assert.match(m.text, /towerlab_model_reloads_total\{result="error"\} [1-9]/);
 });

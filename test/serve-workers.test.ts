@@ -18,7 +18,9 @@ test('serve --workers 2: two processes on one port, reloads reach both, a dead w
   const A = await makeBundle(join(root, 'a'), 1);
   const B = await makeBundle(join(root, 'b'), 2);
   writeBundle(dir, A);
-  const p = spawn(process.execPath, [BIN, 'serve', '--model', dir, '--port', '0', '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TOWERLAB_DEBUG: '' } });
+  const token = 'workers-test-admin-token-0123456789';
+  // The token reaches every worker through the environment (each worker reads it at start).
+  const p = spawn(process.execPath, [BIN, 'serve', '--model', dir, '--port', '0', '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TOWERLAB_DEBUG: '', TOWERLAB_ADMIN_TOKEN: token } });
   let err = '';
   p.stderr.on('data', (d) => (err += d));
   const exited = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
@@ -32,19 +34,18 @@ test('serve --workers 2: two processes on one port, reloads reach both, a dead w
       });
       p.on('exit', () => reject(new Error(`server exited: ${err}`)));
     });
-    const health = async () => (await (await fetch(`${url}/health`, { headers: { connection: 'close' }, signal: AbortSignal.timeout(2000) })).json()) as { pid: number; model: { id: string } };
+    const health = async () => (await (await fetch(`${url}/health`, { headers: { connection: 'close' }, signal: AbortSignal.timeout(2000) })).json()) as { instance: string; model: { id: string } };
     // New connections are spread over the workers: both answer within a few tries.
     const seen = async () => {
-      const byPid = new Map<number, string>();
-      for (let i = 0; i < 20 && byPid.size < 2; i++) {
+      const byInstance = new Map<string, string>();
+      for (let i = 0; i < 20 && byInstance.size < 2; i++) {
         const h = await health();
-        byPid.set(h.pid, h.model.id);
+        byInstance.set(h.instance, h.model.id);
       }
-      return byPid;
+      return byInstance;
     };
     let workers = await seen();
     assert.equal(workers.size, 2, 'two worker processes answer');
-    assert.ok(!workers.has(p.pid!), 'the primary does not serve');
     assert.deepEqual([...new Set(workers.values())], [A.manifest.id]);
 
     // SIGHUP to the primary reloads every worker.
@@ -59,7 +60,8 @@ test('serve --workers 2: two processes on one port, reloads reach both, a dead w
 
     // POST /admin/reload lands on one worker, which tells the primary, which reloads the other.
     writeBundle(dir, A);
-    const r = await fetch(`${url}/admin/reload`, { method: 'POST' });
+    assert.equal((await fetch(`${url}/admin/reload`, { method: 'POST' })).status, 401, 'no token, no reload');
+    const r = await fetch(`${url}/admin/reload`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
     assert.equal(r.status, 200);
     for (let i = 0; i < 100; i++) {
       workers = await seen();
@@ -69,9 +71,12 @@ test('serve --workers 2: two processes on one port, reloads reach both, a dead w
     assert.deepEqual([...new Set(workers.values())], [A.manifest.id], '/admin/reload reached both workers');
 
     // A worker that dies is replaced.
-    const victim = [...workers.keys()][0];
-    process.kill(victim, 'SIGKILL');
-    let after = new Map<number, string>();
+    // Its pid only through the authenticated status route (public /health names an opaque instance).
+    const st = (await (await fetch(`${url}/admin/status`, { headers: { authorization: `Bearer ${token}`, connection: 'close' } })).json()) as { pid: number; instance: string };
+    assert.ok(st.pid !== p.pid, 'the primary does not serve');
+    const victim = st.instance;
+    process.kill(st.pid, 'SIGKILL');
+    let after = new Map<string, string>();
     for (let i = 0; i < 100; i++) {
       await sleep(100);
       try {

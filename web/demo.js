@@ -22,11 +22,15 @@ async function load() {
   const health = await getJson('/health');
   const id = health.model.id;
   const base = `/bundle/${id}/`;
-  const [mj, users, items, feats] = await Promise.all([
+  const manifest = await getJson(base + 'manifest.json');
+  const [mj, users, items, feats, names, seen] = await Promise.all([
     getJson(base + 'model.json'),
     getJson(base + 'vocab/users.json'),
     getJson(base + 'vocab/items.json'),
     getJson(base + 'vocab/features.json'),
+    // Display names, when the bundle was exported with --item-names.
+    manifest.vocabularies.itemNames ? getJson(base + manifest.vocabularies.itemNames.file) : null,
+    loadSeen(base, manifest),
   ]);
   const topo = mj.modelTopology;
   const uc = topo.user;
@@ -37,7 +41,7 @@ async function load() {
   // Fetches only the weight groups holding these names (the item tower's own tables stay on the server).
   const W = await tf.io.loadWeights(mj.weightsManifest, base, wanted);
   Object.assign(state, {
-    id, W, uc, users, items, feats, dim: topo.dim,
+    id, W, uc, users, items, feats, names, seen, dim: topo.dim,
     // A sequence model's history queries need its SASRec tower, which runs on the server only.
     seqHistory: topo.historyQuery === 'sequence-tower',
     userIndex: new Map(users.map((u, i) => [u, i])),
@@ -52,10 +56,28 @@ async function load() {
   setStatus('Ready: the query tower runs in this browser.', 'ready');
 }
 
+/** Each user's training items (CSR), which the server excludes by default: the page excludes them too. */
+async function loadSeen(base, manifest) {
+  const arr = (name) => manifest.arrays.find((a) => a.name === name);
+  const o = arr('seen.offsets');
+  const c = arr('seen.cols');
+  if (!o || !c) return null;
+  const bin = async (a) => {
+    const r = await fetch(base + a.file);
+    if (!r.ok) throw new Error(`${a.file}: HTTP ${r.status}`);
+    return new Int32Array(await r.arrayBuffer());
+  };
+  const [offsets, cols] = await Promise.all([bin(o), bin(c)]);
+  return { offsets, cols };
+}
+
 function buildControls() {
   const dl = $('users');
   for (const u of state.users.slice(0, 500)) dl.append(new Option(u));
   $('user').value = state.users[Math.min(5, state.users.length - 1)];
+  // Examples from this model's own ids, not made-up ones.
+  $('user').placeholder = `user id, e.g. ${state.users[0]}`;
+  $('history').placeholder = `item ids, e.g. ${state.items.slice(0, 2).join(', ')}`;
   const fi = $('feature-inputs');
   if (!state.feats.user.length) fi.textContent = '(this model has no user features)';
   state.feats.user.forEach((f, i) => {
@@ -90,7 +112,8 @@ function selectMode(m) {
 function request() {
   const mode = document.querySelector('input[name=mode]:checked').value;
   const k = Math.max(1, Math.min(100, Number($('k').value) || 10));
-  const body = { k, excludeSeen: false };
+  // The API's default (and the CLI's): the user's training items, or the history's own items, are left out.
+  const body = { k, excludeSeen: $('exclude-seen').checked };
   if (mode === 'user') body.user = $('user').value.trim();
   if (mode === 'features') body.features = Object.fromEntries(state.feats.user.map((f, i) => [f.name, $(`ufeat-${i}`).value]));
   if (mode === 'history') body.history = $('history').value.split(/[\s,]+/).filter(Boolean);
@@ -140,6 +163,12 @@ function rankInBrowser(body) {
   const out = tf.tidy(() => {
     let scores = tf.reshape(tf.matMul(state.W['item.embeddings'], q, false, true), [-1]);
     const filter = body.filter?.features ?? {};
+    const banned = excludedItems(body);
+    if (banned.length) {
+      const keep = new Float32Array(state.items.length).fill(1);
+      for (const j of banned) keep[j] = 0;
+      scores = tf.where(tf.greater(tf.tensor1d(keep), 0), scores, tf.fill(scores.shape, -Infinity));
+    }
     state.feats.item.forEach((f, i) => {
       if (!filter[f.name]) return;
       const v = f.vocab.indexOf(filter[f.name][0]);
@@ -156,6 +185,20 @@ function rankInBrowser(body) {
   return { items, ms: performance.now() - t0 };
 }
 
+/** Items the server leaves out with excludeSeen: a known user's training items, or the history's items. */
+function excludedItems(body) {
+  if (!body.excludeSeen) return [];
+  if (body.history !== undefined) return body.history.map((t) => state.itemIndex.get(t)).filter((j) => j !== undefined);
+  const u = body.user === undefined ? undefined : state.userIndex.get(body.user);
+  if (u === undefined || !state.seen) return [];
+  return Array.from(state.seen.cols.subarray(state.seen.offsets[u], state.seen.offsets[u + 1]));
+}
+
+function itemName(itemId) {
+  const j = state.itemIndex.get(itemId);
+  return j === undefined || !state.names ? '' : (state.names[j] ?? '');
+}
+
 function itemTag(itemId) {
   const j = state.itemIndex.get(itemId);
   if (j === undefined || !state.feats.item.length) return '';
@@ -169,10 +212,19 @@ function show(listId, items) {
     ...items.map((it) => {
       const li = document.createElement('li');
       li.dataset.item = it.item;
-      li.innerHTML = `<span class="item"></span><span class="tag"></span><span class="score"></span>`;
-      li.querySelector('.item').textContent = it.item;
-      li.querySelector('.tag').textContent = itemTag(it.item);
-      li.querySelector('.score').textContent = it.score.toFixed(4);
+      const span = (cls, text) => {
+        const e = document.createElement('span');
+        e.className = cls;
+        e.textContent = text;
+        return e;
+      };
+      li.append(span('item', it.item));
+      // The name from the server's answer, else from the bundle's names; no empty pill when there is no tag.
+      const name = it.name ?? itemName(it.item);
+      if (name) li.append(span('name', name));
+      const tag = itemTag(it.item);
+      if (tag) li.append(span('tag', tag));
+      li.append(span('score', it.score.toFixed(4)));
       return li;
     }),
   );

@@ -15,31 +15,43 @@
  *   weights/seq.bin        the sequence tower (SASRec / mean pooling) of a model exported from `towerlab seq`:
  *                          history queries run through it (see seq.ts)
  *
+ * manifest.json.sig      optional (export --sign-key): HMAC-SHA-256 of manifest.json's bytes, `hmac-sha256:<hex>`
+ *
+ * One integrity root: the manifest lists every file with its size and SHA-256, and the bundle `id` is a hash
+ * of those checksums and of the manifest's layout fields (model shape, vocabularies, arrays, index), so it
+ * is recomputed at load and a manifest edited without recomputing it is refused (format version 2; version 1
+ * ids covered the files only). Signing the manifest therefore signs the whole bundle.
+ *
  * The manifest is written last inside a temporary directory, which becomes a version under
  * `.<name>.versions/`; the bundle path is a symbolic link swapped to it by one rename, so the path never
  * disappears and a reader sees a complete old bundle or a complete new one (copy a bundle with `cp -rL`).
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 export const BUNDLE_FORMAT = 'towerlab-bundle';
-export const BUNDLE_VERSION = 1;
+export const BUNDLE_VERSION = 2;
+export const SIGNATURE_FILE = 'manifest.json.sig';
 export const BUNDLE_MANIFEST = 'manifest.json';
 export const TFJS_MODEL = 'model.json';
 export const INDEX_FILE = 'index/items.usearch';
 export const IVF_INDEX_FILE = 'index/items.ivf';
 
+// Upper bounds: shapes are allocated before the data is compared with them, so a crafted one must fail here.
+const INT32 = 2 ** 31 - 1;
+const WIDTH = 1 << 16;
 const towerShape = z.object({
-  vocabSize: z.number().int().nonnegative(),
-  idDim: z.number().int().positive(),
-  features: z.array(z.object({ name: z.string(), cardinality: z.number().int().positive(), dim: z.number().int().positive() })),
-  mlp: z.array(z.number().int().positive()),
+  vocabSize: z.number().int().nonnegative().max(INT32),
+  idDim: z.number().int().positive().max(WIDTH),
+  features: z.array(z.object({ name: z.string(), cardinality: z.number().int().positive().max(INT32), dim: z.number().int().positive().max(WIDTH) })).max(1024),
+  mlp: z.array(z.number().int().positive().max(WIDTH)).max(64),
 });
 
 const arrayEntry = z.object({
   name: z.string(),
   file: z.string(),
   dtype: z.enum(['float32', 'int32']),
-  shape: z.array(z.number().int().nonnegative()),
+  shape: z.array(z.number().int().nonnegative().max(INT32)).max(8),
 });
 
 export const manifestSchema = z.object({
@@ -53,9 +65,9 @@ export const manifestSchema = z.object({
   recipe: z.unknown().optional(),
   metrics: z.record(z.string(), z.number().nullable()).optional(),
   model: z.object({
-    dim: z.number().int().positive(),
-    users: z.number().int().nonnegative(),
-    items: z.number().int().positive(),
+    dim: z.number().int().positive().max(WIDTH),
+    users: z.number().int().nonnegative().max(INT32),
+    items: z.number().int().positive().max(INT32),
     user: towerShape,
     item: towerShape,
     /**
@@ -66,7 +78,7 @@ export const manifestSchema = z.object({
     sequence: z
       .object({
         tower: z.enum(['sasrec', 'meanpool']),
-        options: z.object({ tower: z.enum(['sasrec', 'meanpool']), dim: z.number().int().positive(), maxLen: z.number().int().positive(), blocks: z.number().int().positive(), heads: z.number().int().positive(), dropout: z.number(), lr: z.number(), beta2: z.number(), seed: z.number() }),
+        options: z.object({ tower: z.enum(['sasrec', 'meanpool']), dim: z.number().int().positive().max(1 << 14), maxLen: z.number().int().positive().max(WIDTH), blocks: z.number().int().positive().max(64), heads: z.number().int().positive().max(64), dropout: z.number(), lr: z.number(), beta2: z.number(), seed: z.number() }),
         score: z.enum(['dot', 'cosine']),
         tensors: z.array(z.string()),
         itemInput: z.enum(['item.embeddings', 'seq.item.emb']),
@@ -81,9 +93,9 @@ export const manifestSchema = z.object({
         kind: z.literal('hnsw').optional(),
         file: z.string(),
         metric: z.enum(['ip', 'cos']),
-        connectivity: z.number().int().positive(),
-        expansionAdd: z.number().int().positive(),
-        expansionSearch: z.number().int().positive(),
+        connectivity: z.number().int().min(2).max(4096),
+        expansionAdd: z.number().int().positive().max(1 << 20),
+        expansionSearch: z.number().int().positive().max(1 << 20),
         recallAt10: z.number(),
         recallQueries: z.number().int().nonnegative(),
         buildSeconds: z.number(),
@@ -92,8 +104,8 @@ export const manifestSchema = z.object({
         kind: z.literal('ivf'),
         file: z.string(),
         metric: z.enum(['ip', 'cos']),
-        lists: z.number().int().positive(),
-        nprobe: z.number().int().positive(),
+        lists: z.number().int().positive().max(INT32),
+        nprobe: z.number().int().positive().max(INT32),
         recallAt10: z.number(),
         recallQueries: z.number().int().nonnegative(),
         buildSeconds: z.number(),
@@ -120,3 +132,30 @@ export const names = {
   seenOffsets: 'seen.offsets',
   seenCols: 'seen.cols',
 } as const;
+
+/** JSON with object keys sorted at every level: the same bytes for the same content, whatever the key order. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .filter((k) => o[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v ?? null);
+}
+
+/**
+ * The bundle id: a short hash of every file's checksum and of the layout the manifest declares (what each
+ * file holds and how it is read), so two bundles with the same id serve the same answers.
+ */
+export function bundleContentId(m: Pick<BundleManifest, 'files' | 'model' | 'vocabularies' | 'arrays' | 'index'>): string {
+  const files = Object.keys(m.files)
+    .sort()
+    .map((p) => `${p}:${m.files[p].sha256}`)
+    .join('\n');
+  const layout = canonicalJson({ model: m.model, vocabularies: m.vocabularies, arrays: m.arrays, index: m.index });
+  return createHash('sha256').update(`${files}\n#layout ${layout}`).digest('hex').slice(0, 12);
+}

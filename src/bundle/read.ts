@@ -4,22 +4,25 @@
  * one line naming the file and the problem. Files are read and hashed in a worker thread and the rest is
  * built in slices, so a server that hot-reloads keeps answering while the next bundle is checked.
  */
-import { existsSync, statSync } from 'node:fs';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { existsSync, lstatSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
+import { containedFile, manifestPathProblem } from '../util/contained.mjs';
 import type { Csr } from '../data/csr.ts';
 import { AnnIndex } from '../index/ann-index.ts';
 import { IvfIndex } from '../index/ivf-index.ts';
 import type { VectorIndex } from '../index/vector-index.ts';
 import { resolveDirVersion } from '../util/atomic.ts';
 import { UserError } from '../util/errors.ts';
-import { BUNDLE_FORMAT, BUNDLE_MANIFEST, BUNDLE_VERSION, manifestSchema, names, type BundleManifest } from './format.ts';
+import { BUNDLE_FORMAT, BUNDLE_MANIFEST, BUNDLE_VERSION, SIGNATURE_FILE, bundleContentId, manifestSchema, names, type BundleManifest } from './format.ts';
 import { layersFromConfig, towerOutDim, type QueryTowerWeights } from './query-tower.ts';
 import type { BundleDraft } from './write.ts';
 import { seqTowerFromBundle } from './seq.ts';
 import type { SeqTower } from '../seq/tower.ts';
+import { checkItemNames } from '../data/item-names.ts';
 
 export interface FeatureVocab {
   name: string;
@@ -36,6 +39,8 @@ export interface Bundle {
   manifest: BundleManifest;
   userIds: string[];
   itemIds: string[];
+  /** Display names of the items (null entries: no name), when the bundle carries them. */
+  itemNames: (string | null)[] | null;
   userIndex: Map<string, number>;
   itemIndex: Map<string, number>;
   userFeatures: FeatureVocab[];
@@ -61,6 +66,8 @@ export interface ReadOptions {
   nprobe?: number;
   /** Tries when the bundle is replaced while being read. */
   attempts?: number;
+  /** When given, the bundle must carry a valid HMAC-SHA-256 signature of its manifest under this key. */
+  verifyKey?: Buffer;
 }
 
 export async function readBundle(dir: string, opts: ReadOptions = {}): Promise<Bundle> {
@@ -71,7 +78,9 @@ export async function readBundle(dir: string, opts: ReadOptions = {}): Promise<B
       before = await manifestText(dir);
       // Every file from one version of the directory, even if a writer swaps in the next one meanwhile.
       const real = resolveDirVersion(dir);
-      return await readOnce(real, dir, await manifestText(real), opts);
+      const text = await manifestText(real, dir);
+      if (opts.verifyKey) await checkSignature(real, dir, text, opts.verifyKey);
+      return await readOnce(real, dir, text, opts);
     } catch (e) {
       // A bundle being swapped in while we read (the directory briefly absent, files of the new one under the
       // old manifest) shows up as an error here: wait for the writer to finish, then read the new one.
@@ -83,33 +92,99 @@ export async function readBundle(dir: string, opts: ReadOptions = {}): Promise<B
   }
 }
 
-async function manifestText(dir: string): Promise<string> {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`${dir}: no such bundle directory`);
+/** The manifest's text; `shown` is the directory as the user named it (`dir` may be its resolved version). */
+async function manifestText(dir: string, shown = dir): Promise<string> {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`${shown}: no such bundle directory`);
   const p = join(dir, BUNDLE_MANIFEST);
   if (!existsSync(p)) {
-    const hint = existsSync(join(dir, 'model', BUNDLE_MANIFEST)) ? ` (a run directory? its bundle is made by 'towerlab export --model ${dir}')` : '';
-    throw new UserError(`${dir}: not a bundle (no ${BUNDLE_MANIFEST})${hint}`);
+    const hint = existsSync(join(dir, 'model', BUNDLE_MANIFEST)) ? ` (a run directory? its bundle is made by 'towerlab export --model ${shown}')` : '';
+    throw new UserError(`${shown}: not a bundle (no ${BUNDLE_MANIFEST})${hint}`);
   }
+  if (!lstatSync(p).isFile()) throw new UserError(`${join(shown, BUNDLE_MANIFEST)}: not a regular file`);
   return readFile(p, 'utf8');
 }
 
-export function parseManifest(text: string, where: string): BundleManifest {
-  let raw: any;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new UserError(`${where}: corrupted manifest: ${(e as Error).message}`);
+/** Refuses a bundle whose manifest is unsigned or signed with another key (constant-time comparison). */
+async function checkSignature(real: string, dir: string, text: string, key: Buffer): Promise<void> {
+  const shown = join(dir, SIGNATURE_FILE);
+  const c = containedFile(real, SIGNATURE_FILE);
+  if ('problem' in c) throw new UserError(c.missing ? `${dir}: bundle is not signed (no ${SIGNATURE_FILE}) and --verify-key was given` : `${shown}: ${c.problem}`);
+  const sig = (await readFile(c.path, 'latin1')).trim();
+  const m = /^hmac-sha256:([0-9a-f]{64})$/.exec(sig);
+  const want = createHmac('sha256', key).update(Buffer.from(text, 'utf8')).digest();
+  // Compare hashes of both sides: equal lengths whatever the file holds, and no early exit on a prefix.
+  const got = createHash('sha256').update(m ? Buffer.from(m[1], 'hex') : Buffer.from(sig)).digest();
+  if (!m || !timingSafeEqual(got, createHash('sha256').update(want).digest())) {
+    throw new UserError(`${shown}: signature does not match the manifest under the --verify-key key (tampered, or signed with another key)`);
   }
+}
+
+/** JSON.parse whose error names the position only: V8's message quotes the text, which may be a secret file. */
+function parseJson(text: string, where: string, what: string): any {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const pos = /position (\d+)/.exec((e as Error).message)?.[1];
+    throw new UserError(`${where}: ${what} (not valid JSON${pos ? ` at position ${pos}` : ''})`);
+  }
+}
+
+export function parseManifest(text: string, where: string): BundleManifest {
+  const raw = parseJson(text, where, 'corrupted manifest');
   if (raw?.format === 'towerlab-model') throw new UserError(`${where}: this is a model directory, not a bundle: make one with 'towerlab export'`);
   if (raw?.format !== BUNDLE_FORMAT) throw new UserError(`${where}: format is '${raw?.format}', expected '${BUNDLE_FORMAT}'`);
   if (typeof raw.version !== 'number') throw new UserError(`${where}: no format version`);
   if (raw.version > BUNDLE_VERSION) throw new UserError(`${where}: bundle format version ${raw.version} is newer than this Towerlab reads (${BUNDLE_VERSION}); upgrade Towerlab`);
+  if (raw.version < BUNDLE_VERSION) throw new UserError(`${where}: bundle format version ${raw.version} has an id that does not cover its layout; re-export it with 'towerlab export'`);
   const r = manifestSchema.safeParse(raw);
   if (!r.success) {
     const iss = r.error.issues[0];
     throw new UserError(`${where}: field '${iss.path.join('.')}': ${iss.message}`);
   }
-  return r.data;
+  const m = r.data;
+  checkLayout(m, where);
+  // The id is recomputed from the raw manifest (zod drops unknown keys): it must be the content's.
+  const id = bundleContentId(raw);
+  if (m.id !== id) throw new UserError(`${where}: bundle id '${m.id.slice(0, 40)}' does not match its content (${id}): the manifest was edited or the bundle assembled from parts`);
+  return m;
+}
+
+/**
+ * What the manifest declares must hang together before any file is read: every path stays inside the
+ * bundle and is listed under `files`, vocabularies carry the listed checksum, and the arrays of each file
+ * tile it exactly (back to back in manifest order, no gap, no overlap, nothing past its end).
+ */
+function checkLayout(m: BundleManifest, where: string): void {
+  const path = (field: string, p: string) => {
+    const bad = manifestPathProblem(p);
+    if (bad) throw new UserError(`${where}: field '${field}': ${bad}`);
+    if (p === BUNDLE_MANIFEST || p === SIGNATURE_FILE) throw new UserError(`${where}: field '${field}': '${p}' cannot be a data file`);
+  };
+  const listed = (field: string, p: string) => {
+    path(field, p);
+    if (!Object.hasOwn(m.files, p)) throw new UserError(`${where}: field '${field}': '${p}' is not listed under 'files'`);
+  };
+  for (const f of Object.keys(m.files)) path(`files.${f.slice(0, 80)}`, f);
+  for (const [k, v] of Object.entries(m.vocabularies)) {
+    listed(`vocabularies.${k}.file`, v.file);
+    if (m.files[v.file].sha256 !== v.sha256) throw new UserError(`${where}: field 'vocabularies.${k}.sha256' disagrees with the checksum under 'files'`);
+  }
+  if (m.index) listed('index.file', m.index.file);
+  const used = new Map<string, number>();
+  m.arrays.forEach((a, i) => {
+    listed(`arrays.${i}.file`, a.file);
+    const count = a.shape.reduce((s, x) => s * x, 1);
+    if (!Number.isSafeInteger(count) || count > 2 ** 31 - 1) throw new UserError(`${where}: field 'arrays.${i}.shape': [${a.shape.slice(0, 8)}] is too large`);
+    used.set(a.file, (used.get(a.file) ?? 0) + count * 4);
+  });
+  for (const [file, bytes] of used) {
+    if (bytes !== m.files[file].bytes) throw new UserError(`${where}: the arrays declared in '${file}' take ${bytes} bytes, the file has ${m.files[file].bytes}`);
+  }
+  const names = new Set<string>();
+  m.arrays.forEach((a, i) => {
+    if (names.has(a.name)) throw new UserError(`${where}: field 'arrays.${i}.name': '${a.name.slice(0, 80)}' declared twice`);
+    names.add(a.name);
+  });
 }
 
 /** Reads the bundle files under `real`, naming them under `dir` (the path the caller gave) in messages. */
@@ -127,24 +202,26 @@ async function readOnce(real: string, dir: string, text: string, opts: ReadOptio
   if (ixFile !== undefined) files.push({ file: ixFile, ...manifest.files[ixFile], mode: ivf ? 'keep' : 'index' });
   // The index is copied, verified and mapped from a private path: the checked bytes are the served bytes,
   // and nobody can change them under the mapping.
-  const priv = await mkdtemp(join(tmpdir(), 'towerlab-serve-index-'));
+  const priv = await privateDir();
   let index: VectorIndex | null = null;
   let contents: Map<string, Uint8Array>;
   let idLists: Map<string, string>;
+  const mi = manifest.index;
   try {
     const copy = join(priv, 'items.usearch');
-    ({ contents, idLists } = await verifyInWorker(real, dir, files, copy));
-    const mi = manifest.index;
+    const hnsw = mi && mi.kind !== 'ivf' ? { dim: manifest.model.dim, count: manifest.model.items, metric: mi.metric, connectivity: mi.connectivity } : null;
+    ({ contents, idLists } = await verifyInWorker(real, dir, files, copy, hnsw, priv));
     if (mi?.kind === 'ivf') {
       const b = contents.get(mi.file)!;
       index = IvfIndex.fromBytes(b, join(dir, mi.file), { dim: manifest.model.dim, items: manifest.model.items, nprobe: opts.nprobe ?? mi.nprobe });
     } else if (mi) {
       const ix = { ...mi, expansionSearch: opts.expansionSearch ?? mi.expansionSearch };
-      index = AnnIndex.view(copy, manifest.model.dim, ix, manifest.model.items);
+      index = AnnIndex.view(copy, manifest.model.dim, ix, manifest.model.items, join(dir, mi.file), true);
     }
   } finally {
     // The mapping keeps the unlinked file alive until the index is released.
     await rm(priv, { recursive: true, force: true });
+    livePrivate.delete(priv);
   }
   return assemble(manifest, dir, index, (file) => {
     const b = contents.get(file);
@@ -152,8 +229,60 @@ async function readOnce(real: string, dir: string, text: string, opts: ReadOptio
     return b;
   }, async (file) => {
     if (!Object.hasOwn(manifest.files, file)) throw new UserError(`${file}: not a file of this bundle`);
-    return readFile(join(real, file)); // this version's bytes, not a newer bundle's
+    // Verified bytes kept in memory; anything else is re-read from this version and checked again (inside
+    // the bundle, a regular file, the listed size and checksum), never trusted because it was fine at load.
+    const kept = contents.get(file);
+    if (kept) return kept;
+    const want = manifest.files[file];
+    const c = containedFile(real, file);
+    if ('problem' in c) throw new UserError(`${join(dir, file)}: ${c.problem}`);
+    const b = await readFile(c.path);
+    if (b.length !== want.bytes || createHash('sha256').update(b).digest('hex') !== want.sha256) throw mismatch(join(dir, file), want.sha256, createHash('sha256').update(b).digest('hex'));
+    return b;
   }, idLists);
+}
+
+const PRIVATE_PREFIX = 'towerlab-serve-index-';
+const livePrivate = new Set<string>();
+let exitHook = false;
+
+/**
+ * A private directory for the index copy, named after this process. Removed after loading on every path
+ * that returns or throws, at process exit, and — for a process that died by a signal — by the next load
+ * of any Towerlab server, which sweeps the directories of processes no longer running.
+ */
+async function privateDir(): Promise<string> {
+  sweepPrivate();
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => livePrivate.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  }
+  const d = await mkdtemp(join(tmpdir(), `${PRIVATE_PREFIX}${process.pid}-`));
+  livePrivate.add(d);
+  return d;
+}
+
+function sweepPrivate(): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const m = new RegExp(`^${PRIVATE_PREFIX}(\\d+)-`).exec(e);
+    if (!m || Number(m[1]) === process.pid || isRunning(Number(m[1]))) continue;
+    rmSync(join(tmpdir(), e), { recursive: true, force: true });
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** A bundle straight from a draft in memory (serving a model directory without writing a bundle). */
@@ -182,13 +311,22 @@ interface VerifyFile {
  * bundle, and the garbage of its read buffers, would otherwise stall a serving event loop for seconds.
  * Returns the kept files' bytes (transferred, not copied) and the id lists, each joined by newlines.
  */
-function verifyInWorker(real: string, shownDir: string, files: VerifyFile[], indexCopy: string): Promise<{ contents: Map<string, Uint8Array>; idLists: Map<string, string> }> {
+function verifyInWorker(
+  real: string,
+  shownDir: string,
+  files: VerifyFile[],
+  indexCopy: string,
+  hnsw: { dim: number; count: number; metric: 'ip' | 'cos'; connectivity: number } | null,
+  priv: string,
+): Promise<{ contents: Map<string, Uint8Array>; idLists: Map<string, string> }> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(new URL('./verify-worker.mjs', import.meta.url), { workerData: { real, shownDir, files, indexCopy } });
+    const w = new Worker(new URL('./verify-worker.mjs', import.meta.url), { workerData: { real, shownDir, files, indexCopy, hnsw } });
     let answered = false;
     w.once('message', (m: { buffers?: Record<string, ArrayBuffer>; ids?: Record<string, string>; error?: string; user?: boolean }) => {
       answered = true;
-      if (m.error !== undefined) reject(m.user ? new UserError(m.error) : new Error(m.error));
+      // Messages name the user's paths: never the private copy's, nor the resolved version directory.
+      const msg = m.error?.split(priv).join('<index copy>').split(real).join(shownDir);
+      if (msg !== undefined) reject(m.user ? new UserError(msg) : new Error(msg));
       else resolve({ contents: new Map(Object.entries(m.buffers!).map(([f, b]) => [f, new Uint8Array(b)])), idLists: new Map(Object.entries(m.ids ?? {})) });
       void w.terminate();
     });
@@ -233,11 +371,7 @@ async function assemble(
   const json = (key: string): any => {
     const v = manifest.vocabularies[key];
     if (!v) throw new UserError(`${where}: vocabulary '${key}' missing`);
-    try {
-      return JSON.parse(Buffer.from(bytes(v.file)).toString('utf8'));
-    } catch (e) {
-      throw new UserError(`${v.file}: unreadable vocabulary: ${(e as Error).message}`);
-    }
+    return parseJson(Buffer.from(bytes(v.file)).toString('utf8'), dir ? join(dir, v.file) : v.file, 'unreadable vocabulary');
   };
   const ids = async (key: string): Promise<string[]> => {
     const joined = idLists.get(manifest.vocabularies[key]?.file ?? '');
@@ -252,13 +386,18 @@ async function assemble(
   const dim = mdl.dim;
   if (towerOutDim(uc) !== dim || towerOutDim(mdl.item) !== dim) throw new UserError(`${where}: tower output sizes disagree with dim ${dim}`);
   if (uc.vocabSize !== mdl.users || mdl.item.vocabSize !== mdl.items) throw new UserError(`${where}: tower vocabulary sizes disagree with the id lists`);
+  const featList = (l: unknown) => Array.isArray(l) && l.every((f) => typeof f?.name === 'string' && Array.isArray(f.vocab) && f.vocab.every((v: unknown) => typeof v === 'string'));
+  if (!featList(feats?.user) || !featList(feats?.item)) throw new UserError(`${where}: vocab/features.json: expected {user, item} lists of {name, vocab: [strings]}`);
   if (feats.user.length !== uc.features.length || feats.item.length !== mdl.item.features.length) throw new UserError(`${where}: feature vocabularies disagree with the towers`);
-  const mkFeat = (tower: 'user' | 'item', n: number) => (f: { name: string; vocab: string[] }, i: number): FeatureVocab => ({
-    name: f.name,
-    vocab: f.vocab,
-    index: new Map(f.vocab.map((v, j) => [v, j])),
-    values: get<Int32Array>(names.featValues(tower, i), n, 'i'),
-  });
+  const mkFeat = (tower: 'user' | 'item', n: number) => (f: { name: string; vocab: string[] }, i: number): FeatureVocab => {
+    const values = get<Int32Array>(names.featValues(tower, i), n, 'i');
+    // A value indexes the feature's embedding table and its vocabulary: both bounds hold for every row.
+    const card = Math.min((tower === 'user' ? uc : mdl.item).features[i].cardinality, f.vocab.length);
+    for (let r = 0; r < values.length; r++) {
+      if (!(values[r] >= 0 && values[r] < card)) throw new UserError(`${where}: ${tower} feature '${f.name}' of row ${r} has value index ${values[r]}, outside its vocabulary of ${card}`);
+    }
+    return { name: f.name, vocab: f.vocab, index: new Map(f.vocab.map((v, j) => [v, j])), values };
+  };
   const userFeatures = feats.user.map(mkFeat('user', mdl.users));
   const itemFeatures = feats.item.map(mkFeat('item', mdl.items));
   const query: QueryTowerWeights = {
@@ -277,7 +416,9 @@ async function assemble(
   const offs = get<Int32Array>(names.seenOffsets, mdl.users + 1, 'i');
   const cols = views.get(names.seenCols) as Int32Array | undefined;
   if (!cols || !(cols instanceof Int32Array)) throw new UserError(`${where}: array '${names.seenCols}' missing`);
-  if (offs[mdl.users] !== cols.length) throw new UserError(`${where}: seen lists are inconsistent (${offs[mdl.users]} vs ${cols.length} entries)`);
+  if (offs[0] !== 0 || offs[mdl.users] !== cols.length) throw new UserError(`${where}: seen lists are inconsistent (${offs[mdl.users]} vs ${cols.length} entries)`);
+  // Monotone offsets: a crafted one would make a request walk billions of entries (or none).
+  for (let u = 0; u < mdl.users; u++) if (!(offs[u + 1] >= offs[u])) throw new UserError(`${where}: seen list offsets decrease at user ${u}`);
   for (let i = 0; i < cols.length; i++) if (cols[i] < 0 || cols[i] >= mdl.items) throw new UserError(`${where}: seen list holds item index ${cols[i]} out of range`);
   return {
     id: manifest.id,
@@ -285,8 +426,9 @@ async function assemble(
     manifest,
     userIds,
     itemIds,
-    userIndex: await idMap(userIds),
-    itemIndex: await idMap(itemIds),
+    itemNames: manifest.vocabularies.itemNames ? checkItemNames(`${where}: vocab/item-names.json`, json('itemNames'), mdl.items) : null,
+    userIndex: await idMap(userIds, `${where}: user ids`),
+    itemIndex: await idMap(itemIds, `${where}: item ids`),
     userFeatures,
     itemFeatures,
     query,
@@ -324,10 +466,12 @@ async function splitLines(s: string): Promise<string[]> {
 }
 
 /** id → index, built in slices so a million ids do not stall a serving event loop for seconds. */
-async function idMap(ids: string[]): Promise<Map<string, number>> {
+async function idMap(ids: string[], what: string): Promise<Map<string, number>> {
   const m = new Map<string, number>();
   for (let i = 0; i < ids.length; i++) {
-    m.set(String(ids[i]), i);
+    const id = String(ids[i]);
+    if (m.has(id)) throw new UserError(`${what}: id at position ${i} repeats an earlier one`);
+    m.set(id, i);
     if ((i & 0x3fff) === 0x3fff) await yieldLoop();
   }
   return m;

@@ -3,7 +3,7 @@
  * every file goes into a temporary directory, the manifest last, then the target link is swapped to it
  * (util/atomic.ts writeDirAtomic); a crash before the swap leaves the previous bundle untouched.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Backend } from '../compute/backend.ts';
@@ -12,7 +12,7 @@ import { defaultAnnConfig } from '../index/ann-index.ts';
 import { isIvfConfig, type IndexConfig, type VectorIndex } from '../index/vector-index.ts';
 import { buildIndex, indexBytes, sampleUserQueries } from '../index/item-index.ts';
 import { fsyncDir, writeDirAtomic, writeFileSynced } from '../util/atomic.ts';
-import { BUNDLE_FORMAT, BUNDLE_MANIFEST, BUNDLE_VERSION, INDEX_FILE, IVF_INDEX_FILE, TFJS_MODEL, names, type ArrayEntry, type BundleManifest } from './format.ts';
+import { BUNDLE_FORMAT, BUNDLE_MANIFEST, BUNDLE_VERSION, SIGNATURE_FILE, bundleContentId, INDEX_FILE, IVF_INDEX_FILE, TFJS_MODEL, names, type ArrayEntry, type BundleManifest } from './format.ts';
 import { UserError } from '../util/errors.ts';
 import { QueryTower, layersFromConfig, meanRow, type QueryTowerWeights } from './query-tower.ts';
 import { SEQ_FILE, type SeqBundlePart } from './seq.ts';
@@ -129,6 +129,8 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
     item: a.itemFeatures.map((f) => ({ name: f.name, vocab: f.vocab })),
   };
   addVocab('features', 'vocab/features.json', feats, feats.user.length + feats.item.length);
+  // Display names (from --item-names), for responses and the demo; ids stay the keys.
+  if (a.itemNames) addVocab('itemNames', 'vocab/item-names.json', a.itemNames, numItems);
 
   const query: QueryTowerWeights = {
     config: m.user.config,
@@ -173,12 +175,10 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
 
   const checksums: BundleManifest['files'] = {};
   for (const [path, bytes] of [...files].sort(([x], [y]) => (x < y ? -1 : 1))) checksums[path] = { bytes: bytes.byteLength, sha256: sha256(bytes) };
-  const id = createHash('sha256')
-    .update(Object.entries(checksums).map(([p, c]) => `${p}:${c.sha256}`).join('\n'))
-    .digest('hex')
-    .slice(0, 12);
   const metrics: Record<string, number | null> = {};
   for (const [k, v] of Object.entries((meta.metrics ?? {}) as Record<string, unknown>)) if (typeof v === 'number') metrics[k] = Number.isFinite(v) ? v : null;
+  const model: BundleManifest['model'] = { dim, users: numUsers, items: numItems, user: m.user.config, item: m.item.config, historyQuery: a.sequence ? 'sequence-tower' : 'mean-item-embedding', ...(a.sequence ? { sequence: a.sequence.manifest } : {}) };
+  const id = bundleContentId({ files: checksums, model, vocabularies, arrays, index: indexMeta });
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
     version: BUNDLE_VERSION,
@@ -188,7 +188,7 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
     source: { model: o.source, modelCreated: typeof meta.created === 'string' ? meta.created : null },
     recipe: meta.recipe,
     metrics,
-    model: { dim, users: numUsers, items: numItems, user: m.user.config, item: m.item.config, historyQuery: a.sequence ? 'sequence-tower' : 'mean-item-embedding', ...(a.sequence ? { sequence: a.sequence.manifest } : {}) },
+    model,
     vocabularies,
     arrays,
     index: indexMeta,
@@ -198,11 +198,16 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
   return { manifest, files, index, itemEmb, query };
 }
 
+/** The signature file's text: HMAC-SHA-256 of the manifest's bytes under `key`. */
+export function signManifest(manifest: Uint8Array, key: Buffer): string {
+  return `hmac-sha256:${createHmac('sha256', key).update(manifest).digest('hex')}\n`;
+}
+
 /**
  * Writes the draft's files under `dir` atomically, the manifest last. `onFile` is told after each file
  * (progress; tests use it to simulate a crash mid-write).
  */
-export function writeBundle(dir: string, draft: BundleDraft, onFile?: (path: string, written: number) => void): void {
+export function writeBundle(dir: string, draft: BundleDraft, onFile?: (path: string, written: number) => void, opts: { signKey?: Buffer } = {}): void {
   writeDirAtomic(dir, (tmp) => {
     const subdirs = new Set<string>();
     let n = 0;
@@ -218,6 +223,9 @@ export function writeBundle(dir: string, draft: BundleDraft, onFile?: (path: str
     };
     for (const [path, bytes] of draft.files) if (path !== BUNDLE_MANIFEST) write(path, bytes);
     for (const sub of subdirs) if (sub !== tmp) fsyncDir(sub);
-    write(BUNDLE_MANIFEST, draft.files.get(BUNDLE_MANIFEST)!);
+    const manifest = draft.files.get(BUNDLE_MANIFEST)!;
+    write(BUNDLE_MANIFEST, manifest);
+    // The signature covers the manifest, which covers every file; written inside the same atomic version.
+    if (opts.signKey) write(SIGNATURE_FILE, Buffer.from(signManifest(manifest, opts.signKey)));
   });
 }

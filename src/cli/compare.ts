@@ -8,8 +8,12 @@ import cliProgress from 'cli-progress';
 import { loadInteractions } from '../data/load.ts';
 import { formatMetricsTable } from '../eval/format.ts';
 import { loadRecipe, type Recipe } from '../recipe/schema.ts';
+import { checkRecipeLimits } from '../recipe/limits.ts';
 import { catalogueDeciles } from '../report/calibration.ts';
-import { assembleResults, decilesOf, runRecord, summarizeRecipe, type CompareConfig, type CompareResults, type RunRecord } from '../report/results.ts';
+import { assembleResults, decilesOf, runRecord, summarizeRecipe, type CompareConfig, type CompareInference, type CompareResults, type RunRecord, type TopItems } from '../report/results.ts';
+import { BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrapMean, meanOverSeeds, pairedBootstrap } from '../report/inference.ts';
+import type { PerUserMetrics } from '../eval/ranking.ts';
+import { loadItemNames } from '../data/item-names.ts';
 import { writeReport, writeResults } from '../report/write.ts';
 import { runExperiment, type ExperimentResult } from '../train/experiment.ts';
 import { defaultProgressMode, type ProgressMode } from '../train/progress.ts';
@@ -29,6 +33,7 @@ export interface CompareCommandOptions extends DataOptions, SplitOptions, ModelF
   k: string;
   out: string;
   json?: boolean;
+  itemNames?: string;
 }
 
 export async function compareCommand(o: CompareCommandOptions): Promise<void> {
@@ -47,6 +52,13 @@ export async function compareCommand(o: CompareCommandOptions): Promise<void> {
   const mode: ProgressMode = o.progress === false ? 'none' : defaultProgressMode();
 
   const data = await loadInteractions(dataSpec);
+  // Every recipe against this data up front: a bad size in the last recipe must not wait for the others' runs.
+  const outDim = model.mlp.length ? model.mlp[model.mlp.length - 1] : model.dim;
+  for (const r of recipes) checkRecipeLimits(r.recipe, { numItems: data.itemVocab.ids.length, numInstances: data.items.length, numUsers: data.userVocab.ids.length, dim: outDim, batchSize: trainCfg.batchSize }, r.file);
+  const itemNames = o.itemNames ? await loadItemNames(o.itemNames, data.itemVocab.ids, dataSpec.itemCol) : null;
+  // Per recipe, per seed: per-user test metrics (same users, same order: one split) and top-K counts per item.
+  const perUser = new Map<string, PerUserMetrics[]>(recipes.map((r) => [r.name, []]));
+  const counts = new Map<string, Float64Array[]>(recipes.map((r) => [r.name, []]));
   const config: CompareConfig = {
     data: data.source,
     split: split.kind,
@@ -70,6 +82,9 @@ export async function compareCommand(o: CompareCommandOptions): Promise<void> {
       popularityRuns,
       recipes: recipes.filter((r) => runs.get(r.name)!.length).map((r) => summarizeRecipe(r.name, r.file, r.recipe, runs.get(r.name)!, trainCfg.valMetric)),
       complete,
+      // 1000 resamples per recipe and metric: only once, for the final results.
+      inference: complete ? inferenceOf(recipes.map((r) => r.name).filter((n) => perUser.get(n)!.length), perUser, k) : null,
+      topItems: complete ? topItemsOf(recipes.map((r) => r.name).filter((n) => counts.get(n)!.length), counts, data.itemVocab.ids, itemNames, k) : null,
     });
 
   const total = recipes.length * seeds.length;
@@ -93,7 +108,10 @@ export async function compareCommand(o: CompareCommandOptions): Promise<void> {
           backend: o.backend,
           loaded: data,
           countRecommendationsAt: k,
+          keepPerUser: true,
         });
+        if (res.perUser) perUser.get(r.name)!.push(res.perUser);
+        if (res.recommendedCounts) counts.get(r.name)!.push(res.recommendedCounts);
         if (!first) {
           first = res;
           deciles = decilesOf(res);
@@ -128,6 +146,46 @@ export async function compareCommand(o: CompareCommandOptions): Promise<void> {
     ].join('\n') + '\n',
   );
   if (o.json) printJsonLast({ ...final.summary, report: paths.html, results: paths.results });
+}
+
+/** 95 % bootstrap CIs of recall@k / ndcg@k per recipe, and paired bootstrap tests against the first recipe. */
+function inferenceOf(names: string[], perUser: Map<string, PerUserMetrics[]>, k: number): CompareInference | null {
+  if (!names.length) return null;
+  const metrics = [`recall@${k}`, `ndcg@${k}`];
+  const users = perUser.get(names[0])![0].users;
+  for (const n of names) {
+    for (const p of perUser.get(n)!) {
+      if (p.users.length !== users.length || p.users.some((u, i) => u !== users[i])) return null; // not paired: say nothing
+    }
+  }
+  const byUser = (n: string, m: string) => meanOverSeeds(perUser.get(n)!.map((p) => p.values[m]));
+  return {
+    metrics,
+    resamples: BOOTSTRAP_RESAMPLES,
+    seed: BOOTSTRAP_SEED,
+    users: users.length,
+    reference: names[0],
+    recipes: names.map((n, i) => ({
+      name: n,
+      ci: Object.fromEntries(metrics.map((m) => [m, bootstrapMean(byUser(n, m))])),
+      vsReference: i === 0 ? null : Object.fromEntries(metrics.map((m) => [m, pairedBootstrap(byUser(names[0], m), byUser(n, m))])),
+    })),
+  };
+}
+
+/** The 10 items most often in the test users' top-k per recipe (mean over seeds), named when names are given. */
+function topItemsOf(names: string[], counts: Map<string, Float64Array[]>, itemIds: string[], itemNames: (string | null)[] | null, k: number): TopItems | null {
+  if (!names.length) return null;
+  return {
+    k,
+    recipes: names.map((n) => {
+      const runs = counts.get(n)!;
+      const mean = new Float64Array(itemIds.length);
+      for (const c of runs) for (let j = 0; j < mean.length; j++) mean[j] += c[j] / runs.length;
+      const order = Int32Array.from(mean.keys()).sort((a, b) => mean[b] - mean[a] || a - b).subarray(0, 10);
+      return { name: n, items: Array.from(order, (j) => ({ item: itemIds[j], name: itemNames?.[j] ?? null, users: mean[j] })) };
+    }),
+  };
 }
 
 /** Display names: the recipe's own name, else its file name; repeats get ' (2)', ' (3)', ... */

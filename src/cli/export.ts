@@ -23,6 +23,8 @@ import { join } from 'node:path';
 import { addIndexOptions, indexConfigFrom, type IndexFlagOptions } from './index-cmd.ts';
 import { printJsonLast } from './output.ts';
 import { UserError } from '../util/errors.ts';
+import { readSecretFile } from '../util/secret.ts';
+import { loadItemNames } from '../data/item-names.ts';
 
 const posInt = (flag: string, v: string | undefined, min = 1): number | undefined => {
   if (v === undefined) return undefined;
@@ -59,9 +61,13 @@ export interface ExportCommandOptions extends IndexFlagOptions {
   index: boolean;
   indexThreads?: string;
   json?: boolean;
+  /** Signs the bundle's manifest with the key in this file. */
+  signKey?: string;
+  itemNames?: string;
 }
 
 export async function exportCommand(o: ExportCommandOptions): Promise<void> {
+  const signKey = o.signKey !== undefined ? readSecretFile(o.signKey, '--sign-key') : undefined;
   // --onnx alone names a file; with --out it may be bare (the bundle then carries query-tower.onnx).
   const onnx: string | true | undefined = o.onnx;
   const lanceDir = o.to === undefined ? null : lanceTarget(o.to);
@@ -83,6 +89,7 @@ export async function exportCommand(o: ExportCommandOptions): Promise<void> {
   const seq = seqModelDir(o.model);
   const seqArt = seq ? loadSeqModel(seq) : null;
   const a = seqArt ? seqAsArtifacts(seqArt) : openModel(o.model);
+  if (o.itemNames) a.itemNames = await loadItemNames(o.itemNames, a.itemIds, a.meta?.data?.itemCol);
   let exported: OnnxExport | null = null;
   if (onnx !== undefined) exported = seqArt ? seqOnnx(seqArt, o.model) : twoTowerOnnx(a, o.model);
   if (exported && typeof onnx === 'string') writeOnnx(onnx, exported);
@@ -132,12 +139,12 @@ export async function exportCommand(o: ExportCommandOptions): Promise<void> {
   const indexThreads = o.indexThreads === undefined ? undefined : Number(o.indexThreads);
   if (indexThreads !== undefined && !(Number.isInteger(indexThreads) && indexThreads >= 0)) throw new UserError(`--index-threads: must be an integer >= 0, got '${o.indexThreads}'`);
   const draft = createBundle(backend, a, { index: o.index === false ? null : indexConfigFrom(o, a.itemIds.length), indexThreads, recallQueries, source: o.model, log, extraFiles: exported ? onnxFiles(exported) : undefined });
-  writeBundle(o.out, draft);
+  writeBundle(o.out, draft, undefined, { signKey });
   const mf = draft.manifest;
   const bytes = Object.values(mf.files).reduce((s, f) => s + f.bytes, 0);
-  if (o.json) printJsonLast({ out: o.out, onnx: exported ? join(o.out, ONNX_FILE) : null, id: mf.id, users: mf.model.users, items: mf.model.items, dim: mf.model.dim, bytes, index: mf.index, ...results });
+  if (o.json) printJsonLast({ out: o.out, onnx: exported ? join(o.out, ONNX_FILE) : null, id: mf.id, signed: !!signKey, users: mf.model.users, items: mf.model.items, dim: mf.model.dim, bytes, index: mf.index, ...results });
   else {
-    process.stdout.write(`bundle ${mf.id} written to ${o.out} (${(bytes / 2 ** 20).toFixed(1)} MiB, ${Object.keys(mf.files).length + 1} files)\n`);
+    process.stdout.write(`bundle ${mf.id} written to ${o.out} (${(bytes / 2 ** 20).toFixed(1)} MiB, ${Object.keys(mf.files).length + 1 + (signKey ? 1 : 0)} files${signKey ? ', signed' : ''})\n`);
     if (mf.index?.kind === 'ivf') {
       process.stdout.write(`index: ivf ${mf.index.metric} ${mf.index.lists} lists, recall@10 vs exact ${mf.index.recallAt10.toFixed(4)} at nprobe ${mf.index.nprobe} over ${mf.index.recallQueries} users\n`);
       if (mf.index.recallAt10 < 0.95) process.stdout.write(`note: recall below 0.95: serve with a larger --nprobe (e.g. ${mf.index.nprobe * 2})\n`);
@@ -178,6 +185,7 @@ export function registerExportCommand(program: Command): void {
     .requiredOption('--model <dir>', 'a model directory written by train, seq or text')
     .option('--out <dir>', 'bundle directory (replaced atomically)')
     .option('--onnx [file]', `the query tower as ONNX (opset 17) + a JSON of its inputs, outputs and vocabularies: to <file>, and with --out also ${ONNX_FILE} in the bundle; text models: --onnx <file> only (docs/onnx.md)`)
+    .option('--item-names <file[:column]>', 'name the items in the bundle (responses and the demo show them): a table with an item id column and a name column, e.g. ml-100k.item:title (default: the names saved with the model)')
     .option('--embeddings <file.parquet>', 'user and item embeddings to Parquet (columns side, index, id, vector; atomically; docs/interop.md)')
     .option('--to <target>', 'the item table (item, id, vector) with an IVF-PQ index to LanceDB: lancedb:DIR (replaced atomically; docs/interop.md)')
     .option('--lance-partitions <n>', 'LanceDB: IVF partitions (default √items; 0 = no index, exact flat scan; tables under 5000 items get none)')
@@ -185,7 +193,8 @@ export function registerExportCommand(program: Command): void {
     .option('--lance-nprobe <n>', 'LanceDB: partitions scanned per query, stored as the default for serve/mine', '20')
     .option('--refine-factor <n>', 'LanceDB: re-rank refine×k candidates with the full vectors (0 = PQ scores only)', '10')
     .option('--no-index', 'no HNSW index (the server then searches exactly)')
-    .option('--index-threads <n>', 'threads building the HNSW index (0 = all cores; 1 = the same index on every run)');
+    .option('--index-threads <n>', 'threads building the HNSW index (0 = all cores; 1 = the same index on every run)')
+    .option('--sign-key <file>', "sign the manifest (HMAC-SHA-256 with the key in this file) so 'serve --verify-key' can vouch for the bundle");
   addIndexOptions(cmd)
     .option('--json', 'print the result as one JSON object on the last line of stdout')
     .action((opts) => exportCommand(opts));

@@ -3,7 +3,9 @@
  * User errors print one line and exit 2; anything else is reported as an internal error (stack only
  * with TOWERLAB_DEBUG=1).
  */
-import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
 import { UserError } from '../util/errors.ts';
 import { compareCommand } from './compare.ts';
 import { evalCommand } from './eval.ts';
@@ -23,7 +25,11 @@ export async function main(argv: string[]): Promise<void> {
   program
     .name('towerlab')
     .description('Train, evaluate and serve two-tower retrieval models with composable negative sampling.')
-    .showHelpAfterError('(run with --help for usage)');
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
+    .showHelpAfterError('(run with --help for usage)')
+    // Usage errors (unknown command or option, missing value) are bad input: exit 2 as the README says, not
+    // commander's 1. Set before the subcommands are made so they inherit it.
+    .exitOverride();
 
   const train = program.command('train').description('train a two-tower model, evaluate it on the test split and save it');
   addDataOptions(train);
@@ -34,6 +40,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--recipe <file>', 'negatives recipe (JSON); default: in-batch softmax with accidental-hit masking')
     .option('--out <dir>', 'output directory (model, checkpoint, training log)')
     .option('--resume', 'continue from the checkpoint in --out')
+    .option('--item-names <file[:column]>', 'name the items (saved with the model; recommend, export and serve show them): a table with an item id column and a name column, e.g. ml-100k.item:title')
     .option('--json', 'print the result as one JSON object on the last line of stdout')
     .action((opts) => trainCommand(opts));
 
@@ -57,6 +64,7 @@ export async function main(argv: string[]): Promise<void> {
     .requiredOption('--recipes <files...>', 'recipe files (JSON) to compare')
     .option('--seeds <n|list>', "number of seeds (--seed, --seed+1, ...) or a comma-separated list", '3')
     .option('--k <n>', 'cut-off shown in the report (added to --ks if missing)', '20')
+    .option('--item-names <file[:column]>', 'item names for the report\'s most-recommended items, e.g. ml-100k.item:title')
     .option('--out <dir>', 'report directory (results.json, index.html)', 'report')
     .option('--json', "print the summary as one JSON object on the last line of stdout")
     .action((opts) => compareCommand(opts));
@@ -69,6 +77,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--history <items>', 'sequence models: comma-separated item ids, oldest first; recommends the next item')
     .option('--k <n>', 'number of items', '10')
     .option('--include-seen', "do not exclude the user's training items")
+    .option('--item-names <file[:column]>', 'item names to print beside ids (default: the names saved with the model), e.g. ml-100k.item:title')
     .option('--json', 'print the result as JSON')
     .action((opts) => recommendCommand(opts));
 
@@ -80,9 +89,16 @@ export async function main(argv: string[]): Promise<void> {
   registerSeqCommand(program);
   registerTextCommand(program);
 
+  normalizeDefaults(program);
+
   try {
     await program.parseAsync(argv);
   } catch (e) {
+    if (e instanceof CommanderError) {
+      // commander has already printed its message (or the asked-for help / version, which exit 0).
+      process.exitCode = e.exitCode === 0 ? 0 : 2;
+      return;
+    }
     if (e instanceof UserError) {
       process.stderr.write(`towerlab: error: ${e.message}\n`);
       process.exitCode = 2;
@@ -94,4 +110,35 @@ export async function main(argv: string[]): Promise<void> {
     else process.stderr.write('(set TOWERLAB_DEBUG=1 for the stack trace; please report it)\n');
     process.exitCode = 1;
   }
+}
+
+function packageVersion(): string {
+  try {
+    return String(JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')).version);
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * One way of printing and parsing defaults across every command: an option taking a single number (`<n>`,
+ * `<x>`, `<k>`) whose default was written as a string gets a number default and a parser that checks the value
+ * (a bad number is a one-line error, exit 2); every other string default prints unquoted, so help reads
+ * `(default: 10)` and `(default: 10,20,50)` alike instead of `(default: "10")` in some commands.
+ */
+export function normalizeDefaults(cmd: Command): void {
+  for (const opt of cmd.options as Option[]) {
+    if (typeof opt.defaultValue !== 'string' || opt.defaultValueDescription !== undefined) continue;
+    const raw = opt.defaultValue;
+    if (/<(n|x|k)>$/.test(opt.flags) && !opt.parseArg && !opt.variadic && raw.trim() !== '' && Number.isFinite(Number(raw))) {
+      const flag = opt.long ?? opt.flags;
+      opt.defaultValue = Number(raw);
+      opt.argParser((v: string) => {
+        const x = Number(v);
+        if (v.trim() === '' || !Number.isFinite(x)) throw new UserError(`${flag}: '${v}' is not a number`);
+        return x;
+      });
+    } else opt.defaultValueDescription = raw === '' ? 'none' : raw;
+  }
+  for (const sub of cmd.commands as Command[]) normalizeDefaults(sub);
 }

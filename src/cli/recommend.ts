@@ -7,6 +7,7 @@ import { openModel } from '../model/open.ts';
 import { seqRecommendCommand } from './seq-model.ts';
 import type { RecommendCommandOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
+import { itemLine, itemNamesFrom, named } from './item-names-option.ts';
 
 export async function recommendCommand(o: RecommendCommandOptions): Promise<void> {
   const seqDir = seqModelDir(o.model);
@@ -32,10 +33,11 @@ export async function recommendCommand(o: RecommendCommandOptions): Promise<void
   const idx = new Int32Array(kk);
   const val = new Float32Array(kk);
   backend.topkRows(scores, 1, numItems, kk, idx, val);
-  const items = [...idx].filter((j) => j >= 0).map((j, r) => ({ item: a.itemIds[j], score: val[r] }));
+  const names = await itemNamesFrom(o, a.itemIds, a.meta?.data?.itemCol, a.itemNames);
+  const items = named([...idx].filter((j) => j >= 0).map((j, r) => ({ item: a.itemIds[j], score: val[r] })), a.itemIds, names);
   if (o.json) printJsonLast({ user: String(o.user), k, excludedSeen: !o.includeSeen ? seen.length : 0, items });
   else {
     process.stdout.write(`top ${items.length} for user ${o.user} (${seen.length} training items ${o.includeSeen ? 'included' : 'excluded'}):\n`);
-    items.forEach((it, r) => process.stdout.write(`${String(r + 1).padStart(3)}  ${it.item}  ${it.score.toFixed(4)}\n`));
+    items.forEach((it, r) => process.stdout.write(itemLine(r + 1, it)));
   }
 }

@@ -24,9 +24,9 @@ import { openModel } from '../model/open.ts';
 import { addDataOptions, addSplitOptions, dataSpecFrom, parseList, splitSpecFrom, type DataOptions, type SplitOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
 
-function num(flag: string, v: string, integer = false, min = -Infinity): number {
+function num(flag: string, v: string | number, integer = false, min = -Infinity): number {
   const x = Number(v);
-  if (v.trim() === '' || !Number.isFinite(x) || (integer && !Number.isInteger(x)) || x < min) throw new UserError(`${flag}: '${v}' is not a${integer ? 'n integer' : ' number'}${min > -Infinity ? ` ≥ ${min}` : ''}`);
+  if (String(v).trim() === '' || !Number.isFinite(x) || (integer && !Number.isInteger(x)) || x < min) throw new UserError(`${flag}: '${v}' is not a${integer ? 'n integer' : ' number'}${min > -Infinity ? ` ≥ ${min}` : ''}`);
   return x;
 }
 

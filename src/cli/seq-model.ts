@@ -15,6 +15,7 @@ import { evaluateSeq, scoringItems, sequenceUserEmbeddings } from '../seq/evalua
 import { loadSeqData, protocolText } from '../seq/experiment.ts';
 import { evaluateSampled } from '../seq/sampled-eval.ts';
 import { loadSeqModel, type SeqArtifacts } from '../seq/saved-model.ts';
+import { itemLine, itemNamesFrom, named } from './item-names-option.ts';
 import { UserError } from '../util/errors.ts';
 import { dataSpecFrom, parseList, type EvalCommandOptions, type RecommendCommandOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
@@ -111,11 +112,15 @@ export async function seqRecommendCommand(o: RecommendCommandOptions, dir: strin
   const idx = new Int32Array(kk);
   const val = new Float32Array(kk);
   backend.topkRows(scores, 1, n, kk, idx, val);
-  const items = [...idx].map((j, r) => ({ j, r })).filter(({ j, r }) => j >= 0 && Number.isFinite(val[r])).map(({ j, r }) => ({ item: a.itemIds[j], score: val[r] }));
+  const items = named(
+    [...idx].map((j, r) => ({ j, r })).filter(({ j, r }) => j >= 0 && Number.isFinite(val[r])).map(({ j, r }) => ({ item: a.itemIds[j], score: val[r] })),
+    a.itemIds,
+    await itemNamesFrom(o, a.itemIds),
+  );
   if (o.json) printJsonLast({ kind: 'sequence', tower: a.options.tower, user: o.user ?? null, history: o.history !== undefined ? history.length : null, k, excludedSeen: o.includeSeen ? 0 : seen.size, unknownHistoryItems: unknown, items });
   else {
     if (unknown.length) process.stderr.write(`warning: ${unknown.length} history item(s) unknown to the model ignored: ${unknown.slice(0, 5).join(', ')}\n`);
     process.stdout.write(`next-item top ${items.length} for ${what}, ${a.options.tower} tower (${o.includeSeen ? 'history included' : `${seen.size} history items excluded`}):\n`);
-    items.forEach((it, r) => process.stdout.write(`${String(r + 1).padStart(3)}  ${it.item}  ${it.score.toFixed(4)}\n`));
+    items.forEach((it, r) => process.stdout.write(itemLine(r + 1, it)));
   }
 }

@@ -1,6 +1,7 @@
 /** `towerlab serve`: the HTTP API over a bundle (or a model directory, bundled in memory at start). */
 import { Option, type Command } from 'commander';
 import { UserError } from '../util/errors.ts';
+import { readSecretFile, secretBytes } from '../util/secret.ts';
 import { handleSignals, startServer } from '../serve/run.ts';
 import { isServeWorker, notifyPrimary, runPrimary } from '../serve/workers.ts';
 import { breadthText, indexKind } from '../index/vector-index.ts';
@@ -18,7 +19,10 @@ export interface ServeCommandOptions {
   refineFactor?: string;
   demo?: boolean;
   watch?: boolean;
-  adminReload: boolean;
+  /** File of the bearer token that enables /admin/* (or TOWERLAB_ADMIN_TOKEN). */
+  adminToken?: string;
+  /** File of the key bundles must be signed with. */
+  verifyKey?: string;
   log?: boolean;
   workers: string;
 }
@@ -38,6 +42,9 @@ export async function serveCommand(o: ServeCommandOptions): Promise<void> {
     nprobe = Number(o.nprobe);
     if (!Number.isInteger(nprobe) || nprobe < 1) throw new UserError(`--nprobe: must be a positive integer, got '${o.nprobe}'`);
   }
+  // Secrets are read before anything else, so a bad key file is a start-up error, not a later surprise.
+  const verifyKey = o.verifyKey !== undefined ? readSecretFile(o.verifyKey, '--verify-key') : undefined;
+  const adminToken = o.adminToken !== undefined ? readSecretFile(o.adminToken, '--admin-token') : process.env.TOWERLAB_ADMIN_TOKEN ? secretBytes(process.env.TOWERLAB_ADMIN_TOKEN, 'TOWERLAB_ADMIN_TOKEN') : null;
   let lance: { dir: string; refineFactor?: number } | undefined;
   if (o.index !== undefined) {
     const dir = lanceTarget(o.index);
@@ -67,7 +74,8 @@ export async function serveCommand(o: ServeCommandOptions): Promise<void> {
     demo: !!o.demo,
     watch: !!o.watch,
     logger: !!o.log,
-    adminReload: o.adminReload !== false,
+    adminToken,
+    verifyKey,
     expansionSearch,
     nprobe,
     lance,
@@ -106,7 +114,8 @@ export function registerServeCommand(program: Command): void {
     .option('--refine-factor <n>', 'LanceDB: re-rank refine×k candidates with the full vectors, overriding the stored setting')
     .option('--demo', 'also serve the demo page at / (TF.js query tower in the browser)')
     .option('--watch', "reload when the bundle's manifest changes")
-    .option('--no-admin-reload', 'disable POST /admin/reload (SIGHUP still reloads)')
+    .option('--admin-token <file>', 'enable POST /admin/reload and GET /admin/status behind this bearer token (or set TOWERLAB_ADMIN_TOKEN); without it there are no admin routes (SIGHUP still reloads)')
+    .option('--verify-key <file>', "serve only bundles signed with this key ('towerlab export --sign-key'), at start and on every reload")
     .option('--log', 'log every request (JSON lines on stdout)')
     .option('--workers <n>', 'server processes sharing the port (each loads the bundle: memory × n)', '1')
     .action((opts) => serveCommand(opts));

@@ -7,7 +7,7 @@
 import { Command, Option } from 'commander';
 import type { BackendChoice } from '../compute/index.ts';
 import { defaultBm25Options } from '../text/bm25.ts';
-import { defaultDualEncoder, defaultTowerOptim, runTextExperiment } from '../text/experiment.ts';
+import { defaultDualEncoder, defaultTowerOptim, runBm25Experiment, runTextExperiment } from '../text/experiment.ts';
 import { defaultTextLce, type FirstStage } from '../text/rerank-stage.ts';
 import type { TextMetrics } from '../text/metrics.ts';
 import { defaultTokenizerOptions } from '../text/tokenize.ts';
@@ -40,6 +40,7 @@ export function registerTextCommand(program: Command): void {
     .option('--char-ngrams <list>', 'character n-gram lengths added to the bag, e.g. 3,4', '')
     .option('--no-stopwords', 'keep English stop words')
     .option('--no-stem', 'no plural stripping (S-stemmer)')
+    .option('--bm25-only', 'BM25 alone: train no dual encoder (also what --epochs 0 with --pretrain none means)')
     .option('--epochs <n>', 'supervised epochs over the train qrels pairs', parseNum('--epochs'), t.epochs)
     .addOption(new Option('--pretrain <kind>', 'self-supervised pre-training on the corpus: inverse cloze task, title → abstract, or none').choices(['ict', 'title', 'none']).default(t.pretrain))
     .option('--pretrain-epochs <n>', 'pre-training epochs (one pair per document each)', parseNum('--pretrain-epochs'), t.pretrainEpochs)
@@ -67,6 +68,8 @@ export function registerTextCommand(program: Command): void {
 }
 
 export interface TextCommandOptions {
+  /** BM25 alone: no dual encoder is trained. */
+  bm25Only?: boolean;
   beir: string;
   tower: 'boe' | 'transformer';
   separateTowers?: boolean;
@@ -114,6 +117,9 @@ async function textCommand(o: TextCommandOptions): Promise<void> {
   if (stride > window) throw new UserError(`--stride: must be <= --window (${window}), got ${stride}`);
   const heads = requireInt('--heads', o.heads, 1);
   const dim = requireInt('--dim', o.dim, 1);
+  const tokenizer = { buckets: requireInt('--buckets', o.buckets, 1), bigrams: o.bigrams !== false, charNgrams, stopwords: o.stopwords !== false, stem: o.stem !== false };
+  // An encoder with neither training nor pre-training is random: its row would only mislead.
+  if (o.bm25Only || (requireInt('--epochs', o.epochs, 0) === 0 && o.pretrain === 'none')) return bm25Only(o, tokenizer);
   if (o.tower === 'transformer' && dim % heads !== 0) throw new UserError(`--dim: ${dim} is not a multiple of --heads ${heads}`);
   const r = await runTextExperiment({
     beir: o.beir,
@@ -128,7 +134,7 @@ async function textCommand(o: TextCommandOptions): Promise<void> {
       window,
       stride,
       queryMaxLen: defaultDualEncoder.queryMaxLen,
-      tokenizer: { buckets: requireInt('--buckets', o.buckets, 1), bigrams: o.bigrams !== false, charNgrams, stopwords: o.stopwords !== false, stem: o.stem !== false },
+      tokenizer,
       seed: o.seed,
     },
     optim: { lrSparse: requirePositive('--lr-sparse', o.lrSparse), lrDense: requirePositive('--lr-dense', o.lrDense) },
@@ -184,4 +190,20 @@ async function textCommand(o: TextCommandOptions): Promise<void> {
   if (rr?.out) lines.push(`reranker saved to ${rr.out}`);
   process.stdout.write(lines.join('\n') + '\n');
   if (o.json) printJsonLast({ metrics: m, rerank: rr ?? null, train: r.train, seconds: r.seconds, data: r.data, backend: r.backend, out: o.out ?? null });
+}
+
+function bm25Only(o: any, tokenizer: typeof defaultTokenizerOptions): void {
+  if (o.rerank) throw new UserError('--rerank needs a dual encoder first stage; drop --bm25-only (or give --epochs > 0)');
+  if (o.out) throw new UserError('--out: BM25 alone saves no model; drop --bm25-only (or give --epochs > 0)');
+  const r = runBm25Experiment({ beir: o.beir, tokenizer, bm25: { k1: o.k1, b: o.b } });
+  const m = r.metrics.bm25;
+  const lines = [
+    `data: ${r.data.dir}: ${r.data.docs} docs, ${r.data.queries} queries; ${r.data.testQueries} test queries`,
+    'BM25 only (no dual encoder trained)',
+    `test (${r.data.testQueries} queries):`,
+    `${'method'.padEnd(22)} ${'NDCG@10'.padStart(8)} ${'Recall@100'.padStart(10)} ${'MRR@10'.padStart(8)}`,
+    `${'BM25'.padEnd(22)} ${m['ndcg@10'].toFixed(4).padStart(8)} ${m['recall@100'].toFixed(4).padStart(10)} ${m['mrr@10'].toFixed(4).padStart(8)}`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+  if (o.json) printJsonLast({ metrics: r.metrics, bm25Only: true, seconds: r.seconds, data: r.data, out: null });
 }

@@ -4,26 +4,31 @@ import { defaultRecipe, loadRecipe } from '../recipe/schema.ts';
 import { runExperiment } from '../train/experiment.ts';
 import { dataSpecFrom, modelOptionsFrom, parseList, splitSpecFrom, trainConfigFrom, type DataOptions, type ModelFlagOptions, type SplitOptions, type TrainFlagOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
+import { collapseLine } from '../train/collapse.ts';
 
 export interface TrainCommandOptions extends DataOptions, SplitOptions, ModelFlagOptions, TrainFlagOptions {
   recipe?: string;
   out?: string;
   json?: boolean;
+  /** FILE[:COLUMN] naming the items, saved with the model. */
+  itemNames?: string;
 }
 
 export async function trainCommand(o: TrainCommandOptions): Promise<void> {
   const recipe = o.recipe ? loadRecipe(o.recipe) : defaultRecipe;
   const ks = parseList('--ks', o.ks);
   if (!ks.length) ks.push(20);
+  const train = trainConfigFrom(o);
   const r = await runExperiment({
     data: dataSpecFrom(o),
     split: splitSpecFrom(o),
     recipe,
     model: modelOptionsFrom(o),
-    train: trainConfigFrom(o),
+    train,
     ks,
     out: o.out ?? null,
     backend: o.backend,
+    itemNames: o.itemNames,
   });
   const d = r.data;
   const lines = [
@@ -39,9 +44,12 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
   ];
   if (o.out) lines.push(`model saved to ${o.out}/model`);
   process.stdout.write(lines.join('\n') + '\n');
+  if (r.train.collapse.collapsed) process.stderr.write(collapseLine(r.train.collapse, train.valMetric, train.patience > 0 ? train.patience : 3) + '\n');
   if (o.json) {
     printJsonLast({
       metrics: r.metrics,
+      collapsed: r.train.collapse.collapsed,
+      collapse_peak_epoch: r.train.collapse.collapsed ? r.train.collapse.peakEpoch : null,
       baselines: r.baselines,
       examples_per_s: r.examples_per_s,
       eval_seconds: r.evalSeconds,

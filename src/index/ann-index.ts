@@ -3,10 +3,11 @@
  * Scores are returned as similarities (higher is better), so callers can mix ANN and exact results:
  * usearch reports distances 1 − x·y ('ip') and 1 − cos(x, y) ('cos').
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type usearchModule from 'usearch';
 import { UserError } from '../util/errors.ts';
+import { usearchProblem } from './hnsw-check.mjs';
 
 // usearch's ESM build cannot find its native binary under plain Node (it looks for __dirname, absent in ESM, and
 // recurses up to a stack overflow); its CommonJS build can. Loaded this way, `import 'towerlab'` works without tsx.
@@ -77,35 +78,49 @@ export class AnnIndex {
     return new AnnIndex(idx, dim, config);
   }
 
-  /** Loads a saved index and checks it holds `expectedCount` vectors of `dim` dimensions. */
-  static load(path: string, dim: number, config: AnnConfig, expectedCount: number): AnnIndex {
-    if (!existsSync(path) || !statSync(path).isFile()) throw new UserError(`${path}: index file missing`);
+  /**
+   * Loads a saved index and checks it holds `expectedCount` vectors of `dim` dimensions. The file's structure
+   * is validated first (hnsw-check.mjs): usearch trusts what it reads, and a crafted header or neighbour slot
+   * would crash the process. `shown` names the file in errors (the user's path, not a private copy).
+   */
+  static load(path: string, dim: number, config: AnnConfig, expectedCount: number, shown = path): AnnIndex {
+    AnnIndex.validate(path, dim, config, expectedCount, shown);
     const idx = AnnIndex.make(dim, config);
     try {
       idx.load(path);
     } catch (e) {
-      throw new UserError(`${path}: not a readable usearch index: ${(e as Error).message}`);
+      throw new UserError(`${shown}: not a readable usearch index: ${oneLine((e as Error).message, path, shown)}`);
     }
-    if (idx.dimensions() !== dim) throw new UserError(`${path}: index has ${idx.dimensions()} dimensions, the model ${dim}`);
-    if (idx.size() !== expectedCount) throw new UserError(`${path}: index holds ${idx.size()} vectors, the model has ${expectedCount} items`);
-    return new AnnIndex(idx, dim, config);
+    return AnnIndex.checked(idx, dim, config, expectedCount, shown);
   }
 
   /**
    * Memory-maps a saved index instead of copying it into the heap: near-instant (loading a million-item
    * index blocks for over a second), and the pages are shared with the file cache. The file must never
-   * change while mapped: callers map a private copy (see bundle/read.ts).
+   * change while mapped: callers map a private copy (see bundle/read.ts). `validated`: the caller already
+   * ran the structural check on exactly these bytes (the bundle reader does, off the serving thread).
    */
-  static view(path: string, dim: number, config: AnnConfig, expectedCount: number): AnnIndex {
-    if (!existsSync(path) || !statSync(path).isFile()) throw new UserError(`${path}: index file missing`);
+  static view(path: string, dim: number, config: AnnConfig, expectedCount: number, shown = path, validated = false): AnnIndex {
+    if (!validated) AnnIndex.validate(path, dim, config, expectedCount, shown);
+    else if (!existsSync(path) || !statSync(path).isFile()) throw new UserError(`${shown}: index file missing`);
     const idx = AnnIndex.make(dim, config);
     try {
       idx.view(path);
     } catch (e) {
-      throw new UserError(`${path}: not a readable usearch index: ${(e as Error).message}`);
+      throw new UserError(`${shown}: not a readable usearch index: ${oneLine((e as Error).message, path, shown)}`);
     }
-    if (idx.dimensions() !== dim) throw new UserError(`${path}: index has ${idx.dimensions()} dimensions, the model ${dim}`);
-    if (idx.size() !== expectedCount) throw new UserError(`${path}: index holds ${idx.size()} vectors, the model has ${expectedCount} items`);
+    return AnnIndex.checked(idx, dim, config, expectedCount, shown);
+  }
+
+  private static validate(path: string, dim: number, config: AnnConfig, expectedCount: number, shown: string): void {
+    if (!existsSync(path) || !statSync(path).isFile()) throw new UserError(`${shown}: index file missing`);
+    const problem = usearchProblem(readFileSync(path), { dim, count: expectedCount, metric: config.metric, connectivity: config.connectivity });
+    if (problem) throw new UserError(`${shown}: not a valid HNSW index: ${problem}`);
+  }
+
+  private static checked(idx: InstanceType<typeof usearch.Index>, dim: number, config: AnnConfig, expectedCount: number, shown: string): AnnIndex {
+    if (idx.dimensions() !== dim) throw new UserError(`${shown}: index has ${idx.dimensions()} dimensions, the model ${dim}`);
+    if (idx.size() !== expectedCount) throw new UserError(`${shown}: index holds ${idx.size()} vectors, the model has ${expectedCount} items`);
     return new AnnIndex(idx, dim, config);
   }
 
@@ -133,3 +148,6 @@ export class AnnIndex {
     return { ids: ids.subarray(0, w), scores: scores.subarray(0, w) };
   }
 }
+
+/** A native error message on one line, naming the user's path instead of a private one. */
+const oneLine = (msg: string, path: string, shown: string) => msg.split(path).join(shown).replace(/\s+/g, ' ').trim();

@@ -120,7 +120,7 @@ export function loadIndexDir(dir: string): { index: OwnIndex; meta: IndexMeta } 
   try {
     meta = JSON.parse(readFileSync(mp, 'utf8'));
   } catch (e) {
-    throw new UserError(`${mp}: corrupted: ${(e as Error).message}`);
+    throw new UserError(`${mp}: corrupted (not valid JSON)`);
   }
   if (meta.format !== INDEX_FORMAT) throw new UserError(`${mp}: format is '${meta.format}', expected '${INDEX_FORMAT}'`);
   if (!(meta.version <= INDEX_VERSION)) throw new UserError(`${mp}: index format version ${meta.version} is newer than this Towerlab reads (${INDEX_VERSION})`);

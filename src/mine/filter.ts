@@ -30,7 +30,18 @@ export interface FilterOptions {
   relative?: boolean;
   sample?: 'top' | 'random';
   rng?: Rng;
+  /**
+   * Filled per row when given (length rows): why the row got fewer than n negatives — SHORT_NONE when it got n,
+   * SHORT_RANGE when the rank window held fewer than n candidates (window narrower than n, or too few unseen
+   * items), else SHORT_MARGIN / SHORT_MAX_SCORE for the filter that dropped more of the window.
+   */
+  shortReasons?: Uint8Array;
 }
+
+export const SHORT_NONE = 0;
+export const SHORT_RANGE = 1;
+export const SHORT_MARGIN = 2;
+export const SHORT_MAX_SCORE = 3;
 
 export function selectHardNegatives(lists: RankedLists, positives: (row: number) => ArrayLike<number>, positiveScores: Float32Array | null, opts: FilterOptions): RankedLists {
   const { rows, k } = lists;
@@ -51,6 +62,9 @@ export function selectHardNegatives(lists: RankedLists, positives: (row: number)
     const limit = margin === undefined || Number.isNaN(ps) ? Infinity : opts.relative ? ps * (1 - margin) : ps - margin;
     keep.length = 0;
     let rank = 0;
+    let inWindow = 0;
+    let byMax = 0;
+    let byMargin = 0;
     for (let i = 0; i < k; i++) {
       const o = r * k + i;
       const id = lists.ids[o];
@@ -59,7 +73,15 @@ export function selectHardNegatives(lists: RankedLists, positives: (row: number)
       if (rk < start) continue;
       if (rk >= end) break;
       const s = lists.scores[o];
-      if (s > maxScore || s > limit) continue;
+      inWindow++;
+      if (s > maxScore) {
+        byMax++;
+        continue;
+      }
+      if (s > limit) {
+        byMargin++;
+        continue;
+      }
       // Absolute margin is strict in ST (score + margin > pos is dropped): s === pos − margin survives.
       keep.push(o);
     }
@@ -75,6 +97,9 @@ export function selectHardNegatives(lists: RankedLists, positives: (row: number)
       chosen = idx.slice(0, n).sort((a, b) => a - b).map((i) => keep[i]);
     }
     const m = Math.min(n, chosen.length);
+    if (opts.shortReasons) {
+      opts.shortReasons[r] = m >= n ? SHORT_NONE : inWindow < n ? SHORT_RANGE : byMargin >= byMax ? SHORT_MARGIN : SHORT_MAX_SCORE;
+    }
     for (let i = 0; i < m; i++) {
       ids[r * n + i] = lists.ids[chosen[i]];
       scores[r * n + i] = lists.scores[chosen[i]];

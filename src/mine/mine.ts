@@ -30,6 +30,8 @@ export interface MinedGroups {
   negatives: RankedLists;
   /** Mean cosine of each row's positive. */
   positiveScores: Float32Array;
+  /** Per row, why it has fewer than n negatives (SHORT_* of mine/filter.ts; SHORT_NONE when it has n). */
+  shortReasons: Uint8Array;
 }
 
 export function mineGroups(members: ModelRetriever[], users: Int32Array, positives: Int32Array, o: MineOptions): MinedGroups {
@@ -63,6 +65,7 @@ export function mineGroups(members: ModelRetriever[], users: Int32Array, positiv
   const R = users.length;
   const out: RankedLists = { rows: R, k: o.n, ids: new Int32Array(R * o.n).fill(-1), scores: new Float32Array(R * o.n) };
   const posScores = new Float32Array(R);
+  const shortReasons = new Uint8Array(R);
   const chunk = 4096;
   for (let s = 0; s < R; s += chunk) {
     const e = Math.min(R, s + chunk);
@@ -84,10 +87,11 @@ export function mineGroups(members: ModelRetriever[], users: Int32Array, positiv
       maxScore: o.maxScore,
       sample: o.sample,
       rng: o.rng,
+      shortReasons: shortReasons.subarray(s, e),
     });
     out.ids.set(picked.ids, s * o.n);
     out.scores.set(picked.scores, s * o.n);
     posScores.set(ps, s);
   }
-  return { negatives: out, positiveScores: posScores };
+  return { negatives: out, positiveScores: posScores, shortReasons };
 }

@@ -1,10 +1,15 @@
 /**
  * A directory of named typed arrays: `tensors.bin` (the raw little-endian bytes, each array 8-byte aligned)
- * described by `manifest.json` (names, dtypes, offsets, a SHA-256 of the binary file, and any JSON metadata).
- * Written atomically as a whole directory; loading checks the checksum and every declared size.
+ * described by `manifest.json` (names, dtypes, offsets, a SHA-256 of every other file — the binary file and
+ * the extra files such as vocab.json — and any JSON metadata). Written atomically as a whole directory.
+ * Loading trusts nothing in it: each file must be a regular file inside the directory and match its listed
+ * checksum, and the tensor table must describe exactly the layout the writer produces (offsets in declared
+ * order, each the previous end rounded up to 8 bytes, the last ending at the file's end), so an edited
+ * offset, a swapped entry or a changed vocabulary is refused instead of loading wrong weights.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { containedFile } from '../util/contained.mjs';
 import { join } from 'node:path';
 import { resolveDirVersion, writeDirAtomic, writeFileSynced } from '../util/atomic.ts';
 import { UserError } from '../util/errors.ts';
@@ -38,7 +43,9 @@ export function writeTensorDir(
   const bin = new Uint8Array(size);
   arrays.forEach(([, a], i) => bin.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), entries[i].offset));
   const sha256 = createHash('sha256').update(bin).digest('hex');
-  const manifest = { format, version, created: new Date().toISOString(), ...meta, tensors: entries, checksums: { [BIN]: sha256 } };
+  const checksums: Record<string, string> = { [BIN]: sha256 };
+  for (const [name, text] of Object.entries(extraFiles)) checksums[name] = createHash('sha256').update(text).digest('hex');
+  const manifest = { format, version, created: new Date().toISOString(), ...meta, tensors: entries, checksums };
   writeDirAtomic(dir, (tmp) => {
     writeFileSynced(join(tmp, BIN), bin);
     for (const [name, text] of Object.entries(extraFiles)) writeFileSynced(join(tmp, name), text);
@@ -51,6 +58,15 @@ export interface TensorDir {
   arrays: Map<string, NamedArray>;
   /** The one version every file was read from (resolveDirVersion): read any further file of it through this. */
   real: string;
+  /** Another file of this version (e.g. vocab.json), checked against the manifest's checksum, as text. */
+  readText(name: string): string;
+}
+
+/** The bytes of `name` inside `real`, refusing paths that leave it, links and non-files. */
+function readContained(real: string, dir: string, name: string): Buffer {
+  const c = containedFile(real, name);
+  if ('problem' in c) throw new UserError(`${join(dir, name)}: ${c.problem}`);
+  return readFileSync(c.path);
 }
 
 export function readTensorDir(dir: string, format: string, maxVersion: number): TensorDir {
@@ -60,26 +76,61 @@ export function readTensorDir(dir: string, format: string, maxVersion: number): 
   const mpath = join(dir, MANIFEST);
   let manifest: Record<string, any>;
   try {
-    manifest = JSON.parse(readFileSync(join(real, MANIFEST), 'utf8'));
+    manifest = JSON.parse(readContained(real, dir, MANIFEST).toString('utf8'));
   } catch (e) {
-    throw new UserError(`${mpath}: corrupted manifest: ${(e as Error).message}`);
+    if (e instanceof UserError) throw e;
+    // Not V8's message: it quotes the text.
+    throw new UserError(`${mpath}: corrupted manifest (not valid JSON)`);
   }
-  if (manifest.format !== format) throw new UserError(`${mpath}: format is '${manifest.format}', expected '${format}'`);
+  if (!manifest || typeof manifest !== 'object' || Array.isArray(manifest)) throw new UserError(`${mpath}: corrupted manifest (not a JSON object)`);
+  if (manifest.format !== format) throw new UserError(`${mpath}: format is '${String(manifest.format).slice(0, 80)}', expected '${format}'`);
   if (typeof manifest.version !== 'number' || manifest.version > maxVersion) {
     throw new UserError(`${mpath}: format version ${manifest.version} is newer than this Towerlab reads (${maxVersion}); upgrade Towerlab`);
   }
+  const checksums = manifest.checksums;
+  if (!checksums || typeof checksums !== 'object') throw new UserError(`${mpath}: field 'checksums' missing`);
+  const verified = (name: string): Buffer => {
+    const want = Object.hasOwn(checksums, name) ? checksums[name] : undefined;
+    if (typeof want !== 'string') throw new UserError(`${join(dir, name)}: not covered by the manifest's checksums (written by an older Towerlab, or tampered with): save the model again`);
+    if (!existsSync(join(real, name))) throw new UserError(`${join(dir, name)}: missing`);
+    const b = readContained(real, dir, name);
+    if (createHash('sha256').update(b).digest('hex') !== want) throw new UserError(`${join(dir, name)}: checksum mismatch (file corrupted or replaced)`);
+    return b;
+  };
   const bpath = join(dir, BIN);
-  if (!existsSync(join(real, BIN))) throw new UserError(`${bpath}: missing`);
-  const bin = readFileSync(join(real, BIN));
-  const sha = createHash('sha256').update(bin).digest('hex');
-  if (sha !== manifest.checksums?.[BIN]) throw new UserError(`${bpath}: checksum mismatch (file corrupted or replaced)`);
+  const bin = verified(BIN);
   const arrays = new Map<string, NamedArray>();
-  for (const e of manifest.tensors as Entry[]) {
+  const entries = manifest.tensors;
+  if (!Array.isArray(entries)) throw new UserError(`${mpath}: field 'tensors' must be a list`);
+  let end = 0;
+  entries.forEach((e: Entry, i: number) => {
+    const field = `${mpath}: field 'tensors.${i}'`;
+    if (!e || typeof e.name !== 'string' || (e.dtype !== 'f32' && e.dtype !== 'i32')) throw new UserError(`${field}: expected {name, dtype: 'f32'|'i32', offset, length}`);
+    if (!Number.isSafeInteger(e.length) || e.length < 0 || !Number.isSafeInteger(e.offset)) throw new UserError(`${field}: offset and length must be non-negative integers`);
+    if (arrays.has(e.name)) throw new UserError(`${field}: tensor '${e.name.slice(0, 80)}' declared twice`);
+    // The writer's layout, exactly: anything else is an edited table, not another valid file.
+    if (e.offset !== end) throw new UserError(`${bpath}: tensor '${e.name.slice(0, 80)}' declared at byte ${e.offset}, the layout puts it at ${end} (manifest edited?)`);
     const bytes = e.length * 4;
-    if (e.offset + bytes > bin.length) throw new UserError(`${bpath}: tensor '${e.name}' extends past the end of the file`);
+    if (e.offset + bytes > bin.length) throw new UserError(`${bpath}: tensor '${e.name.slice(0, 80)}' extends past the end of the file`);
     const copy = new Uint8Array(bytes);
     copy.set(bin.subarray(e.offset, e.offset + bytes));
     arrays.set(e.name, e.dtype === 'i32' ? new Int32Array(copy.buffer) : new Float32Array(copy.buffer));
+    end = e.offset + Math.ceil(bytes / 8) * 8;
+  });
+  if (end !== bin.length) throw new UserError(`${bpath}: ${bin.length} bytes, the tensor table accounts for ${end}`);
+  return { manifest, arrays, real, readText: (name) => verified(name).toString('utf8') };
+}
+
+/**
+ * Builds a model from a checked tensor directory, turning a failure of the model's own constructor (a config
+ * whose shapes cannot be allocated, a missing field) into one line naming the manifest: the config is file
+ * content, so such a failure is bad input, not a Towerlab bug.
+ */
+export function buildFromManifest<T>(dir: string, build: () => T): T {
+  try {
+    return build();
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw new UserError(`${join(dir, MANIFEST)}: the model config cannot be built (${(e as Error)?.name ?? 'error'}: ${String((e as Error)?.message ?? e).split('\n')[0].slice(0, 120)})`);
   }
-  return { manifest, arrays, real };
 }

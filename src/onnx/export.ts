@@ -84,6 +84,9 @@ export function queryTowerWeights(a: ModelArtifacts): QueryTowerWeights {
 }
 
 export function twoTowerOnnx(a: ModelArtifacts, source = ''): OnnxExport {
+  // Dense (numeric/vector) user features are not in the graph yet, as they are not in the serving bundle.
+  const dense = a.model.user.dense;
+  if (dense.length) throw new UserError(`${source || 'model'}: the user tower has dense features (${dense.map((f) => f.name).join(', ')}); the ONNX export covers id and categorical features only`);
   const q = queryTowerWeights(a);
   const features = a.userFeatures.map((f, k) => ({ input: `feature_${k}`, name: f.name, vocab: f.vocab }));
   return finish(idTowerGraph(q), {
@@ -166,5 +169,11 @@ export function onnxFiles(e: OnnxExport, onnxName = ONNX_FILE): Map<string, Uint
 
 /** Writes `path` and its JSON atomically (each file: temp, fsync, rename). */
 export function writeOnnx(path: string, e: OnnxExport): void {
-  for (const [p, bytes] of onnxFiles(e, path)) writeFileAtomic(p, bytes);
+  for (const [p, bytes] of onnxFiles(e, path)) {
+    try {
+      writeFileAtomic(p, bytes);
+    } catch (err) {
+      throw new UserError(`${p}: cannot write: ${(err as Error).message}`);
+    }
+  }
 }

@@ -3,6 +3,7 @@
  * export shares (dense layer, L2 normalisation, "id inside the table" masks). Opset 17 semantics: ReduceSum
  * takes its axes as an input, ReduceL2 as an attribute; Softmax works on one axis.
  */
+import { UserError } from '../util/errors.ts';
 import { DT, encodeModel, type AttrValue, type DataType, type Graph, type ModelInfo, type Tensor, type ValueInfo } from './proto.ts';
 
 export const OPSET = 17;
@@ -88,6 +89,9 @@ export class GraphBuilder {
   }
 
   encode(info: Omit<ModelInfo, 'opset'>): Uint8Array {
+    // A protobuf message is limited to 2 GiB; ONNX's external-data layout for larger models is not written here.
+    const bytes = this.g.initializers.reduce((s, t) => s + t.data.byteLength, 0);
+    if (bytes > 2 ** 31 - 2 ** 24) throw new UserError(`onnx: the ${this.g.name} weights take ${(bytes / 2 ** 30).toFixed(2)} GiB, over ONNX's 2 GiB single-file limit (external data is not supported)`);
     return encodeModel(this.g, { ...info, opset: OPSET });
   }
 }

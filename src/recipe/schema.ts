@@ -7,19 +7,21 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { UserError } from '../util/errors.ts';
 
+/** Fixed upper bounds: sizes index int32 arrays; what the data and memory allow is checked in limits.ts. */
+const COUNT = z.number().int().positive().max(2 ** 31 - 1);
 const inBatch = z.object({ type: z.literal('in-batch') }).strict();
 const uniform = z
   .object({
     type: z.literal('uniform'),
     /** Number of negatives drawn per batch, shared by all rows. */
-    n: z.number().int().positive(),
+    n: COUNT,
   })
   .strict();
 
 const popularity = z
   .object({
     type: z.literal('popularity'),
-    n: z.number().int().positive(),
+    n: COUNT,
     /** Exponent on (count + 1): 1 = unigram, 0.75 = smoothed, 0 = uniform. */
     alpha: z.number().min(0).max(2).default(1),
   })
@@ -28,7 +30,7 @@ const stratified = z
   .object({
     type: z.literal('stratified'),
     /** Negatives per stratum per batch. */
-    n: z.number().int().positive(),
+    n: COUNT,
     /** Categorical item column whose values define the strata (an item feature of the data). */
     column: z.string().min(1),
   })
@@ -37,7 +39,7 @@ const queue = z
   .object({
     type: z.literal('queue'),
     /** Number of past positives' embeddings kept (MoCo's K). */
-    size: z.number().int().positive(),
+    size: COUNT,
     /** EMA coefficient of a momentum item tower embedding the queue (0 = the online tower, no momentum). */
     momentum: z.number().min(0).lt(1).default(0),
   })
@@ -68,9 +70,9 @@ const neighbourhood = z
   .object({
     type: z.literal('neighbourhood'),
     /** Negatives drawn per row (per positive). */
-    n: z.number().int().positive().default(1),
+    n: COUNT.default(1),
     /** Transition window: items up to this many positions apart are linked, weight 1/distance. */
-    window: z.number().int().positive().default(3),
+    window: z.number().int().positive().max(1 << 16).default(3),
     /** Overlap on the binary adjacency ('bool', Jaccard) or the edge weights ('weight', Tanimoto). */
     weight: z.enum(['bool', 'weight']).default('bool'),
     /** 'all' items (GNNO's official sampler) or only two-hop 'overlap' items as candidates. */
@@ -78,9 +80,9 @@ const neighbourhood = z
     /** τ in p(j|i) ∝ exp(J/τ). */
     temperature: z.number().positive().default(1),
     /** Always exclude each positive's k highest-overlap items (likely false negatives). */
-    excludeTop: z.number().int().nonnegative().default(0),
+    excludeTop: z.number().int().nonnegative().max(2 ** 31 - 1).default(0),
     /** Overlap candidates kept per item (0 = all), bounding memory. */
-    maxCandidates: z.number().int().nonnegative().default(256),
+    maxCandidates: z.number().int().nonnegative().max(2 ** 31 - 1).default(256),
     curriculum: curriculum.default({ kind: 'linear', start: 0, warmup: 5, pace: 0.01, every: 1, max: 0.7 }),
   })
   .strict();
@@ -93,13 +95,13 @@ const mined = z
   .object({
     type: z.literal('mined'),
     /** Negatives per row (per positive). */
-    n: z.number().int().positive().default(4),
+    n: COUNT.default(4),
     /** 'online' (mine with the live model, refreshed) or the path of a JSONL file written by `towerlab mine`. */
     from: z.string().min(1).default('online'),
     /** Online: re-embed items and rebuild the index every this many steps (ANCE). */
-    refreshEvery: z.number().int().positive().default(100),
+    refreshEvery: z.number().int().positive().max(2 ** 31 - 1).default(100),
     /** Rank window [start, end) over each user's unseen candidates (sentence-transformers range_min/range_max). */
-    rankRange: z.tuple([z.number().int().nonnegative(), z.number().int().positive()]).default([10, 100]),
+    rankRange: z.tuple([z.number().int().nonnegative().max(2 ** 31 - 1), z.number().int().positive().max(2 ** 31 - 1)]).default([10, 100]),
     /** Drop candidates scoring above positive − margin (absolute) or positive·(1 − margin) (relative). */
     margin: z.number().optional(),
     relative: z.boolean().default(false),
@@ -136,9 +138,9 @@ export const batchSamplerSchema = z.discriminatedUnion('type', [
     .object({
       type: z.literal('rwr'),
       /** M: random candidates scored per instance when building the proximity graph. */
-      candidates: z.number().int().positive().default(128),
+      candidates: COUNT.default(128),
       /** K: nearest candidates kept as graph neighbours. */
-      neighbours: z.number().int().positive().default(16),
+      neighbours: COUNT.default(16),
       /** Restart probability of the walk at epoch 1 (higher = harder batches, more false negatives). */
       restart: z.number().min(0).max(1).default(0.2),
       /** Subtracted per epoch (official code: 0.02). */
@@ -159,11 +161,11 @@ export const batchSamplerSchema = z.discriminatedUnion('type', [
       /** Instance similarity: 'cross' (u_i·v_j + u_j·v_i, the in-batch logits) or 'item' (v_i·v_j). */
       similarity: z.enum(['cross', 'item']).default('cross'),
       /** Width of the co-occurrence sketch used in warm-up. */
-      sketchDim: z.number().int().positive().default(64),
+      sketchDim: z.number().int().positive().max(4096).default(64),
       /** Rank candidates by similarity minus their mean similarity to random instances (fewer hub neighbours). */
       hubCorrection: z.boolean().default(true),
       /** Rows one walk may add before jumping to a new random start (0 = one walk fills the batch, as the paper). */
-      walkLength: z.number().int().nonnegative().default(0),
+      walkLength: z.number().int().nonnegative().max(2 ** 31 - 1).default(0),
     })
     .strict(),
 ]);
@@ -178,7 +180,7 @@ export const logQSchema = z
     /** Streaming estimator learning rate α. */
     alpha: z.number().positive().max(1).default(0.01),
     /** Streaming estimator hash size H (0 = one slot per item, no collisions). */
-    hashSize: z.number().int().nonnegative().default(0),
+    hashSize: z.number().int().nonnegative().max(2 ** 31 - 1).default(0),
   })
   .strict();
 

@@ -49,12 +49,14 @@ export async function renderReport(r: CompareResults): Promise<string> {
   const names = r.recipes.map((x) => x.name);
   const sections: string[] = [];
   sections.push(header(r));
-  sections.push(section('Summary', `Test metrics at K = ${k}, mean ± std over ${seedsText(r)}. Best mean per column in bold.`, summaryTable(r)));
+  sections.push(section('Summary', `Test metrics at K = ${k}, ${overSeeds(r)}. Best mean per column in bold.`, seedsWarning(r) + summaryTable(r)));
+  sections.push(inferenceSection(r));
   sections.push(await barsSection(r, names));
   sections.push(await curvesSection(r, names));
   sections.push(await calibrationSection(r, names));
   sections.push(await diagnosticsSection(r, names));
   sections.push(await costSection(r, names));
+  sections.push(topItemsSection(r));
   sections.push(detailsSection(r));
   return page(`Towerlab comparison: ${names.join(' vs ')}`, sections.join('\n'));
 }
@@ -116,7 +118,8 @@ async function barsSection(r: CompareResults, names: string[]): Promise<string> 
   if (!rows.length) return section('Test metrics', '', notRecorded('no test metrics'));
   const svg = await renderSvg(metricBarsSpec(rows, names), 'bars');
   const legend = `<dl class="glossary">${shown.map(([m, t]) => `<dt>${esc(m)}</dt><dd>${esc(t)}</dd>`).join('')}</dl>`;
-  return section('Test metrics', `Bars: mean over seeds; error bars: ±1 std; the number is the mean. Each panel has its own scale.`, figure(svg, 'bars') + legend);
+  const bars = oneSeed(r) ? 'Bars: the one seed’s value (no error bars: a single seed has no spread); the number is the value.' : 'Bars: mean over seeds; error bars: ±1 std; the number is the mean.';
+  return section('Test metrics', `${bars} Each panel has its own scale, from zero.`, figure(svg, 'bars') + legend);
 }
 
 async function curvesSection(r: CompareResults, names: string[]): Promise<string> {
@@ -130,7 +133,8 @@ async function curvesSection(r: CompareResults, names: string[]): Promise<string
   const title = 'Validation curves';
   if (!rows.length) return section(title, '', notRecorded('no validation was run (see --eval-every and --val)'));
   const svg = await renderSvg(curvesSpec(rows, names, `validation ${metric}`), 'curves');
-  return section(title, `Validation ${esc(metric)} after each validated epoch: mean over seeds, band ±1 std. The model kept is the one from the best validation.`, figure(svg, 'curves'));
+  const how = oneSeed(r) ? 'one seed' : 'mean over seeds, band ±1 std';
+  return section(title, `Validation ${esc(metric)} after each validated epoch (${how}); y axis from zero; recipes differ by colour, dash and marker, so identical curves stay visible. The model kept is the one from the best validation.`, figure(svg, 'curves'));
 }
 
 async function calibrationSection(r: CompareResults, names: string[]): Promise<string> {
@@ -169,14 +173,15 @@ async function diagnosticsSection(r: CompareResults, names: string[]): Promise<s
   }
   const multiEpoch = new Set(rows.map((p) => p.epoch)).size > 1;
   const chart = multiEpoch ? figure(await renderSvg(facetedCurvesSpec(rows, names), 'diagnostics'), 'diagnostics') : '';
-  return section(title, 'At the last validation of each seed, mean ± std over seeds' + (multiEpoch ? '; below, per validated epoch.' : '.'), table + chart);
+  const at = oneSeed(r) ? 'At the last validation (one seed)' : 'At the last validation of each seed, mean ± std over seeds';
+  return section(title, at + (multiEpoch ? '; below, per validated epoch, one chart per diagnostic with its own y scale including zero, recipes by colour, dash and marker.' : '.'), table + chart);
 }
 
 async function costSection(r: CompareResults, names: string[]): Promise<string> {
   const rows = r.recipes.filter((x) => finite(x.examples_per_s.mean)).map((x) => ({ label: x.name, mean: x.examples_per_s.mean as number, std: x.examples_per_s.std ?? 0 }));
   if (!rows.length) return section('Cost', '', notRecorded('no throughput recorded'));
   const svg = await renderSvg(costSpec(rows, names), 'cost');
-  return section('Cost', 'Training throughput (examples per second of training time, validation excluded), mean ± std over seeds, on this machine.', figure(svg, 'cost'));
+  return section('Cost', `Training throughput (examples per second of training time, validation excluded), ${overSeeds(r)}, on this machine.`, figure(svg, 'cost'));
 }
 
 function detailsSection(r: CompareResults): string {
@@ -209,9 +214,71 @@ function swatch(name: string, r: CompareResults): string {
   return `<span class="sw sw${i % COLORS.length}"></span>`;
 }
 
-function seedsText(r: CompareResults): string {
+function oneSeed(r: CompareResults): boolean {
+  return r.config.seeds.length === 1;
+}
+
+/** "mean ± std over 3 seeds", or for one seed what it is: one run, no spread. */
+export function overSeeds(r: CompareResults): string {
   const n = r.config.seeds.length;
-  return `${n} seed${n === 1 ? '' : 's'}`;
+  return n === 1 ? 'from 1 seed (one run per recipe: no spread over seeds)' : `mean ± std over ${n} seeds`;
+}
+
+function seedsWarning(r: CompareResults): string {
+  const n = r.config.seeds.length;
+  if (n >= 3) return '';
+  return `<p class="warn">Only ${n} seed${n === 1 ? '' : 's'}: differences between recipes may be seed noise${n === 1 ? ' (no std can be computed)' : ' (a std from 2 runs is unreliable)'}. Run with <code>--seeds 3</code> or more before drawing conclusions; the intervals below cover the sampling of test users only.</p>`;
+}
+
+function interval(x: { mean: number; lo: number; hi: number } | undefined, like?: number): string {
+  if (!x || !finite(x.mean)) return '<span class="na">–</span>';
+  const f = (v: number) => fmt(v, like ?? x.mean);
+  return `${f(x.mean)} <span class="pm">[${f(x.lo)}, ${f(x.hi)}]</span>`;
+}
+
+function pValue(p: number): string {
+  return !finite(p) ? '–' : p < 0.001 ? '&lt; 0.001' : p.toFixed(3);
+}
+
+function inferenceSection(r: CompareResults): string {
+  const inf = r.inference;
+  const title = 'Confidence intervals and paired tests';
+  if (!inf) return section(title, '', notRecorded('per-user test metrics were not kept (results.json from an older version, or an incomplete run)'));
+  const ref = inf.reference;
+  const head = `<tr><th>recipe</th>${inf.metrics.map((m) => `<th>${esc(m)} [95% CI]</th>`).join('')}${inf.metrics.map((m) => `<th>Δ ${esc(m)} vs ${esc(ref)} [95% CI]</th><th>p</th>`).join('')}</tr>`;
+  const body = inf.recipes
+    .map((x) => {
+      const ci = inf.metrics.map((m) => `<td>${interval(x.ci[m])}</td>`).join('');
+      const vs = inf.metrics
+        .map((m) => {
+          const t = x.vsReference?.[m];
+          if (!t) return '<td class="na">reference</td><td></td>';
+          const sig = t.p < 0.05 ? ' class="best"' : '';
+          return `<td${sig}>${interval(t, x.ci[m]?.mean)}</td><td${sig}>${pValue(t.p)}</td>`;
+        })
+        .join('');
+      return `<tr><th>${swatch(x.name, r)}${esc(x.name)}</th>${ci}${vs}</tr>`;
+    })
+    .join('');
+  const note =
+    `Bootstrap over the ${num(inf.users)} test users (${num(inf.resamples)} resamples, fixed seed ${inf.seed})` +
+    (oneSeed(r) ? '' : `, each user’s metric averaged over the ${r.config.seeds.length} seeds`) +
+    `. Paired test: the same users’ differences against the first recipe (${esc(ref)}), two-sided bootstrap p; bold where p &lt; 0.05 (no correction for testing several recipes). ` +
+    'The intervals cover which users happened to be in the test split, not training randomness (that is the ± std over seeds).';
+  return section(title, note, `<table class="grid"><thead>${head}</thead><tbody>${body}</tbody></table>`);
+}
+
+function topItemsSection(r: CompareResults): string {
+  const t = r.topItems;
+  if (!t || !t.recipes.length) return '';
+  const rows = Array.from({ length: Math.max(...t.recipes.map((x) => x.items.length)) }, (_, i) =>
+    `<tr><th>${i + 1}</th>${t.recipes.map((x) => {
+      const it = x.items[i];
+      return it ? `<td class="item">${esc(it.item)}${it.name ? ` <span class="name">${esc(it.name)}</span>` : ''} <span class="pm">${fmt(it.users, 10)}</span></td>` : '<td></td>';
+    }).join('')}</tr>`,
+  );
+  const head = `<tr><th>#</th>${t.recipes.map((x) => `<th>${swatch(x.name, r)}${esc(x.name)}</th>`).join('')}</tr>`;
+  return section('Most recommended items', `The items most often in the test users’ top ${t.k}, with the number of users (mean over seeds)${t.recipes.some((x) => x.items.some((i) => i.name)) ? '; names from --item-names' : ''}.`, `<table class="grid items">${head}${rows.join('')}</table>`);
 }
 
 function pm(s: Stat | undefined, digits?: number): string {
@@ -240,7 +307,7 @@ section { margin-top: 30px; } .note { color: #555; margin: 4px 0 12px; max-width
 table { border-collapse: collapse; } .meta th { text-align: left; color: #666; font-weight: normal; padding: 2px 16px 2px 0; vertical-align: top; }
 .grid th, .grid td { padding: 5px 12px; border-bottom: 1px solid #eee; text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 .grid th:first-child { text-align: left; } .grid thead th, .grid tr:first-child th { border-bottom: 2px solid #ccc; }
-.grid td.best { font-weight: 700; } .grid tr.baseline { color: #666; font-style: italic; }
+.grid td.best { font-weight: 700; } .grid td.item { text-align: left; } .grid .name { color: #555; } .grid tr.baseline { color: #666; font-style: italic; }
 .pm { color: #777; font-size: 12px; } .na { color: #999; font-style: italic; }
 .warn { background: #fff4e0; border: 1px solid #f0c36d; padding: 6px 10px; }
 figure.chart { margin: 8px 0; overflow-x: auto; } figure.chart svg { max-width: 100%; height: auto; }

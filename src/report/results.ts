@@ -6,6 +6,7 @@
  */
 import type { ExperimentResult } from '../train/experiment.ts';
 import { DECILES, decileShares, itemDeciles } from './calibration.ts';
+import type { Interval, PairedTest } from './inference.ts';
 import { finite, stat, type Stat } from './stats.ts';
 
 export const RESULTS_FORMAT = 'towerlab-compare';
@@ -78,6 +79,23 @@ export interface CompareSummary {
   popularity: Record<string, number | null>;
 }
 
+/** Bootstrap over test users (report/inference.ts): per recipe a 95 % CI per metric, and a paired test against the first recipe. */
+export interface CompareInference {
+  metrics: string[];
+  resamples: number;
+  seed: number;
+  users: number;
+  /** Recipe every other is tested against. */
+  reference: string;
+  recipes: { name: string; ci: Record<string, Interval>; vsReference: Record<string, PairedTest> | null }[];
+}
+
+/** Items recommended most often in the test users' top-K (mean count over seeds), with names when given. */
+export interface TopItems {
+  k: number;
+  recipes: { name: string; items: { item: string; name: string | null; users: number }[] }[];
+}
+
 export interface CompareResults {
   format: typeof RESULTS_FORMAT;
   version: typeof RESULTS_VERSION;
@@ -93,6 +111,9 @@ export interface CompareResults {
   popularity: Record<string, Stat>;
   recipes: RecipeSummary[];
   summary: CompareSummary;
+  /** Confidence intervals and paired tests (final results only; absent in older results.json). */
+  inference?: CompareInference | null;
+  topItems?: TopItems | null;
 }
 
 /** The JSON-safe record of one experiment; `deciles` are the catalogue's item deciles (itemDeciles). */
@@ -164,6 +185,8 @@ export function assembleResults(a: {
   recipes: RecipeSummary[];
   complete: boolean;
   created?: string;
+  inference?: CompareInference | null;
+  topItems?: TopItems | null;
 }): CompareResults {
   const popularity = Object.fromEntries(unionKeys(a.popularityRuns).map((m) => [m, stat(a.popularityRuns.map((p) => p[m]))]));
   const summary: CompareSummary = {
@@ -189,6 +212,8 @@ export function assembleResults(a: {
     popularity,
     recipes: a.recipes,
     summary,
+    inference: a.inference ?? null,
+    topItems: a.topItems ?? null,
   };
 }
 

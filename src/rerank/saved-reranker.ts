@@ -6,7 +6,7 @@
  * list length K, the data set and split, and the training summary.
  */
 import type { Backend } from '../compute/backend.ts';
-import { readTensorDir, writeTensorDir, type NamedArray } from '../model/tensor-file.ts';
+import { buildFromManifest, readTensorDir, writeTensorDir, type NamedArray } from '../model/tensor-file.ts';
 import { UserError } from '../util/errors.ts';
 import type { Standardizer } from './feature-groups.ts';
 import { featureDim } from './features.ts';
@@ -47,7 +47,7 @@ export function loadReranker(dir: string, backend: Backend): { model: LceReranke
     const want = featureDim(meta.dim, meta.members.length);
     if (meta.lce.inDim !== want) throw new UserError(`${dir}/manifest.json: inDim ${meta.lce.inDim} does not match ${meta.members.length} member(s) of dim ${meta.dim} (${want})`);
   }
-  const model = new LceReranker(backend, meta.lce);
+  const model = buildFromManifest(dir, () => new LceReranker(backend, meta.lce));
   model.layers.forEach((l, i) => {
     for (const [name, dst] of [[`layer${i}.w`, l.w], [`layer${i}.b`, l.b]] as const) {
       const a = arrays.get(name);

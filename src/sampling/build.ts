@@ -5,6 +5,7 @@
 import type { Csr } from '../data/csr.ts';
 import type { CategoricalFeature } from '../data/types.ts';
 import type { Recipe } from '../recipe/schema.ts';
+import { checkRecipeLimits } from '../recipe/limits.ts';
 import { UserError } from '../util/errors.ts';
 import { StreamingFrequency, TrainFrequency, type FrequencyEstimator } from './frequency.ts';
 import { InBatchSource } from './in-batch.ts';
@@ -35,6 +36,8 @@ export interface SourceContext {
   /** The data's user and item ids by index (for mined negatives read from a file). */
   userIds?: string[];
   itemIds?: string[];
+  /** Rows per batch, for the memory estimate of the recipe's sizes (recipe/limits.ts). */
+  batchSize?: number;
 }
 
 export interface SourceSet {
@@ -54,6 +57,8 @@ export interface SourceSet {
 
 export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
   const { numItems, trainItems } = ctx;
+  // Every size the recipe names, against this data and this machine's memory, before anything is allocated.
+  checkRecipeLimits(recipe, { numItems, numInstances: trainItems.length, numUsers: ctx.trainSequences?.rows, dim: ctx.dim ?? 64, batchSize: ctx.batchSize });
   const lq = recipe.corrections.logQ;
   const freq: FrequencyEstimator =
     lq && lq.estimator === 'streaming' ? new StreamingFrequency(numItems, lq.alpha, lq.hashSize) : new TrainFrequency(trainItems, numItems);

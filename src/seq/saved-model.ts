@@ -8,7 +8,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { csrFromPairs, csrRow, type Csr } from '../data/csr.ts';
-import { MANIFEST, readTensorDir, writeTensorDir, type NamedArray } from '../model/tensor-file.ts';
+import { MANIFEST, buildFromManifest, readTensorDir, writeTensorDir, type NamedArray } from '../model/tensor-file.ts';
+import { checkCsr } from '../model/saved-model.ts';
 import { UserError } from '../util/errors.ts';
 import type { SeqData } from './data.ts';
 import { buildTower, type SeqModelOptions } from './experiment.ts';
@@ -67,12 +68,13 @@ export function seqModelDir(dir: string): string | null {
 }
 
 export function loadSeqModel(dir: string): SeqArtifacts {
-  const { manifest, arrays, real } = readTensorDir(dir, SEQ_MODEL_FORMAT, SEQ_MODEL_VERSION);
+  const { manifest, arrays, readText } = readTensorDir(dir, SEQ_MODEL_FORMAT, SEQ_MODEL_VERSION);
   let vocab: { users: string[]; items: string[] };
   try {
-    vocab = JSON.parse(readFileSync(join(real, VOCAB), 'utf8'));
+    vocab = JSON.parse(readText(VOCAB));
   } catch (e) {
-    throw new UserError(`${join(dir, VOCAB)}: unreadable: ${(e as Error).message}`);
+    if (e instanceof UserError) throw e;
+    throw new UserError(`${join(dir, VOCAB)}: unreadable (not valid JSON)`);
   }
   const get = <T extends NamedArray>(name: string): T => {
     const x = arrays.get(name);
@@ -82,7 +84,11 @@ export function loadSeqModel(dir: string): SeqArtifacts {
   const options = manifest.seqModel as SeqModelOptions;
   if (!options || (options.tower !== 'sasrec' && options.tower !== 'meanpool')) throw new UserError(`${join(dir, MANIFEST)}: field 'seqModel.tower': expected 'sasrec' or 'meanpool'`);
   if (!Array.isArray(vocab?.items) || !Array.isArray(vocab?.users)) throw new UserError(`${join(dir, VOCAB)}: expected 'users' and 'items' id lists`);
-  const tower = buildTower(options, vocab.items.length, true);
+  const int = (x: unknown, hi: number) => Number.isInteger(x) && (x as number) >= 1 && (x as number) <= hi;
+  if (!int(options.dim, 1 << 14) || !int(options.maxLen, 1 << 16) || !int(options.blocks, 64) || !int(options.heads, 64)) {
+    throw new UserError(`${join(dir, MANIFEST)}: field 'seqModel': dim, maxLen, blocks or heads missing or out of range`);
+  }
+  const tower = buildFromManifest(dir, () => buildTower(options, vocab.items.length, true));
   for (const [name, target] of tower.tensors()) {
     const src = get<Float32Array>(`tower.${name}`);
     if (src.length !== target.length) throw new UserError(`${dir}: tensor 'tower.${name}' has ${src.length} values, the config implies ${target.length}`);
@@ -91,7 +97,9 @@ export function loadSeqModel(dir: string): SeqArtifacts {
   const offsets = get<Int32Array>('sequences.offsets');
   const cols = get<Int32Array>('sequences.cols');
   if (offsets.length !== vocab.users.length + 1 || offsets[offsets.length - 1] !== cols.length) throw new UserError(`${dir}: stored sequences disagree with the ${vocab.users.length} users`);
-  for (const j of cols) if (j < 0 || j >= vocab.items.length) throw new UserError(`${dir}: a stored sequence holds item index ${j} out of range`);
+  checkCsr(offsets, cols, vocab.users.length, vocab.items.length, `${dir}: stored sequences`);
+  const itemCounts = get<Float32Array>('item.counts');
+  if (itemCounts.length !== vocab.items.length) throw new UserError(`${dir}: tensor 'item.counts' has ${itemCounts.length} values, the model has ${vocab.items.length} items`);
   return {
     tower,
     options,
@@ -99,7 +107,7 @@ export function loadSeqModel(dir: string): SeqArtifacts {
     userIds: vocab.users,
     itemIds: vocab.items,
     sequences: { rows: vocab.users.length, offsets, cols },
-    itemCounts: get<Float32Array>('item.counts'),
+    itemCounts,
     meta: manifest,
   };
 }

@@ -86,7 +86,7 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
   const order = Int32Array.from(users);
   const valUsers = sampleUsers(data.valItem, cfg.valUsers, cfg.seed);
   const stepsPerEpoch = Math.ceil(order.length / cfg.batchSize);
-  const progress = new Progress(cfg.progress, cfg.epochs * stepsPerEpoch);
+  const progress = new Progress(cfg.progress, cfg.epochs * stepsPerEpoch, 0, cfg.epochs);
   const builder = new PackedBuilder(tower.maxLen);
   const stepper = new SeqStep(backend, tower, objective);
   const baseLr = tower.optim.lr;

@@ -24,7 +24,7 @@ export interface ReloadResult {
 }
 
 /** A bundle directory is read as is; a model (or run) directory is turned into a bundle in memory. */
-export async function loadSource(source: string, backend: Backend, log: (m: string) => void = () => {}, expansionSearch?: number, nprobe?: number): Promise<Bundle> {
+export async function loadSource(source: string, backend: Backend, log: (m: string) => void = () => {}, expansionSearch?: number, nprobe?: number, verifyKey?: Buffer): Promise<Bundle> {
   const m = join(source, BUNDLE_MANIFEST);
   let isBundle = false;
   if (existsSync(m)) {
@@ -34,7 +34,9 @@ export async function loadSource(source: string, backend: Backend, log: (m: stri
       isBundle = true; // let readBundle say what is wrong with it
     }
   }
-  if (isBundle || !existsSync(source)) return readBundle(source, { expansionSearch, nprobe });
+  if (isBundle || !existsSync(source)) return readBundle(source, { expansionSearch, nprobe, verifyKey });
+  // Only a bundle carries a signature: with a key, a model directory cannot be vouched for.
+  if (verifyKey) throw new UserError(`${source}: not a bundle, and only signed bundles are served with --verify-key (make one with 'towerlab export --sign-key')`);
   const a = openModel(source);
   const d = defaultBundleOptions.index;
   const index = d && (isIvfConfig(d) ? { ...d, nprobe: nprobe ?? d.nprobe } : { ...d, expansionSearch: expansionSearch ?? d.expansionSearch });
@@ -61,7 +63,27 @@ export class ModelHolder {
     private readonly nprobe?: number,
     /** Search this LanceDB directory (export --to lancedb:DIR) instead of the bundle's own index. */
     private readonly lance?: { dir: string; refineFactor?: number },
+    private readonly limits: { verifyKey?: Buffer; reloadMinIntervalMs?: number } = {},
   ) {}
+
+  private lastStart = -Infinity;
+  private scheduled: Promise<ReloadResult> | null = null;
+
+  /**
+   * A reload asked for over HTTP: rate-limited and coalesced. Requests arriving while one is scheduled share
+   * it; a new reload starts at most once per `reloadMinIntervalMs` (default 1 s), so a client looping on
+   * the endpoint costs at most one bundle verification per interval, whatever its request rate.
+   */
+  requestReload(): Promise<ReloadResult> {
+    if (this.scheduled) return this.scheduled;
+    const wait = Math.max(0, this.lastStart + (this.limits.reloadMinIntervalMs ?? 1000) - performance.now());
+    const p = new Promise<void>((r) => (wait > 0 ? setTimeout(r, wait) : r())).then(() => {
+      this.scheduled = null;
+      return this.reload();
+    });
+    this.scheduled = p;
+    return p;
+  }
 
   /** The model to answer with; read it once per request. */
   get current(): Recommender | null {
@@ -98,9 +120,10 @@ export class ModelHolder {
 
   private async loadOnce(): Promise<ReloadResult> {
     const t0 = performance.now();
+    this.lastStart = t0;
     const previous = this.cur?.id ?? null;
     try {
-      let bundle = await loadSource(this.source, this.backend, this.log, this.expansionSearch, this.nprobe);
+      let bundle = await loadSource(this.source, this.backend, this.log, this.expansionSearch, this.nprobe, this.limits.verifyKey);
       if (this.lance) {
         const index = LanceIndex.open(this.lance.dir, { itemIds: bundle.itemIds, dim: bundle.manifest.model.dim, nprobe: this.nprobe, refineFactor: this.lance.refineFactor });
         bundle = { ...bundle, index };

@@ -18,6 +18,8 @@ export type SearchMode = 'ann' | 'exact';
 
 export interface ScoredItem {
   item: string;
+  /** The item's display name, when the bundle carries names (export --item-names) and has one for it. */
+  name?: string;
   score: number;
 }
 
@@ -307,13 +309,18 @@ export class Recommender {
     for (const j of this.popOrder) {
       if (out.length >= k) break;
       if (f.banned.has(j) || (allowed && !allowed.has(j))) continue;
-      out.push({ item: this.bundle.itemIds[j], score: this.bundle.itemCounts[j] });
+      out.push(this.scored(j, this.bundle.itemCounts[j]));
     }
     return out;
   }
 
   private named(h: Hits): ScoredItem[] {
-    return Array.from(h.ids, (j, i) => ({ item: this.bundle.itemIds[j], score: h.scores[i] }));
+    return Array.from(h.ids, (j, i) => this.scored(j, h.scores[i]));
+  }
+
+  private scored(j: number, score: number): ScoredItem {
+    const name = this.bundle.itemNames?.[j];
+    return name ? { item: this.bundle.itemIds[j], name, score } : { item: this.bundle.itemIds[j], score };
   }
 }
 

@@ -26,6 +26,10 @@ export interface RunOptions extends ServerOptions {
   expansionSearch?: number;
   /** IVF lists scanned per query overriding the bundle's; undefined keeps the bundle's. */
   nprobe?: number;
+  /** Serve only bundles signed with this key (export --sign-key), at start and at every reload. */
+  verifyKey?: Buffer;
+  /** Least time between two reloads asked for over HTTP (default 1000 ms); requests in between share one. */
+  reloadMinIntervalMs?: number;
   /** A LanceDB directory (export --to lancedb:DIR) searched instead of the bundle's index. */
   lance?: { dir: string; refineFactor?: number };
   log: (msg: string) => void;
@@ -44,7 +48,7 @@ export async function startServer(o: Partial<RunOptions> & { source: string }): 
   const opts: RunOptions = { ...defaultServerOptions, host: '127.0.0.1', port: 8080, search: 'ann', watch: false, log: () => {}, ...o };
   const backend = await getBackend();
   const metrics = new ServerMetrics(isServeWorker() ? { worker: String(process.pid) } : {});
-  const holder = new ModelHolder(opts.source, backend, opts.search, opts.log, (ok) => metrics.reloads.inc({ result: ok ? 'ok' : 'error' }), opts.expansionSearch, opts.nprobe, opts.lance);
+  const holder = new ModelHolder(opts.source, backend, opts.search, opts.log, (ok) => metrics.reloads.inc({ result: ok ? 'ok' : 'error' }), opts.expansionSearch, opts.nprobe, opts.lance, { verifyKey: opts.verifyKey, reloadMinIntervalMs: opts.reloadMinIntervalMs });
   await holder.reload();
   const app = buildServer(holder, metrics, opts);
   try {

@@ -1,15 +1,20 @@
 /**
  * The HTTP API (fastify): GET /health, GET /model, POST /recommend, POST /similar, POST /embed,
- * GET /metrics, POST /admin/reload, and the demo page with --demo. Every failure is answered as
+ * GET /metrics, the demo page with --demo, and — only when an admin token is configured — POST /admin/reload
+ * and GET /admin/status behind `Authorization: Bearer <token>`. Every failure is answered as
  * `{ "error": code, "message": one line }` with a 4xx/5xx status; nothing a client sends can crash it.
+ * Clients are not trusted: public answers carry no pid, no file path, no error text of a failed reload.
  */
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { randomBytes } from 'node:crypto';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { UserError } from '../util/errors.ts';
+import { secretEquals } from '../util/secret.ts';
 import { registerDemoRoutes } from './demo-routes.ts';
 import { ClientError, unavailable } from './errors.ts';
 import { notifyPrimary } from './workers.ts';
 import { ServerMetrics } from './metrics.ts';
 import type { ModelHolder } from './model-holder.ts';
+import { publicManifest } from './public-manifest.ts';
 import type { RecommendResult, Recommender } from './recommender.ts';
 import { embedSchema, parseBody, recommendSchema, similarSchema } from './schemas.ts';
 
@@ -19,11 +24,14 @@ export interface ServerOptions {
   demo: boolean;
   /** Fastify's request log (pino, JSON lines on stdout). */
   logger: boolean;
-  /** Allow POST /admin/reload (hot reload over HTTP; SIGHUP always works). */
-  adminReload: boolean;
+  /** The bearer token of /admin/* (hot reload over HTTP, status); null = no admin routes (SIGHUP still reloads). */
+  adminToken: Buffer | null;
 }
 
-export const defaultServerOptions: ServerOptions = { maxK: 1000, demo: false, logger: false, adminReload: true };
+export const defaultServerOptions: ServerOptions = { maxK: 1000, demo: false, logger: false, adminToken: null };
+
+/** Names this server process in /health without revealing its pid (tells `--workers` processes apart). */
+const INSTANCE = randomBytes(6).toString('hex');
 
 export function buildServer(holder: ModelHolder, metrics: ServerMetrics, opts: ServerOptions): FastifyInstance {
   const app = Fastify({ logger: opts.logger, bodyLimit: 1 << 20, return503OnClosing: true, forceCloseConnections: 'idle' });
@@ -77,21 +85,17 @@ export function buildServer(holder: ModelHolder, metrics: ServerMetrics, opts: S
   app.get('/health', async () => {
     const m = holder.current;
     return {
-      status: m ? 'ok' : 'loading',
+      // degraded: serving, but the last reload was rejected (the reason is at /admin/status).
+      status: m ? (holder.lastError === null ? 'ok' : 'degraded') : 'loading',
       model: m ? { id: m.id, created: m.bundle.manifest.created, items: m.bundle.manifest.model.items, users: m.bundle.manifest.model.users, dim: m.bundle.manifest.model.dim } : null,
       search: m ? (m.bundle.index ? m.defaultSearch : 'exact') : null,
       index: m?.bundle.index ? { ...m.bundle.index.config, recallAt10AtBuild: 'meta' in m.bundle.index ? m.bundle.index.meta.recallAt10 : m.bundle.manifest.index?.recallAt10 } : null,
       reloading: holder.reloading,
-      lastReloadError: holder.lastError,
-      pid: process.pid,
+      instance: INSTANCE,
     };
   });
 
-  app.get('/model', async () => {
-    const m = model();
-    const { files: _files, arrays: _arrays, ...summary } = m.bundle.manifest;
-    return { ...summary, userFeatures: m.bundle.userFeatures.map((f) => f.name), itemFeatures: m.bundle.itemFeatures.map((f) => f.name) };
-  });
+  app.get('/model', async () => publicManifest(model().bundle));
 
   app.post('/recommend', async (req) => {
     const body = parseBody(recommend, req.body);
@@ -111,10 +115,19 @@ export function buildServer(holder: ModelHolder, metrics: ServerMetrics, opts: S
     return reply.type(metrics.contentType).send(await metrics.render(gauge, holder.reloading));
   });
 
-  if (opts.adminReload) {
-    app.post('/admin/reload', async (_req, reply) => {
+  if (opts.adminToken) {
+    const token = opts.adminToken;
+    // Checked on the routes themselves (not by URL prefix, which an encoded path could dodge).
+    const auth = async (req: FastifyRequest, reply: FastifyReply) => {
+      const h = req.headers.authorization ?? '';
+      const given = /^Bearer (.+)$/i.exec(h)?.[1] ?? '';
+      if (!secretEquals(given, token)) {
+        return reply.code(401).header('www-authenticate', 'Bearer realm="towerlab-admin"').send({ error: 'unauthorized', message: 'admin routes need Authorization: Bearer <token>' });
+      }
+    };
+    app.post('/admin/reload', { onRequest: auth }, async (_req, reply) => {
       try {
-        const r = await holder.reload();
+        const r = await holder.requestReload();
         if (r.changed) notifyPrimary({ type: 'reloaded' }); // the other workers reload too
         return r;
       } catch (e) {
@@ -122,6 +135,7 @@ export function buildServer(holder: ModelHolder, metrics: ServerMetrics, opts: S
         return reply.code(422).send({ error: 'bundle_rejected', message: `${msg}; still serving ${holder.current?.id ?? 'nothing'}` });
       }
     });
+    app.get('/admin/status', { onRequest: auth }, async () => ({ model: holder.current?.id ?? null, reloads: holder.reloads, loadedAt: holder.loadedAt, reloading: holder.reloading, lastReloadError: holder.lastError, pid: process.pid, instance: INSTANCE }));
   }
 
   if (opts.demo) registerDemoRoutes(app, holder);
@@ -129,3 +143,4 @@ export function buildServer(holder: ModelHolder, metrics: ServerMetrics, opts: S
 }
 
 const oneLine = (s: string) => s.replace(/\s+/g, ' ').trim();
+

@@ -8,7 +8,7 @@
  */
 import type { Backend } from '../compute/backend.ts';
 import type { RankedLists, Retriever } from '../mine/types.ts';
-import { readTensorDir, writeTensorDir } from '../model/tensor-file.ts';
+import { buildFromManifest, readTensorDir, writeTensorDir } from '../model/tensor-file.ts';
 import { Rng } from '../util/rng.ts';
 import { BoeTower } from './boe-tower.ts';
 import { maxOverChunks, type ChunkSet } from './chunk.ts';
@@ -123,11 +123,13 @@ export class DualEncoder {
 
   static load(dir: string): DualEncoder {
     const { manifest, arrays } = readTensorDir(dir, FORMAT, 1);
-    const enc = new DualEncoder(manifest.config as DualEncoderConfig, manifest.optim as TowerOptim);
-    const pick = (prefix: string) => new Map([...arrays].filter(([n]) => n.startsWith(prefix)).map(([n, a]) => [n.slice(prefix.length), a]));
-    enc.qTower.load(pick('q.'));
-    if (!enc.config.shared) enc.dTower.load(pick('d.'));
-    return enc;
+    return buildFromManifest(dir, () => {
+      const enc = new DualEncoder(manifest.config as DualEncoderConfig, manifest.optim as TowerOptim);
+      const pick = (prefix: string) => new Map([...arrays].filter(([n]) => n.startsWith(prefix)).map(([n, a]) => [n.slice(prefix.length), a]));
+      enc.qTower.load(pick('q.'));
+      if (!enc.config.shared) enc.dTower.load(pick('d.'));
+      return enc;
+    });
   }
 }
 

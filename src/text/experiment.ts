@@ -95,6 +95,36 @@ export interface TextExperimentResult {
   corpus: TextCorpus;
 }
 
+export interface Bm25ExperimentResult {
+  data: { dir: string; docs: number; queries: number; trainQueries: number; testQueries: number };
+  metrics: { bm25: TextMetrics };
+  seconds: { load: number; bm25Index: number; total: number };
+}
+
+/**
+ * BM25 alone on the test qrels (`towerlab text --bm25-only`): no dual encoder is built, so no untrained
+ * encoder's row is reported beside it. Needs no train qrels.
+ */
+export function runBm25Experiment(o: { beir: string | BeirData; tokenizer: DualEncoderConfig['tokenizer']; bm25: Bm25Options }): Bm25ExperimentResult {
+  const t0 = performance.now();
+  const data = typeof o.beir === 'string' ? loadBeir(o.beir) : o.beir;
+  const testQrels = data.qrels.get('test');
+  if (!testQrels) throw new UserError(`${data.dir}: no qrels/test.tsv to evaluate on`);
+  const corpus = new TextCorpus(data, o.tokenizer);
+  const tLoad = performance.now();
+  const bm25 = new Bm25Index(corpus.docWords, o.bm25);
+  const tIndex = performance.now();
+  const rel = relevantByQuery(testQrels);
+  const qs = Int32Array.from([...rel.keys()]).sort();
+  const lists = new Bm25Retriever(bm25, corpus.queryWords).retrieve(qs, 100);
+  const trainQrels = data.qrels.get('train');
+  return {
+    data: { dir: data.dir, docs: data.docIds.length, queries: data.queries.length, trainQueries: trainQrels ? new Set(trainQrels.query).size : 0, testQueries: qs.length },
+    metrics: { bm25: evaluateRanking(lists, qs, rel) },
+    seconds: { load: (tLoad - t0) / 1000, bm25Index: (tIndex - tLoad) / 1000, total: (performance.now() - t0) / 1000 },
+  };
+}
+
 export async function runTextExperiment(o: TextExperimentOptions): Promise<TextExperimentResult> {
   const t0 = performance.now();
   const b = await getBackend(o.backend ?? 'auto');

@@ -7,11 +7,13 @@ import { join } from 'node:path';
 import { getBackend, type BackendChoice } from '../compute/index.ts';
 import type { Backend } from '../compute/backend.ts';
 import { loadInteractions, type DataSpec } from '../data/load.ts';
+import { dataFingerprint } from '../data/fingerprint.ts';
+import { loadItemNames } from '../data/item-names.ts';
 import { prepare, type Prepared } from '../data/prepare.ts';
 import { splitInteractions, type SplitSpec } from '../data/split.ts';
 import type { Interactions } from '../data/types.ts';
 import { popularityBaseline } from '../eval/baselines.ts';
-import { evaluateRanking, type EvalResult } from '../eval/ranking.ts';
+import { evaluateRanking, type EvalResult, type PerUserMetrics } from '../eval/ranking.ts';
 import { embeddingScorer } from '../eval/scorer.ts';
 import { buildModel, type ModelOptions } from '../model/build.ts';
 import { featuresForSave, saveModel } from '../model/saved-model.ts';
@@ -34,6 +36,10 @@ export interface ExperimentOptions {
   loaded?: Interactions;
   /** Also return how often each item lands in a test user's top-K for this K (`compare`'s calibration plot). */
   countRecommendationsAt?: number;
+  /** Keep per-user test recall@K / ndcg@K (compare's confidence intervals and paired tests). */
+  keepPerUser?: boolean;
+  /** `FILE[:COLUMN]` naming the items (data/item-names.ts): saved with the model, returned as itemNames. */
+  itemNames?: string;
 }
 
 export interface ExperimentResult {
@@ -49,6 +55,10 @@ export interface ExperimentResult {
   recommendedCounts?: Float64Array;
   /** With countRecommendationsAt: training interactions per item (the catalogue's popularity). */
   itemCounts?: Float64Array;
+  /** With ExperimentOptions.itemNames: per item, its name (null = none in the file). */
+  itemNames?: (string | null)[];
+  /** With keepPerUser: per-user test metrics, users in evaluation order. */
+  perUser?: PerUserMetrics;
 }
 
 export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResult> {
@@ -57,7 +67,9 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const split = splitInteractions(data, o.split);
   const prep = prepare(data, split);
   const model = buildModel(o.model, prep.numUsers, prep.numItems, data.userFeatures, data.itemFeatures, data.userDense, data.itemDense);
+  const itemNames = o.itemNames ? await loadItemNames(o.itemNames, data.itemVocab.ids, o.data.itemCol) : undefined;
   const artifacts = {
+    ...(itemNames ? { itemNames } : {}),
     userIds: data.userVocab.ids,
     itemIds: data.itemVocab.ids,
     userFeatures: o.model.useFeatures ? featuresForSave(data.userFeatures) : [],
@@ -84,7 +96,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     { ...o.train, checkpointDir: o.out ? join(o.out, 'checkpoint') : null, logPath: o.out ? join(o.out, 'train-log.jsonl') : null },
   );
   const t0 = performance.now();
-  const testEval = evaluateTestRun(backend, model, prep, o.ks, o.countRecommendationsAt);
+  const testEval = evaluateTestRun(backend, model, prep, o.ks, o.countRecommendationsAt, o.keepPerUser);
   const metrics = testEval.metrics;
   const evalSeconds = (performance.now() - t0) / 1000;
   const popularity = popularityBaseline({ backend, test: prep.test, exclude: prep.seenWithVal, ks: o.ks, itemPopularity: prep.itemCounts }).metrics;
@@ -108,6 +120,8 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     },
     backend: backend.name,
     model,
+    ...(itemNames ? { itemNames } : {}),
+    ...(testEval.perUser ? { perUser: testEval.perUser } : {}),
   };
   if (testEval.recommendedCounts) {
     result.recommendedCounts = testEval.recommendedCounts;
@@ -125,6 +139,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
           data: o.data,
           split: o.split,
           splitDescription: split.description,
+          fingerprint: dataFingerprint(data, split),
           metrics,
           baselines: result.baselines,
           train: { ...summary, history: summary.history },
@@ -138,12 +153,12 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
 
 /**
  * Test metrics of a model: full-corpus ranking excluding each user's training and validation items, optionally
- * counting top-K recommendations per item.
+ * counting top-K recommendations per item and keeping per-user metrics.
  */
-export function evaluateTestRun(backend: Backend, model: TwoTowerModel, prep: Prepared, ks: number[], countRecommendationsAt?: number): EvalResult {
+export function evaluateTestRun(backend: Backend, model: TwoTowerModel, prep: Prepared, ks: number[], countRecommendationsAt?: number, keepPerUser = false): EvalResult {
   const itemEmb = model.embedAllItems(backend);
   const scorer = embeddingScorer(backend, (ids, out) => model.user.embed(backend, ids, out), itemEmb, model.dim, prep.numItems);
-  return evaluateRanking({ backend, scorer, test: prep.test, exclude: prep.seenWithVal, ks, itemPopularity: prep.itemCounts, countRecommendationsAt });
+  return evaluateRanking({ backend, scorer, test: prep.test, exclude: prep.seenWithVal, ks, itemPopularity: prep.itemCounts, countRecommendationsAt, keepPerUser });
 }
 
 function countRows(m: { rows: number; offsets: Int32Array }): number {

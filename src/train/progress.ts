@@ -23,14 +23,28 @@ export class Progress {
   private lastLine = 0;
   private readonly start = performance.now();
   private readonly startDone: number;
+  /** The bar's last values: a restart after note() must redraw them, not the format's {placeholders}. */
+  private payload: Record<string, string | number>;
 
+  /**
+   * `epochs` fills the first frame (before any step has run) with the real epoch count; without it the
+   * first frame reads `epoch -/-`.
+   */
   constructor(
     private readonly mode: ProgressMode,
     private readonly total: number,
     done = 0,
+    epochs?: number,
   ) {
     this.done = done;
     this.startDone = done;
+    const perEpoch = epochs && epochs > 0 ? total / epochs : 0;
+    this.payload = {
+      epoch: perEpoch > 0 ? Math.min(epochs!, Math.floor(done / perEpoch) + 1) : '-',
+      epochs: epochs && epochs > 0 ? epochs : '-',
+      loss: '-',
+      eps: '-',
+    };
     if (mode === 'bar') {
       this.bar = new cliProgress.SingleBar(
         {
@@ -41,13 +55,14 @@ export class Progress {
         },
         cliProgress.Presets.shades_classic,
       );
-      this.bar.start(total, done, { epoch: 0, epochs: 0, loss: '-', eps: '-' });
+      this.bar.start(total, done, { ...this.payload });
     }
   }
 
   tick(p: ProgressInfo): void {
     this.done++;
     const payload = { epoch: p.epoch, epochs: p.epochs, loss: p.loss.toFixed(4), eps: Math.round(p.examplesPerSecond).toLocaleString('en-US') };
+    this.payload = payload;
     if (this.bar) {
       this.bar.update(this.done, payload);
       return;
@@ -69,7 +84,7 @@ export class Progress {
     if (this.bar) {
       this.bar.stop();
       process.stderr.write(msg + '\n');
-      (this.bar as any).start(this.total, this.done);
+      this.bar.start(this.total, this.done, { ...this.payload });
     } else process.stderr.write(msg + '\n');
   }
 

@@ -16,6 +16,7 @@ import type { TwoTowerModel } from '../model/two-tower.ts';
 import type { Recipe } from '../recipe/schema.ts';
 import type { SourceSet } from '../sampling/build.ts';
 import type { NamedArray } from '../model/tensor-file.ts';
+import { UserError } from '../util/errors.ts';
 import type { Rng } from '../util/rng.ts';
 import type { StateArrays } from './training-state.ts';
 
@@ -57,6 +58,8 @@ export class TrainStep {
     private readonly recipe: Recipe,
     private readonly sources: SourceSet,
   ) {
+    // Until the two-tower step composes it, a full-catalogue recipe must not silently train on nothing.
+    if (sources.fullCatalogue) throw new UserError("recipe: source 'full-catalogue' is not supported by the two-tower step yet (use it with `towerlab seq`)");
     this.cols = new ColumnBuilder(sources.sources, model.dim);
     this.withLogQ = recipe.corrections.logQ !== false;
     this.loss = lossFunction(recipe);

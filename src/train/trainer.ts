@@ -18,6 +18,7 @@ import type { FrequencyState } from '../sampling/frequency.ts';
 import { buildBatchComposer } from '../sampling/batch-order/build.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
+import { detectCollapse, type CollapseCheck } from './collapse.ts';
 import { computeDiagnostics, type Diagnostics } from './diagnostics.ts';
 import { Progress, type ProgressMode } from './progress.ts';
 import { TrainStep } from './step.ts';
@@ -68,6 +69,8 @@ export interface ValidationRecord {
   epoch: number;
   step: number;
   metrics: Record<string, number>;
+  /** Training loss (moving average) when this validation ran; for collapse detection. */
+  loss?: number;
   /** Negative-sampling diagnostics at this point (see diagnostics.ts). */
   diagnostics?: Diagnostics;
 }
@@ -83,6 +86,8 @@ export interface TrainSummary {
   best: number | null;
   history: ValidationRecord[];
   stoppedEarly: boolean;
+  /** Collapse check over the validation history (see collapse.ts). */
+  collapse: CollapseCheck;
   /** Batch composition (recipe.batchSampler): its counters, and proximity-graph time as a fraction of training time. */
   batchSampler?: { type: string; graphSeconds: number; graphFraction: number } & Record<string, number | string>;
 }
@@ -106,7 +111,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
   if (n === 0) throw new UserError('no training interactions left after filtering and splitting');
   const B = Math.min(cfg.batchSize, n);
   const stepsPerEpoch = Math.floor(n / B) || 1;
-  const sources = buildSources(inp.recipe, { numItems: inp.numItems, trainItems: inp.trainItems, trainUsers: inp.trainUsers, itemFeatures: inp.itemFeatures, dim: model.dim, model, backend, userIds: inp.artifacts.userIds, itemIds: inp.artifacts.itemIds });
+  const sources = buildSources(inp.recipe, { numItems: inp.numItems, trainItems: inp.trainItems, trainUsers: inp.trainUsers, itemFeatures: inp.itemFeatures, dim: model.dim, model, backend, userIds: inp.artifacts.userIds, itemIds: inp.artifacts.itemIds, batchSize: B });
   const stepper = new TrainStep(backend, model, inp.recipe, sources);
   const diagBatches = cfg.diagnosticBatches ?? 2;
   if (diagBatches > 0) stepper.columnCounts = new Float64Array(inp.numItems);
@@ -166,7 +171,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
     },
   });
 
-  const bar = new Progress(cfg.progress, cfg.epochs * stepsPerEpoch, st.epoch * stepsPerEpoch);
+  const bar = new Progress(cfg.progress, cfg.epochs * stepsPerEpoch, st.epoch * stepsPerEpoch, cfg.epochs);
   const users = new Int32Array(B);
   const items = new Int32Array(B);
   let lossEma = NaN;
@@ -215,7 +220,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
               seed: cfg.seed + epoch,
             })
           : undefined;
-      st.history.push({ epoch, step: st.step, metrics, diagnostics });
+      st.history.push({ epoch, step: st.step, metrics, loss: lossEma, diagnostics });
       const v = metrics[cfg.valMetric];
       if (v === undefined) throw new UserError(`validation metric '${cfg.valMetric}' is not computed (have: ${Object.keys(metrics).join(', ')})`);
       if (st.best === null || v > st.best) {
@@ -248,6 +253,10 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
     best: st.best,
     history: st.history,
     stoppedEarly,
+    collapse: detectCollapse(
+      st.history.map((h) => ({ epoch: h.epoch, loss: h.loss ?? Number.NaN, val: h.metrics[cfg.valMetric] })),
+      cfg.patience > 0 ? cfg.patience : 3,
+    ),
     batchSampler,
   };
 }

@@ -1,0 +1,126 @@
+/**
+ * Recipe sizes checked against the data they meet and the memory they would take, before anything is
+ * allocated: a recipe is user input, and `n: 1e9` must be one line naming the field — not a 6 GB heap, a
+ * 90-second hang, or "Invalid typed array length". The schema (schema.ts) bounds what is absurd for any data;
+ * this module bounds what is absurd for *this* data: per-row negatives beyond the catalogue, and any size
+ * whose memory estimate exceeds the budget (half the machine's memory, or TOWERLAB_MEMORY_BUDGET bytes).
+ *
+ * Estimates are deliberately simple upper-bound-ish counts of the large buffers each module allocates
+ * (columns × (id, logq, embedding and its gradient, a logit and its gradient per batch row)); they are meant
+ * to separate "fits" from "off by orders of magnitude", not to predict a heap size.
+ */
+import { totalmem } from 'node:os';
+import { UserError } from '../util/errors.ts';
+import type { BatchSamplerSpec, Recipe } from './schema.ts';
+
+/** What the recipe meets: the data and the model's shape. */
+export interface RecipeData {
+  numItems: number;
+  /** Training rows (instances). */
+  numInstances: number;
+  /** Users in the training data, when known (co-occurrence sketch of the rwr warm-up). */
+  numUsers?: number;
+  /** Tower output size. */
+  dim: number;
+  /** Rows per batch (an assumption of 1024 when the caller does not know it yet). */
+  batchSize?: number;
+}
+
+/** Largest typed array a single buffer may be (elements). */
+const MAX_ELEMENTS = 2 ** 31 - 1;
+
+/** The memory a recipe may plan for, in bytes. */
+export function memoryBudget(): number {
+  const env = Number(process.env.TOWERLAB_MEMORY_BUDGET);
+  return Number.isFinite(env) && env > 0 ? env : totalmem() / 2;
+}
+
+export function formatBytes(b: number): string {
+  if (b >= 2 ** 30) return `~${Math.round(b / 1e9).toLocaleString('en')} GB`;
+  if (b >= 2 ** 20) return `~${Math.round(b / 1e6)} MB`;
+  return `~${Math.round(b / 1e3)} kB`;
+}
+
+const fail = (where: string, field: string, why: string): never => {
+  throw new UserError(`${where}: field '${field}': ${why}`);
+};
+
+/**
+ * Throws a UserError naming the first field whose size the data or the memory cannot carry.
+ * `where` names the recipe (its file, or 'recipe').
+ */
+export function checkRecipeLimits(recipe: Recipe, data: RecipeData, where = 'recipe'): void {
+  const budget = memoryBudget();
+  const N = data.numItems;
+  const d = Math.max(1, data.dim);
+  const B = Math.max(1, data.batchSize ?? 1024);
+  const budgetText = `this machine allows ${formatBytes(budget)}`;
+  /** Memory of `cols` softmax columns per batch: ids + logq, embeddings and gradients, logits and gradients. */
+  const columnBytes = (cols: number) => cols * (8 + 8 * d + 8 * B);
+  const check = (field: string, what: string, bytes: number, elements: number) => {
+    if (bytes > budget) fail(where, field, `${what} need ${formatBytes(bytes)} of memory (${budgetText})`);
+    if (elements > MAX_ELEMENTS) fail(where, field, `${what} need a buffer of ${elements.toExponential(1)} values (at most ${MAX_ELEMENTS})`);
+  };
+
+  recipe.sources.forEach((s, i) => {
+    const f = (k: string) => `sources.${i}.${k}`;
+    switch (s.type) {
+      case 'uniform':
+      case 'popularity':
+        check(f('n'), `${s.n} negatives per batch`, columnBytes(s.n), s.n * Math.max(d, B));
+        break;
+      case 'stratified':
+        // n per stratum; at most one stratum per item.
+        check(f('n'), `${s.n} negatives per stratum per batch (up to ${N} strata)`, columnBytes(s.n * Math.min(N, 1024)), s.n * Math.min(N, 1024) * Math.max(d, B));
+        break;
+      case 'queue':
+        check(f('size'), `a queue of ${s.size} embeddings`, columnBytes(s.size) + s.size * (4 * d + 12), s.size * Math.max(d, B));
+        break;
+      case 'neighbourhood': {
+        if (s.n > N) fail(where, f('n'), `${s.n} negatives per row, but the catalogue has ${N} items`);
+        check(f('n'), `${s.n} negatives per row (${s.n * B} per batch of ${B})`, columnBytes(s.n * B), s.n * B * Math.max(d, B));
+        if (s.excludeTop > N) fail(where, f('excludeTop'), `${s.excludeTop} excluded per item, but the catalogue has ${N} items`);
+        const cand = s.maxCandidates > 0 ? Math.min(s.maxCandidates, N) : N;
+        check(f('maxCandidates'), `${cand} overlap candidates for each of ${N} items`, N * cand * 8, N * cand);
+        break;
+      }
+      case 'mined': {
+        if (s.n > N) fail(where, f('n'), `${s.n} negatives per row, but the catalogue has ${N} items`);
+        const hi = Math.min(s.rankRange[1], N);
+        check(f('n'), `${s.n} negatives per row (${s.n * B} per batch of ${B})`, columnBytes(s.n * B), s.n * B * Math.max(d, B));
+        check(f('rankRange'), `candidate lists of ${hi} per row`, B * hi * 8, B * hi);
+        break;
+      }
+      case 'in-batch':
+      case 'same-tower':
+        break;
+    }
+  });
+
+  const lq = recipe.corrections.logQ;
+  if (lq && lq.estimator === 'streaming' && lq.hashSize > 0) {
+    check('corrections.logQ.hashSize', `a hash of ${lq.hashSize} slots`, lq.hashSize * 16, lq.hashSize);
+  }
+  checkBatchSampler(recipe.batchSampler, data, where, check);
+}
+
+function checkBatchSampler(
+  spec: BatchSamplerSpec | undefined,
+  data: RecipeData,
+  where: string,
+  check: (field: string, what: string, bytes: number, elements: number) => void,
+): void {
+  if (spec?.type !== 'rwr') return;
+  const n = data.numInstances;
+  if (spec.neighbours > spec.candidates) fail(where, 'batchSampler.neighbours', `${spec.neighbours} neighbours cannot be kept from ${spec.candidates} candidates`);
+  // Candidates are capped at the other instances (proximity-graph.ts), neighbours at the candidates; a value
+  // beyond the data is refused unless it is no larger than the default (small data sets keep working).
+  if (spec.candidates > Math.max(n - 1, 128)) fail(where, 'batchSampler.candidates', `${spec.candidates} candidates per instance, but the training data has ${n} instances`);
+  const M = Math.max(1, Math.min(spec.candidates, n - 1));
+  const K = Math.max(1, Math.min(spec.neighbours, M));
+  // Anchors per GEMM default to M: an M × M score block, plus K neighbours (and degrees) per instance.
+  check('batchSampler.candidates', `${M} candidates scored per anchor (an ${M} × ${M} score block)`, M * M * 4, M * M);
+  check('batchSampler.neighbours', `${K} neighbours for each of ${n} instances`, n * K * 8, n * K);
+  const sketch = (data.numUsers ?? n) + data.numItems;
+  check('batchSampler.sketchDim', `a co-occurrence sketch of width ${spec.sketchDim}`, sketch * spec.sketchDim * 4, Math.max(data.numUsers ?? n, data.numItems) * spec.sketchDim);
+}
