@@ -14,7 +14,7 @@
  *   mine                   retrievers, fusion, false-negative filtering
  *   loss                   columns, corrections, losses
  *   eval                   metrics, scorers, baselines (the trainer evaluates while it trains)
- *   train                  step, trainer, experiment
+ *   train, tune            step, trainer, experiment; hyperparameter search (ASHA) over training runs
  *   seq, rerank            sequential models; the LCE reranker
  *   text                   BEIR, tokenizer, BM25, text towers, the text experiment (uses mine and rerank)
  *   onnx, bundle, serve    exports, serving bundles (bundle/open.ts opens every saved model kind), HTTP
@@ -41,7 +41,7 @@ const ORDER: string[][] = [
   ['mine'],
   ['loss'],
   ['eval'],
-  ['train'],
+  ['train', 'tune'],
   ['seq', 'rerank'],
   ['text'],
   ['onnx', 'bundle', 'serve'],

@@ -17,8 +17,9 @@ import { registerServeCommand } from './serve.ts';
 import { registerSeqCommand } from './seq.ts';
 import { registerTextCommand } from './text.ts';
 import { recommendCommand } from './recommend.ts';
-import { addDataOptions, addModelOptions, addSplitOptions, addTrainOptions } from './options.ts';
+import { addDataOptions, addModelOptions, addSplitOptions, addTrainOptions, parseNum } from './options.ts';
 import { trainCommand } from './train.ts';
+import { tuneCommand } from './tune.ts';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
@@ -37,12 +38,29 @@ export async function main(argv: string[]): Promise<void> {
   addModelOptions(train);
   addTrainOptions(train);
   train
-    .option('--recipe <file>', 'negatives recipe (JSON); default: in-batch softmax with accidental-hit masking')
+    .option('--recipe <file>', 'negatives recipe (JSON); default: in-batch softmax with logQ correction and accidental-hit masking (recipes/in-batch-logq.json)')
+    .option('--options <file>', 'train options as JSON (e.g. best-options.json from tune); flags given here win')
     .option('--out <dir>', 'output directory (model, checkpoint, training log)')
     .option('--resume', 'continue from the checkpoint in --out')
     .option('--item-names <file[:column]>', 'name the items (saved with the model; recommend, export and serve show them): a table with an item id column and a name column, e.g. ml-100k.item:title')
     .option('--json', 'print the result as one JSON object on the last line of stdout')
-    .action((opts) => trainCommand(opts));
+    .action((opts, cmd) => trainCommand(opts, cmd));
+
+  const tune = program
+    .command('tune')
+    .description('search recipe fields and train options (quasi-random + successive halving on validation), then test the best once');
+  addDataOptions(tune);
+  addSplitOptions(tune);
+  tune
+    .requiredOption('--space <file>', 'search space (JSON: base recipe and options, parameters with log/linear/int ranges or choices, rung schedule; see docs/collaborative-filtering.md)')
+    .requiredOption('--budget <n>', "number of configurations ('40trials') or training time ('2h', '90m')")
+    .option('--seed <n>', 'seed of the search points and of every trial', parseNum('--seed'), 1)
+    .option('--out <dir>', 'output directory (tune-state.json, trials/, results.json, best-recipe.json, best-options.json, index.html)', 'tune')
+    .option('--resume', 'continue the search in --out after an interruption')
+    .option('--skip-test', 'do not evaluate the chosen configuration on the test data')
+    .option('--json', 'print the results as one JSON object on the last line of stdout')
+    .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'native', 'js']).default('auto'))
+    .action((opts, cmd) => tuneCommand(opts, cmd));
 
   const ev = program.command('eval').description('evaluate a saved model on the test split of a data set');
   ev.requiredOption('--model <dir>', 'a model directory written by train (the model/ folder or the run folder)');
