@@ -20,8 +20,17 @@
  * system, from /proc): the service time, which a shared machine disturbs far less than latency. A last row
  * measures a hot reload of the whole bundle under 16 clients (POST /admin/reload mid-run): errors and the
  * latency spike it causes.
+ *
+ * The serving peer (`--peer fastapi`, the default whenever IVF is measured): the service a Python team would
+ * write, bench/peer/serve_peer.py — FastAPI + uvicorn (uvloop, httptools) + faiss IVF-Flat over the same item
+ * embeddings and user vectors (written from the IVF bundle as raw float32 files into
+ * scratch/serve-bench-<items>-<dim>-peer/), with the same lists and nprobe, the same request body and seen-item
+ * exclusion, the same load generator and durations, on the same machine in the same run. Its stack comes from
+ * Debian (bench/peer/install-serve-peer.sh, run first; needs apt) and runs on /usr/bin/python3. Recall@10 of
+ * both is measured against the same exact answers (Towerlab's exact search, seen items excluded). `--peer none`
+ * skips it.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -29,6 +38,9 @@ import type { EventEmitter } from 'node:events';
 import autocannon from 'autocannon';
 import { getBackend } from '../src/compute/index.ts';
 import { createBundle, writeBundle } from '../src/bundle/write.ts';
+import { readBundle } from '../src/bundle/read.ts';
+import { Recommender } from '../src/serve/recommender.ts';
+import { writeFileAtomic } from '../src/util/atomic.ts';
 import type { ModelArtifacts } from '../src/model/saved-model.ts';
 import { TwoTowerModel } from '../src/model/two-tower.ts';
 import { Rng } from '../src/util/rng.ts';
@@ -51,6 +63,9 @@ const NPROBES = arg('nprobe', '2,4').split(',').map(Number);
 const WORKERS = Number(arg('workers', '1'));
 /** Results file under bench/results/. */
 const OUT = arg('out', 'serve.json');
+/** The serving peer: 'fastapi' (FastAPI + uvicorn + faiss IVF, needs the IVF bundle) or 'none'. */
+const PEER = arg('peer', KINDS.includes('ivf') ? 'fastapi' : 'none');
+const PYTHON = '/usr/bin/python3';
 const CLUSTERS = Math.max(10, Math.round(ITEMS / 1000));
 const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'towerlab.mjs');
@@ -180,9 +195,11 @@ function cpuSeconds(pid: number): number {
 }
 
 interface Row {
+  /** Which service answered: Towerlab, or the FastAPI + faiss peer. */
+  server?: 'towerlab' | 'fastapi-faiss';
   search: 'ann' | 'exact';
   /** The index answering 'ann' rows; null for exact search. */
-  index: 'hnsw' | 'ivf' | null;
+  index: 'hnsw' | 'ivf' | 'faiss-ivf' | null;
   /** IVF lists scanned per query; null otherwise. */
   nprobe: number | null;
   /** A hot reload of the bundle was triggered during this row. */
@@ -263,6 +280,73 @@ async function load(url: string, pid: number, search: 'ann' | 'exact', connectio
   };
 }
 
+/** The peer's inputs from the IVF bundle: item embeddings, every user's query vector, seen lists (cached). */
+async function writePeerData(bundleDir: string, dir: string): Promise<void> {
+  const metaPath = join(dir, 'meta.json');
+  const want = { items: ITEMS, users: USERS, dim: DIM, source: SOURCE };
+  if (existsSync(metaPath) && JSON.stringify(JSON.parse(readFileSync(metaPath, 'utf8'))) === JSON.stringify(want)) return;
+  log(`writing the peer's inputs (item embeddings, user vectors, seen lists) to ${dir}`);
+  const backend = await getBackend();
+  const b = await readBundle(bundleDir);
+  const rec = new Recommender(b, backend, 'exact');
+  const users = new Float32Array(USERS * DIM);
+  for (let u = 0; u < USERS; u++) rec.tower.embedUser(backend, u, users.subarray(u * DIM, (u + 1) * DIM));
+  mkdirSync(dir, { recursive: true });
+  const bytes = (a: Float32Array | Int32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  writeFileAtomic(join(dir, 'items.f32'), bytes(b.itemEmb));
+  writeFileAtomic(join(dir, 'users.f32'), bytes(users));
+  writeFileAtomic(join(dir, 'seen.offsets.i32'), bytes(b.seen.offsets));
+  writeFileAtomic(join(dir, 'seen.cols.i32'), bytes(b.seen.cols));
+  writeFileAtomic(metaPath, JSON.stringify(want));
+}
+
+/** Starts bench/peer/serve_peer.py; resolves once it prints its URL. */
+async function startPeer(dataDir: string, nprobe: number): Promise<Server> {
+  const script = join(ROOT, 'bench', 'peer', 'serve_peer.py');
+  const p = spawn(PYTHON, [script, '--data', dataDir, '--nlist', String(LISTS), '--nprobe', String(nprobe), '--port', '0', '--index-cache', join(dataDir, `faiss-ivf${LISTS}.index`)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  p.stderr.on('data', (d) => process.stderr.write(`  [peer] ${d}`));
+  const exited = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
+  const url = await new Promise<string>((res, rej) => {
+    let out = '';
+    p.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
+      if (m) res(m[1]);
+    });
+    p.on('exit', (c) => rej(new Error(`peer exited with ${c}`)));
+  });
+  return {
+    url,
+    pid: p.pid!,
+    stop: () => {
+      p.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+/** Exact top-10 (seen items excluded) of sample users, from the bundle in this process: the recall truth. */
+async function exactTruth(bundleDir: string, n: number): Promise<Array<{ user: string; items: Set<string> }>> {
+  const backend = await getBackend();
+  const rec = new Recommender(await readBundle(bundleDir), backend, 'exact');
+  const rng = new Rng(11);
+  return Array.from({ length: n }, () => {
+    const user = `u${rng.int(USERS)}`;
+    return { user, items: new Set(rec.recommend({ user, k: 10, excludeSeen: true, search: 'exact' } as any).items.map((x) => x.item)) };
+  });
+}
+
+async function recallAgainst(url: string, truth: Array<{ user: string; items: Set<string> }>): Promise<number> {
+  let hit = 0;
+  let total = 0;
+  for (const t of truth) {
+    const a = await post(`${url}/recommend`, { user: t.user, k: 10, search: 'ann' });
+    hit += a.items.filter((x: any) => t.items.has(x.item)).length;
+    total += t.items.size;
+  }
+  return hit / total;
+}
+
 async function main(): Promise<void> {
   const hnswBundle = join(ROOT, 'scratch', `serve-bench-${ITEMS}-${DIM}`);
   const ivfBundle = join(ROOT, 'scratch', `serve-bench-${ITEMS}-${DIM}-ivf`);
@@ -306,6 +390,62 @@ async function main(): Promise<void> {
       servers.push({ index: cfg.index, ef: cfg.ef, nprobe: cfg.nprobe, startSeconds, afterLoad, afterRuns, exitCode: await server.stop() });
     }
   }
+  // The serving peer, same embeddings / lists / nprobe / request / load generator, after Towerlab's rows.
+  const peer: { recallAt10: Record<string, number>; servers: typeof servers; data: string; stack: string | null } | null = PEER === 'fastapi' && KINDS.includes('ivf') ? { recallAt10: {}, servers: [], data: '', stack: null } : null;
+  const towerlabVsTruth: Record<string, number> = {};
+  if (peer) {
+    const inst = spawnSync('bash', [join(ROOT, 'bench', 'peer', 'install-serve-peer.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
+    if (inst.status !== 0) throw new Error('bench/peer/install-serve-peer.sh failed: the peer needs apt (python3-fastapi, python3-uvicorn, python3-faiss)');
+    peer.stack = spawnSync(PYTHON, ['-c', 'import fastapi, uvicorn, faiss, numpy, uvloop, httptools, sys; print(f"python {sys.version.split()[0]}, fastapi {fastapi.__version__}, uvicorn {uvicorn.__version__}, faiss {faiss.__version__}, numpy {numpy.__version__}, uvloop {uvloop.__version__}")'], { encoding: 'utf8' }).stdout.trim();
+    const dataDir = join(ROOT, 'scratch', `serve-bench-${ITEMS}-${DIM}-peer`);
+    peer.data = dataDir.slice(ROOT.length + 1);
+    await writePeerData(ivfBundle, dataDir);
+    const truth = await exactTruth(ivfBundle, 200);
+    // Towerlab's recall against the same truth, so both columns of the comparison share one reference.
+    for (const np of NPROBES) {
+      const sv = await startServer(ivfBundle, ['--nprobe', String(np)]);
+      try {
+        towerlabVsTruth[`ivf-nprobe${np}`] = await recallAgainst(sv.url, truth);
+      } finally {
+        await sv.stop();
+      }
+    }
+    for (const np of NPROBES) {
+      const t0 = performance.now();
+      const server = await startPeer(dataDir, np);
+      const startSeconds = (performance.now() - t0) / 1000;
+      const afterLoad = memory(server.pid);
+      log(`peer (FastAPI + faiss IVF, nprobe ${np}) up in ${startSeconds.toFixed(1)} s at ${server.url}, RSS ${afterLoad.rssMiB.toFixed(0)} MiB`);
+      try {
+        peer.recallAt10[`faiss-ivf-nprobe${np}`] = await recallAgainst(server.url, truth);
+        log(`recall@10 of the peer's /recommend (nprobe ${np}) vs exact, 200 users: ${peer.recallAt10[`faiss-ivf-nprobe${np}`].toFixed(4)}`);
+        await load(server.url, server.pid, 'ann', 4, 2); // warm-up
+        for (const c of CONNECTIONS) {
+          log(`peer nprobe ${np}: ${c} connection(s) for ${DURATION} s`);
+          rows.push({ ...(await load(server.url, server.pid, 'ann', c, DURATION)), server: 'fastapi-faiss', index: 'faiss-ivf', nprobe: np });
+        }
+      } finally {
+        const afterRuns = memory(server.pid);
+        peer.servers.push({ index: 'ivf', ef: null, nprobe: np, startSeconds, afterLoad, afterRuns, exitCode: await server.stop() });
+      }
+    }
+  }
+  const comparison = peer
+    ? NPROBES.flatMap((np) =>
+        CONNECTIONS.map((c) => {
+          const t = rows.find((r) => r.server !== 'fastapi-faiss' && r.index === 'ivf' && r.nprobe === np && r.connections === c && !r.reload)!;
+          const p = rows.find((r) => r.server === 'fastapi-faiss' && r.nprobe === np && r.connections === c)!;
+          return {
+            nprobe: np,
+            connections: c,
+            towerlab: { requestsPerSec: t.requestsPerSec, p50ms: t.p50ms, p99ms: t.p99ms, recallAt10: towerlabVsTruth[`ivf-nprobe${np}`] },
+            peer: { requestsPerSec: p.requestsPerSec, p50ms: p.p50ms, p99ms: p.p99ms, recallAt10: peer.recallAt10[`faiss-ivf-nprobe${np}`] },
+            requestsPerSecRatio: t.requestsPerSec / p.requestsPerSec,
+            p99Ratio: t.p99ms / p.p99ms,
+          };
+        }),
+      )
+    : null;
   const result = {
     date: new Date().toISOString(),
     note: 'Timings taken on a shared 2-core machine: the server, the load generator (autocannon, in the bench process) and other jobs compete for the same cores; see loadAverage1m per row. serverCpuUsPerRequest is the server process CPU time per request (its service time), far less sensitive to that contention than latency.',
@@ -324,19 +464,25 @@ async function main(): Promise<void> {
     recallAt10ApiVsExact: recall,
     servers,
     rows,
+    peer: peer ? { service: 'bench/peer/serve_peer.py: FastAPI + uvicorn (uvloop, httptools, 1 worker) + faiss IndexIVFFlat (inner product, 1 OpenMP thread)', stack: peer.stack, lists: LISTS, data: peer.data, recallAt10VsExact: peer.recallAt10, towerlabRecallAt10VsSameExact: towerlabVsTruth, servers: peer.servers, comparison } : null,
   };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   writeResultJson(join(ROOT, 'bench', 'results', OUT), result);
   const line = (c: string[]) => c.map((x, i) => (i < 3 ? x.padEnd(7) : x.padStart(10))).join(' ');
   console.log(`\nPOST /recommend, ${ITEMS} items × ${DIM} dims, k = 10, loopback, ${DURATION} s per row (${cpus().length} cores shared by server, load generator and anything else running; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')})`);
   console.log(line(['search', 'breadth', 'clients', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'cpu µs/req', 'load']));
-  for (const r of rows) console.log(line([r.search === 'ann' ? (r.reload ? `reload ${r.index}` : r.index!) : 'exact', r.ef !== null ? `ef ${r.ef}` : r.nprobe !== null ? `np ${r.nprobe}` : '-', String(r.connections), r.requestsPerSec.toFixed(0), r.p50ms.toFixed(2), r.p99ms.toFixed(2), r.maxMs.toFixed(1), String(r.errors + r.non2xx), r.serverCpuUsPerRequest.toFixed(0), r.loadAverage1m.toFixed(1)]));
+  for (const r of rows) console.log(line([r.search === 'ann' ? (r.reload ? `reload ${r.index}` : r.server === 'fastapi-faiss' ? 'peer' : r.index!) : 'exact', r.ef !== null ? `ef ${r.ef}` : r.nprobe !== null ? `np ${r.nprobe}` : '-', String(r.connections), r.requestsPerSec.toFixed(0), r.p50ms.toFixed(2), r.p99ms.toFixed(2), r.maxMs.toFixed(1), String(r.errors + r.non2xx), r.serverCpuUsPerRequest.toFixed(0), r.loadAverage1m.toFixed(1)]));
   for (const r of rows) if (r.reload) console.log(`hot reload under 16 clients: HTTP ${r.reload.status} after ${(r.reload.ms / 1000).toFixed(1)} s; ${r.errors + r.non2xx} failed requests, max latency ${r.maxMs.toFixed(0)} ms`);
   if (KINDS.includes('hnsw')) console.log(`hnsw recall@10 vs exact: ${manifest.index?.recallAt10.toFixed(4)} at build (ef ${manifest.index?.expansionSearch}, 500 users; built in ${manifest.index?.buildSeconds.toFixed(0)} s)`);
   if (ivfManifest) console.log(`ivf recall@10 vs exact: ${ivfManifest.index.recallAt10.toFixed(4)} at build (nprobe ${ivfManifest.index.nprobe} of ${ivfManifest.index.lists} lists, 500 users; built in ${ivfManifest.index.buildSeconds.toFixed(0)} s)`);
   console.log(`recall@10 through the API (200 users): ${Object.entries(recall).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
   for (const sv of servers) console.log(`server (${sv.index} ${sv.ef !== null ? `ef ${sv.ef}` : `nprobe ${sv.nprobe}`}): up in ${sv.startSeconds.toFixed(1)} s, ${sv.afterLoad.rssMiB.toFixed(0)} MiB RSS after load, ${sv.afterRuns.rssMiB.toFixed(0)} MiB after the runs, peak ${sv.afterRuns.peakMiB.toFixed(0)} MiB; exit code ${sv.exitCode}`);
   console.log(`bundle: ${result.bundleMiB.toFixed(0)} MiB on disk`);
+  if (comparison) {
+    console.log(`\nTowerlab vs the FastAPI + uvicorn + faiss IVF peer (${LISTS} lists; ${peer!.stack})`);
+    console.log('nprobe clients  Towerlab req/s  peer req/s  ratio  Towerlab p50/p99 ms  peer p50/p99 ms  recall@10 Towerlab/peer');
+    for (const c of comparison) console.log(`${String(c.nprobe).padStart(6)} ${String(c.connections).padStart(7)}  ${c.towerlab.requestsPerSec.toFixed(0).padStart(14)} ${c.peer.requestsPerSec.toFixed(0).padStart(11)} ${c.requestsPerSecRatio.toFixed(2).padStart(6)}  ${`${c.towerlab.p50ms.toFixed(2)}/${c.towerlab.p99ms.toFixed(2)}`.padStart(19)} ${`${c.peer.p50ms.toFixed(2)}/${c.peer.p99ms.toFixed(2)}`.padStart(16)}  ${c.towerlab.recallAt10.toFixed(4)}/${c.peer.recallAt10.toFixed(4)}`);
+  }
   console.log(`written to bench/results/${OUT}`);
 }
 

@@ -384,6 +384,10 @@ napi_value Info(napi_env env, napi_callback_info info) {
     napi_set_named_property(e, o, "maxThreads", number(e, tl::max_threads()));
     napi_set_named_property(e, o, "parallelBackoffs", number(e, double(tl::parallel_backoffs())));
     napi_set_named_property(e, o, "workerJobs", number(e, double(tl::worker_jobs())));
+    napi_value tasks;
+    napi_create_array_with_length(e, size_t(tl::max_threads()), &tasks);
+    for (int t = 0; t < tl::max_threads(); ++t) napi_set_element(e, tasks, uint32_t(t), number(e, double(tl::thread_tasks(t))));
+    napi_set_named_property(e, o, "threadTasks", tasks);
     return o;
   });
 }

@@ -257,12 +257,13 @@ void run_chunk(Job& job, int64_t chunk) {
   }
 }
 
-void worker(void* ctx, int) {
+void worker(void* ctx, int tid) {
   Job& job = *static_cast<Job*>(ctx);
   for (;;) {
     const int64_t c = job.next.fetch_add(1, std::memory_order_relaxed);
     if (c >= job.nchunks) return;
     run_chunk(job, c);
+    count_task(tid);
   }
 }
 

@@ -313,12 +313,13 @@ struct GemmJob {
   float* partials = nullptr;  // split-K: chunk c > 0 writes M x N floats at partials + (c-1)*M*N
   std::atomic<int64_t> next{0};
 
-  static void call(void* p, int) {
+  static void call(void* p, int tid) {
     auto* j = static_cast<GemmJob*>(p);
     for (;;) {
       const int64_t k = j->next.fetch_add(1, std::memory_order_relaxed);
       if (k >= j->nchunks) return;
       j->do_chunk(k);
+      count_task(tid);
     }
   }
 

@@ -264,6 +264,14 @@ int set_threads(int n) { return pool().set_active(n); }
 int max_threads() { return pool().size(); }
 int64_t parallel_backoffs() { return pool().backoffs(); }
 int64_t worker_jobs() { return pool().worker_jobs(); }
+
+namespace {
+std::atomic<int64_t> g_thread_tasks[64];
+}
+void count_task(int tid) {
+  if (tid >= 0 && tid < 64) g_thread_tasks[tid].fetch_add(1, std::memory_order_relaxed);
+}
+int64_t thread_tasks(int tid) { return tid >= 0 && tid < 64 ? g_thread_tasks[tid].load(std::memory_order_relaxed) : 0; }
 void run(JobFn fn, void* ctx, int nthreads) { pool().run(fn, ctx, nthreads); }
 
 }  // namespace tl

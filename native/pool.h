@@ -27,6 +27,12 @@ int64_t parallel_backoffs();
 // whether work was really shared.
 int64_t worker_jobs();
 
+// Pieces of work (ranges of parallel_ranges, chunks of parallel_chunks) each thread id has run so far, for tests
+// that must know a second thread really computed something (not only joined a job). Counted per tid < 64;
+// parallel_ranges/parallel_chunks count for their bodies, a job run through run() directly calls it per piece.
+void count_task(int tid);
+int64_t thread_tasks(int tid);
+
 // Runs fn as described above with up to min(nthreads, threads()) participants and returns when the caller's
 // fn has returned and every worker that joined has left. A call made while another thread's job runs (JS
 // worker_threads) or from inside a job runs fn(ctx, 0) alone.

@@ -18,6 +18,7 @@ struct RangesJob {
       const int64_t b = j->next.fetch_add(j->chunk, std::memory_order_relaxed);
       if (b >= j->total) return;
       (*j->body)(b, std::min(j->total, b + j->chunk), tid);
+      count_task(tid);
     }
   }
 };
@@ -29,6 +30,7 @@ void parallel_ranges(int64_t total, int64_t grain, double cost_per_item, F&& bod
   const int n = threads();
   if (n <= 1 || double(total) * cost_per_item < kParallelMinWork || total <= grain) {
     body(int64_t(0), total, 0);
+    count_task(0);
     return;
   }
   // About 4 chunks per thread: small enough to rebalance when a thread is late, large enough to amortise.
@@ -53,6 +55,7 @@ struct ChunksJob {
       const int64_t c = j->next.fetch_add(1, std::memory_order_relaxed);
       if (c >= j->nchunks) return;
       (*j->body)(c, tid);
+      count_task(tid);
     }
   }
 };
@@ -62,7 +65,7 @@ void parallel_chunks(int64_t nchunks, double cost_per_chunk, F&& body) {
   if (nchunks <= 0) return;
   const int n = threads();
   if (n <= 1 || nchunks == 1 || double(nchunks) * cost_per_chunk < kParallelMinWork) {
-    for (int64_t c = 0; c < nchunks; ++c) body(c, 0);
+    for (int64_t c = 0; c < nchunks; ++c) body(c, 0), count_task(0);
     return;
   }
   using Fn = std::remove_reference_t<F>;

@@ -26,6 +26,10 @@ import {
   topkRows64,
 } from './helpers/reference64.ts';
 
+// The pool's oversubscription guard runs jobs on the calling thread alone for a second at a time on a busy machine,
+// which would keep the 2-thread comparisons below from ever using a second thread; off for this file (it only
+// trades speed, not results), unless the environment says otherwise. Read once, when the addon's pool starts.
+process.env.TOWERLAB_PARALLEL_GUARD ??= '0';
 const backend = loadNativeBackend();
 const optedOut = process.env.TOWERLAB_NO_NATIVE === '1';
 const skip = backend
@@ -618,35 +622,50 @@ function assertSameBits(got: Out, want: Out, what: string): void {
   }
 }
 
-/** Pool jobs a worker took part in so far (native/pool.cc), to tell whether 2-thread runs really shared work. */
-function workerJobs(): number {
-  return (nativeInfo() as unknown as { workerJobs?: number } | null)?.workerJobs ?? 0;
+/** Pieces of work (ranges, chunks) the pool's second thread (tid 1) has computed so far (native/pool.cc). */
+function secondThreadTasks(): number {
+  return nativeInfo()?.threadTasks?.[1] ?? 0;
 }
 
 describe('native kernels give bit-identical results on 1 and 2 threads', { skip }, () => {
   const be = backend as Backend;
-  // 2-thread runs per case (the chunk-to-thread assignment varies from run to run). On a busy machine a worker
-  // may not join a job at all (it is left to the caller), so a case goes on, up to MAX_RUNS, until a worker
-  // has taken part in at least one of its runs.
+  // 2-thread runs per case (the chunk-to-thread assignment varies from run to run). On a busy machine the pool
+  // may leave a job to the caller (a worker wakes too late, or the oversubscription guard runs jobs alone for a
+  // second), so a case goes on, up to MAX_RUNS, until the second thread has computed at least one piece of it;
+  // a kernel shape where it never did, in any variant, fails: it would only have compared 1-thread runs.
   const REPEATS = 3;
-  const MAX_RUNS = 25;
-  const multi = (nativeInfo()?.maxThreads ?? 1) >= 2;
-  let unshared: string[] = [];
+  const MAX_RUNS = 2000;
+  const forcedSingle = process.env.TOWERLAB_THREADS === '1';
+  // Per kernel shape (a gemm shape's eight transpose/beta variants form one group): did the second thread compute
+  // in at least one variant? On a 2-core machine shared with other jobs the worker sometimes never gets a core
+  // for a tiny split (it then leaves the job to the caller), so single variants may go unshared; a whole shape may not.
+  const shared = new Map<string, boolean>();
+  const unshared: string[] = [];
   let casesRun = 0;
-  test('setup', () => {
-    if (!multi) console.log('# the pool has one thread (TOWERLAB_THREADS=1?): the 2-thread runs below also use one');
+  test('setup: the pool has a second thread', (t) => {
+    if (forcedSingle) {
+      console.log('# TOWERLAB_THREADS=1: the pool has one thread, the 2-thread comparisons are skipped');
+      t.skip('TOWERLAB_THREADS=1');
+      return;
+    }
+    assert.ok((nativeInfo()?.maxThreads ?? 1) >= 2, `the pool has ${nativeInfo()?.maxThreads} thread(s); set TOWERLAB_THREADS=2 or more`);
+    assert.ok(Array.isArray(nativeInfo()?.threadTasks), 'the addon reports per-thread task counts');
   });
 
   /** Runs `run` (fresh outputs from fixed inputs each call) on 1 thread, then several times on 2 threads. */
   function same(name: string, run: () => Record<string, Out>): void {
+    if (forcedSingle) return;
     casesRun++;
     const want = withThreads(1, run);
-    const jobs0 = workerJobs();
-    for (let r = 0; r < MAX_RUNS && (r < REPEATS || (multi && workerJobs() === jobs0)); r++) {
+    const tasks0 = secondThreadTasks();
+    for (let r = 0; r < MAX_RUNS && (r < REPEATS || secondThreadTasks() === tasks0); r++) {
       const got = withThreads(2, run);
       for (const k of Object.keys(want)) assertSameBits(got[k], want[k], `${k} (2-thread run ${r + 1})`);
     }
-    if (multi && workerJobs() === jobs0) unshared.push(name);
+    const group = name.replace(/ tA=.*$/, '');
+    const did = secondThreadTasks() !== tasks0;
+    if (!did) unshared.push(name);
+    shared.set(group, (shared.get(group) ?? false) || did);
   }
 
   // Shapes that take each GEMM split: split M, split N and split K (the fixed-chunk reduction), and the
@@ -839,11 +858,11 @@ describe('native kernels give bit-identical results on 1 and 2 threads', { skip 
     same('training steps', train);
   });
 
-  test('the 2-thread runs shared work with a pool worker', () => {
-    // Informational: on a machine busier than its cores a pool worker may never get to join (the pool leaves
-    // the job to the caller), and then that case only compared 1-thread runs.
-    console.log(`# ${casesRun - unshared.length}/${casesRun} cases had a pool worker take part in a 2-thread run`);
-    if (multi && unshared.length > 0) console.log(`# WARNING: no shared run for: ${unshared.join('; ')}`);
-    unshared = [];
+  test('every 2-thread comparison had the second thread compute part of the work', (t) => {
+    if (forcedSingle) return t.skip('TOWERLAB_THREADS=1');
+    assert.ok(casesRun > 0);
+    if (unshared.length) console.log(`# no second-thread work in ${MAX_RUNS} runs of these variants (busy machine): ${unshared.join('; ')}`);
+    const never = [...shared].filter(([, did]) => !did).map(([g]) => g);
+    assert.deepEqual(never, [], `the second thread computed nothing in any variant of: ${never.join('; ')}`);
   });
 });

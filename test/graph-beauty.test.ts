@@ -13,7 +13,7 @@ import { seqDataFrom } from '../src/seq/data.ts';
 
 const BEAUTY = join(import.meta.dirname, '..', '..', 'shared', 'data', 'amazon-beauty', 'Beauty.txt');
 
-test('Amazon Beauty: the graph builds from the training split in seconds, in bounded memory', (t) => {
+test('Amazon Beauty: the graph builds from the training split in bounded memory (its time is reported, not asserted)', (t) => {
   if (!existsSync(BEAUTY)) {
     console.log(`# skipping: ${BEAUTY} not found (shared data sets absent)`);
     t.skip(`${BEAUTY} not found (shared data sets absent)`);
@@ -27,7 +27,6 @@ test('Amazon Beauty: the graph builds from the training split in seconds, in bou
   const { sampler, stats } = buildNeighbourhood(data.train, data.numItems, { window: 3, weight: 'bool', candidates: 'all', temperature: 1, excludeTop: 0, maxCandidates: 256 });
   assert.ok(stats.edges > 100_000, `${stats.edges} edges`);
   assert.ok(stats.candidates <= 256 * data.numItems);
-  assert.ok(stats.graphSeconds + stats.overlapSeconds < 30, `built in ${stats.graphSeconds + stats.overlapSeconds} s`);
   assert.ok(stats.graphBytes + stats.overlapBytes + stats.samplerBytes < 128 * 2 ** 20, 'under 128 MiB');
   sampler.setHardness(0.3);
   let total = 0;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createJsBackend } from '../src/compute/js.ts';
 import type { Backend, ContrastiveArgs } from '../src/compute/backend.ts';
 import { DebiasedLoss } from '../src/loss/debiased.ts';
-import { applyLogQ, logits, logitsBackward, softmaxCrossEntropy } from '../src/loss/reference.ts';
+import { applyLogQ, logits, logitsBackward, softmaxCrossEntropy } from './helpers/loss-reference.ts';
 import { TwoTowerModel } from '../src/model/two-tower.ts';
 import { parseRecipe, type Recipe } from '../src/recipe/schema.ts';
 import { buildSources } from '../src/sampling/build.ts';

@@ -327,10 +327,14 @@ test('text BoE trained 1 epoch: export --onnx FILE; the JSON carries the tokeniz
   const beir = synonymSet(20, 4);
   let r = cli(['text', '--beir', beir, '--epochs', '1', '--dim', '16', '--buckets', '4096', '--out', 'textmodel', '--no-progress']);
   assert.equal(r.code, 0, r.err);
-  // A text model has no bundle: --out is refused with one line, --onnx FILE works.
-  r = cli(['export', '--model', 'textmodel', '--out', 'tb', '--onnx']);
+  // A text model exports a serving bundle (test/text-bundle.test.ts) that carries the ONNX query tower with --onnx;
+  // tables are refused with one line; --onnx FILE alone works.
+  r = cli(['export', '--model', 'textmodel', '--out', 'tb', '--onnx', '--no-index']);
+  assert.equal(r.code, 0, r.err);
+  assert.ok(existsSync(join(dir, 'tb', 'query-tower.onnx')));
+  r = cli(['export', '--model', 'textmodel', '--embeddings', 'e.parquet']);
   assert.equal(r.code, 2);
-  assert.match(r.err, /^towerlab: error: .*text dual encoder exports only its query tower.*\n$/);
+  assert.match(r.err, /^towerlab: error: .*text dual encoder exports a serving bundle.*\n$/);
   r = cli(['export', '--model', 'textmodel', '--onnx', 'text.onnx']);
   assert.equal(r.code, 0, r.err);
   const spec = JSON.parse(readFileSync(join(dir, 'text.json'), 'utf8'));

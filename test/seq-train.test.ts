@@ -1,7 +1,8 @@
 /**
  * Sequential training end to end: the leave-last-one-out sequences, the objectives' gradients against finite
  * differences (BCE, BPR with neighbourhood negatives, softmax with dot and cosine scores), learning a planted
- * next-item pattern far above chance with every objective and both towers, the evaluation protocol
+ * next-item pattern far above chance with every objective and both towers, GNNO negatives against a uniform
+ * control, the evaluation protocol
  * (nothing excluded vs history excluded), and the `towerlab seq` command.
  */
 import { test } from 'node:test';
@@ -122,7 +123,6 @@ test('every objective and both towers learn a planted next-item pattern far abov
   const { raw, data } = await loadSeqData({ path: chainFile(400, 2) });
   const runs: Array<[string, ObjectiveSpec, 'sasrec' | 'meanpool']> = [
     ['sasrec bce', { kind: 'bce' }, 'sasrec'],
-    ['sasrec bpr gnno', { kind: 'bpr', recipe: parseRecipe({ sources: [{ type: 'uniform', n: 1 }, { type: 'neighbourhood', n: 2, curriculum: { warmup: 1, pace: 0.2 } }] }) }, 'sasrec'],
     ['sasrec in-batch softmax', { kind: 'softmax', score: 'dot', recipe: parseRecipe({ temperature: 1 }) }, 'sasrec'],
     ['meanpool in-batch softmax', { kind: 'softmax', score: 'cosine', recipe: parseRecipe({ temperature: 0.1 }) }, 'meanpool'],
   ];
@@ -141,8 +141,35 @@ test('every objective and both towers learn a planted next-item pattern far abov
     // 48 items: chance HR@10 ≈ 0.21; the pattern makes the next item predictable from the last one.
     assert.ok(r.metrics['hr@10'] > 0.6, `${name}: hr@10 ${r.metrics['hr@10']}`);
     assert.ok(r.train.positionsPerSecond > 0 && r.train.history.length === 12);
-    if (name.includes('gnno')) assert.ok(r.graph && r.graph.edges > 0, 'graph statistics reported');
   }
+});
+
+test('GNNO neighbourhood negatives beat the same BPR recipe with uniform negatives where only hard negatives teach the order', async () => {
+  // In the chains every item of the user's chain is a plausible next item (hr@10 is 1 with either source); only
+  // negatives from the same chain — the positive's graph neighbours, which uniform draws rarely hit — teach
+  // which one comes next, so hr@1 separates the strategy from its control.
+  const { raw, data } = await loadSeqData({ path: chainFile(400, 2) });
+  const hr1: Record<string, number> = {};
+  for (const [name, sources] of [
+    ['gnno', [{ type: 'uniform', n: 1 }, { type: 'neighbourhood', n: 2, curriculum: { warmup: 1, pace: 0.2 } }]],
+    ['uniform', [{ type: 'uniform', n: 3 }]],
+  ] as const) {
+    const r = await runSeqExperiment(
+      {
+        data: raw,
+        model: { ...defaultSeqModel, tower: 'sasrec', dim: 16, blocks: 1, maxLen: 8, dropout: 0.1, lr: 0.01 },
+        objective: { kind: 'bpr', recipe: parseRecipe({ sources }) },
+        train: { epochs: 12, batchSize: 64, seed: 1, evalEvery: 0, patience: 0, valMetric: 'ndcg@10', valUsers: 1000, progress: 'none' },
+        ks: [1, 10],
+        excludeHistory: false,
+      },
+      { raw, data },
+    );
+    hr1[name] = r.metrics['hr@1'];
+    if (name === 'gnno') assert.ok(r.graph && r.graph.edges > 0, 'graph statistics reported');
+  }
+  // Measured 0.96 against 0.66 (12 epochs, seed 1).
+  assert.ok(hr1.gnno >= hr1.uniform + 0.15, `hr@1: neighbourhood ${hr1.gnno} vs uniform ${hr1.uniform}`);
 });
 
 test('evaluation protocol: nothing excluded by default; --exclude-history removes the history items only', async () => {

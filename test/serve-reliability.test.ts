@@ -124,16 +124,21 @@ test('a corrupted bundle is rejected on reload with the file named, and the old 
 });
 
 test('concurrent reloads under load: every answer is 200 and wholly from one complete model', async () => {
-  const deadline = Date.now() + 2500;
+  const ROUNDS = 6;
+  const PER_ROUND = 16;
   const seen = new Map<string, number>();
   const problems: string[] = [];
   let answered = 0;
   let stop = false;
+  // Resolved once `answered` reaches a target: the reloader waits for answers, not for the clock.
+  const waiters: Array<[number, () => void]> = [];
+  const answeredAtLeast = (n: number) => new Promise<void>((r) => (answered >= n ? r() : waiters.push([n, r])));
   const client = async (c: number) => {
     for (let i = 0; !stop; i++) {
       const user = USERS[(c * 5 + i) % USERS.length];
       const r = await call('POST', '/recommend', JSON.stringify({ user, k: 10, search: i % 2 ? 'exact' : 'ann' }));
       answered++;
+      for (let w = waiters.length - 1; w >= 0; w--) if (waiters[w][0] <= answered) waiters.splice(w, 1)[0][1]();
       if (r.status !== 200) {
         problems.push(`HTTP ${r.status}: ${r.text}`);
         continue;
@@ -146,21 +151,21 @@ test('concurrent reloads under load: every answer is 200 and wholly from one com
   };
   const reloader = async () => {
     const statuses: number[] = [];
-    // At least two rounds (A→B→A), more while time allows; bounded in time either way.
-    for (let i = 0; i < 2 || (Date.now() < deadline && i < 20); i++) {
+    // A fixed number of rounds (A→B→A→…), each followed by PER_ROUND answers under the new model.
+    for (let i = 0; i < ROUNDS; i++) {
       writeBundle(served, i % 2 ? A : B);
       // Several reloads at once: coalesced, never interleaved.
       const rs = await Promise.all([call('POST', '/admin/reload'), call('POST', '/admin/reload'), call('POST', '/admin/reload')]);
       statuses.push(...rs.map((r) => r.status));
-      await new Promise((r) => setTimeout(r, 100));
+      await answeredAtLeast(answered + PER_ROUND);
     }
     stop = true;
     return statuses;
   };
   const [statuses] = await Promise.all([reloader(), ...Array.from({ length: 8 }, (_, c) => client(c))]);
   assert.deepEqual(problems.slice(0, 5), []);
-  assert.ok(answered > 50, `answered ${answered}`);
-  assert.ok(statuses.length >= 6 && statuses.every((x) => x === 200), `reload statuses ${statuses}`);
+  assert.ok(answered >= ROUNDS * PER_ROUND, `answered ${answered}`);
+  assert.ok(statuses.length === 3 * ROUNDS && statuses.every((x) => x === 200), `reload statuses ${statuses}`);
   assert.equal(seen.size, 2, `answers came from both bundles: ${[...seen.entries()]}`);
 });
 
@@ -205,17 +210,30 @@ test('the CLI server: SIGHUP reloads, SIGTERM finishes the in-flight request the
   // A request whose body is still arriving when SIGTERM lands is answered in full.
   const { port, hostname } = new URL(url);
   const body = JSON.stringify({ user: 'u7', k: 10, search: 'exact' });
+  // Events instead of sleeps: the server's "100 Continue" says it has parsed the headers (the request is in
+  // flight); its "SIGTERM: closing" line says the close has begun; only then does the body's rest go out.
   const sock = connect(Number(port), hostname);
   await new Promise((r) => sock.once('connect', r));
   let reply = '';
-  sock.on('data', (d) => (reply += d));
+  let onReply: (() => void) | null = null;
+  sock.on('data', (d) => {
+    reply += d;
+    onReply?.();
+  });
   const closed = new Promise((r) => sock.on('close', r));
-  sock.write(`POST /recommend HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body.slice(0, 10)}`);
-  await new Promise((r) => setTimeout(r, 200));
+  const continued = new Promise<void>((r) => (onReply = () => /^HTTP\/1\.1 100 Continue\r\n\r\n/.test(reply) && r()));
+  sock.write(`POST /recommend HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n${body.slice(0, 10)}`);
+  await continued;
+  const closing = new Promise<void>((r) => {
+    const check = () => /SIGTERM: closing/.test(err) && r();
+    p.stderr.on('data', check);
+    check();
+  });
   p.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 300));
+  await closing;
   sock.write(body.slice(10));
   await closed;
+  reply = reply.replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, '');
   assert.match(reply, /^HTTP\/1\.1 200/);
   assert.deepEqual(JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)).items.map((x: any) => x.item), expected[B.manifest.id].u7);
   assert.equal(await exited, 0, err);

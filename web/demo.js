@@ -23,6 +23,7 @@ async function load() {
   const id = health.model.id;
   const base = `/bundle/${id}/`;
   const manifest = await getJson(base + 'manifest.json');
+  if (manifest.model.text) return loadText(manifest, id, health);
   const [mj, users, items, feats, names, seen] = await Promise.all([
     getJson(base + 'model.json'),
     getJson(base + 'vocab/users.json'),
@@ -54,6 +55,54 @@ async function load() {
   state.ready = true;
   $('go').disabled = false;
   setStatus('Ready: the query tower runs in this browser.', 'ready');
+}
+
+/**
+ * A text dual encoder's bundle: the query text is embedded and searched on the server (POST /search); the
+ * page shows the documents. The recommendation form stays hidden (its queries do not apply).
+ */
+function loadText(manifest, id, health) {
+  const t = manifest.model.text;
+  for (const el of document.querySelectorAll('section.query, section.results, #agreement')) el.hidden = true;
+  $('text-search').hidden = false;
+  document.querySelector('h1 span').textContent = 'text retrieval';
+  $('model-info').textContent = `bundle ${id} · text ${t.config.tower} dual encoder · ${t.documents} documents (${t.chunks} chunks) · dim ${manifest.model.dim} · created ${health.model.created}`;
+  const go = $('text-go');
+  go.addEventListener('click', () => searchText().catch((e) => setStatus(e.message, 'error')));
+  $('text-query').addEventListener('keydown', (e) => e.key === 'Enter' && go.click());
+  go.disabled = false;
+  state.ready = true;
+  setStatus('Ready: type a query.', 'ready');
+}
+
+async function searchText() {
+  const query = $('text-query').value;
+  const k = Math.max(1, Math.min(100, Number($('text-k').value) || 10));
+  setStatus('Searching…', 'busy');
+  const r = await fetch('/search', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, k }) });
+  const res = await r.json();
+  if (!r.ok) {
+    $('text-results').replaceChildren();
+    $('text-note').textContent = `HTTP ${r.status}: ${res.message}`;
+    setStatus('Done.', 'done');
+    return;
+  }
+  $('text-results').replaceChildren(
+    ...res.documents.map((d) => {
+      const li = document.createElement('li');
+      li.dataset.item = d.id;
+      for (const [cls, text] of [['item', d.id], ['name', d.title ?? ''], ['score', d.score.toFixed(4)]]) {
+        if (!text) continue;
+        const e = document.createElement('span');
+        e.className = cls;
+        e.textContent = text;
+        li.append(e);
+      }
+      return li;
+    }),
+  );
+  $('text-note').textContent = `search: ${res.search}`;
+  setStatus('Done.', 'done');
 }
 
 /** Each user's training items (CSR), which the server excludes by default: the page excludes them too. */

@@ -12,14 +12,13 @@
  * same for every entity. Extra fields of interaction rows are item features when constant per item, else user
  * features when constant per user; anything else is an error naming the field.
  */
-import { featureFromValues } from '../data/features.ts';
+import { featuresFromRows, isVector, type FeatureRow, type FeatureValue } from '../data/features.ts';
 import { loadInteractions, type DataSpec } from '../data/load.ts';
-import { Vocab, type CategoricalFeature, type DenseFeature, type Interactions } from '../data/types.ts';
+import { Vocab, type Interactions } from '../data/types.ts';
 import { UserError } from '../util/errors.ts';
 
 export type Id = string | number;
-export type FeatureValue = string | number | boolean | null | undefined | readonly number[] | Float32Array | Float64Array;
-export type FeatureRow = { id: Id } & Record<string, FeatureValue>;
+export type { FeatureRow, FeatureValue };
 
 export interface InteractionRow {
   user: Id;
@@ -157,9 +156,6 @@ function same(a: unknown, b: unknown): boolean {
   return false;
 }
 
-function isVector(v: unknown): v is ArrayLike<number> {
-  return Array.isArray(v) || v instanceof Float32Array || v instanceof Float64Array;
-}
 
 function constantPer(rows: readonly InteractionRow[], ids: Int32Array, f: string): boolean {
   const first = new Map<number, unknown>();
@@ -174,8 +170,8 @@ function constantPer(rows: readonly InteractionRow[], ids: Int32Array, f: string
 
 /** Adds feature tables; entities they name that have no interactions join the vocabulary (cold-start items). */
 function withEntityTables(d: Interactions, t: EntityTables): Interactions {
-  const u = t.userFeatures ? entityFeatures(t.userFeatures, d.userVocab, 'userFeatures') : { categorical: [], dense: [] };
-  const it = t.itemFeatures ? entityFeatures(t.itemFeatures, d.itemVocab, 'itemFeatures') : { categorical: [], dense: [] };
+  const u = t.userFeatures ? featuresFromRows(t.userFeatures, d.userVocab, 'userFeatures') : { categorical: [], dense: [] };
+  const it = t.itemFeatures ? featuresFromRows(t.itemFeatures, d.itemVocab, 'itemFeatures') : { categorical: [], dense: [] };
   return {
     ...d,
     userFeatures: u.categorical,
@@ -183,49 +179,4 @@ function withEntityTables(d: Interactions, t: EntityTables): Interactions {
     ...(u.dense.length ? { userDense: u.dense } : {}),
     ...(it.dense.length ? { itemDense: it.dense } : {}),
   };
-}
-
-/**
- * Per-entity features from `{ id, …features }` rows (a later row for the same id overrides earlier values).
- * Each feature's kind is decided by its first non-missing value; a dense feature's width by its first vector.
- */
-export function entityFeatures(rows: readonly FeatureRow[], vocab: Vocab, where: string): { categorical: CategoricalFeature[]; dense: DenseFeature[] } {
-  const kinds = new Map<string, { kind: 'cat' } | { kind: 'dense'; width: number }>();
-  rows.forEach((r, i) => {
-    if (typeof r !== 'object' || r === null) throw new UserError(`${where}[${i}]: expected an object { id, … }`);
-    vocab.add(idOf(r.id, `${where}[${i}].id`));
-    for (const [k, v] of Object.entries(r)) {
-      if (k === 'id' || v === undefined || v === null) continue;
-      const kind = typeof v === 'string' || typeof v === 'boolean' ? { kind: 'cat' as const } : typeof v === 'number' ? { kind: 'dense' as const, width: 1 } : isVector(v) ? { kind: 'dense' as const, width: v.length } : null;
-      if (!kind) throw new UserError(`${where}[${i}].${k}: a feature must be a string, boolean, number or array of numbers`);
-      const seen = kinds.get(k);
-      if (!seen) kinds.set(k, kind);
-      else if (seen.kind !== kind.kind) throw new UserError(`${where}[${i}].${k}: mixes categorical (string) and numeric values`);
-      else if (seen.kind === 'dense' && kind.kind === 'dense' && seen.width !== kind.width) throw new UserError(`${where}[${i}].${k}: has ${kind.width} numbers, earlier rows ${seen.width}`);
-    }
-  });
-  const n = vocab.size;
-  const categorical: CategoricalFeature[] = [];
-  const dense: DenseFeature[] = [];
-  for (const [name, kind] of kinds) {
-    if (kind.kind === 'cat') {
-      const per = new Array<string | null>(n).fill(null);
-      for (const r of rows) if (r[name] !== undefined && r[name] !== null) per[vocab.get(idOf(r.id, where))!] = String(r[name]);
-      categorical.push(featureFromValues(name, per));
-    } else {
-      const values = new Float32Array(n * kind.width);
-      rows.forEach((r, i) => {
-        const v = r[name];
-        if (v === undefined || v === null) return;
-        const e = vocab.get(idOf(r.id, where))!;
-        const arr = typeof v === 'number' ? [v] : (v as ArrayLike<number>);
-        for (let j = 0; j < kind.width; j++) {
-          if (typeof arr[j] !== 'number' || !Number.isFinite(arr[j])) throw new UserError(`${where}[${i}].${name}[${j}]: not a finite number`);
-          values[e * kind.width + j] = arr[j];
-        }
-      });
-      dense.push({ name, width: kind.width, values });
-    }
-  }
-  return { categorical, dense };
 }

@@ -12,6 +12,8 @@
  *   vocab/*.json           user ids, item ids, categorical feature vocabularies
  *   index/items.usearch    the HNSW index over the item embeddings (optional), or
  *   index/items.ivf        the IVF-Flat index over them (src/index/ivf-index.ts)
+ *   weights/text-query.bin the text query tower of a text dual encoder (`towerlab text`), with
+ *   data/text.chunk-doc.bin and vocab/documents.json: the items are then the corpus's chunks (see text.ts)
  *   weights/seq.bin        the sequence tower (SASRec / mean pooling) of a model exported from `towerlab seq`:
  *                          history queries run through it (see seq.ts)
  *
@@ -28,6 +30,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { textManifestSchema } from './text.ts';
 
 export const BUNDLE_FORMAT = 'towerlab-bundle';
 export const BUNDLE_VERSION = 2;
@@ -84,6 +87,11 @@ export const manifestSchema = z.object({
         itemInput: z.enum(['item.embeddings', 'seq.item.emb']),
       })
       .optional(),
+    /**
+     * A text dual encoder (see bundle/text.ts): the items are the corpus's chunks, the query side is the
+     * text query tower; `POST /search` answers with documents.
+     */
+    text: textManifestSchema.optional(),
   }),
   vocabularies: z.record(z.string(), z.object({ file: z.string(), count: z.number().int().nonnegative(), sha256: z.string() })),
   arrays: z.array(arrayEntry),

@@ -21,6 +21,7 @@ import { BUNDLE_FORMAT, BUNDLE_MANIFEST, BUNDLE_VERSION, SIGNATURE_FILE, bundleC
 import { layersFromConfig, towerOutDim, type QueryTowerWeights } from './query-tower.ts';
 import type { BundleDraft } from './write.ts';
 import { seqTowerFromBundle } from './seq.ts';
+import { CHUNK_DOC, textServing, type TextServing } from './text.ts';
 import type { SeqTower } from '../seq/tower.ts';
 import { checkItemNames } from '../data/item-names.ts';
 
@@ -52,6 +53,8 @@ export interface Bundle {
   index: VectorIndex | null;
   /** The sequence tower answering history queries (bundles of sequence models, see seq.ts), else null. */
   sequence: SeqTower | null;
+  /** Text dual encoders (see text.ts): the query tower and chunk → document; the items are chunks. Else null. */
+  text: TextServing | null;
   /** One file of the bundle as listed in the manifest (for the browser page). */
   readFile(path: string): Promise<Uint8Array>;
 }
@@ -434,6 +437,12 @@ async function assemble(
     query,
     itemEmb: get(names.itemEmbeddings, mdl.items * dim),
     sequence: mdl.sequence ? seqTowerFromBundle(mdl.sequence, mdl.items, get(names.itemEmbeddings, mdl.items * dim), (n) => views.get(n) as Float32Array | undefined, where) : null,
+    text: mdl.text
+      ? textServing(mdl.text, get<Int32Array>(CHUNK_DOC, mdl.text.chunks, 'i'), json('documents'), (n) => {
+          const v = views.get(n);
+          return v instanceof Float32Array ? v : undefined;
+        }, where)
+      : null,
     itemCounts: get(names.itemCounts, mdl.items),
     seen: { rows: mdl.users, offsets: offs, cols },
     index,

@@ -16,6 +16,7 @@ import { BUNDLE_FORMAT, BUNDLE_MANIFEST, BUNDLE_VERSION, SIGNATURE_FILE, bundleC
 import { UserError } from '../util/errors.ts';
 import { QueryTower, layersFromConfig, meanRow, type QueryTowerWeights } from './query-tower.ts';
 import { SEQ_FILE, type SeqBundlePart } from './seq.ts';
+import { CHUNK_DOC, CHUNK_DOC_FILE, DOCUMENTS_FILE, TEXT_FILE, type TextBundlePart } from './text.ts';
 
 export interface BundleOptions {
   /** HNSW or IVF settings, or null for no index (the server then searches exactly). */
@@ -47,7 +48,7 @@ const TOWERLAB_VERSION = '0.1.0';
 const bytesOf = (a: Float32Array | Int32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: SeqBundlePart }, o: BundleOptions): BundleDraft {
+export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: SeqBundlePart; text?: TextBundlePart }, o: BundleOptions): BundleDraft {
   const log = o.log ?? (() => {});
   const m = a.model;
   // The serving query tower (query-tower.ts, web/demo.js) has no dense-feature projections yet; item towers are fine
@@ -92,13 +93,15 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
 
   for (const t of [m.user, m.item]) {
     const tower = t.name as 'user' | 'item';
+    // A text bundle's item "table" is its chunk embeddings, stored once below as item.embeddings.
+    if (a.text && tower === 'item') continue;
     addArray(names.idTable(tower), `weights/${tower}.id.bin`, t.idTable.data, [t.config.vocabSize, t.config.idDim], true);
     t.featTables.forEach((tab, f) => addArray(names.featTable(tower, f), `weights/${tower}.feature${f}.bin`, tab.data, [tab.rows, tab.dim], true));
     t.featureValues.forEach((v, f) => addArray(names.featValues(tower, f), `data/${tower}.feature${f}.values.bin`, v, [v.length], true));
   }
 
   log(`embedding ${numItems} items`);
-  const itemEmb = a.sequence ? a.sequence.itemEmbeddings(backend) : m.embedAllItems(backend);
+  const itemEmb = a.sequence ? a.sequence.itemEmbeddings(backend) : a.text ? a.text.itemEmbeddings(backend) : m.embedAllItems(backend);
   addArray(names.itemEmbeddings, 'weights/item.embeddings.bin', itemEmb, [numItems, dim], true);
   addArray(names.itemCounts, 'data/item.counts.bin', a.itemCounts, [a.itemCounts.length], false);
   addArray(names.seenOffsets, 'data/seen.offsets.bin', a.seen.offsets, [a.seen.offsets.length], false);
@@ -114,6 +117,19 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
       arrays.push({ name, file: SEQ_FILE, dtype: 'float32', shape: [t.length] });
     }
     files.set(SEQ_FILE, bytesOf(bin));
+  }
+  if (a.text) {
+    // The text query tower's tensors back to back (not a TF.js group: the page asks the server to embed text).
+    const parts = a.text.arrays;
+    const bin = new Float32Array(parts.reduce((s, [, t]) => s + t.length, 0));
+    let at = 0;
+    for (const [name, t] of parts) {
+      bin.set(t, at);
+      at += t.length;
+      arrays.push({ name, file: TEXT_FILE, dtype: 'float32', shape: [t.length] });
+    }
+    files.set(TEXT_FILE, bytesOf(bin));
+    addArray(CHUNK_DOC, CHUNK_DOC_FILE, a.text.chunkDoc, [a.text.chunkDoc.length], false);
   }
 
   const vocabularies: BundleManifest['vocabularies'] = {};
@@ -131,6 +147,7 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
   addVocab('features', 'vocab/features.json', feats, feats.user.length + feats.item.length);
   // Display names (from --item-names), for responses and the demo; ids stay the keys.
   if (a.itemNames) addVocab('itemNames', 'vocab/item-names.json', a.itemNames, numItems);
+  if (a.text) addVocab('documents', DOCUMENTS_FILE, { ids: a.text.docIds, titles: a.text.titles }, a.text.docIds.length);
 
   const query: QueryTowerWeights = {
     config: m.user.config,
@@ -146,7 +163,7 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
   let indexMeta: BundleManifest['index'] = null;
   if (o.index) {
     const tower = new QueryTower(query);
-    const queries = sampleUserQueries((u, out) => tower.embedUser(backend, u, out), numUsers, dim, o.recallQueries);
+    const queries = a.text ? a.text.recallQueries(backend, o.recallQueries) : sampleUserQueries((u, out) => tower.embedUser(backend, u, out), numUsers, dim, o.recallQueries);
     const built = buildIndex(backend, itemEmb, numItems, dim, queries, o.index, log, o.indexThreads);
     index = built.index;
     const c = o.index;
@@ -177,7 +194,7 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
   for (const [path, bytes] of [...files].sort(([x], [y]) => (x < y ? -1 : 1))) checksums[path] = { bytes: bytes.byteLength, sha256: sha256(bytes) };
   const metrics: Record<string, number | null> = {};
   for (const [k, v] of Object.entries((meta.metrics ?? {}) as Record<string, unknown>)) if (typeof v === 'number') metrics[k] = Number.isFinite(v) ? v : null;
-  const model: BundleManifest['model'] = { dim, users: numUsers, items: numItems, user: m.user.config, item: m.item.config, historyQuery: a.sequence ? 'sequence-tower' : 'mean-item-embedding', ...(a.sequence ? { sequence: a.sequence.manifest } : {}) };
+  const model: BundleManifest['model'] = { dim, users: numUsers, items: numItems, user: m.user.config, item: m.item.config, historyQuery: a.sequence ? 'sequence-tower' : 'mean-item-embedding', ...(a.sequence ? { sequence: a.sequence.manifest } : {}), ...(a.text ? { text: a.text.manifest } : {}) };
   const id = bundleContentId({ files: checksums, model, vocabularies, arrays, index: indexMeta });
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,

@@ -5,7 +5,7 @@
  */
 import { basename } from 'node:path';
 import cliProgress from 'cli-progress';
-import { loadInteractions } from '../data/load.ts';
+import { loadSplit } from '../data/split-files.ts';
 import { formatMetricsTable } from '../eval/format.ts';
 import { loadRecipe, type Recipe } from '../recipe/schema.ts';
 import { checkRecipeLimits } from '../recipe/limits.ts';
@@ -51,7 +51,7 @@ export async function compareCommand(o: CompareCommandOptions): Promise<void> {
   const out: string = o.out;
   const mode: ProgressMode = o.progress === false ? 'none' : defaultProgressMode();
 
-  const data = await loadInteractions(dataSpec);
+  const { data, split: parts } = await loadSplit(dataSpec, split);
   // Every recipe against this data up front: a bad size in the last recipe must not wait for the others' runs.
   const outDim = model.mlp.length ? model.mlp[model.mlp.length - 1] : model.dim;
   for (const r of recipes) checkRecipeLimits(r.recipe, { numItems: data.itemVocab.ids.length, numInstances: data.items.length, numUsers: data.userVocab.ids.length, dim: outDim, batchSize: trainCfg.batchSize }, r.file);
@@ -107,6 +107,7 @@ export async function compareCommand(o: CompareCommandOptions): Promise<void> {
           out: null,
           backend: o.backend,
           loaded: data,
+          loadedSplit: parts,
           countRecommendationsAt: k,
           keepPerUser: true,
         });

@@ -5,7 +5,8 @@
 import { getBackend } from '../compute/index.ts';
 import { csrFromPairs } from '../data/csr.ts';
 import { loadInteractions, type DataSpec } from '../data/load.ts';
-import { splitInteractions, type SplitSpec } from '../data/split.ts';
+import type { SplitSpec } from '../data/split.ts';
+import { coldTestUsers, loadSplit } from '../data/split-files.ts';
 import { popularityBaseline } from '../eval/baselines.ts';
 import { formatMetricsTable } from '../eval/format.ts';
 import { evaluateRanking } from '../eval/ranking.ts';
@@ -24,14 +25,22 @@ export async function evalCommand(o: EvalCommandOptions): Promise<void> {
   const a = openModel(o.model);
   const ks = parseList('--ks', o.ks);
   const saved = (a.meta.data ?? {}) as DataSpec;
-  const given = o.data ? dataSpecFrom(o) : ({} as Partial<DataSpec>);
+  const given = o.data || o.trainFile ? dataSpecFrom(o) : ({} as Partial<DataSpec>);
   const spec: DataSpec = { ...saved, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) } as DataSpec;
-  if (!spec.path) throw new UserError('--data: the model records no data set; give --data');
-  const split: SplitSpec = o.split ? splitSpecFrom(o) : (a.meta.split as SplitSpec);
-  if (!split) throw new UserError('--split: the model records no split; give --split');
-
-  const data = await loadInteractions(spec);
-  const parts = splitInteractions(data, split);
+  if (!spec.path && !o.testFile) throw new UserError('--data: the model records no data set; give --data or --test-file');
+  const savedSplit = a.meta.split as SplitSpec | undefined;
+  let data;
+  let parts;
+  if (o.testFile && !o.trainFile) {
+    // Only the test rows are needed: the model brings its vocabularies and its users' training items.
+    const noFeatures = { userFeatureCols: undefined, itemFeatureCols: undefined, userFeaturesPath: undefined, itemFeaturesPath: undefined };
+    data = await loadInteractions({ ...spec, ...noFeatures, path: o.testFile });
+    parts = { test: Int32Array.from({ length: data.users.length }, (_, i) => i), description: `test file ${o.testFile}` };
+  } else {
+    const split: SplitSpec | undefined = o.split || o.trainFile ? splitSpecFrom(o) : savedSplit;
+    if (!split) throw new UserError('--split: the model records no split; give --split');
+    ({ data, split: parts } = await loadSplit(spec, split));
+  }
   const userIndex = new Map(a.userIds.map((id, i) => [id, i]));
   const itemIndex = new Map(a.itemIds.map((id, i) => [id, i]));
   const us: number[] = [];
@@ -56,6 +65,8 @@ export async function evalCommand(o: EvalCommandOptions): Promise<void> {
   const model = evaluateRanking({ backend, scorer, test, exclude: a.seen, ks, itemPopularity });
   const seconds = (performance.now() - t0) / 1000;
   const popularity = popularityBaseline({ backend, test, exclude: a.seen, ks, itemPopularity });
+  const cold = coldTestUsers(test, a.seen);
+  if (cold > 0) process.stderr.write(`towerlab: note: ${cold} of ${model.users} test users have no training interactions; they stay in the test set and count in every metric\n`);
   process.stdout.write(
     `${spec.path}: ${parts.test.length} test interactions of ${model.users} users (${parts.description})` +
       (unknown ? `; ${unknown} skipped: user or item unknown to the model` : '') +
@@ -74,6 +85,7 @@ export async function evalCommand(o: EvalCommandOptions): Promise<void> {
       examples_per_s: a.meta.train?.examplesPerSecond ?? null,
       users: model.users,
       skipped_unknown: unknown,
+      test_users_without_train: cold,
       eval_seconds: seconds,
       backend: backend.name,
     });

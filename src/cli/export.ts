@@ -13,12 +13,12 @@ import { defaultLanceConfig, lanceTarget, writeLanceDir, type LanceConfig } from
 import { indexRecall } from '../index/recall.ts';
 import { breadthText } from '../index/vector-index.ts';
 import { openModel } from '../model/open.ts';
-import { MANIFEST } from '../model/tensor-file.ts';
 import { ONNX_FILE, onnxFiles, seqOnnx, specPath, textOnnx, twoTowerOnnx, writeOnnx, type OnnxExport } from '../onnx/export.ts';
 import { seqAsArtifacts } from '../bundle/seq.ts';
 import { loadSeqModel, seqModelDir } from '../seq/saved-model.ts';
-import { DualEncoder, FORMAT as TEXT_FORMAT } from '../text/dual-encoder.ts';
-import { existsSync, readFileSync } from 'node:fs';
+import { DualEncoder } from '../text/dual-encoder.ts';
+import { openTextModel, textAsArtifacts, textModelDir } from '../bundle/text.ts';
+import type { ModelArtifacts } from '../model/saved-model.ts';
 import { join } from 'node:path';
 import { addIndexOptions, indexConfigFrom, type IndexFlagOptions } from './index-cmd.ts';
 import { printJsonLast } from './output.ts';
@@ -33,16 +33,6 @@ const posInt = (flag: string, v: string | undefined, min = 1): number | undefine
   return x;
 };
 
-/** The folder of a saved text dual encoder (`towerlab text --out`), or null. */
-function textModelDir(dir: string): string | null {
-  const p = join(dir, MANIFEST);
-  if (!existsSync(p)) return null;
-  try {
-    return JSON.parse(readFileSync(p, 'utf8'))?.format === TEXT_FORMAT ? dir : null;
-  } catch {
-    return null; // let the loader name the problem
-  }
-}
 
 function reportOnnx(path: string, e: OnnxExport): void {
   process.stdout.write(`onnx: ${e.spec.tower} query tower (opset ${e.spec.opset}, inputs ${e.spec.inputs.map((i) => i.name).join(', ')} → embedding [batch, ${e.spec.dim}]) written to ${path} (${(e.onnx.byteLength / 2 ** 20).toFixed(1)} MiB) + ${specPath(path)}\n`);
@@ -64,6 +54,8 @@ export interface ExportCommandOptions extends IndexFlagOptions {
   /** Signs the bundle's manifest with the key in this file. */
   signKey?: string;
   itemNames?: string;
+  /** Text models: the BEIR folder whose corpus the bundle searches (default: the documents saved with the model). */
+  corpus?: string;
 }
 
 export async function exportCommand(o: ExportCommandOptions): Promise<void> {
@@ -77,21 +69,30 @@ export async function exportCommand(o: ExportCommandOptions): Promise<void> {
   if (onnx === true && !o.out) throw new UserError(`--onnx: give a file (--onnx ${ONNX_FILE}), or --out <dir> to put it into the bundle`);
   if (o.embeddings !== undefined && !String(o.embeddings).endsWith('.parquet')) throw new UserError(`--embeddings: '${o.embeddings}' must end in .parquet`);
   const text = textModelDir(o.model);
-  if (text) {
-    // A text dual encoder has no serving bundle (yet): only its query tower goes out, as ONNX.
-    if (o.out || tables || typeof onnx !== 'string') throw new UserError(`${o.model}: a text dual encoder exports only its query tower: use --onnx <file> without --out, --embeddings or --to`);
-    const e = textOnnx(DualEncoder.load(text), o.model);
-    writeOnnx(onnx, e);
-    if (o.json) printJsonLast({ onnx: onnx, spec: specPath(onnx), tower: e.spec.tower, dim: e.spec.dim, bytes: e.onnx.byteLength });
-    else reportOnnx(onnx, e);
-    return;
-  }
-  const seq = seqModelDir(o.model);
+  if (o.corpus !== undefined && !text) throw new UserError(`--corpus: applies to text dual encoders only ('${o.model}' is not one)`);
+  if (text && (tables || o.itemNames)) throw new UserError(`${o.model}: a text dual encoder exports a serving bundle (--out <dir>) and/or its query tower (--onnx); not --embeddings, --to or --item-names`);
+  const seq = text ? null : seqModelDir(o.model);
   const seqArt = seq ? loadSeqModel(seq) : null;
-  const a = seqArt ? seqAsArtifacts(seqArt) : openModel(o.model);
-  if (o.itemNames) a.itemNames = await loadItemNames(o.itemNames, a.itemIds, a.meta?.data?.itemCol);
+  let a: ModelArtifacts;
   let exported: OnnxExport | null = null;
-  if (onnx !== undefined) exported = seqArt ? seqOnnx(seqArt, o.model) : twoTowerOnnx(a, o.model);
+  if (text) {
+    // A text dual encoder: the bundle's items are the corpus's chunks, its query side the text tower (bundle/text.ts).
+    const enc = DualEncoder.load(text);
+    if (onnx !== undefined) exported = textOnnx(enc, o.model);
+    if (!o.out) {
+      // Only the query tower, as ONNX (--onnx <file>: checked above).
+      writeOnnx(onnx as string, exported!);
+      if (o.json) printJsonLast({ onnx, spec: specPath(onnx as string), tower: exported!.spec.tower, dim: exported!.spec.dim, bytes: exported!.onnx.byteLength });
+      else reportOnnx(onnx as string, exported!);
+      return;
+    }
+    const m = openTextModel(text, o.corpus);
+    a = textAsArtifacts(m.encoder, m.corpus, m.meta);
+  } else {
+    a = seqArt ? seqAsArtifacts(seqArt) : openModel(o.model);
+    if (o.itemNames) a.itemNames = await loadItemNames(o.itemNames, a.itemIds, a.meta?.data?.itemCol);
+    if (onnx !== undefined) exported = seqArt ? seqOnnx(seqArt, o.model) : twoTowerOnnx(a, o.model);
+  }
   if (exported && typeof onnx === 'string') writeOnnx(onnx, exported);
   const onnxResult = exported && typeof onnx === 'string' ? { onnx, spec: specPath(onnx), tower: exported.spec.tower, dim: exported.spec.dim, bytes: exported.onnx.byteLength } : null;
   if (!o.out && !tables) {
@@ -138,6 +139,7 @@ export async function exportCommand(o: ExportCommandOptions): Promise<void> {
   }
   const indexThreads = o.indexThreads === undefined ? undefined : Number(o.indexThreads);
   if (indexThreads !== undefined && !(Number.isInteger(indexThreads) && indexThreads >= 0)) throw new UserError(`--index-threads: must be an integer >= 0, got '${o.indexThreads}'`);
+  if (text) log(`encoding ${a.itemIds.length} chunks of ${(a as ReturnType<typeof textAsArtifacts>).text.docIds.length} documents`);
   const draft = createBundle(backend, a, { index: o.index === false ? null : indexConfigFrom(o, a.itemIds.length), indexThreads, recallQueries, source: o.model, log, extraFiles: exported ? onnxFiles(exported) : undefined });
   writeBundle(o.out, draft, undefined, { signKey });
   const mf = draft.manifest;
@@ -153,6 +155,7 @@ export async function exportCommand(o: ExportCommandOptions): Promise<void> {
       if (mf.index.recallAt10 < 0.95) process.stdout.write(`note: recall below 0.95: serve with a larger --expansion-search (e.g. ${mf.index.expansionSearch * 4}) or export with a larger --connectivity\n`);
     }
     if (exported) reportOnnx(typeof onnx === 'string' ? `${onnx} and ${join(o.out, ONNX_FILE)}` : join(o.out, ONNX_FILE), exported);
+    if (text) process.stdout.write(`text model: ${mf.model.text!.documents} documents in ${mf.model.items} chunks; query it with POST /search {"query": "…", "k": 10}\n`);
     process.stdout.write(`serve it:  towerlab serve --model ${o.out} --port 8080 [--demo]\n`);
   }
 }
@@ -184,7 +187,8 @@ export function registerExportCommand(program: Command): void {
     .description('write a serving bundle: weights (TF.js weights manifest + binary tables), vocabularies, HNSW or IVF index, checksums; and/or the query tower as ONNX, the embeddings as Parquet, the item table in LanceDB')
     .requiredOption('--model <dir>', 'a model directory written by train, seq or text')
     .option('--out <dir>', 'bundle directory (replaced atomically)')
-    .option('--onnx [file]', `the query tower as ONNX (opset 17) + a JSON of its inputs, outputs and vocabularies: to <file>, and with --out also ${ONNX_FILE} in the bundle; text models: --onnx <file> only (docs/onnx.md)`)
+    .option('--onnx [file]', `the query tower as ONNX (opset 17) + a JSON of its inputs, outputs and vocabularies: to <file>, and with --out also ${ONNX_FILE} in the bundle; text models: the query tower (docs/onnx.md)`)
+    .option('--corpus <dir>', 'text models: the BEIR folder (corpus.jsonl) whose documents the bundle searches (default: the documents saved with the model, else the folder it was trained on)')
     .option('--item-names <file[:column]>', 'name the items in the bundle (responses and the demo show them): a table with an item id column and a name column, e.g. ml-100k.item:title (default: the names saved with the model)')
     .option('--embeddings <file.parquet>', 'user and item embeddings to Parquet (columns side, index, id, vector; atomically; docs/interop.md)')
     .option('--to <target>', 'the item table (item, id, vector) with an IVF-PQ index to LanceDB: lancedb:DIR (replaced atomically; docs/interop.md)')

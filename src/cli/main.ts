@@ -17,8 +17,9 @@ import { registerServeCommand } from './serve.ts';
 import { registerSeqCommand } from './seq.ts';
 import { registerTextCommand } from './text.ts';
 import { recommendCommand } from './recommend.ts';
-import { addDataOptions, addModelOptions, addSplitOptions, addTrainOptions } from './options.ts';
+import { addDataOptions, addModelOptions, addSplitOptions, addTrainOptions, parseNum } from './options.ts';
 import { trainCommand } from './train.ts';
+import { tuneCommand } from './tune.ts';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
@@ -37,12 +38,29 @@ export async function main(argv: string[]): Promise<void> {
   addModelOptions(train);
   addTrainOptions(train);
   train
-    .option('--recipe <file>', 'negatives recipe (JSON); default: in-batch softmax with accidental-hit masking')
+    .option('--recipe <file>', 'negatives recipe (JSON); default: in-batch softmax with logQ correction and accidental-hit masking (recipes/in-batch-logq.json)')
+    .option('--options <file>', 'train options as JSON (e.g. best-options.json from tune); flags given here win')
     .option('--out <dir>', 'output directory (model, checkpoint, training log)')
     .option('--resume', 'continue from the checkpoint in --out')
     .option('--item-names <file[:column]>', 'name the items (saved with the model; recommend, export and serve show them): a table with an item id column and a name column, e.g. ml-100k.item:title')
     .option('--json', 'print the result as one JSON object on the last line of stdout')
-    .action((opts) => trainCommand(opts));
+    .action((opts, cmd) => trainCommand(opts, cmd));
+
+  const tune = program
+    .command('tune')
+    .description('search recipe fields and train options (quasi-random + successive halving on validation), then test the best once');
+  addDataOptions(tune);
+  addSplitOptions(tune);
+  tune
+    .requiredOption('--space <file>', 'search space (JSON: base recipe and options, parameters with log/linear/int ranges or choices, rung schedule; see docs/collaborative-filtering.md)')
+    .requiredOption('--budget <n>', "number of configurations ('40trials') or training time ('2h', '90m')")
+    .option('--seed <n>', 'seed of the search points and of every trial', parseNum('--seed'), 1)
+    .option('--out <dir>', 'output directory (tune-state.json, trials/, results.json, best-recipe.json, best-options.json, index.html)', 'tune')
+    .option('--resume', 'continue the search in --out after an interruption')
+    .option('--skip-test', 'do not evaluate the chosen configuration on the test data')
+    .option('--json', 'print the results as one JSON object on the last line of stdout')
+    .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'native', 'js']).default('auto'))
+    .action((opts, cmd) => tuneCommand(opts, cmd));
 
   const ev = program.command('eval').description('evaluate a saved model on the test split of a data set');
   ev.requiredOption('--model <dir>', 'a model directory written by train (the model/ folder or the run folder)');
@@ -71,10 +89,12 @@ export async function main(argv: string[]): Promise<void> {
 
   program
     .command('recommend')
-    .description('top-K items for a user of a saved model')
-    .requiredOption('--model <dir>', 'a model directory written by train')
+    .description('top-K items for a user of a saved model (or documents for a query text of a text model)')
+    .requiredOption('--model <dir>', 'a model directory written by train, seq or text')
     .option('--user <id>', 'user id as it appears in the data (required unless --history)')
     .option('--history <items>', 'sequence models: comma-separated item ids, oldest first; recommends the next item')
+    .option('--query <text>', 'text dual encoders (towerlab text): the query text; prints the best documents')
+    .option('--corpus <dir>', 'text dual encoders: the BEIR folder to search (default: the documents saved with the model, else the folder it was trained on)')
     .option('--k <n>', 'number of items', '10')
     .option('--include-seen', "do not exclude the user's training items")
     .option('--item-names <file[:column]>', 'item names to print beside ids (default: the names saved with the model), e.g. ml-100k.item:title')

@@ -7,8 +7,9 @@
 import { Command, Option } from 'commander';
 import { getBackend, type BackendChoice } from '../compute/index.ts';
 import { dataFingerprint, recordedFingerprint } from '../data/fingerprint.ts';
-import { loadInteractions, type DataSpec } from '../data/load.ts';
-import { splitInteractions, type SplitSpec } from '../data/split.ts';
+import type { DataSpec } from '../data/load.ts';
+import type { SplitSpec } from '../data/split.ts';
+import { loadSplit } from '../data/split-files.ts';
 import { groupsToJsonl, writeGroups } from '../mine/groups-file.ts';
 import { SHORT_MARGIN, SHORT_MAX_SCORE, SHORT_NONE, SHORT_RANGE } from '../mine/filter.ts';
 import { mineGroups, type MinedGroups } from '../mine/mine.ts';
@@ -65,15 +66,14 @@ export async function mineCommand(o: MineCommandOptions): Promise<void> {
   const n = num('--n', o.n)!;
   if (!Number.isInteger(n) || n < 1) throw new UserError(`--n: must be a positive integer, got '${o.n}'`);
   const saved = (a.meta.data ?? {}) as DataSpec;
-  const given = o.data ? dataSpecFrom(o) : ({} as Partial<DataSpec>);
+  const given = o.data || o.trainFile ? dataSpecFrom(o) : ({} as Partial<DataSpec>);
   const spec: DataSpec = { ...saved, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) } as DataSpec;
   if (!spec.path) throw new UserError('--data: the model records no data set; give --data');
-  const split: SplitSpec = o.split ? splitSpecFrom(o) : (a.meta.split as SplitSpec);
+  const split: SplitSpec = o.split || o.trainFile ? splitSpecFrom(o) : (a.meta.split as SplitSpec);
   if (!split) throw new UserError('--split: the model records no split; give --split');
 
   const t0 = performance.now();
-  const data = await loadInteractions(spec);
-  const parts = splitInteractions(data, split);
+  const { data, split: parts } = await loadSplit(spec, split);
   if (!o.allowMixed) checkSameTraining(dirs, models.map((m) => recordedFingerprint(m.meta)), dataFingerprint(data, parts));
   const userIndex = new Map(a.userIds.map((id, i) => [id, i]));
   const itemIndex = new Map(a.itemIds.map((id, i) => [id, i]));

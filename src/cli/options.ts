@@ -7,6 +7,7 @@ import type { SplitSpec } from '../data/split.ts';
 import { defaultModelOptions, type ModelOptions } from '../model/build.ts';
 import type { SparseOptimizer } from '../model/embedding-table.ts';
 import type { TrainConfig } from '../train/trainer.ts';
+import type { LrSchedule } from '../train/lr-schedule.ts';
 import { defaultProgressMode } from '../train/progress.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -23,6 +24,10 @@ export interface DataOptions {
   itemFeatures?: string;
   userFeaturesFile?: string;
   itemFeaturesFile?: string;
+  /** A predefined split given as files (instead of --data). */
+  trainFile?: string;
+  valFile?: string;
+  testFile?: string;
 }
 
 export interface SplitOptions {
@@ -30,6 +35,9 @@ export interface SplitOptions {
   val: number;
   test: number;
   splitSeed: number;
+  trainFile?: string;
+  valFile?: string;
+  testFile?: string;
 }
 
 export interface ModelFlagOptions {
@@ -41,6 +49,7 @@ export interface ModelFlagOptions {
   lrSparse: number;
   lrDense: number;
   seed: number;
+  l2?: number;
 }
 
 export interface TrainFlagOptions {
@@ -56,6 +65,9 @@ export interface TrainFlagOptions {
   backend: BackendChoice;
   seed: number;
   resume?: boolean;
+  lrSchedule?: 'constant' | 'cosine' | 'step';
+  warmup?: number;
+  scheduleEpochs?: number;
 }
 
 /** `towerlab eval` (also handed to seq-model.ts for sequence models). */
@@ -73,16 +85,23 @@ export interface RecommendCommandOptions {
   model: string;
   user?: string;
   history?: string;
+  /** Text dual encoders: the query text. */
+  query?: string;
+  /** Text dual encoders: the BEIR folder to search (default: the documents saved with the model). */
+  corpus?: string;
   k: string;
   includeSeen?: boolean;
   json?: boolean;
 }
 
 export function addDataOptions(cmd: Command, required = true): void {
+  // --data or --train-file is required where `required`; checked in dataSpecFrom (commander cannot say "one of").
   const data = new Option('--data <path>', "interactions: CSV/TSV/Parquet/JSONL, sequences ('user item item ...'), MovieLens u.data/ratings.dat, RecBole .inter, or synthetic:users=..,items=..,clusters=..,zipf=..,seed=..");
-  if (required) data.makeOptionMandatory();
   cmd
     .addOption(data)
+    .option('--train-file <path>', `a predefined split instead of --data${required ? '' : ' (default: the one the model recorded)'}: the training interactions (any format --data takes; same column options)`)
+    .option('--val-file <path>', 'validation interactions of the predefined split (default: hold out --val of the train file, seeded by --split-seed)')
+    .option('--test-file <path>', 'test interactions of the predefined split (ids shared with the train file)')
     .addOption(new Option('--format <fmt>', 'file format (default: from the extension)').choices(['csv', 'tsv', 'parquet', 'jsonl', 'seq', 'movielens', 'recbole']))
     .option('--user-col <name>', 'user id column')
     .option('--item-col <name>', 'item id column')
@@ -99,7 +118,7 @@ export function addSplitOptions(cmd: Command, withDefault = true): void {
   const s = new Option('--split <kind>', 'random holdout, global temporal cut, or leave-last-one-out per user').choices(['random', 'temporal', 'loo']);
   cmd
     .addOption(withDefault ? s.default('random') : s)
-    .option('--val <fraction>', 'validation fraction (random/temporal)', parseNum('--val'), 0.1)
+    .option('--val <fraction>', 'validation fraction (random/temporal; with --train-file and no --val-file: held out of the train file)', parseNum('--val'), 0.1)
     .option('--test <fraction>', 'test fraction (random/temporal)', parseNum('--test'), 0.1)
     .option('--split-seed <n>', 'seed of the random split', parseNum('--split-seed'), 42);
 }
@@ -108,12 +127,13 @@ export function addModelOptions(cmd: Command): void {
   const d = defaultModelOptions;
   cmd
     .option('--dim <n>', 'id embedding size', parseNum('--dim'), d.dim)
-    .option('--mlp <sizes>', "tower MLP sizes, last = output size ('' for none)", d.mlp.join(','))
+    .option('--mlp <sizes>', "tower MLP sizes, last = output size ('none' or '' for none: a pure matrix-factorisation tower, cosine scores)", d.mlp.join(','))
     .option('--feature-dim <n>', 'embedding size of each categorical feature', parseNum('--feature-dim'), d.featureDim)
     .option('--no-features', 'ignore categorical features')
     .addOption(new Option('--sparse-optimizer <name>', 'optimizer of the embedding tables').choices(['lazyadam', 'adagrad']).default(d.sparseOptimizer))
     .option('--lr-sparse <x>', 'learning rate of the embedding tables', parseNum('--lr-sparse'), d.sparseLr)
     .option('--lr-dense <x>', 'learning rate of the MLPs (Adam)', parseNum('--lr-dense'), d.denseLr)
+    .option('--l2 <x>', 'L2 penalty on the embedding rows each step uses and on MLP weights', parseNum('--l2'), 0)
     .option('--seed <n>', 'seed of initialisation and batch order', parseNum('--seed'), d.seed);
 }
 
@@ -127,6 +147,9 @@ export function addTrainOptions(cmd: Command): void {
     .option('--val-users <n>', 'validate on at most n users', parseNum('--val-users'), 5000)
     .option('--ks <list>', 'cut-offs of the test metrics', '10,20,50')
     .option('--log-every <n>', 'log the loss every n steps', parseNum('--log-every'), 50)
+    .addOption(new Option('--lr-schedule <kind>', 'learning-rate schedule over the epochs: constant, cosine (decay to 0), or step (×0.1 at 50% and 75%)').choices(['constant', 'cosine', 'step']).default('constant'))
+    .option('--warmup <fraction>', 'linear learning-rate warm-up over this fraction of the training steps', parseNum('--warmup'), 0)
+    .option('--schedule-epochs <n>', 'epochs the learning-rate schedule spans (default: --epochs; tune sets it to its last rung)', parseNum('--schedule-epochs'))
     .option('--no-progress', 'no progress output')
     .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'native', 'js']).default('auto'));
 }
@@ -162,9 +185,13 @@ export function parseList(flag: string, v: string | undefined): number[] {
 const cols = (v: string | undefined) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
 
 export function dataSpecFrom(o: DataOptions): DataSpec {
-  if (o.data === undefined) throw new UserError('--data <path> is required');
+  if (o.data !== undefined && o.trainFile !== undefined) throw new UserError('--data and --train-file: give one (--data is split by --split; --train-file comes with --test-file/--val-file)');
+  if (o.data === undefined && o.trainFile === undefined) {
+    if (o.valFile !== undefined || o.testFile !== undefined) throw new UserError('--val-file/--test-file need --train-file');
+    throw new UserError("give --data (one file, split by --split) or --train-file with --test-file (a predefined split)");
+  }
   return {
-    path: o.data,
+    path: (o.data ?? o.trainFile)!,
     format: o.format,
     userCol: o.userCol,
     itemCol: o.itemCol,
@@ -182,6 +209,10 @@ export function splitSpecFrom(o: SplitOptions): SplitSpec {
   for (const f of ['val', 'test'] as const) {
     if (!(o[f] >= 0 && o[f] < 1)) throw new UserError(`--${f}: must be a fraction in [0, 1), got ${o[f]}`);
   }
+  if (o.trainFile !== undefined) {
+    return { kind: 'files', train: o.trainFile, val: o.valFile ?? null, test: o.testFile ?? null, valFraction: o.valFile !== undefined ? 0 : o.val, seed: o.splitSeed };
+  }
+  if (o.valFile !== undefined || o.testFile !== undefined) throw new UserError('--val-file/--test-file need --train-file');
   if (o.split === 'loo') return { kind: 'loo' };
   if (o.split === 'temporal') return { kind: 'temporal', val: o.val, test: o.test };
   return { kind: 'random', val: o.val, test: o.test, seed: o.splitSeed };
@@ -194,14 +225,20 @@ export function modelOptionsFrom(o: ModelFlagOptions): ModelOptions {
   };
   return {
     dim: positive('--dim', o.dim),
-    mlp: parseList('--mlp', o.mlp),
+    mlp: String(o.mlp).trim().toLowerCase() === 'none' ? [] : parseList('--mlp', o.mlp),
     featureDim: positive('--feature-dim', o.featureDim),
     useFeatures: o.features !== false,
     sparseOptimizer: o.sparseOptimizer,
     sparseLr: positive('--lr-sparse', o.lrSparse, false),
     denseLr: positive('--lr-dense', o.lrDense, false),
     seed: o.seed,
+    l2: nonNegative('--l2', o.l2 ?? 0),
   };
+}
+
+function nonNegative(flag: string, x: number): number {
+  if (!(x >= 0)) throw new UserError(`${flag}: must be >= 0, got ${x}`);
+  return x;
 }
 
 export function trainConfigFrom(o: TrainFlagOptions): Omit<TrainConfig, 'checkpointDir' | 'logPath'> {
@@ -221,5 +258,16 @@ export function trainConfigFrom(o: TrainFlagOptions): Omit<TrainConfig, 'checkpo
     resume: !!o.resume,
     progress: o.progress === false ? 'none' : defaultProgressMode(),
     logEvery: int('--log-every', o.logEvery, 0),
+    lrSchedule: lrScheduleFrom(o),
   };
+}
+
+function lrScheduleFrom(o: TrainFlagOptions): LrSchedule {
+  const kind = o.lrSchedule ?? 'constant';
+  if (!['constant', 'cosine', 'step'].includes(kind)) throw new UserError(`--lr-schedule: expected constant, cosine or step, got '${kind}'`);
+  const warmup = o.warmup ?? 0;
+  if (!(warmup >= 0 && warmup < 1)) throw new UserError(`--warmup: must be a fraction in [0, 1), got ${warmup}`);
+  const horizon = o.scheduleEpochs;
+  if (horizon !== undefined && !(Number.isInteger(horizon) && horizon >= 1)) throw new UserError(`--schedule-epochs: must be an integer >= 1, got ${horizon}`);
+  return horizon !== undefined ? { kind, warmup, horizonEpochs: horizon } : { kind, warmup };
 }

@@ -10,8 +10,9 @@ import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { getBackend, type BackendChoice } from '../compute/index.ts';
 import { csrFromPairs } from '../data/csr.ts';
-import { loadInteractions, type DataSpec } from '../data/load.ts';
-import { splitInteractions, type SplitSpec } from '../data/split.ts';
+import type { DataSpec } from '../data/load.ts';
+import type { SplitSpec } from '../data/split.ts';
+import { loadSplit } from '../data/split-files.ts';
 import { ModelRetriever } from '../mine/model-retriever.ts';
 import type { ModelArtifacts } from '../model/saved-model.ts';
 import { featureDim } from '../rerank/features.ts';
@@ -45,8 +46,8 @@ const checksumOf = (m: ModelArtifacts): string | null => m.meta.checksums?.['ten
 
 /** Validation and test targets in the target model's index space, plus seen sets for exclusion. */
 async function stageData(a: ModelArtifacts, spec: DataSpec, split: SplitSpec) {
-  const data = await loadInteractions(spec);
-  const parts = splitInteractions(data, split);
+  // loadSplit also reads a split given as files (a model trained with --train-file records one).
+  const { data, split: parts } = await loadSplit(spec, split);
   const userIndex = new Map(a.userIds.map((id, i) => [id, i]));
   const itemIndex = new Map(a.itemIds.map((id, i) => [id, i]));
   const pairs = (rows: Int32Array) => {

@@ -4,17 +4,21 @@ import { defaultRecipe, loadRecipe } from '../recipe/schema.ts';
 import { runExperiment } from '../train/experiment.ts';
 import { dataSpecFrom, modelOptionsFrom, parseList, splitSpecFrom, trainConfigFrom, type DataOptions, type ModelFlagOptions, type SplitOptions, type TrainFlagOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
+import { withOptionsFile } from './run-options.ts';
+import type { Command } from 'commander';
 import { collapseLine } from '../train/collapse.ts';
 
 export interface TrainCommandOptions extends DataOptions, SplitOptions, ModelFlagOptions, TrainFlagOptions {
   recipe?: string;
+  options?: string;
   out?: string;
   json?: boolean;
   /** FILE[:COLUMN] naming the items, saved with the model. */
   itemNames?: string;
 }
 
-export async function trainCommand(o: TrainCommandOptions): Promise<void> {
+export async function trainCommand(given: TrainCommandOptions, cmd?: Command): Promise<void> {
+  const o: TrainCommandOptions = withOptionsFile(given, cmd, given.options);
   const recipe = o.recipe ? loadRecipe(o.recipe) : defaultRecipe;
   const ks = parseList('--ks', o.ks);
   if (!ks.length) ks.push(20);
@@ -31,6 +35,9 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
     itemNames: o.itemNames,
   });
   const d = r.data;
+  if (d.testUsersWithoutTrain) {
+    process.stderr.write(`towerlab: note: ${d.testUsersWithoutTrain} of ${d.testUsers} test users have no training interactions; they stay in the test set and count in every metric\n`);
+  }
   const lines = [
     `data: ${d.source}: ${d.users} users, ${d.items} items, ${d.interactions} interactions; split ${d.split}: train ${d.train}, val ${d.val}, test ${d.test} (${d.testUsers} test users)`,
     `trained ${r.train.epochs} epochs, ${r.train.steps} steps in ${r.train.trainSeconds.toFixed(1)} s: ${Math.round(r.examples_per_s).toLocaleString('en-US')} examples/s (backend ${r.backend})` +

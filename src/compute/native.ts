@@ -115,6 +115,10 @@ export interface NativeInfo {
   maxThreads: number;
   /** Times the pool ran single-threaded for a second because workers kept being descheduled (busy machine). */
   parallelBackoffs: number;
+  /** Pool jobs a worker thread took part in so far. */
+  workerJobs: number;
+  /** Pieces of work (ranges, chunks) each thread id has computed so far (index 0 = the calling thread). */
+  threadTasks: number[];
 }
 
 /** What the loaded addon was built with and is doing; null without the addon. */

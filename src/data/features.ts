@@ -1,13 +1,15 @@
 /**
- * Categorical side features per user or item. Index 0 of every feature vocabulary is reserved for "missing", so
- * an entity with no value (absent, null or empty) still has a valid embedding row.
+ * Side features per user or item. Categorical: index 0 of every feature vocabulary is reserved for "missing", so
+ * an entity with no value (absent, null or empty) still has a valid embedding row. Dense (numbers or vectors,
+ * e.g. content embeddings; from in-memory rows, featuresFromRows): entities×width values, zeros when missing;
+ * the tower projects them linearly (src/model/tower.ts).
  */
-import { InputError } from '../util/errors.ts';
+import { InputError, UserError } from '../util/errors.ts';
 import type { Duck } from './duck.ts';
 import { COLUMN_CANDIDATES, detectFormat, pickColumn, type DataFormat } from './format.ts';
 import { ident } from './sql.ts';
 import { materialize, openSource, requireColumn, textExpr } from './table.ts';
-import { Vocab, type CategoricalFeature } from './types.ts';
+import { Vocab, type CategoricalFeature, type DenseFeature } from './types.ts';
 
 /** The vocabulary entry at index 0 of every feature. */
 export const MISSING_VALUE = '<missing>';
@@ -78,4 +80,63 @@ export async function loadFeatureFile(duck: Duck, spec: FeatureFileSpec, vocab: 
 /** Quoted SQL identifier for the f-th feature column of the typed event table. */
 export function featureAlias(entity: 'user' | 'item', f: number): string {
   return ident(`${entity}_f${f}`);
+}
+
+/** A feature value given in memory: categorical (string, boolean), dense (number, array of numbers), or missing. */
+export type FeatureValue = string | number | boolean | null | undefined | readonly number[] | Float32Array | Float64Array;
+export type FeatureRow = { id: string | number } & Record<string, FeatureValue>;
+
+export function isVector(v: unknown): v is ArrayLike<number> {
+  return Array.isArray(v) || v instanceof Float32Array || v instanceof Float64Array;
+}
+
+function entityId(v: unknown, where: string): string {
+  if (typeof v === 'string' && v.trim() !== '') return v.trim();
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  throw new UserError(`${where}: expected a non-empty string or finite number id, got ${JSON.stringify(v) ?? String(v)}`);
+}
+
+/**
+ * Per-entity features from `{ id, …features }` rows (a later row for the same id overrides earlier values).
+ * Each feature's kind is decided by its first non-missing value; a dense feature's width by its first vector.
+ */
+export function featuresFromRows(rows: readonly FeatureRow[], vocab: Vocab, where: string): { categorical: CategoricalFeature[]; dense: DenseFeature[] } {
+  const kinds = new Map<string, { kind: 'cat' } | { kind: 'dense'; width: number }>();
+  rows.forEach((r, i) => {
+    if (typeof r !== 'object' || r === null) throw new UserError(`${where}[${i}]: expected an object { id, … }`);
+    vocab.add(entityId(r.id, `${where}[${i}].id`));
+    for (const [k, v] of Object.entries(r)) {
+      if (k === 'id' || v === undefined || v === null) continue;
+      const kind = typeof v === 'string' || typeof v === 'boolean' ? { kind: 'cat' as const } : typeof v === 'number' ? { kind: 'dense' as const, width: 1 } : isVector(v) ? { kind: 'dense' as const, width: v.length } : null;
+      if (!kind) throw new UserError(`${where}[${i}].${k}: a feature must be a string, boolean, number or array of numbers`);
+      const seen = kinds.get(k);
+      if (!seen) kinds.set(k, kind);
+      else if (seen.kind !== kind.kind) throw new UserError(`${where}[${i}].${k}: mixes categorical (string) and numeric values`);
+      else if (seen.kind === 'dense' && kind.kind === 'dense' && seen.width !== kind.width) throw new UserError(`${where}[${i}].${k}: has ${kind.width} numbers, earlier rows ${seen.width}`);
+    }
+  });
+  const n = vocab.size;
+  const categorical: CategoricalFeature[] = [];
+  const dense: DenseFeature[] = [];
+  for (const [name, kind] of kinds) {
+    if (kind.kind === 'cat') {
+      const per = new Array<string | null>(n).fill(null);
+      for (const r of rows) if (r[name] !== undefined && r[name] !== null) per[vocab.get(entityId(r.id, where))!] = String(r[name]);
+      categorical.push(featureFromValues(name, per));
+    } else {
+      const values = new Float32Array(n * kind.width);
+      rows.forEach((r, i) => {
+        const v = r[name];
+        if (v === undefined || v === null) return;
+        const e = vocab.get(entityId(r.id, where))!;
+        const arr = typeof v === 'number' ? [v] : (v as ArrayLike<number>);
+        for (let j = 0; j < kind.width; j++) {
+          if (typeof arr[j] !== 'number' || !Number.isFinite(arr[j])) throw new UserError(`${where}[${i}].${name}[${j}]: not a finite number`);
+          values[e * kind.width + j] = arr[j];
+        }
+      });
+      dense.push({ name, width: kind.width, values });
+    }
+  }
+  return { categorical, dense };
 }

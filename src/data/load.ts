@@ -69,7 +69,7 @@ async function loadSeq(spec: DataSpec): Promise<Interactions> {
   return data;
 }
 
-async function attachFeatureFiles(duck: Duck, spec: DataSpec, data: Interactions): Promise<void> {
+export async function attachFeatureFiles(duck: Duck, spec: DataSpec, data: Interactions): Promise<void> {
   if (spec.userFeaturesPath) {
     const fs = await loadFeatureFile(
       duck,
@@ -183,6 +183,7 @@ async function loadTabular(duck: Duck, spec: DataSpec, format: DataFormat): Prom
     userFeatures: await inFileFeatures(duck, 'user', userFeat, userVocab.size, timeCol !== undefined),
     itemFeatures: await inFileFeatures(duck, 'item', itemFeat, itemVocab.size, timeCol !== undefined),
     notes,
+    columns: t.columns,
   };
   await attachFeatureFiles(duck, spec, data);
   return data;

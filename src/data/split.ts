@@ -9,7 +9,12 @@ import type { Interactions, Split } from './types.ts';
 export type SplitSpec =
   | { kind: 'random'; val: number; test: number; seed: number }
   | { kind: 'temporal'; val: number; test: number }
-  | { kind: 'loo' };
+  | { kind: 'loo' }
+  /**
+   * A predefined split given as files (see split-files.ts): the train file, an optional validation file (else a
+   * seeded random `val` fraction of the train rows), an optional test file. Loaded by loadSplit, not here.
+   */
+  | { kind: 'files'; train: string; val: string | null; test: string | null; valFraction: number; seed: number };
 
 export function splitInteractions(data: Interactions, spec: SplitSpec): Split {
   switch (spec.kind) {
@@ -21,6 +26,8 @@ export function splitInteractions(data: Interactions, spec: SplitSpec): Split {
       return temporalSplit(data, spec.val, spec.test);
     case 'loo':
       return leaveOneOut(data);
+    case 'files':
+      throw new UserError('a split given as files is read with loadSplit (data/split-files.ts), not splitInteractions');
     default:
       throw new UserError(`unknown split kind '${(spec as { kind: string }).kind}'; expected random, temporal or loo`);
   }

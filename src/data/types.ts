@@ -87,6 +87,8 @@ export interface Interactions {
   itemDense?: DenseFeature[];
   /** What the loader decided on the reader's behalf (auto-detected columns, dropped rows), for logs. */
   notes?: string[];
+  /** Column names of a tabular source (so files of one fixed split can be checked to agree); absent otherwise. */
+  columns?: string[];
 }
 
 /** Row indices (into Interactions arrays) of each part of a split. */

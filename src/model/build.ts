@@ -15,6 +15,8 @@ export interface ModelOptions {
   sparseLr: number;
   denseLr: number;
   seed: number;
+  /** L2 penalty λ on the embedding rows each step uses and on MLP weights (0 = none). */
+  l2?: number;
 }
 
 export const defaultModelOptions: ModelOptions = {
@@ -26,6 +28,7 @@ export const defaultModelOptions: ModelOptions = {
   sparseLr: 0.005,
   denseLr: 0.001,
   seed: 1,
+  l2: 0,
 };
 
 export function buildModel(
@@ -52,6 +55,7 @@ export function buildModel(
       sparseLr: o.sparseLr,
       denseLr: o.denseLr,
       seed: o.seed,
+      l2: o.l2 ?? 0,
     },
     uf.map((f) => f.values),
     itf.map((f) => f.values),

@@ -53,8 +53,9 @@ export class DenseLayer {
     this.db.fill(0);
   }
 
-  adamStep(backend: Backend, lr: number, b1 = 0.9, b2 = 0.999, eps = 1e-8): void {
+  adamStep(backend: Backend, lr: number, b1 = 0.9, b2 = 0.999, eps = 1e-8, l2 = 0): void {
     this.step++;
+    if (l2 > 0) for (let i = 0; i < this.w.length; i++) this.dw[i] += 2 * l2 * this.w[i];
     backend.adam(this.w, this.dw, this.mw, this.vw, lr, b1, b2, eps, this.step);
     backend.adam(this.b, this.db, this.mb, this.vb, lr, b1, b2, eps, this.step);
   }

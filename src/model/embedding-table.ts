@@ -15,6 +15,8 @@ export interface SparseOptimizerConfig {
   beta1: number;
   beta2: number;
   eps: number;
+  /** L2 penalty λ‖row‖² on every row a step touches (gradient 2λ·row added before the update); 0 = none. */
+  l2?: number;
 }
 
 export class EmbeddingTable {
@@ -68,6 +70,16 @@ export class EmbeddingTable {
       }
     }
     for (let s = 0; s < u; s++) this.slot[this.uniq[s]] = -1;
+    const l2 = this.opt.l2 ?? 0;
+    if (l2 > 0) {
+      // Penalise the rows the batch used (as MF's per-batch regulariser does), not the whole table.
+      const c = 2 * l2;
+      for (let s = 0; s < u; s++) {
+        const ro = this.uniq[s] * dim;
+        const so = s * dim;
+        for (let j = 0; j < dim; j++) this.summed[so + j] += c * this.data[ro + j];
+      }
+    }
     this.step++;
     const o = this.opt;
     backend.sparseUpdate(o.kind, this.data, this.state1, this.state2, this.uniq, this.summed, u, dim, o.lr, o.beta1, o.beta2, o.eps, this.step);

@@ -44,6 +44,8 @@ export interface TowerConfig {
 export interface TowerOptim {
   sparse: SparseOptimizerConfig;
   denseLr: number;
+  /** L2 penalty on the MLP weights (0 = none). */
+  l2?: number;
 }
 
 /**
@@ -283,7 +285,7 @@ export class Tower {
   /** Dense optimizer step (Adam) on the MLP, then clears the accumulated gradients. */
   stepDense(backend: Backend): void {
     for (const l of this.denseLayers) {
-      l.adamStep(backend, this.optim.denseLr);
+      l.adamStep(backend, this.optim.denseLr, 0.9, 0.999, 1e-8, this.optim.l2 ?? 0);
       l.zeroGrad();
     }
   }

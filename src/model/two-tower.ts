@@ -15,11 +15,15 @@ export interface ModelConfig {
   sparseLr: number;
   denseLr: number;
   seed: number;
+  /** L2 penalty λ on embedding rows used by a step and on MLP weights (absent in older models = 0). */
+  l2?: number;
 }
 
 export class TwoTowerModel {
   readonly user: Tower;
   readonly item: Tower;
+  /** The optimizer settings both towers read at every step (shared object: a learning-rate schedule scales it). */
+  private readonly optim: { sparse: { lr: number }; denseLr: number };
 
   constructor(
     readonly config: ModelConfig,
@@ -28,13 +32,20 @@ export class TwoTowerModel {
     userDenseValues: Float32Array[] = [],
     itemDenseValues: Float32Array[] = [],
   ) {
-    const sparse = { kind: config.sparseOptimizer, lr: config.sparseLr, beta1: 0.9, beta2: 0.999, eps: config.sparseOptimizer === 'adagrad' ? 1e-10 : 1e-8 };
-    const optim = { sparse, denseLr: config.denseLr };
+    const sparse = { kind: config.sparseOptimizer, lr: config.sparseLr, beta1: 0.9, beta2: 0.999, eps: config.sparseOptimizer === 'adagrad' ? 1e-10 : 1e-8, l2: config.l2 ?? 0 };
+    const optim = { sparse, denseLr: config.denseLr, l2: config.l2 ?? 0 };
+    this.optim = optim;
     this.user = new Tower('user', config.user, optim, userFeatureValues, userDenseValues);
     this.item = new Tower('item', config.item, optim, itemFeatureValues, itemDenseValues);
     if (this.user.outDim !== this.item.outDim) {
       throw new Error(`user tower outputs ${this.user.outDim} dims but item tower ${this.item.outDim}: the last MLP sizes must match`);
     }
+  }
+
+  /** Sets both learning rates to `factor` × the configured ones (a learning-rate schedule's multiplier). */
+  setLrScale(factor: number): void {
+    this.optim.sparse.lr = this.config.sparseLr * factor;
+    this.optim.denseLr = this.config.denseLr * factor;
   }
 
   get dim(): number {

@@ -265,4 +265,16 @@ export function loadRecipe(path: string): Recipe {
   return parseRecipe(json, path);
 }
 
-export const defaultRecipe: Recipe = parseRecipe({});
+/**
+ * What `towerlab train` uses without --recipe: in-batch softmax with the logQ correction (train frequencies) and
+ * accidental-hit masking — recipes/in-batch-logq.json. Chosen on validation data: plain in-batch softmax
+ * over-penalises popular items (they are everyone's negatives), logQ undoes that (see docs/collaborative-filtering.md).
+ */
+export const DEFAULT_RECIPE_JSON = {
+  name: 'in-batch+logQ',
+  temperature: 0.05,
+  sources: [{ type: 'in-batch' }],
+  corrections: { maskSameItem: true, maskSameUser: true, logQ: { estimator: 'train-frequency' } },
+} as const;
+
+export const defaultRecipe: Recipe = parseRecipe(DEFAULT_RECIPE_JSON);

@@ -12,6 +12,7 @@ import { bundleFromDraft, readBundle, type Bundle } from '../bundle/read.ts';
 import { isIvfConfig } from '../index/vector-index.ts';
 import { createBundle, defaultBundleOptions } from '../bundle/write.ts';
 import { BUNDLE_FORMAT, BUNDLE_MANIFEST } from '../bundle/format.ts';
+import { openTextModel, textAsArtifacts, textModelDir } from '../bundle/text.ts';
 import { LanceIndex } from '../index/lance-index.ts';
 import { UserError } from '../util/errors.ts';
 import { Recommender, type SearchMode } from './recommender.ts';
@@ -37,7 +38,9 @@ export async function loadSource(source: string, backend: Backend, log: (m: stri
   if (isBundle || !existsSync(source)) return readBundle(source, { expansionSearch, nprobe, verifyKey });
   // Only a bundle carries a signature: with a key, a model directory cannot be vouched for.
   if (verifyKey) throw new UserError(`${source}: not a bundle, and only signed bundles are served with --verify-key (make one with 'towerlab export --sign-key')`);
-  const a = openModel(source);
+  // A text dual encoder is bundled with the documents saved with it (or the corpus it was trained on).
+  const text = textModelDir(source);
+  const a = text ? (({ encoder, corpus, meta }) => textAsArtifacts(encoder, corpus, meta))(openTextModel(text)) : openModel(source);
   const d = defaultBundleOptions.index;
   const index = d && (isIvfConfig(d) ? { ...d, nprobe: nprobe ?? d.nprobe } : { ...d, expansionSearch: expansionSearch ?? d.expansionSearch });
   return bundleFromDraft(createBundle(backend, a, { ...defaultBundleOptions, index, source, log }));

@@ -12,7 +12,7 @@ import type { Hits } from '../index/ann-index.ts';
 import { ExactSearcher } from '../index/exact.ts';
 import { indexKind } from '../index/vector-index.ts';
 import { badRequest, notFound } from './errors.ts';
-import type { EmbedBody, FilterBody, RecommendBody, SimilarBody } from './schemas.ts';
+import type { EmbedBody, FilterBody, RecommendBody, SearchBody, SimilarBody } from './schemas.ts';
 
 export type SearchMode = 'ann' | 'exact';
 
@@ -35,6 +35,21 @@ export interface RecommendResult {
   items: ScoredItem[];
   excludedSeen?: number;
   warnings?: string[];
+}
+
+/** A document found by `POST /search`: its id, title (when the corpus has one) and best chunk's cosine. */
+export interface ScoredDocument {
+  id: string;
+  title?: string;
+  score: number;
+}
+
+export interface SearchResult {
+  model: string;
+  query: 'text';
+  search: 'hnsw' | 'ivf' | 'lancedb' | 'exact';
+  k: number;
+  documents: ScoredDocument[];
 }
 
 const EXACT_AMONG_MAX = 50_000;
@@ -124,12 +139,55 @@ export class Recommender {
     return { model: this.id, source: 'model', query: 'item', search, k: b.k, items: this.named(hits), ...(f.warnings.length ? { warnings: f.warnings } : {}) };
   }
 
+  /**
+   * The k best documents for a query text (text bundles): the best chunks are retrieved and a document scores
+   * its best chunk, so chunks are fetched until k distinct documents are found (or every chunk is seen).
+   */
+  search(b: SearchBody): SearchResult {
+    const t = this.bundle.text;
+    if (!t) throw badRequest('this model is not a text dual encoder: /search takes a text model (towerlab text); use /recommend');
+    const q = this.q;
+    if (!t.tower.embed(this.backend, b.query, q)) throw badRequest('query: no searchable words (after lowercasing and stop-word removal)');
+    const chunks = this.bundle.manifest.model.items;
+    const docs = t.docIds.length;
+    const k = Math.min(b.k, docs);
+    let fetch = Math.min(chunks, Math.ceil((k * chunks) / docs) + 16);
+    const none: CompiledFilter = { banned: new Set(), allowed: null, warnings: [] };
+    for (;;) {
+      const { hits, search } = this.retrieve(q, fetch, none, b.search ?? this.defaultSearch);
+      const seen = new Set<number>();
+      const out: ScoredDocument[] = [];
+      // Hits come best first, so a document's first chunk here is its best among those fetched.
+      for (let i = 0; i < hits.ids.length && out.length < k; i++) {
+        const d = t.chunkDoc[hits.ids[i]];
+        if (seen.has(d)) continue;
+        seen.add(d);
+        const title = t.titles[d];
+        out.push(title ? { id: t.docIds[d], title, score: hits.scores[i] } : { id: t.docIds[d], score: hits.scores[i] });
+      }
+      if (out.length >= k || fetch >= chunks) return { model: this.id, query: 'text', search, k: b.k, documents: out };
+      fetch = Math.min(chunks, fetch * 4);
+    }
+  }
+
+  /** A query text's embedding (text bundles; the vector /search searches with). */
+  embedText(text: string): Float32Array {
+    const t = this.bundle.text;
+    if (!t) throw badRequest("text: this model is not a text dual encoder; give 'user', 'features', 'history' or 'item'");
+    const out = new Float32Array(this.q.length);
+    if (!t.tower.embed(this.backend, text, out)) throw badRequest('text: no searchable words (after lowercasing and stop-word removal)');
+    return out;
+  }
+
   embed(b: EmbedBody): { model: string; query: string; dim: number; embedding: number[]; warnings?: string[] } {
     const dim = this.q.length;
     const out = new Float32Array(dim);
     const warnings: string[] = [];
     let query: string;
-    if (b.user !== undefined) {
+    if (b.text !== undefined) {
+      query = 'text';
+      out.set(this.embedText(b.text));
+    } else if (b.user !== undefined) {
       query = 'user';
       const u = this.bundle.userIndex.get(b.user);
       if (u === undefined) throw notFound(`unknown user '${b.user}'`);

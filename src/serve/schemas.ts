@@ -60,13 +60,28 @@ export function similarSchema(maxK: number) {
     .strict();
 }
 
+/** `POST /search` (text dual encoders): a query text, the documents to return, and how to search. */
+export function searchSchema(maxK: number) {
+  return z
+    .object({
+      query: z
+        .string({ error: 'must be a string (the query text)' })
+        .max(10_000, 'must be at most 10000 characters')
+        .refine((s) => s.trim().length > 0, 'must not be empty'),
+      k: z.number().int('must be an integer').min(1, 'must be at least 1').max(maxK, `must be at most ${maxK}`).default(10),
+      search: search.optional(),
+    })
+    .strict();
+}
+
 export const embedSchema = z
-  .object({ ...queryFields, item: id.optional() })
+  .object({ ...queryFields, item: id.optional(), text: z.string({ error: 'must be a string (a query text, text models)' }).max(10_000, 'must be at most 10000 characters').optional() })
   .strict()
-  .superRefine((b, ctx) => exactlyOneQuery(b, ctx, ['item']));
+  .superRefine((b, ctx) => exactlyOneQuery(b, ctx, ['item', 'text']));
 
 export type RecommendBody = z.infer<ReturnType<typeof recommendSchema>>;
 export type SimilarBody = z.infer<ReturnType<typeof similarSchema>>;
+export type SearchBody = z.infer<ReturnType<typeof searchSchema>>;
 export type EmbedBody = z.infer<typeof embedSchema>;
 export type FilterBody = z.infer<typeof filterSchema>;
 

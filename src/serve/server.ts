@@ -1,5 +1,6 @@
 /**
- * The HTTP API (fastify): GET /health, GET /model, POST /recommend, POST /similar, POST /embed,
+ * The HTTP API (fastify): GET /health, GET /model, POST /recommend, POST /similar, POST /search (text
+ * models), POST /embed,
  * GET /metrics, the demo page with --demo, and — only when an admin token is configured — POST /admin/reload
  * and GET /admin/status behind `Authorization: Bearer <token>`. Every failure is answered as
  * `{ "error": code, "message": one line }` with a 4xx/5xx status; nothing a client sends can crash it.
@@ -16,7 +17,7 @@ import { ServerMetrics } from './metrics.ts';
 import type { ModelHolder } from './model-holder.ts';
 import { publicManifest } from './public-manifest.ts';
 import type { RecommendResult, Recommender } from './recommender.ts';
-import { embedSchema, parseBody, recommendSchema, similarSchema } from './schemas.ts';
+import { embedSchema, parseBody, recommendSchema, searchSchema, similarSchema } from './schemas.ts';
 
 export interface ServerOptions {
   /** Largest k a client may ask for. */
@@ -39,6 +40,7 @@ export function buildServer(holder: ModelHolder, metrics: ServerMetrics, opts: S
   app.removeContentTypeParser('text/plain');
   const recommend = recommendSchema(opts.maxK);
   const similar = similarSchema(opts.maxK);
+  const search = searchSchema(opts.maxK);
 
   const model = (): Recommender => {
     const m = holder.current;
@@ -105,6 +107,14 @@ export function buildServer(holder: ModelHolder, metrics: ServerMetrics, opts: S
   app.post('/similar', async (req) => {
     const body = parseBody(similar, req.body);
     return counted('similar', model().similar(body));
+  });
+
+  // Text dual encoders: a query text → the best documents.
+  app.post('/search', async (req) => {
+    const body = parseBody(search, req.body);
+    const r = model().search(body);
+    metrics.answers.inc({ endpoint: 'search', source: 'model', search: r.search });
+    return r;
   });
 
   app.post('/embed', async (req) => model().embed(parseBody(embedSchema, req.body)));

@@ -6,12 +6,13 @@
 import { join } from 'node:path';
 import { getBackend, type BackendChoice } from '../compute/index.ts';
 import type { Backend } from '../compute/backend.ts';
-import { loadInteractions, type DataSpec } from '../data/load.ts';
+import type { DataSpec } from '../data/load.ts';
 import { dataFingerprint } from '../data/fingerprint.ts';
 import { loadItemNames } from '../data/item-names.ts';
 import { prepare, type Prepared } from '../data/prepare.ts';
 import { splitInteractions, type SplitSpec } from '../data/split.ts';
-import type { Interactions } from '../data/types.ts';
+import { coldTestUsers, loadSplit } from '../data/split-files.ts';
+import type { Interactions, Split } from '../data/types.ts';
 import { popularityBaseline } from '../eval/baselines.ts';
 import { evaluateRanking, type EvalResult, type PerUserMetrics } from '../eval/ranking.ts';
 import { embeddingScorer } from '../eval/scorer.ts';
@@ -34,6 +35,10 @@ export interface ExperimentOptions {
   backend?: BackendChoice;
   /** Already loaded data (skips loading; `data` is then only recorded). */
   loaded?: Interactions;
+  /** With `loaded`: its split already made (needed for a split given as files). */
+  loadedSplit?: Split;
+  /** Skip the test evaluation (metrics and baselines are then empty): for search on validation only. */
+  skipTest?: boolean;
   /** Also return how often each item lands in a test user's top-K for this K (`compare`'s calibration plot). */
   countRecommendationsAt?: number;
   /** Keep per-user test recall@K / ndcg@K (compare's confidence intervals and paired tests). */
@@ -48,7 +53,19 @@ export interface ExperimentResult {
   examples_per_s: number;
   train: TrainSummary;
   evalSeconds: number;
-  data: { source: string; users: number; items: number; interactions: number; split: string; train: number; val: number; test: number; testUsers: number };
+  data: {
+    source: string;
+    users: number;
+    items: number;
+    interactions: number;
+    split: string;
+    train: number;
+    val: number;
+    test: number;
+    testUsers: number;
+    /** Test users with no training interactions: kept in the test set (they count in every metric), not dropped. */
+    testUsersWithoutTrain?: number;
+  };
   backend: string;
   model: TwoTowerModel;
   /** With countRecommendationsAt: per item, the test users with it in their top-K. */
@@ -63,8 +80,9 @@ export interface ExperimentResult {
 
 export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResult> {
   const backend = await getBackend(o.backend);
-  const data = o.loaded ?? (await loadInteractions(o.data));
-  const split = splitInteractions(data, o.split);
+  const { data, split } = o.loaded
+    ? { data: o.loaded, split: o.loadedSplit ?? splitInteractions(o.loaded, o.split) }
+    : await loadSplit(o.data, o.split);
   const prep = prepare(data, split);
   const model = buildModel(o.model, prep.numUsers, prep.numItems, data.userFeatures, data.itemFeatures, data.userDense, data.itemDense);
   const itemNames = o.itemNames ? await loadItemNames(o.itemNames, data.itemVocab.ids, o.data.itemCol) : undefined;
@@ -96,10 +114,10 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     { ...o.train, checkpointDir: o.out ? join(o.out, 'checkpoint') : null, logPath: o.out ? join(o.out, 'train-log.jsonl') : null },
   );
   const t0 = performance.now();
-  const testEval = evaluateTestRun(backend, model, prep, o.ks, o.countRecommendationsAt, o.keepPerUser);
+  const testEval: EvalResult = o.skipTest ? ({ metrics: {} } as EvalResult) : evaluateTestRun(backend, model, prep, o.ks, o.countRecommendationsAt, o.keepPerUser);
   const metrics = testEval.metrics;
   const evalSeconds = (performance.now() - t0) / 1000;
-  const popularity = popularityBaseline({ backend, test: prep.test, exclude: prep.seenWithVal, ks: o.ks, itemPopularity: prep.itemCounts }).metrics;
+  const popularity = o.skipTest ? {} : popularityBaseline({ backend, test: prep.test, exclude: prep.seenWithVal, ks: o.ks, itemPopularity: prep.itemCounts }).metrics;
   const testUsers = countRows(prep.test);
   const result: ExperimentResult = {
     metrics,
@@ -117,6 +135,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
       val: split.val.length,
       test: split.test.length,
       testUsers,
+      testUsersWithoutTrain: coldTestUsers(prep.test, prep.seen),
     },
     backend: backend.name,
     model,

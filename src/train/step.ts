@@ -58,8 +58,10 @@ export class TrainStep {
     private readonly recipe: Recipe,
     private readonly sources: SourceSet,
   ) {
-    // Until the two-tower step composes it, a full-catalogue recipe must not silently train on nothing.
-    if (sources.fullCatalogue) throw new UserError("recipe: source 'full-catalogue' is not supported by the two-tower step yet (use it with `towerlab seq`)");
+    if (sources.fullCatalogue && (recipe.loss.symmetric || recipe.corrections.fnMask)) {
+      // buildSources already refused other sources, logQ and non-softmax losses; these two would be ignored silently.
+      throw new UserError(`recipe: a 'full-catalogue' source does not take ${recipe.loss.symmetric ? 'loss.symmetric' : 'corrections.fnMask'}`);
+    }
     this.cols = new ColumnBuilder(sources.sources, model.dim);
     this.withLogQ = recipe.corrections.logQ !== false;
     this.loss = lossFunction(recipe);
@@ -67,7 +69,13 @@ export class TrainStep {
     this.momentum = m > 0 ? new MomentumTower(model.item, m) : null;
   }
 
+  /** True when the recipe trains with the exact full-catalogue softmax (no sampled columns, no diagnostics). */
+  get fullCatalogue(): boolean {
+    return this.sources.fullCatalogue;
+  }
+
   run(users: Int32Array, items: Int32Array, rng: Rng): StepResult {
+    if (this.sources.fullCatalogue) return this.runFullCatalogue(users, items);
     const b = this.backend;
     const m = this.model;
     const d = m.dim;
@@ -118,6 +126,35 @@ export class TrainStep {
     this.sources.freq.observe(items, this.step);
     return { loss, columns: a.N };
   }
+
+  /**
+   * Exact softmax over every item: the item tower embeds the whole catalogue, the tiled kernel returns the loss,
+   * dL/dq and dL/de without ever holding B × items logits, and every item row gets its gradient.
+   */
+  private runFullCatalogue(users: Int32Array, items: Int32Array): StepResult {
+    const b = this.backend;
+    const m = this.model;
+    const d = m.dim;
+    const B = users.length;
+    const N = m.item.config.vocabSize;
+    this.step++;
+    let all = this.allItems;
+    if (all.length !== N) all = this.allItems = Int32Array.from({ length: N }, (_, i) => i);
+    const q = m.user.forward(b, users);
+    const e = m.item.forward(b, all);
+    const dq = this.s.f32('dq', B * d);
+    const de = this.s.f32('de', N * d).fill(0);
+    const loss = b.fullSoftmax({ q, e, R: B, N, d, target: items, scale: 1 / this.recipe.temperature, rowWeight: null, dq, de });
+    if (this.columnCounts) for (let j = 0; j < N; j++) this.columnCounts[j]++;
+    m.user.backward(b, dq);
+    m.item.backward(b, de);
+    m.user.stepDense(b);
+    m.item.stepDense(b);
+    this.sources.freq.observe(items, this.step);
+    return { loss, columns: N };
+  }
+
+  private allItems = new Int32Array(0);
 
   /** The queue's contents and the momentum tower, for checkpoints (training-state.ts). */
   stateArrays(): StateArrays {

@@ -21,6 +21,7 @@ import { Rng } from '../util/rng.ts';
 import { detectCollapse, type CollapseCheck } from './collapse.ts';
 import { computeDiagnostics, type Diagnostics } from './diagnostics.ts';
 import { Progress, type ProgressMode } from './progress.ts';
+import { lrFactor, type LrSchedule } from './lr-schedule.ts';
 import { TrainStep } from './step.ts';
 
 export interface TrainConfig {
@@ -45,6 +46,8 @@ export interface TrainConfig {
   logEvery: number;
   /** Training batches inspected for diagnostics at each validation (0 = no diagnostics). */
   diagnosticBatches?: number;
+  /** Learning-rate schedule (default constant, no warm-up). */
+  lrSchedule?: LrSchedule;
 }
 
 export interface TrainInputs {
@@ -113,7 +116,8 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
   const stepsPerEpoch = Math.floor(n / B) || 1;
   const sources = buildSources(inp.recipe, { numItems: inp.numItems, trainItems: inp.trainItems, trainUsers: inp.trainUsers, itemFeatures: inp.itemFeatures, dim: model.dim, model, backend, userIds: inp.artifacts.userIds, itemIds: inp.artifacts.itemIds, batchSize: B });
   const stepper = new TrainStep(backend, model, inp.recipe, sources);
-  const diagBatches = cfg.diagnosticBatches ?? 2;
+  // Diagnostics describe sampled columns; the full-catalogue softmax has none to describe.
+  const diagBatches = stepper.fullCatalogue ? 0 : (cfg.diagnosticBatches ?? 2);
   if (diagBatches > 0) stepper.columnCounts = new Float64Array(inp.numItems);
   const valKs = [Number(cfg.valMetric.split('@')[1] ?? 20) || 20];
   const valUsers = inp.val ? pickValUsers(inp.val, cfg.valMaxUsers, cfg.seed) : null;
@@ -174,6 +178,9 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
   const bar = new Progress(cfg.progress, cfg.epochs * stepsPerEpoch, st.epoch * stepsPerEpoch, cfg.epochs);
   const users = new Int32Array(B);
   const items = new Int32Array(B);
+  const schedule = cfg.lrSchedule;
+  const scheduled = !!schedule && (schedule.kind !== 'constant' || schedule.warmup > 0);
+  const horizonSteps = (schedule?.horizonEpochs ?? cfg.epochs) * stepsPerEpoch;
   let lossEma = NaN;
   let stoppedEarly = false;
 
@@ -190,6 +197,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
         users[r] = inp.trainUsers[row];
         items[r] = inp.trainItems[row];
       }
+      if (scheduled) model.setLrScale(lrFactor(schedule!, stepper.step + 1, horizonSteps));
       const { loss } = stepper.run(users, items, rng);
       if (!Number.isFinite(loss)) throw new UserError(`training diverged at step ${stepper.step} (loss ${loss}); lower the learning rates or raise the temperature`);
       lossEma = Number.isNaN(lossEma) ? loss : 0.98 * lossEma + 0.02 * loss;
@@ -238,6 +246,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
     }
   }
   bar.stop();
+  if (scheduled) model.setLrScale(1);
   if (best) restore(model, best);
   const batchGraphSeconds = st.batchGraphSeconds ?? 0;
   const batchSampler = { type: composer.type, ...composer.stats(), graphSeconds: batchGraphSeconds, graphFraction: batchGraphSeconds / Math.max(st.trainSeconds, 1e-9) };
