@@ -274,9 +274,16 @@ test('CLI: towerlab mine with an ensemble writes groups a mined recipe trains fr
     const vocab = JSON.parse(fs.readFileSync(join(dir, 'm3', 'vocab.json'), 'utf8'));
     vocab.users = vocab.users.slice(0, -1);
     writeFileSync(join(dir, 'm3', 'vocab.json'), JSON.stringify(vocab));
+    // The edit is caught by the checksum; with the checksum recomputed too, by the model's own shape checks.
+    const tampered = cli(['mine', '--model', 'm1', '--model', 'm3', '--out', 'y.jsonl']);
+    assert.equal(tampered.status, 2, tampered.stderr);
+    assert.match(tampered.stderr, /m3\/vocab\.json: checksum mismatch/);
+    const mf = JSON.parse(fs.readFileSync(join(dir, 'm3', 'manifest.json'), 'utf8'));
+    mf.checksums['vocab.json'] = (await import('node:crypto')).createHash('sha256').update(JSON.stringify(vocab)).digest('hex');
+    writeFileSync(join(dir, 'm3', 'manifest.json'), JSON.stringify(mf));
     const fewer = cli(['mine', '--model', 'm1', '--model', 'm3', '--out', 'y.jsonl']);
     assert.equal(fewer.status, 2, fewer.stderr);
-    assert.match(fewer.stderr, /--model m3: its users\/items differ from m1's/);
+    assert.match(fewer.stderr, /--model m3: its users\/items differ from m1's|m3\/manifest\.json: field 'modelConfig\.user'/);
     const bad = cli(['mine', '--model', 'm1', '--range', '50:10', '--out', 'x.jsonl']);
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /--range: expected START:END/);

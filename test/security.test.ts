@@ -15,6 +15,7 @@ import { getBackend } from '../src/compute/index.ts';
 import { readBundle } from '../src/bundle/read.ts';
 import { createBundle, writeBundle } from '../src/bundle/write.ts';
 import { loadModel, saveModel } from '../src/model/saved-model.ts';
+import { checkTextLimits } from '../src/recipe/limits.ts';
 import { parseRecipe } from '../src/recipe/schema.ts';
 import { buildSources } from '../src/sampling/build.ts';
 import { ServerMetrics } from '../src/serve/metrics.ts';
@@ -310,6 +311,11 @@ test('#13.6 recipe sizes beyond the data or the memory are one error naming the 
       JSON.stringify(json),
     );
   }
+  // `towerlab text` takes its sizes from flags: the same rule, naming the flag.
+  assert.throws(() => checkTextLimits({ buckets: 1e9, dim: 256, batchSize: 64, hardNegatives: 0, hardPool: 20, trainQueries: 1000 }), /^UserError: --buckets: 1000000000 hashed rows of 256 values \(with Adam's moments\) need ~3,072 GB/);
+  assert.throws(() => checkTextLimits({ buckets: 1000, dim: 64, batchSize: 64, hardNegatives: 1e9, hardPool: 20, trainQueries: 1000 }), /^UserError: --hard-negatives: /);
+  checkTextLimits({ buckets: 1 << 18, dim: 64, batchSize: 64, hardNegatives: 4, hardPool: 20, trainQueries: 1000 });
+
   // Through the CLI: exit 2, one line.
   const recipe = join(root, 'huge.json');
   writeFileSync(recipe, JSON.stringify({ sources: [{ type: 'uniform', n: 1e9 }] }));

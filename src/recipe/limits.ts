@@ -124,3 +124,27 @@ function checkBatchSampler(
   const sketch = (data.numUsers ?? n) + data.numItems;
   check('batchSampler.sketchDim', `a co-occurrence sketch of width ${spec.sketchDim}`, sketch * spec.sketchDim * 4, Math.max(data.numUsers ?? n, data.numItems) * spec.sketchDim);
 }
+
+/** The sizes `towerlab text` takes from its flags (it has no recipe file): the same memory rule. */
+export interface TextSizes {
+  buckets: number;
+  dim: number;
+  batchSize: number;
+  hardNegatives: number;
+  hardPool: number;
+  trainQueries: number;
+}
+
+/** Throws a UserError naming the flag whose size this machine's memory cannot carry. */
+export function checkTextLimits(s: TextSizes): void {
+  const budget = memoryBudget();
+  const check = (flag: string, what: string, bytes: number, elements: number) => {
+    if (bytes > budget) throw new UserError(`${flag}: ${what} need ${formatBytes(bytes)} of memory (this machine allows ${formatBytes(budget)})`);
+    if (elements > MAX_ELEMENTS) throw new UserError(`${flag}: ${what} need a buffer of ${elements.toExponential(1)} values (at most ${MAX_ELEMENTS})`);
+  };
+  // Hashed embedding rows with lazy Adam's two moments; per step, the batch's candidate columns and logits.
+  check('--buckets', `${s.buckets} hashed rows of ${s.dim} values (with Adam's moments)`, s.buckets * s.dim * 12, s.buckets * s.dim);
+  const cols = s.batchSize * (1 + s.hardNegatives);
+  check(s.hardNegatives > 0 ? '--hard-negatives' : '--batch-size', `${cols} candidates per step (${s.batchSize} × ${1 + s.hardNegatives})`, cols * (8 * s.dim + 8 * s.batchSize), cols * Math.max(s.dim, s.batchSize));
+  check('--hard-pool', `${s.hardPool} mined candidates for each of ${s.trainQueries} queries`, s.hardPool * s.trainQueries * 8, s.hardPool * s.trainQueries);
+}

@@ -10,6 +10,7 @@ import { fuseRankedLists } from '../mine/fusion.ts';
 import { saveReranker } from '../rerank/saved-reranker.ts';
 import { TEXT_FEATURES } from './rerank-features.ts';
 import { UserError } from '../util/errors.ts';
+import { checkTextLimits } from '../recipe/limits.ts';
 import { loadBeir, relevantByQuery, type BeirData } from './beir.ts';
 import { Bm25Index, Bm25Retriever, defaultBm25Options, type Bm25Options } from './bm25.ts';
 import { TextCorpus } from './corpus.ts';
@@ -149,6 +150,8 @@ export async function runTextExperiment(o: TextExperimentOptions): Promise<TextE
   if (split && (!split.fit.query.length || !split.dev.query.length)) {
     throw new UserError(`--rerank-holdout ${rr!.holdout}: ${new Set(trainQrels.query).size} train queries leave one side of the split empty`);
   }
+  // Sizes from the command line against this machine's memory, before the towers and the miner allocate.
+  checkTextLimits({ buckets: o.model.tokenizer.buckets, dim: o.model.dim, batchSize: o.train.batchSize, hardNegatives: o.train.hardNegatives, hardPool: o.train.hardPool, trainQueries: new Set(trainQrels.query).size });
   const enc = new DualEncoder({ ...o.model }, o.optim);
   const trainer = new TextTrainer(b, enc, corpus, { ...o.train, log: o.log });
   const train = trainer.run(split ? split.fit : trainQrels, bm25);
