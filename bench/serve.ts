@@ -31,6 +31,7 @@
  * skips it.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -51,6 +52,8 @@ function arg(name: string, dflt: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : dflt;
 }
 const ITEMS = Number(arg('items', '1000000'));
+/** A fresh bearer token for the servers this bench starts (their /admin/reload is the reload row's trigger). */
+const ADMIN_TOKEN = randomBytes(24).toString('hex');
 const USERS = Number(arg('users', '20000'));
 const DIM = Number(arg('dim', '64'));
 const DURATION = Number(arg('duration', '10'));
@@ -139,7 +142,11 @@ interface Server {
 }
 
 async function startServer(bundle: string, breadth: string[]): Promise<Server> {
-  const p = spawn(process.execPath, [BIN, 'serve', '--model', bundle, '--host', '127.0.0.1', '--port', '0', ...breadth], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(process.execPath, [BIN, 'serve', '--model', bundle, '--host', '127.0.0.1', '--port', '0', ...breadth], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // /admin/* exists only behind a token (docs/security.md); the reload row needs it.
+    env: { ...process.env, TOWERLAB_ADMIN_TOKEN: ADMIN_TOKEN },
+  });
   p.stderr.on('data', (d) => process.stderr.write(`  [server] ${d}`));
   const exited = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
   const url = await new Promise<string>((res, rej) => {
@@ -233,7 +240,7 @@ async function load(url: string, pid: number, search: 'ann' | 'exact', connectio
   let reload: Row['reload'];
   const reloading = reloadAt === undefined ? null : new Promise<void>((res) => setTimeout(async () => {
     const t = performance.now();
-    const r = await fetch(`${url}/admin/reload`, { method: 'POST' });
+    const r = await fetch(`${url}/admin/reload`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     await r.text();
     reload = { ms: performance.now() - t, status: r.status };
     res();
