@@ -15,7 +15,8 @@
  *   (--jobs runs seeds as parallel child processes: faster on a shared machine, same numbers)
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeResultJson } from './result-paths.ts';
 import { join, resolve } from 'node:path';
 import { modelOptionsFrom, trainConfigFrom } from '../src/cli/options.ts';
 import { asRunOptions, normalizeOptions, trainOptionDefaults } from '../src/cli/run-options.ts';
@@ -134,7 +135,7 @@ function summarize(): string[] {
   }
   const out = { protocol: 'full ranking over all items, training items excluded', recipe: RECIPE, options, reference: REF, summary, created: new Date().toISOString() };
   mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/ml1m.json', JSON.stringify(out, null, 2) + '\n');
+  writeResultJson('bench/results/ml1m.json', out);
   return lines;
 }
 const queue = [...tasks];
