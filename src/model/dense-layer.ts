@@ -1,6 +1,6 @@
 /**
  * A fully connected layer y = act(x·W + b) with its gradient buffers and Adam state. Weights are plain
- * Float32Arrays driven through the compute backend (see the throughput note in README: the fused native path
+ * Float32Arrays driven through the compute backend (see docs/performance.md: the fused native path
  * replaces TF.js autograd for these small MLPs; gradients are checked against finite differences in tests).
  */
 import type { Backend } from '../compute/backend.ts';
