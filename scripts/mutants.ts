@@ -15,7 +15,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../src/util/atomic.ts';
 
@@ -257,7 +257,7 @@ negatives, the queue and its momentum, GNNO neighbourhood negatives, mined negat
 \`npm run mutants\` (scripts/mutants.ts) applies each one to a copy of the repository in the temp directory, runs the
 test files that cover the mutated file (the \`COVER\` map in the script) until one fails, and records which test
 killed it. A mutant whose snippet is no longer in the source is reported as *stale*, never skipped silently.
-Not part of \`npm test\`; this run took ${Math.max(1, Math.round(secs / 60))} minutes on the 2-core machine (shared with other jobs at the time).
+Not part of \`npm test\`; this run took ${Math.max(1, Math.round(secs / 60))} minutes on the 2-core machine (load average ${loadavg()[0].toFixed(1)} at the end).
 
 Command: \`npm run mutants\` (one mutant or a few: \`npm run mutants -- --only logq-sign,queue-emb-noop\`; the list:
 \`npm run mutants -- --list\`).
