@@ -635,26 +635,19 @@ describe('native kernels give bit-identical results on 1 and 2 threads', { skip 
   // a kernel shape where it never did, in any variant, fails: it would only have compared 1-thread runs.
   const REPEATS = 3;
   const MAX_RUNS = 2000;
-  const forcedSingle = process.env.TOWERLAB_THREADS === '1';
   // Per kernel shape (a gemm shape's eight transpose/beta variants form one group): did the second thread compute
   // in at least one variant? On a 2-core machine shared with other jobs the worker sometimes never gets a core
   // for a tiny split (it then leaves the job to the caller), so single variants may go unshared; a whole shape may not.
   const shared = new Map<string, boolean>();
   const unshared: string[] = [];
   let casesRun = 0;
-  test('setup: the pool has a second thread', (t) => {
-    if (forcedSingle) {
-      console.log('# TOWERLAB_THREADS=1: the pool has one thread, the 2-thread comparisons are skipped');
-      t.skip('TOWERLAB_THREADS=1');
-      return;
-    }
+  test('setup: the pool has a second thread', () => {
     assert.ok((nativeInfo()?.maxThreads ?? 1) >= 2, `the pool has ${nativeInfo()?.maxThreads} thread(s); set TOWERLAB_THREADS=2 or more`);
     assert.ok(Array.isArray(nativeInfo()?.threadTasks), 'the addon reports per-thread task counts');
   });
 
   /** Runs `run` (fresh outputs from fixed inputs each call) on 1 thread, then several times on 2 threads. */
   function same(name: string, run: () => Record<string, Out>): void {
-    if (forcedSingle) return;
     casesRun++;
     const want = withThreads(1, run);
     const tasks0 = secondThreadTasks();
@@ -858,8 +851,7 @@ describe('native kernels give bit-identical results on 1 and 2 threads', { skip 
     same('training steps', train);
   });
 
-  test('every 2-thread comparison had the second thread compute part of the work', (t) => {
-    if (forcedSingle) return t.skip('TOWERLAB_THREADS=1');
+  test('every 2-thread comparison had the second thread compute part of the work', () => {
     assert.ok(casesRun > 0);
     if (unshared.length) console.log(`# no second-thread work in ${MAX_RUNS} runs of these variants (busy machine): ${unshared.join('; ')}`);
     const never = [...shared].filter(([, did]) => !did).map(([g]) => g);

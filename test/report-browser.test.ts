@@ -41,7 +41,7 @@ test('report renders in headless Chromium: no console errors, all charts, bars d
   const why = typeof pw === 'string' ? pw : ensureChromium();
   if (why !== null || typeof pw === 'string') {
     console.log(`# skipping the browser check: ${why}`);
-    t.skip(why ?? '');
+    t.skip(why ?? 'Chromium unavailable');
     return;
   }
   const dir = mkdtempSync(join(tmpdir(), 'towerlab-browser-'));

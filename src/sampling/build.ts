@@ -12,7 +12,7 @@ import { InBatchSource } from './in-batch.ts';
 import type { Backend } from '../compute/backend.ts';
 import type { TwoTowerModel } from '../model/two-tower.ts';
 import { MinedSource } from './mined.ts';
-import { neighbourhoodSource } from './neighbourhood.ts';
+import { neighbourhoodSource, type NeighbourhoodSource } from './neighbourhood.ts';
 import { PopularitySource } from './popularity.ts';
 import { QueueSource } from './queue.ts';
 import type { NegativeSource } from './source.ts';
@@ -120,4 +120,23 @@ export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
   if (fullCatalogue) return { sources, freq, queue, sameTower, fullCatalogue };
   if (!sources.length) throw new UserError("recipe: field 'sources': same-tower negatives need at least one item source (e.g. in-batch)");
   return { sources, freq, queue, sameTower, fullCatalogue };
+}
+
+/**
+ * Per-row negatives for a pairwise (BPR) objective: `uniform` draws per row (∉ the user's history, drawn by the
+ * objective) and at most one neighbourhood source of hard negatives drawn for each row's target (GNNO).
+ * Any other source is refused naming its field: it draws columns shared by the batch, not per-row negatives.
+ */
+export function buildPerRowNegatives(recipe: Recipe, ctx: SourceContext): { uniform: number; hard: NeighbourhoodSource | null } {
+  checkRecipeLimits(recipe, { numItems: ctx.numItems, numInstances: ctx.trainItems.length, numUsers: ctx.trainSequences?.rows, dim: ctx.dim ?? 64, batchSize: ctx.batchSize });
+  let uniform = 0;
+  let hard: NeighbourhoodSource | null = null;
+  recipe.sources.forEach((s, i) => {
+    if (s.type === 'uniform') uniform += s.n;
+    else if (s.type === 'neighbourhood') {
+      if (hard) throw new UserError(`recipe: field 'sources.${i}': only one neighbourhood source per recipe`);
+      hard = neighbourhoodSource(s, ctx, `sources.${i}`);
+    } else throw new UserError(`recipe: field 'sources.${i}.type': the bpr loss takes per-row 'uniform' and 'neighbourhood' negatives, not '${s.type}'`);
+  });
+  return { uniform, hard };
 }

@@ -14,8 +14,8 @@ import type { Backend, ContrastiveArgs } from '../compute/backend.ts';
 import { ColumnBuilder } from '../loss/columns.ts';
 import { lossFunction, type LossFn } from '../loss/loss-function.ts';
 import type { Recipe } from '../recipe/schema.ts';
-import { buildSources, type SourceSet } from '../sampling/build.ts';
-import { neighbourhoodSource, type NeighbourhoodSource } from '../sampling/neighbourhood.ts';
+import { buildPerRowNegatives, buildSources, type SourceSet } from '../sampling/build.ts';
+import type { NeighbourhoodSource } from '../sampling/neighbourhood.ts';
 import { UserError } from '../util/errors.ts';
 import type { Rng } from '../util/rng.ts';
 import { Buffers } from '../nn/buffers.ts';
@@ -147,16 +147,8 @@ export class BprObjective implements SeqObjective {
     private readonly d: number,
     recipe: Recipe,
   ) {
-    let uniform = 0;
-    let hard: NeighbourhoodSource | null = null;
-    recipe.sources.forEach((s, i) => {
-      if (s.type === 'uniform') uniform += s.n;
-      else if (s.type === 'neighbourhood') {
-        if (hard) throw new UserError(`recipe: field 'sources.${i}': only one neighbourhood source per recipe`);
-        hard = neighbourhoodSource(s, { numItems: data.numItems, trainItems: data.train.cols, trainSequences: data.train }, `sources.${i}`);
-      } else throw new UserError(`recipe: field 'sources.${i}.type': the bpr loss takes per-row 'uniform' and 'neighbourhood' negatives, not '${s.type}'`);
-    });
-    if (uniform + (hard ? (hard as NeighbourhoodSource).n : 0) === 0) throw new UserError("recipe: field 'sources': the bpr loss needs at least one negative per row");
+    const { uniform, hard } = buildPerRowNegatives(recipe, { numItems: data.numItems, trainItems: data.train.cols, trainSequences: data.train });
+    if (uniform + (hard?.n ?? 0) === 0) throw new UserError("recipe: field 'sources': the bpr loss needs at least one negative per row");
     this.uniform = uniform;
     this.hard = hard;
   }
@@ -228,13 +220,11 @@ export class SoftmaxObjective implements SeqObjective {
     private readonly recipe: Recipe,
     private readonly score: ScoreKind,
   ) {
-    recipe.sources.forEach((s, i) => {
-      if (s.type === 'queue' || s.type === 'same-tower') {
-        throw new UserError(`recipe: field 'sources.${i}.type': '${s.type}' is not supported for sequential training (in-batch, uniform, popularity, neighbourhood are)`);
-      }
-    });
     if (recipe.loss.symmetric) throw new UserError("recipe: field 'loss.symmetric': not supported for sequential training");
     this.sources = buildSources(recipe, { numItems: data.numItems, trainItems: data.train.cols, trainSequences: data.train, dim: d });
+    // The sequential step has no second query tower to fill a queue from or to draw same-tower negatives with.
+    if (this.sources.queue) throw new UserError("recipe: field 'sources': a 'queue' source is not supported for sequential training (in-batch, uniform, popularity, neighbourhood, full-catalogue are)");
+    if (this.sources.sameTower) throw new UserError("recipe: field 'sources': 'same-tower' negatives are not supported for sequential training (in-batch, uniform, popularity, neighbourhood, full-catalogue are)");
     this.cols = new ColumnBuilder(this.sources.sources, d);
     this.loss = lossFunction(recipe, { numItems: data.numItems });
   }
