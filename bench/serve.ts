@@ -30,8 +30,9 @@
  * both is measured against the same exact answers (Towerlab's exact search, seen items excluded). `--peer none`
  * skips it.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -141,13 +142,9 @@ interface Server {
   stop(): Promise<number | null>;
 }
 
-async function startServer(bundle: string, breadth: string[]): Promise<Server> {
-  const p = spawn(process.execPath, [BIN, 'serve', '--model', bundle, '--host', '127.0.0.1', '--port', '0', ...breadth], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // /admin/* exists only behind a token (docs/security.md); the reload row needs it.
-    env: { ...process.env, TOWERLAB_ADMIN_TOKEN: ADMIN_TOKEN },
-  });
-  p.stderr.on('data', (d) => process.stderr.write(`  [server] ${d}`));
+/** Echoes a started server's stderr, resolves once it prints its URL, and hands back how to stop it. */
+async function attach(p: ChildProcessByStdio<null, Readable, Readable>, label: string): Promise<Server> {
+  p.stderr.on('data', (d) => process.stderr.write(`  [${label}] ${d}`));
   const exited = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
   const url = await new Promise<string>((res, rej) => {
     let out = '';
@@ -156,7 +153,7 @@ async function startServer(bundle: string, breadth: string[]): Promise<Server> {
       const m = out.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
       if (m) res(m[1]);
     });
-    p.on('exit', (c) => rej(new Error(`server exited with ${c}`)));
+    p.on('exit', (c) => rej(new Error(`${label} exited with ${c}`)));
   });
   return {
     url,
@@ -166,6 +163,15 @@ async function startServer(bundle: string, breadth: string[]): Promise<Server> {
       return exited;
     },
   };
+}
+
+async function startServer(bundle: string, breadth: string[]): Promise<Server> {
+  const p = spawn(process.execPath, [BIN, 'serve', '--model', bundle, '--host', '127.0.0.1', '--port', '0', ...breadth], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // /admin/* exists only behind a token (docs/security.md); the reload row needs it.
+    env: { ...process.env, TOWERLAB_ADMIN_TOKEN: ADMIN_TOKEN },
+  });
+  return attach(p, 'server');
 }
 
 function memory(pid: number): { rssMiB: number; peakMiB: number } {
@@ -311,25 +317,7 @@ async function writePeerData(bundleDir: string, dir: string): Promise<void> {
 async function startPeer(dataDir: string, nprobe: number): Promise<Server> {
   const script = join(ROOT, 'bench', 'peer', 'serve_peer.py');
   const p = spawn(PYTHON, [script, '--data', dataDir, '--nlist', String(LISTS), '--nprobe', String(nprobe), '--port', '0', '--index-cache', join(dataDir, `faiss-ivf${LISTS}.index`)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  p.stderr.on('data', (d) => process.stderr.write(`  [peer] ${d}`));
-  const exited = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
-  const url = await new Promise<string>((res, rej) => {
-    let out = '';
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
-      if (m) res(m[1]);
-    });
-    p.on('exit', (c) => rej(new Error(`peer exited with ${c}`)));
-  });
-  return {
-    url,
-    pid: p.pid!,
-    stop: () => {
-      p.kill('SIGTERM');
-      return exited;
-    },
-  };
+  return attach(p, 'peer');
 }
 
 /** Exact top-10 (seen items excluded) of sample users, from the bundle in this process: the recall truth. */
