@@ -24,6 +24,8 @@ import type { UserHistoryConfig } from '../src/model/user-history.ts';
 import { parseRecipe } from '../src/recipe/schema.ts';
 import { runExperiment } from '../src/train/experiment.ts';
 import { modelOptionsFrom } from '../src/cli/options.ts';
+import { twoTowerOnnx } from '../src/onnx/export.ts';
+import * as ort from 'onnxruntime-node';
 import { asRunOptions, trainOptionDefaults } from '../src/cli/run-options.ts';
 
 const backend = await createJsBackend();
@@ -205,6 +207,17 @@ test('end to end: history = training rows only, saved with the model, served ide
         assert.ok(Math.abs(got[j] - want[j]) < 1e-5, `bundle user ${u} dim ${j}: ${got[j]} vs ${want[j]}`);
       }
     }
+    // ONNX export: the history is baked into the graph's id rows too.
+    const e = twoTowerOnnx(a);
+    const sess = await ort.InferenceSession.create(e.onnx);
+    const users = [0, 7, 150];
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const inp of e.spec.inputs) feeds[inp.name] = new ort.Tensor('int64', BigInt64Array.from(users, (u) => BigInt(inp.name === 'user_index' ? u : -1)), [users.length]);
+    const onnxOut = (await sess.run(feeds)).embedding.data as Float32Array;
+    users.forEach((u, r) => {
+      a.model.user.embed(backend, Int32Array.of(u), want);
+      for (let j = 0; j < dim; j++) assert.ok(Math.abs(onnxOut[r * dim + j] - want[j]) < 1e-5, `onnx user ${u} dim ${j}: ${onnxOut[r * dim + j]} vs ${want[j]}`);
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
