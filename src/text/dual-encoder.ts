@@ -49,12 +49,16 @@ export class DualEncoder {
     readonly optim: TowerOptim,
   ) {
     this.kind = config.tower === 'boe' ? 'features' : 'tokens';
-    const make = (seed: number): TextTower =>
-      config.tower === 'boe'
-        ? new BoeTower({ buckets: config.tokenizer.buckets, dim: config.dim, pooling: config.pooling, proj: config.proj, seed }, optim)
-        : new TransformerTower({ buckets: config.tokenizer.buckets, dim: config.dim, heads: config.heads, blocks: config.blocks, maxLen: Math.max(config.window, config.queryMaxLen), seed }, optim);
-    this.qTower = make(config.seed);
-    this.dTower = config.shared ? this.qTower : make(config.seed + 7919);
+    this.qTower = this.newTower(config.seed);
+    this.dTower = config.shared ? this.qTower : this.newTower(config.seed + 7919);
+  }
+
+  /** A fresh tower of this encoder's configuration (the towers, and momentum copies of them). */
+  newTower(seed: number): TextTower {
+    const c = this.config;
+    return c.tower === 'boe'
+      ? new BoeTower({ buckets: c.tokenizer.buckets, dim: c.dim, pooling: c.pooling, proj: c.proj, seed }, this.optim)
+      : new TransformerTower({ buckets: c.tokenizer.buckets, dim: c.dim, heads: c.heads, blocks: c.blocks, maxLen: Math.max(c.window, c.queryMaxLen), seed }, this.optim);
   }
 
   /**
