@@ -164,10 +164,10 @@ export class TextEncoderPair implements EncoderPair<TextBatchInput> {
     encodeInto(b, this.enc.dTower, this.itemInputs(ids), out, NO_RNG);
   }
 
-  /** Inference embeddings of queries (rows × dim), e.g. for same-tower diagnostics and retrieval. */
-  embedQueries(b: Backend, queries: Int32Array[], out: Float32Array): void {
+  /** Inference embeddings of the batch's queries (rows × dim), for diagnostics. */
+  embedQueries(b: Backend, batch: EncoderBatch<TextBatchInput>, out: Float32Array): void {
     if (this.pendingRows >= 0) throw new Error('text pair: embedQueries between forward and backward');
-    encodeInto(b, this.enc.qTower, queries, out, NO_RNG);
+    encodeInto(b, this.enc.qTower, batch.input.queries.slice(0, batch.rows), out, NO_RNG);
   }
 
   momentumItems(m: number): MomentumItems {
