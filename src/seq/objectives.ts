@@ -11,9 +11,9 @@
  * Each returns the loss, writes dL/dH and lists the output-side item rows with their gradients.
  */
 import type { Backend, ContrastiveArgs } from '../compute/backend.ts';
-import { ColumnBuilder } from '../loss/columns.ts';
 import { lossFunction, type LossFn } from '../loss/loss-function.ts';
 import type { Recipe } from '../recipe/schema.ts';
+import { BatchAssembler } from '../sampling/assembler.ts';
 import { buildPerRowNegatives, buildSources, type SourceSet } from '../sampling/build.ts';
 import type { NeighbourhoodSource } from '../sampling/neighbourhood.ts';
 import { UserError } from '../util/errors.ts';
@@ -210,7 +210,7 @@ export class BprObjective implements SeqObjective {
 export class SoftmaxObjective implements SeqObjective {
   readonly name = 'softmax';
   readonly sources: SourceSet;
-  private readonly cols: ColumnBuilder;
+  private readonly asm: BatchAssembler;
   private readonly loss: LossFn;
   private readonly buf = new Buffers();
 
@@ -223,9 +223,9 @@ export class SoftmaxObjective implements SeqObjective {
     if (recipe.loss.symmetric) throw new UserError("recipe: field 'loss.symmetric': not supported for sequential training");
     this.sources = buildSources(recipe, { numItems: data.numItems, trainItems: data.train.cols, trainSequences: data.train, dim: d });
     // The sequential step has no second query tower to fill a queue from or to draw same-tower negatives with.
-    if (this.sources.queue) throw new UserError("recipe: field 'sources': a 'queue' source is not supported for sequential training (in-batch, uniform, popularity, neighbourhood, full-catalogue are)");
+    if (this.sources.sources.some((s) => s.afterStep && !s.usesPositives)) throw new UserError("recipe: field 'sources': a 'queue' source is not supported for sequential training (in-batch, uniform, popularity, neighbourhood, full-catalogue are)");
     if (this.sources.sameTower) throw new UserError("recipe: field 'sources': 'same-tower' negatives are not supported for sequential training (in-batch, uniform, popularity, neighbourhood, full-catalogue are)");
-    this.cols = new ColumnBuilder(this.sources.sources, d);
+    this.asm = new BatchAssembler(this.sources, recipe, d);
     this.loss = lossFunction(recipe, { numItems: data.numItems });
   }
 
@@ -285,7 +285,7 @@ export class SoftmaxObjective implements SeqObjective {
   }
 
   setEpoch(epoch: number): void {
-    for (const s of this.sources.sources) if ('epoch' in s) (s as NeighbourhoodSource).epoch = epoch;
+    for (const s of this.sources.sources) s.beginEpoch?.({ epoch, step: 0 });
   }
 
   run(b: Backend, inp: ObjectiveInput, dH: Float32Array): ObjectiveOutput {
@@ -295,8 +295,7 @@ export class SoftmaxObjective implements SeqObjective {
     const R = batch.tokens;
     const users = this.buf.i32('users', R);
     for (let t = 0; t < R; t++) users[t] = batch.users[batch.seqOf[t]];
-    const withLogQ = this.recipe.corrections.logQ !== false;
-    const cols = this.cols.build({ users, items: batch.targets, step: inp.step, rng }, withLogQ);
+    const cols = this.asm.columns({ users, items: batch.targets, step: inp.step, rng });
     const N = cols.Nt;
     const ids = cols.ids.subarray(0, N);
     const c = this.buf.f32('c', N * d);
@@ -310,36 +309,13 @@ export class SoftmaxObjective implements SeqObjective {
       cn = this.buf.f32('cn', N * d);
       b.l2normForward(c, cn, this.buf.f32('cnorm', N), N, d);
     }
-    const corr = this.recipe.corrections;
-    const masks: ContrastiveArgs['masks'] = [];
-    if (corr.maskSameItem) masks.push({ rowKey: batch.targets, colKey: ids });
-    if (cols.blockKey) masks.push({ rowKey: this.buf.i32('zeros', R).fill(0), colKey: cols.blockKey });
-    else if (corr.maskSameUser) masks.push({ rowKey: users, colKey: cols.userKey });
-    let colBias: Float32Array | null = null;
-    if (withLogQ) {
-      colBias = this.buf.f32('bias', N);
-      for (let j = 0; j < N; j++) colBias[j] = -cols.logq[j];
-    }
-    const pos = this.buf.i32('pos', R);
-    for (let t = 0; t < R; t++) pos[t] = t;
+    const args = this.asm.logits(q, cn, cols, users, batch.targets).forward;
     const dq = this.buf.f32('dq', R * d);
     const dc = this.buf.f32('dc', N * d);
-    const loss = this.loss(b, {
-      q,
-      c: cn,
-      B: R,
-      N,
-      d,
-      pos,
-      scale: 1 / this.recipe.temperature,
-      colBias,
-      masks,
-      fnMask: corr.fnMask ? { absThreshold: corr.fnMask.threshold, margin: corr.fnMask.margin } : null,
-      rowWeight: null,
-      dq,
-      dc,
-      maskedCount: null,
-    });
+    args.dq = dq;
+    args.dc = dc;
+    args.maskedCount = null;
+    const loss = this.loss(b, args);
     if (cosine) {
       b.l2normBackward(q, this.buf.f32('qnorm', R), dq, dH, R, d);
       b.l2normBackward(cn, this.buf.f32('cnorm', N), dc, dc, N, d);
