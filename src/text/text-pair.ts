@@ -101,13 +101,16 @@ export class TextEncoderPair implements EncoderPair<TextBatchInput> {
   /** Column inputs of `ids`: the batch's own positive inputs where given, else a random chunk (recorded). */
   private columnInputs(batch: EncoderBatch<TextBatchInput>, ids: Int32Array, rng: Rng): Int32Array[] {
     const pos = batch.input.positives;
-    return Array.from(ids, (d, j) => {
+    return (this.lastColumnInputs = Array.from(ids, (d, j) => {
       if (pos && j < batch.rows && d === batch.items[j]) return pos[j];
       const c = this.docs.randomChunk(d, rng);
       this.lastChunk[d] = c;
       return this.docs.chunkInput(c);
-    });
+    }));
   }
+
+  /** The column inputs of the last forward (for tests and diagnostics). */
+  lastColumnInputs: Int32Array[] = [];
 
   forward(b: Backend, batch: EncoderBatch<TextBatchInput>, ids: Int32Array, rng: Rng): { q: Float32Array; c: Float32Array } {
     const R = batch.rows;
