@@ -216,3 +216,42 @@ test('batch samplers run on text (no-duplicates, rwr over query/document embeddi
   assert.ok(r.bestEpoch >= 1);
   if (r.stoppedEarly) assert.ok(r.validation.length < 6);
 });
+
+test('towerlab text --recipe: any recipe trains through the one step; conflicting flags and bad recipes are one line', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { writeFileSync } = await import('node:fs');
+  const dir = synonymSet(16, 6);
+  const bin = join(import.meta.dirname, '..', 'bin', 'towerlab.mjs');
+  const recipes = join(import.meta.dirname, '..', 'recipes');
+  const run = (...args: string[]) => spawnSync(process.execPath, [bin, 'text', '--beir', dir, '--epochs', '2', '--dim', '16', '--batch-size', '8', '--no-progress', ...args], { encoding: 'utf8' });
+  const ok = run('--recipe', join(recipes, 'text-same-tower-symmetric.json'), '--json');
+  assert.equal(ok.status, 0, ok.stderr);
+  const j = JSON.parse(ok.stdout.trim().split('\n').at(-1)!);
+  assert.match(j.train.recipe, /same-tower/);
+  assert.match(ok.stdout, /recipe 'text: in-batch \+ BM25 hard negatives \+ same-tower/);
+  // The exact full-catalogue softmax is cheap with BoE (the corpus encoded once per step) and refused for the transformer.
+  const tmp = mkdtempSync(join(tmpdir(), 'text-recipe-'));
+  try {
+    const full = join(tmp, 'full.json');
+    writeFileSync(full, JSON.stringify({ sources: [{ type: 'full-catalogue' }] }));
+    const f = run('--recipe', full, '--json');
+    assert.equal(f.status, 0, f.stderr);
+    const t = run('--recipe', full, '--tower', 'transformer');
+    assert.equal(t.status, 2);
+    assert.match(t.stderr.trim(), /^towerlab: error: recipe: field 'sources': a 'full-catalogue' source would run the transformer tower over all 16 documents/);
+    const both = run('--recipe', join(recipes, 'text.json'), '--hard-negatives', '2');
+    assert.equal(both.status, 2);
+    assert.equal(both.stderr.trim().split('\n').length, 1, both.stderr);
+    assert.match(both.stderr, /--hard-negatives: shapes the default text recipe/);
+    const bad = join(tmp, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ sources: [{ type: 'mined', from: 'online' }] }));
+    const b2 = run('--recipe', bad);
+    assert.equal(b2.status, 2);
+    assert.match(b2.stderr.trim(), /field 'sources\.0\.from': online mining is not available for text models/);
+    const noCk = run('--resume');
+    assert.equal(noCk.status, 2);
+    assert.match(noCk.stderr, /--resume: needs --checkpoint/);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});

@@ -55,7 +55,7 @@ export interface MinedContext {
    * Pools the data provides under a name (text retrieval: 'bm25', each query's BM25 top documents minus its
    * positives): `from` names them instead of a file. Keyed by user (query id); null = no pools of that name.
    */
-  namedPools?: (from: string, spec: MinedSpec) => Map<number, Int32Array> | null;
+  namedPools?: (from: string, spec: MinedSpec, field: string) => Map<number, Int32Array> | null;
 }
 
 interface CachedList {
@@ -112,15 +112,14 @@ export class MinedSource implements NegativeSource {
       this.rate = new Float64Array(ctx.numItems);
       this.lastSeen = new Float64Array(ctx.numItems);
     }
-    if (spec.from === 'online') {
+    // Pools the data names (text: 'bm25') come first; the data may also refuse a `from` it cannot serve.
+    const named = ctx.namedPools?.(spec.from, spec, `${where}.from`) ?? null;
+    if (named) this.usePools(named);
+    else if (spec.from === 'online') {
       if (!ctx.model || !ctx.backend) throw new UserError(`recipe: field '${where}.from': online mining needs the live model (train with towerlab train or runExperiment)`);
       if (!ctx.trainUsers) throw new UserError(`recipe: field '${where}.from': online mining needs the training users`);
       this.seen = csrFromPairs(maxPlusOne(ctx.trainUsers), ctx.trainUsers, ctx.trainItems, true);
-    } else {
-      const named = ctx.namedPools?.(spec.from, spec) ?? null;
-      if (named) this.usePools(named);
-      else this.loadFile(spec.from, where);
-    }
+    } else this.loadFile(spec.from, where);
   }
 
   /** Per-user pools given in memory (namedPools): every row of a user draws from its user's pool. */

@@ -156,6 +156,11 @@ export function trainText(b: Backend, pair: TextEncoderPair, set: TextTrainingSe
   if (n === 0 && o.epochs > 0) throw new UserError('text: no training pairs (qrels with grade > 0)');
   const B = Math.max(1, Math.min(o.batchSize, n || o.batchSize));
   const sources = buildSources(recipe, { ...set.sourceContext(), dim: pair.dim, backend: b, batchSize: B });
+  if (sources.fullCatalogue && pair.enc.config.tower === 'transformer') {
+    // BoE encodes the whole corpus in about the time of a few batches; the transformer would hold every
+    // document's token activations (documents × window × dim × its layers' buffers) at every step.
+    throw new UserError(`recipe: field 'sources': a 'full-catalogue' source would run the transformer tower over all ${pair.numItems} documents at every step; use sampled sources (in-batch, mined, queue) with transformer towers, or the BoE tower`);
+  }
   const step = new ContrastiveStep(b, pair, recipe, sources);
   const stepsPerEpoch = Math.floor(n / B) || 1;
   const composer = buildBatchComposer(recipe.batchSampler, {

@@ -78,7 +78,7 @@ export class TextTrainingSet implements TextRows {
   }
 
   /** What buildSources needs from text data (src/sampling/build.ts SourceContext). */
-  sourceContext(): { numItems: number; trainItems: Int32Array; trainUsers: Int32Array; userIds: string[]; itemIds: string[]; namedPools: (from: string, spec: MinedSpec) => Map<number, Int32Array> | null } {
+  sourceContext(): { numItems: number; trainItems: Int32Array; trainUsers: Int32Array; userIds: string[]; itemIds: string[]; namedPools: (from: string, spec: MinedSpec, field: string) => Map<number, Int32Array> | null } {
     const data = this.docs.corpus.data;
     return {
       numItems: this.numItems,
@@ -86,12 +86,12 @@ export class TextTrainingSet implements TextRows {
       trainUsers: this.users,
       userIds: data.queryIds,
       itemIds: data.docIds,
-      namedPools: (from, spec) => this.namedPools(from, spec),
+      namedPools: (from, spec, field) => this.namedPools(from, spec, field),
     };
   }
 
-  private namedPools(from: string, spec: MinedSpec): Map<number, Int32Array> | null {
-    if (from === 'online') throw new UserError("recipe: field 'sources.mined.from': online mining is not available for text models (mine from 'bm25', pools of a previous round, or a `towerlab mine` file)");
+  private namedPools(from: string, spec: MinedSpec, field: string): Map<number, Int32Array> | null {
+    if (from === 'online') throw new UserError(`recipe: field '${field}': online mining is not available for text models (mine from 'bm25', pools of a previous round, or a \`towerlab mine\` file)`);
     const given = this.pools.get(from);
     if (given) return given;
     if (from !== 'bm25') return null;
