@@ -26,6 +26,7 @@ import { ModelRetriever } from '../mine/model-retriever.ts';
 import type { TwoTowerModel } from '../model/two-tower.ts';
 import { InputError, UserError } from '../util/errors.ts';
 import type { BatchContext, Candidates, NegativeSource } from './source.ts';
+import type { SourceLimits } from '../recipe/limits.ts';
 
 /** The recipe fields of a `mined` source (see recipe/schema.ts). */
 export interface MinedSpec {
@@ -61,6 +62,19 @@ interface CachedList {
 export class MinedSource implements NegativeSource {
   readonly name = 'mined';
   readonly usesPositives = false;
+
+  /** Memory estimate of the recipe's sizes (recipe/limits.ts). */
+  static limits(s: MinedSpec, lim: SourceLimits, field: (k: string) => string): void {
+    const { N, B } = lim;
+    if (s.n > N) lim.fail(field('n'), `${s.n} negatives per row, but the catalogue has ${N} items`);
+    const hi = Math.min(s.rankRange[1], N);
+    lim.check(field('n'), `${s.n} negatives per row (${s.n * B} per batch of ${B})`, lim.columnBytes(s.n * B), s.n * B * Math.max(lim.d, B));
+    lim.check(field('rankRange'), `candidate lists of ${hi} per row`, B * hi * 8, B * hi);
+  }
+
+  stats(): Record<string, number> {
+    return { refreshes: this.refreshes, refreshSeconds: this.refreshSeconds };
+  }
   /** Number of index refreshes so far (online). */
   refreshes = 0;
   /** Seconds spent re-embedding and re-indexing (online). */
