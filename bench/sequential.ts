@@ -41,7 +41,7 @@ import { evaluateSeqPopularity } from '../src/seq/evaluate.ts';
 import { loadRecipe } from '../src/recipe/schema.ts';
 import { BceObjective, type ObjectiveSpec } from '../src/seq/objectives.ts';
 import { PackedBuilder } from '../src/seq/packed.ts';
-import { SeqStep } from '../src/seq/step.ts';
+import { SeqPair, seqBatch } from '../src/seq/pair.ts';
 import { tfjsSasRec } from '../src/seq/tfjs-sasrec.ts';
 import { Rng } from '../src/util/rng.ts';
 import { writeResultJson } from './result-paths.ts';
@@ -138,7 +138,7 @@ function measureOurs(tower: 'sasrec' | 'meanpool', B: number, lengths: 'full' | 
   const pick = lengths === 'full' ? () => L : () => beautyLengths[rng.int(beautyLengths.length)];
   const data = syntheticData(16 * B, ITEMS, pick, rng);
   const model: SeqModelOptions = { ...defaultSeqModel, tower, dim: 64, maxLen: L, blocks: 2, heads: 1, dropout: 0.2, lr: 1e-3 };
-  const step = new SeqStep(backend, buildTower(model, ITEMS), new BceObjective(data, 64));
+  const step = new BceObjective(data, 64).stepFor(backend, new SeqPair(buildTower(model, ITEMS), 'dot'));
   const builder = new PackedBuilder(L);
   const users = Int32Array.from({ length: 16 * B }, (_, k) => k);
   let k = 0;
@@ -148,7 +148,7 @@ function measureOurs(tower: 'sasrec' | 'meanpool', B: number, lengths: 'full' | 
     for (let s = 0; s < n; s++, k++) {
       const batch = builder.training(data.train, users.subarray((k % 16) * B, (k % 16 + 1) * B));
       positions += batch.tokens;
-      loss = step.run(batch, rng);
+      loss = step.run(seqBatch(batch), rng).loss;
     }
     return loss;
   };

@@ -14,6 +14,7 @@ import { parseRecipe, type Recipe } from '../src/recipe/schema.ts';
 import { buildSources } from '../src/sampling/build.ts';
 import { TrainStep } from '../src/train/step.ts';
 import { Rng } from '../src/util/rng.ts';
+import { QueueSource } from '../src/sampling/queue.ts';
 
 async function backends(): Promise<Backend[]> {
   const list = [await createJsBackend({ wasm: false }), await createJsBackend()];
@@ -172,7 +173,7 @@ test('queue: negatives come from past batches, with momentum they lag the online
   const later = step.inspect(users, items, new Rng(1));
   assert.equal(later.cols.N, users.length + 12, 'queue full after 16 positives');
   assert.equal(later.cols.Nt, users.length, 'queue columns are fixed embeddings');
-  assert.ok(set.queue);
+  assert.ok(set.sources.some((s) => s instanceof QueueSource));
   // Same-user masking reaches the queue: user 1's queued rows are masked for user 1's rows.
   const masks = later.args.masks.find((m) => m.rowKey === users)!;
   assert.ok([...masks.colKey.subarray(users.length)].includes(1));
@@ -180,7 +181,7 @@ test('queue: negatives come from past batches, with momentum they lag the online
   const rm = parseRecipe({ temperature: 0.5, sources: [{ type: 'in-batch' }, { type: 'queue', size: 8, momentum: 0.9 }] });
   const withM = makeStep(b, rm);
   for (let k = 0; k < 5; k++) withM.step.run(users, items, new Rng(k));
-  const qm = withM.set.queue!.sample({ users, items, step: 1, rng: new Rng(0) });
+  const qm = (withM.set.sources.find((s) => s instanceof QueueSource) as QueueSource).sample({ users, items, step: 1, rng: new Rng(0) });
   const online = new Float32Array(items.length * 6);
   withM.model.item.embed(b, items, online);
   let diff = 0;

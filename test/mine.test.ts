@@ -8,7 +8,7 @@ import { createJsBackend } from '../src/compute/js.ts';
 import { csrFromPairs, csrRow } from '../src/data/csr.ts';
 import { generateSynthetic } from '../src/data/synthetic.ts';
 import { withDuck } from '../src/data/duck.ts';
-import { ColumnBuilder } from '../src/loss/columns.ts';
+import { BatchAssembler } from '../src/sampling/assembler.ts';
 import { selectHardNegatives } from '../src/mine/filter.ts';
 import { fuseRankedLists } from '../src/mine/fusion.ts';
 import { groupsToJsonl, writeGroups } from '../src/mine/groups-file.ts';
@@ -171,8 +171,8 @@ test('mined groups: offline file round trip (JSONL and Parquet) into the mined s
 test('mined columns keep logq 0 under logQ; in-batch columns keep the mixture', () => {
   const freq = new TrainFrequency(data.items, numItems);
   const mined = { name: 'mined', usesPositives: false, sample: () => ({ ids: Int32Array.of(3, 4), logq: new Float32Array(2), userKey: null, embeddings: null, fixedLogQ: true }), logExpectedCount: (ids: Int32Array, _b: number, out: Float32Array) => out.fill(-Infinity, 0, ids.length) };
-  const cb = new ColumnBuilder([new InBatchSource(freq), mined], 4);
-  const cols = cb.build({ users: Int32Array.of(0, 1), items: Int32Array.of(3, 7), step: 1, rng: new Rng(1) }, true);
+  const asm = new BatchAssembler({ sources: [new InBatchSource(freq), mined], freq, sameTower: false, fullCatalogue: false }, parseRecipe({ corrections: { logQ: {} } }), 4);
+  const cols = asm.columns({ users: Int32Array.of(0, 1), items: Int32Array.of(3, 7), step: 1, rng: new Rng(1) });
   const inb = new Float32Array(4);
   new InBatchSource(freq).logExpectedCount(cols.ids, 2, inb);
   close(cols.logq[0], inb[0]);

@@ -10,7 +10,7 @@ import { checkCurriculum, hardnessAt, officialCurriculum } from '../src/graph/cu
 import { neighbourhoodOverlap, overlapScore } from '../src/graph/jaccard.ts';
 import { NeighbourSampler } from '../src/graph/neighbour-sampler.ts';
 import { buildTransitionGraph } from '../src/graph/transition.ts';
-import { ColumnBuilder } from '../src/loss/columns.ts';
+import { BatchAssembler } from '../src/sampling/assembler.ts';
 import { parseRecipe } from '../src/recipe/schema.ts';
 import { buildSources } from '../src/sampling/build.ts';
 import { NeighbourhoodSource } from '../src/sampling/neighbourhood.ts';
@@ -145,7 +145,7 @@ test('neighbourhood source from a recipe: per-row draws, curriculum by epoch or 
   const set = buildSources(recipe, { numItems: 6, trainItems: train, trainSequences: HAND });
   const src = set.sources[1] as NeighbourhoodSource;
   assert.equal(src.name, 'neighbourhood');
-  assert.ok(src.stats && src.stats.edges === 10 && src.stats.graphSeconds >= 0);
+  assert.ok(src.graph && src.graph.edges === 10 && src.graph.graphSeconds >= 0);
   const items = Int32Array.from([0, 1, 2, 3]);
   const rng = new Rng(9);
   src.epoch = 0; // cap 0: only unrelated items
@@ -166,14 +166,14 @@ test('neighbourhood source from a recipe: per-row draws, curriculum by epoch or 
   src.sample({ users: items, items, step: 1 + 3 * 3, rng }); // 9 steps × 4 rows / 12 rows = 3 epochs → cap 0.6
   assert.equal(src.sampler.hardness, 0.6);
   // The column builder mixes it into logQ: finite everywhere.
-  const cols = new ColumnBuilder(set.sources, 4).build({ users: items, items, step: 3, rng }, true);
+  const cols = new BatchAssembler(set, recipe, 4).columns({ users: items, items, step: 3, rng });
   assert.equal(cols.N, 4 + 12);
   for (let j = 0; j < cols.N; j++) assert.ok(Number.isFinite(cols.logq[j]));
   assert.throws(() => buildSources(recipe, { numItems: 6, trainItems: train }), /ordered training items/);
   // trainUsers instead of sequences: rows grouped by user in row order.
   const u = Int32Array.from([0, 0, 0, 0, 1, 1, 2, 3]);
   const viaRows = buildSources(recipe, { numItems: 6, trainItems: train, trainUsers: u }).sources[1] as NeighbourhoodSource;
-  assert.equal(viaRows.stats?.edges, 10);
+  assert.equal(viaRows.graph?.edges, 10);
   assert.throws(() => parseRecipe({ sources: [{ type: 'neighbourhood', n: 0 }] }), /sources\.0\.n/);
   assert.throws(() => parseRecipe({ sources: [{ type: 'neighbourhood', curriculum: { kind: 'cubic' } }] }), /curriculum\.kind/);
 });

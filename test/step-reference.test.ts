@@ -23,6 +23,7 @@ import { parseRecipe, type Recipe, type SourceSpec } from '../src/recipe/schema.
 import { buildSources, type SourceSet } from '../src/sampling/build.ts';
 import { TrainStep } from '../src/train/step.ts';
 import { Rng } from '../src/util/rng.ts';
+import { QueueSource } from '../src/sampling/queue.ts';
 import {
   logMixture,
   Neighbourhood64,
@@ -36,6 +37,8 @@ import {
   type StepRecipe64,
   type Vec,
 } from './helpers/step64.ts';
+
+const queueOf = (set: SourceSet) => set.sources.find((s) => s instanceof QueueSource) as QueueSource;
 
 const NUM_USERS = 10;
 const NUM_ITEMS = 20;
@@ -387,7 +390,7 @@ test('queue columns are the replayed past positives; momentum m embeds them with
   for (const momentum of [0, 0.9]) {
     const c: Case = { recipe: { sources: [{ type: 'in-batch' }, { type: 'queue', size: 12, momentum }] }, warm: 3, batches: SAME };
     const h = harness(b, c);
-    const got = h.set.queue!.sample({ users: USERS, items: ITEMS, step: 4, rng: new Rng(0) });
+    const got = queueOf(h.set).sample({ users: USERS, items: ITEMS, step: 4, rng: new Rng(0) });
     assert.equal(got.ids.length, 12);
     // Order-free comparison: match each entry of the reference queue to one of the queue's.
     const used = new Set<number>();
@@ -406,8 +409,8 @@ test('queue columns are the replayed past positives; momentum m embeds them with
   // And the two differ as the formula says: with m = 0.9 the queue lags the online tower.
   const h0 = harness(b, { recipe: { sources: [{ type: 'in-batch' }, { type: 'queue', size: 8, momentum: 0 }] }, warm: 3, batches: SAME });
   const h9 = harness(b, { recipe: { sources: [{ type: 'in-batch' }, { type: 'queue', size: 8, momentum: 0.9 }] }, warm: 3, batches: SAME });
-  const e0 = h0.set.queue!.sample({ users: USERS, items: ITEMS, step: 4, rng: new Rng(0) }).embeddings!;
-  const e9 = h9.set.queue!.sample({ users: USERS, items: ITEMS, step: 4, rng: new Rng(0) }).embeddings!;
+  const e0 = queueOf(h0.set).sample({ users: USERS, items: ITEMS, step: 4, rng: new Rng(0) }).embeddings!;
+  const e9 = queueOf(h9.set).sample({ users: USERS, items: ITEMS, step: 4, rng: new Rng(0) }).embeddings!;
   let diff = 0;
   for (let k = 0; k < e0.length; k++) diff = Math.max(diff, Math.abs(e0[k] - e9[k]));
   assert.ok(diff > 1e-3, `momentum 0.9 and 0 give the same queue (max diff ${diff})`);

@@ -8,7 +8,7 @@ import cliProgress from 'cli-progress';
 import { loadSplit } from '../data/split-files.ts';
 import { formatMetricsTable } from '../eval/format.ts';
 import { loadRecipe, type Recipe } from '../recipe/schema.ts';
-import { checkRecipeLimits } from '../recipe/limits.ts';
+import { checkRecipeSizes } from '../sampling/build.ts';
 import { catalogueDeciles } from '../report/calibration.ts';
 import { assembleResults, decilesOf, runRecord, summarizeRecipe, type CompareConfig, type CompareInference, type CompareResults, type RunRecord, type TopItems } from '../report/results.ts';
 import { BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrapMean, meanOverSeeds, pairedBootstrap } from '../report/inference.ts';
@@ -54,7 +54,7 @@ export async function compareCommand(o: CompareCommandOptions): Promise<void> {
   const { data, split: parts } = await loadSplit(dataSpec, split);
   // Every recipe against this data up front: a bad size in the last recipe must not wait for the others' runs.
   const outDim = model.mlp.length ? model.mlp[model.mlp.length - 1] : model.dim;
-  for (const r of recipes) checkRecipeLimits(r.recipe, { numItems: data.itemVocab.ids.length, numInstances: data.items.length, numUsers: data.userVocab.ids.length, dim: outDim, batchSize: trainCfg.batchSize }, r.file);
+  for (const r of recipes) checkRecipeSizes(r.recipe, { numItems: data.itemVocab.ids.length, numInstances: data.items.length, numUsers: data.userVocab.ids.length, dim: outDim, batchSize: trainCfg.batchSize }, r.file);
   const itemNames = o.itemNames ? await loadItemNames(o.itemNames, data.itemVocab.ids, dataSpec.itemCol) : null;
   // Per recipe, per seed: per-user test metrics (same users, same order: one split) and top-K counts per item.
   const perUser = new Map<string, PerUserMetrics[]>(recipes.map((r) => [r.name, []]));

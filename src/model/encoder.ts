@@ -49,6 +49,11 @@ export interface EncoderPair<Input> {
   step(b: Backend): void;
   /** Multiplies every learning rate by `factor` of its configured value (learning-rate schedules). */
   setLrScale(factor: number): void;
+  /**
+   * Inference embeddings of the batch's queries (rows × dim; no dropout, no state change), for diagnostics.
+   * Optional: a pair without it trains the same, only the step's inspect() returns null.
+   */
+  embedQueries?(b: Backend, batch: EncoderBatch<Input>, out: Float32Array): void;
   /** Inference embeddings of catalogue items (no dropout, no state change): queues, mining, diagnostics. */
   embedItems(b: Backend, ids: Int32Array, out: Float32Array): void;
   /** A momentum copy of the item side with EMA coefficient m, initialised to the current weights. */

@@ -45,57 +45,37 @@ const fail = (where: string, field: string, why: string): never => {
   throw new UserError(`${where}: field '${field}': ${why}`);
 };
 
+/** What a source's size estimate may use (each source class has a static `limits(spec, lim, field)`). */
+export interface SourceLimits {
+  /** Catalogue size, tower output size, rows per batch. */
+  N: number;
+  d: number;
+  B: number;
+  /** Memory of `cols` softmax columns per batch: ids + logq, embeddings and gradients, logits and gradients. */
+  columnBytes(cols: number): number;
+  /** Fails naming `field` when `what` needs more than the memory budget or the largest buffer. */
+  check(field: string, what: string, bytes: number, elements: number): void;
+  fail(field: string, why: string): never;
+}
+
 /**
  * Throws a UserError naming the first field whose size the data or the memory cannot carry.
- * `where` names the recipe (its file, or 'recipe').
+ * `where` names the recipe (its file, or 'recipe'); `perSource` estimates source i (the sources builder
+ * dispatches to the source's own estimate: only it reads type names).
  */
-export function checkRecipeLimits(recipe: Recipe, data: RecipeData, where = 'recipe'): void {
+export function checkRecipeLimits(recipe: Recipe, data: RecipeData, where: string, perSource: (s: Recipe['sources'][number], field: (k: string) => string, lim: SourceLimits) => void): void {
   const budget = memoryBudget();
   const N = data.numItems;
   const d = Math.max(1, data.dim);
   const B = Math.max(1, data.batchSize ?? 1024);
   const budgetText = `this machine allows ${formatBytes(budget)}`;
-  /** Memory of `cols` softmax columns per batch: ids + logq, embeddings and gradients, logits and gradients. */
   const columnBytes = (cols: number) => cols * (8 + 8 * d + 8 * B);
   const check = (field: string, what: string, bytes: number, elements: number) => {
     if (bytes > budget) fail(where, field, `${what} need ${formatBytes(bytes)} of memory (${budgetText})`);
     if (elements > MAX_ELEMENTS) fail(where, field, `${what} need a buffer of ${elements.toExponential(1)} values (at most ${MAX_ELEMENTS})`);
   };
-
-  recipe.sources.forEach((s, i) => {
-    const f = (k: string) => `sources.${i}.${k}`;
-    switch (s.type) {
-      case 'uniform':
-      case 'popularity':
-        check(f('n'), `${s.n} negatives per batch`, columnBytes(s.n), s.n * Math.max(d, B));
-        break;
-      case 'stratified':
-        // n per stratum; at most one stratum per item.
-        check(f('n'), `${s.n} negatives per stratum per batch (up to ${N} strata)`, columnBytes(s.n * Math.min(N, 1024)), s.n * Math.min(N, 1024) * Math.max(d, B));
-        break;
-      case 'queue':
-        check(f('size'), `a queue of ${s.size} embeddings`, columnBytes(s.size) + s.size * (4 * d + 12), s.size * Math.max(d, B));
-        break;
-      case 'neighbourhood': {
-        if (s.n > N) fail(where, f('n'), `${s.n} negatives per row, but the catalogue has ${N} items`);
-        check(f('n'), `${s.n} negatives per row (${s.n * B} per batch of ${B})`, columnBytes(s.n * B), s.n * B * Math.max(d, B));
-        if (s.excludeTop > N) fail(where, f('excludeTop'), `${s.excludeTop} excluded per item, but the catalogue has ${N} items`);
-        const cand = s.maxCandidates > 0 ? Math.min(s.maxCandidates, N) : N;
-        check(f('maxCandidates'), `${cand} overlap candidates for each of ${N} items`, N * cand * 8, N * cand);
-        break;
-      }
-      case 'mined': {
-        if (s.n > N) fail(where, f('n'), `${s.n} negatives per row, but the catalogue has ${N} items`);
-        const hi = Math.min(s.rankRange[1], N);
-        check(f('n'), `${s.n} negatives per row (${s.n * B} per batch of ${B})`, columnBytes(s.n * B), s.n * B * Math.max(d, B));
-        check(f('rankRange'), `candidate lists of ${hi} per row`, B * hi * 8, B * hi);
-        break;
-      }
-      case 'in-batch':
-      case 'same-tower':
-        break;
-    }
-  });
+  const lim: SourceLimits = { N, d, B, columnBytes, check, fail: (field, why) => fail(where, field, why) };
+  recipe.sources.forEach((s, i) => perSource(s, (k) => `sources.${i}.${k}`, lim));
 
   const lq = recipe.corrections.logQ;
   if (lq && lq.estimator === 'streaming' && lq.hashSize > 0) {

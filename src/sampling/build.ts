@@ -1,18 +1,19 @@
 /**
  * Turns a recipe's `sources` and logQ settings into negative-source modules and the frequency estimator
- * they share. The only place that reads source type names.
+ * they share, and dispatches each source's size estimate (recipe/limits.ts). The only place besides the
+ * schema that reads source type names (test/type-names.test.ts fails if another file does).
  */
 import type { Csr } from '../data/csr.ts';
 import type { CategoricalFeature } from '../data/types.ts';
-import type { Recipe } from '../recipe/schema.ts';
-import { checkRecipeLimits } from '../recipe/limits.ts';
+import type { Recipe, SourceSpec } from '../recipe/schema.ts';
+import { checkRecipeLimits, type RecipeData, type SourceLimits } from '../recipe/limits.ts';
 import { UserError } from '../util/errors.ts';
 import { StreamingFrequency, TrainFrequency, type FrequencyEstimator } from './frequency.ts';
 import { InBatchSource } from './in-batch.ts';
 import type { Backend } from '../compute/backend.ts';
 import type { TwoTowerModel } from '../model/two-tower.ts';
-import { MinedSource } from './mined.ts';
-import { neighbourhoodSource, type NeighbourhoodSource } from './neighbourhood.ts';
+import { MinedSource, type MinedContext } from './mined.ts';
+import { neighbourhoodSource, NeighbourhoodSource } from './neighbourhood.ts';
 import { PopularitySource } from './popularity.ts';
 import { QueueSource } from './queue.ts';
 import type { NegativeSource } from './source.ts';
@@ -38,15 +39,15 @@ export interface SourceContext {
   itemIds?: string[];
   /** Rows per batch, for the memory estimate of the recipe's sizes (recipe/limits.ts). */
   batchSize?: number;
+  /** Named mined-negative pools of the data (text: 'bm25'), see sampling/mined.ts. */
+  namedPools?: MinedContext['namedPools'];
 }
 
 export interface SourceSet {
-  /** Sources of item candidates, in recipe order. */
+  /** Sources of item candidates, in recipe order (each owns its state: see source.ts). */
   sources: NegativeSource[];
   freq: FrequencyEstimator;
-  /** The queue, when the recipe has one (the step fills it). */
-  queue: QueueSource | null;
-  /** Same-tower negatives (SamToNe) requested. */
+  /** Same-tower negatives (SamToNe): a query-side correction the assembler applies, not a source of items. */
   sameTower: boolean;
   /**
    * Exact softmax over the full catalogue requested (a 'full-catalogue' source): the step calls the backend's
@@ -55,10 +56,39 @@ export interface SourceSet {
   fullCatalogue: boolean;
 }
 
+/** Each source's own size estimate, by type (recipe/limits.ts). */
+function sourceLimits(s: SourceSpec, field: (k: string) => string, lim: SourceLimits): void {
+  switch (s.type) {
+    case 'uniform':
+      return UniformSource.limits(s, lim, field);
+    case 'popularity':
+      return PopularitySource.limits(s, lim, field);
+    case 'stratified':
+      return StratifiedSource.limits(s, lim, field);
+    case 'queue':
+      return QueueSource.limits(s, lim, field);
+    case 'neighbourhood':
+      return NeighbourhoodSource.limits(s, lim, field);
+    case 'mined':
+      return MinedSource.limits(s, lim, field);
+    case 'in-batch':
+    case 'same-tower':
+    case 'full-catalogue':
+      return;
+  }
+}
+
+/**
+ * Every size the recipe names, against this data and this machine's memory, before anything is allocated:
+ * one UserError naming the field (recipe/limits.ts; `where` names the recipe file).
+ */
+export function checkRecipeSizes(recipe: Recipe, data: RecipeData, where = 'recipe'): void {
+  checkRecipeLimits(recipe, data, where, sourceLimits);
+}
+
 export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
   const { numItems, trainItems } = ctx;
-  // Every size the recipe names, against this data and this machine's memory, before anything is allocated.
-  checkRecipeLimits(recipe, { numItems, numInstances: trainItems.length, numUsers: ctx.trainSequences?.rows, dim: ctx.dim ?? 64, batchSize: ctx.batchSize });
+  checkRecipeSizes(recipe, { numItems, numInstances: trainItems.length, numUsers: ctx.trainSequences?.rows, dim: ctx.dim ?? 64, batchSize: ctx.batchSize });
   const lq = recipe.corrections.logQ;
   const freq: FrequencyEstimator =
     lq && lq.estimator === 'streaming' ? new StreamingFrequency(numItems, lq.alpha, lq.hashSize) : new TrainFrequency(trainItems, numItems);
@@ -70,7 +100,7 @@ export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
     }
     return counts;
   };
-  let queue: QueueSource | null = null;
+  let queued = false;
   let sameTower = false;
   const fullCatalogue = recipe.sources.some((s) => s.type === 'full-catalogue');
   if (fullCatalogue && recipe.sources.length > 1) {
@@ -78,6 +108,8 @@ export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
   }
   if (fullCatalogue && recipe.corrections.logQ) throw new UserError("recipe: field 'corrections.logQ': a 'full-catalogue' softmax samples nothing, so logQ does not apply");
   if (fullCatalogue && recipe.loss.type !== 'infonce') throw new UserError(`recipe: field 'loss.type': a 'full-catalogue' source is exact cross-entropy ('infonce'), not '${recipe.loss.type}'`);
+  if (fullCatalogue && recipe.loss.symmetric) throw new UserError("recipe: field 'loss.symmetric': a 'full-catalogue' source does not take loss.symmetric (the exact softmax has no item→user direction)");
+  if (fullCatalogue && recipe.corrections.fnMask) throw new UserError("recipe: field 'corrections.fnMask': a 'full-catalogue' source does not take corrections.fnMask (the exact softmax masks nothing)");
   const sources: NegativeSource[] = [];
   recipe.sources.forEach((s, idx) => {
     switch (s.type) {
@@ -100,9 +132,9 @@ export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
         break;
       }
       case 'queue':
-        if (queue) throw new UserError(`recipe: field 'sources.${idx}': only one queue per recipe`);
-        queue = new QueueSource(s.size, ctx.dim ?? 64, freq, s.momentum);
-        sources.push(queue);
+        if (queued) throw new UserError(`recipe: field 'sources.${idx}': only one queue per recipe`);
+        queued = true;
+        sources.push(new QueueSource(s.size, ctx.dim ?? 64, freq, s.momentum));
         break;
       case 'same-tower':
         sameTower = true;
@@ -117,9 +149,9 @@ export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
         break;
     }
   });
-  if (fullCatalogue) return { sources, freq, queue, sameTower, fullCatalogue };
+  if (fullCatalogue) return { sources, freq, sameTower, fullCatalogue };
   if (!sources.length) throw new UserError("recipe: field 'sources': same-tower negatives need at least one item source (e.g. in-batch)");
-  return { sources, freq, queue, sameTower, fullCatalogue };
+  return { sources, freq, sameTower, fullCatalogue };
 }
 
 /**
@@ -128,7 +160,7 @@ export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
  * Any other source is refused naming its field: it draws columns shared by the batch, not per-row negatives.
  */
 export function buildPerRowNegatives(recipe: Recipe, ctx: SourceContext): { uniform: number; hard: NeighbourhoodSource | null } {
-  checkRecipeLimits(recipe, { numItems: ctx.numItems, numInstances: ctx.trainItems.length, numUsers: ctx.trainSequences?.rows, dim: ctx.dim ?? 64, batchSize: ctx.batchSize });
+  checkRecipeSizes(recipe, { numItems: ctx.numItems, numInstances: ctx.trainItems.length, numUsers: ctx.trainSequences?.rows, dim: ctx.dim ?? 64, batchSize: ctx.batchSize });
   let uniform = 0;
   let hard: NeighbourhoodSource | null = null;
   recipe.sources.forEach((s, i) => {

@@ -4,7 +4,7 @@
  * log(B·p_j) from the frequency estimator so logQ correction can undo it (Yi et al. 2019).
  */
 import type { FrequencyEstimator } from './frequency.ts';
-import type { NegativeSource } from './source.ts';
+import type { AfterStepContext, NegativeSource } from './source.ts';
 
 export class InBatchSource implements NegativeSource {
   readonly name = 'in-batch';
@@ -14,5 +14,10 @@ export class InBatchSource implements NegativeSource {
 
   logExpectedCount(ids: Int32Array, batchSize: number, out: Float32Array): void {
     this.freq.logExpectedCount(ids, batchSize, out);
+  }
+
+  /** Streaming frequency: records the batch's positives (once per step, however many sources share it). */
+  afterStep(ctx: AfterStepContext): void {
+    this.freq.observe(ctx.items, ctx.step);
   }
 }

@@ -5,15 +5,16 @@
  * all rows become shared softmax columns (a row's own hard negatives sit among the batch's).
  * Expected count per batch: E[count(j)] = n · Σ_r p(j | positive_r), so logQ can correct for it.
  *
- * Epoch for the curriculum: set `epoch` (the sequential trainer does, once per epoch); otherwise it is
- * estimated from the step as (step − 1) · B / |train|.
+ * Epoch for the curriculum: beginEpoch (every training loop calls it) sets it; a source sampled outside a
+ * loop estimates it from the step as (step − 1) · B / |train|.
  */
 import type { Csr } from '../data/csr.ts';
 import { buildNeighbourhood, type NeighbourhoodStats } from '../graph/build.ts';
 import { hardnessAt, type CurriculumSpec } from '../graph/curriculum.ts';
 import type { NeighbourSampler } from '../graph/neighbour-sampler.ts';
 import { UserError } from '../util/errors.ts';
-import type { BatchContext, Candidates, NegativeSource } from './source.ts';
+import type { BatchContext, Candidates, EpochContext, NegativeSource } from './source.ts';
+import type { SourceLimits } from '../recipe/limits.ts';
 
 /** The recipe fields of a `neighbourhood` source (see recipe/schema.ts). */
 export interface NeighbourhoodSpec {
@@ -30,6 +31,16 @@ export interface NeighbourhoodSpec {
 export class NeighbourhoodSource implements NegativeSource {
   readonly name = 'neighbourhood';
   readonly usesPositives = false;
+
+  /** Memory estimate of the recipe's sizes (recipe/limits.ts). */
+  static limits(s: NeighbourhoodSpec, lim: SourceLimits, field: (k: string) => string): void {
+    const { N, B } = lim;
+    if (s.n > N) lim.fail(field('n'), `${s.n} negatives per row, but the catalogue has ${N} items`);
+    lim.check(field('n'), `${s.n} negatives per row (${s.n * B} per batch of ${B})`, lim.columnBytes(s.n * B), s.n * B * Math.max(lim.d, B));
+    if (s.excludeTop > N) lim.fail(field('excludeTop'), `${s.excludeTop} excluded per item, but the catalogue has ${N} items`);
+    const cand = s.maxCandidates > 0 ? Math.min(s.maxCandidates, N) : N;
+    lim.check(field('maxCandidates'), `${cand} overlap candidates for each of ${N} items`, N * cand * 8, N * cand);
+  }
   /** Current epoch for the curriculum (null: estimate from the step). */
   epoch: number | null = null;
   private ids = new Int32Array(0);
@@ -42,8 +53,17 @@ export class NeighbourhoodSource implements NegativeSource {
     readonly curriculum: CurriculumSpec,
     /** Training rows per epoch, for the step-based epoch estimate. */
     readonly trainSize: number,
-    readonly stats: NeighbourhoodStats | null = null,
+    /** Build statistics of the transition graph. */
+    readonly graph: NeighbourhoodStats | null = null,
   ) {}
+
+  beginEpoch(ctx: EpochContext): void {
+    this.epoch = ctx.epoch;
+  }
+
+  stats(): Record<string, number> {
+    return { epoch: this.epoch ?? -1, ...(this.graph ?? {}) };
+  }
 
   /** The hardness cap at the current epoch (and applies it to the sampler). */
   hardnessFor(ctx: BatchContext): number {

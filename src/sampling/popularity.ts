@@ -5,10 +5,16 @@
  */
 import { AliasTable } from './alias.ts';
 import type { BatchContext, Candidates, NegativeSource } from './source.ts';
+import type { SourceLimits } from '../recipe/limits.ts';
 
 export class PopularitySource implements NegativeSource {
   readonly name = 'popularity';
   readonly usesPositives = false;
+
+  /** Memory estimate of the recipe's sizes (recipe/limits.ts). */
+  static limits(s: { n: number }, lim: SourceLimits, field: (k: string) => string): void {
+    lim.check(field('n'), `${s.n} negatives per batch`, lim.columnBytes(s.n), s.n * Math.max(lim.d, lim.B));
+  }
   private readonly table: AliasTable;
   private readonly logCount: Float32Array;
   private readonly ids: Int32Array;

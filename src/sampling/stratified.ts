@@ -5,10 +5,17 @@
  * with logQ on, each stratum's sampling bias is corrected on its own.
  */
 import type { BatchContext, Candidates, NegativeSource } from './source.ts';
+import type { SourceLimits } from '../recipe/limits.ts';
 
 export class StratifiedSource implements NegativeSource {
   readonly name = 'stratified';
   readonly usesPositives = false;
+
+  /** Memory estimate (recipe/limits.ts): n per stratum, at most one stratum per item. */
+  static limits(s: { n: number }, lim: SourceLimits, field: (k: string) => string): void {
+    const strata = Math.min(lim.N, 1024);
+    lim.check(field('n'), `${s.n} negatives per stratum per batch (up to ${lim.N} strata)`, lim.columnBytes(s.n * strata), s.n * strata * Math.max(lim.d, lim.B));
+  }
   private readonly members: Int32Array[];
   private readonly logCount: Float32Array;
   private readonly ids: Int32Array;

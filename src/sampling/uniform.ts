@@ -4,10 +4,16 @@
  * Each item has expected count n/N per batch, hence logq = log(n/N).
  */
 import type { BatchContext, Candidates, NegativeSource } from './source.ts';
+import type { SourceLimits } from '../recipe/limits.ts';
 
 export class UniformSource implements NegativeSource {
   readonly name = 'uniform';
   readonly usesPositives = false;
+
+  /** Memory estimate of the recipe's sizes (recipe/limits.ts). */
+  static limits(s: { n: number }, lim: SourceLimits, field: (k: string) => string): void {
+    lim.check(field('n'), `${s.n} negatives per batch`, lim.columnBytes(s.n), s.n * Math.max(lim.d, lim.B));
+  }
   private readonly ids: Int32Array;
   private readonly logq: Float32Array;
   private readonly logCount: number;

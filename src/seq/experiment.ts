@@ -17,7 +17,7 @@ import { BprObjective, buildObjective, SoftmaxObjective, type ObjectiveSpec, typ
 import { SasRecTower } from './sasrec.ts';
 import type { SeqTower } from './tower.ts';
 import { trainSequential, type SeqTrainConfig, type SeqTrainSummary } from './trainer.ts';
-import type { NeighbourhoodSource } from '../sampling/neighbourhood.ts';
+import { NeighbourhoodSource } from '../sampling/neighbourhood.ts';
 
 export interface SeqModelOptions {
   tower: 'sasrec' | 'meanpool';
@@ -97,10 +97,10 @@ export async function runSeqExperiment(o: SeqExperimentOptions, loaded?: { raw: 
   const evalSeconds = (performance.now() - t0) / 1000;
   const popularity = evaluateSeqPopularity(backend, data, 'test', { ks: o.ks, excludeHistory: o.excludeHistory }).metrics;
   let graph: NeighbourhoodStats | null = null;
-  if (objective instanceof BprObjective) graph = objective.hard?.stats ?? null;
+  if (objective instanceof BprObjective) graph = objective.hard?.graph ?? null;
   if (objective instanceof SoftmaxObjective) {
-    const s = objective.sources.sources.find((x) => x.name === 'neighbourhood') as NeighbourhoodSource | undefined;
-    graph = s?.stats ?? null;
+    const s = objective.sources.sources.find((x): x is NeighbourhoodSource => x instanceof NeighbourhoodSource);
+    graph = s?.graph ?? null;
   }
   let trainSequences = 0;
   for (let u = 0; u < data.numUsers; u++) if (data.train.offsets[u + 1] - data.train.offsets[u] >= 2) trainSequences++;

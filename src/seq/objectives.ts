@@ -1,28 +1,35 @@
 /**
  * Next-item objectives over every token of a packed batch (row t: history up to t, target = the next item),
- * scored s(t, j) = ⟨h_t, e_j⟩ (or cosine / τ for the softmax with `score: 'cosine'`):
- *  - bce (SASRec, Kang & McAuley 2018): one uniform negative j⁻ ∉ user's training items per row,
- *      L = (1/R) Σ_t [softplus(−s(t, j⁺)) + softplus(s(t, j⁻))];
+ * all trained by the one contrastive step (train/contrastive-step.ts) through the sequence tower's
+ * EncoderPair (pair.ts); scores s(t, j) = ⟨h_t, e_j⟩ (or cosine / τ for the softmax with `score: 'cosine'`):
+ *  - softmax: the recipe — every source (in-batch, uniform, popularity, stratified, queue with or without
+ *    momentum, neighbourhood, mined from a file), same-tower negatives, logQ, the masks, false-negative
+ *    masking, InfoNCE / debiased / gBCE, symmetric — exactly as for the two-tower model; or, with a
+ *    'full-catalogue' source, exact cross-entropy over every item ("SASRec+") through Backend.fullSoftmax;
+ *  - bce (SASRec, Kang & McAuley 2018): one uniform negative j⁻ ∉ user's training items per row;
  *  - bpr (GNNO's loss, Fan et al. 2023): K negatives per row — `uniform {n}` (∉ the user's training items) and
- *    `neighbourhood {n}` hard negatives drawn for the row's target — L = (1/RK) Σ_t Σ_k softplus(s(t, j_k) − s(t, j⁺));
- *  - softmax: the recipe's sampled softmax (columns = the sources' candidates, shared by all rows; masks, logQ,
- *    InfoNCE, debiased or gBCE loss), exactly as the two-tower step composes it; or, with a 'full-catalogue'
- *    source, exact cross-entropy over every item ("SASRec+") through the backend's tiled fullSoftmax kernel.
- * Each returns the loss, writes dL/dH and lists the output-side item rows with their gradients.
+ *    `neighbourhood {n}` hard negatives drawn for the row's target (loss/pairwise.ts for both).
+ * An objective is the step's configuration: stepFor(pair) builds the step; run() is the same step on given
+ * outputs H and item table E (tests, and anything that has no tower).
  */
-import type { Backend, ContrastiveArgs } from '../compute/backend.ts';
-import { ColumnBuilder } from '../loss/columns.ts';
-import { lossFunction, type LossFn } from '../loss/loss-function.ts';
-import type { Recipe } from '../recipe/schema.ts';
+import type { Backend } from '../compute/backend.ts';
+import { PerRowLoss, type PairwiseLoss } from '../loss/pairwise.ts';
+import type { EncoderBatch, EncoderPair, MomentumItems } from '../model/encoder.ts';
+import { Buffers } from '../nn/buffers.ts';
+import { defaultRecipe, type Recipe } from '../recipe/schema.ts';
 import { buildPerRowNegatives, buildSources, type SourceSet } from '../sampling/build.ts';
+import { TrainFrequency } from '../sampling/frequency.ts';
 import type { NeighbourhoodSource } from '../sampling/neighbourhood.ts';
+import type { BatchContext } from '../sampling/source.ts';
+import { ContrastiveStep } from '../train/contrastive-step.ts';
 import { UserError } from '../util/errors.ts';
 import type { Rng } from '../util/rng.ts';
-import { Buffers } from '../nn/buffers.ts';
+import type { StateArrays } from '../util/state.ts';
 import type { SeqData } from './data.ts';
 import type { PackedBatch } from './packed.ts';
+import { ScoreSpace, seqBatch, TableMomentum, type ScoreKind } from './pair.ts';
 
-export type ScoreKind = 'dot' | 'cosine';
+export type { ScoreKind } from './pair.ts';
 
 export interface ObjectiveInput {
   batch: PackedBatch;
@@ -44,22 +51,26 @@ export interface ObjectiveOutput {
 
 export interface SeqObjective {
   readonly name: string;
-  /** Writes dL/dH into dH (tokens×d). */
+  readonly recipe: Recipe;
+  readonly sources: SourceSet;
+  readonly score: ScoreKind;
+  /** True when this objective is the exact softmax over every item. */
+  readonly fullCatalogue: boolean;
+  /** The one contrastive step configured for this objective, training `pair`. */
+  stepFor<I>(backend: Backend, pair: EncoderPair<I>): ContrastiveStep<I>;
+  /** The same step on given outputs H and table E: the loss, dL/dH into dH, the output-side row gradients. */
   run(backend: Backend, inp: ObjectiveInput, dH: Float32Array): ObjectiveOutput;
-  /** Called at the start of every epoch (curricula). */
+  /** Start of an epoch (0-based): the sources' curricula. */
   setEpoch(epoch: number): void;
 }
 
 export type ObjectiveSpec = { kind: 'bce' } | { kind: 'bpr'; recipe: Recipe } | { kind: 'softmax'; recipe: Recipe; score: ScoreKind };
 
-export function buildObjective(spec: ObjectiveSpec, data: SeqData, dim: number): SeqObjective {
+export function buildObjective(spec: ObjectiveSpec, data: SeqData, dim: number): StepObjective {
   if (spec.kind === 'bce') return new BceObjective(data, dim);
   if (spec.kind === 'bpr') return new BprObjective(data, dim, spec.recipe);
   return new SoftmaxObjective(data, dim, spec.recipe, spec.score);
 }
-
-const softplus = (x: number) => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)));
-const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
 /** A uniform item not among user u's training items (SASRec's random_neq); any item if u has them all. */
 export function uniformNotIn(data: SeqData, u: number, rng: Rng): number {
@@ -87,263 +98,153 @@ export function uniformNotIn(data: SeqData, u: number, rng: Rng): number {
   }
 }
 
-function dot(a: Float32Array, ao: number, b: Float32Array, bo: number, d: number): number {
-  let s = 0;
-  for (let k = 0; k < d; k++) s += a[ao + k] * b[bo + k];
-  return s;
-}
-
-/** SASRec's binary cross-entropy with one uniform negative per position. */
-export class BceObjective implements SeqObjective {
-  readonly name = 'bce';
-  private readonly buf = new Buffers();
+/** The step's configuration for a sequential objective (see the header). */
+export class StepObjective implements SeqObjective {
+  private fixed: { pair: MatrixPair; step: ContrastiveStep<PackedBatch> } | null = null;
 
   constructor(
-    private readonly data: SeqData,
-    private readonly d: number,
+    readonly name: string,
+    protected readonly data: SeqData,
+    protected readonly d: number,
+    readonly recipe: Recipe,
+    readonly sources: SourceSet,
+    readonly score: ScoreKind,
+    readonly pairwise: PairwiseLoss | null,
   ) {}
 
-  setEpoch(): void {}
-
-  run(_b: Backend, inp: ObjectiveInput, dH: Float32Array): ObjectiveOutput {
-    const { batch, H, E, rng } = inp;
-    const d = this.d;
-    const R = batch.tokens;
-    const ids = this.buf.i32('ids', 2 * R);
-    const grads = this.buf.f32('grads', 2 * R * d);
-    let loss = 0;
-    for (let t = 0; t < R; t++) {
-      const p = batch.targets[t];
-      const q = uniformNotIn(this.data, batch.users[batch.seqOf[t]], rng);
-      ids[t] = p;
-      ids[R + t] = q;
-      const ho = t * d;
-      const sp = dot(H, ho, E, p * d, d);
-      const sn = dot(H, ho, E, q * d, d);
-      loss += softplus(-sp) + softplus(sn);
-      const gp = (sigmoid(sp) - 1) / R;
-      const gn = sigmoid(sn) / R;
-      const po = p * d;
-      const qo = q * d;
-      for (let k = 0; k < d; k++) {
-        dH[ho + k] = gp * E[po + k] + gn * E[qo + k];
-        grads[ho + k] = gp * H[ho + k];
-        grads[(R + t) * d + k] = gn * H[ho + k];
-      }
-    }
-    return { loss: loss / R, ids, grads };
-  }
-}
-
-/** BPR against per-row negatives: uniform (∉ history) and neighbourhood hard negatives (GNNO). */
-export class BprObjective implements SeqObjective {
-  readonly name = 'bpr';
-  readonly uniform: number;
-  readonly hard: NeighbourhoodSource | null;
-  private readonly buf = new Buffers();
-
-  constructor(
-    private readonly data: SeqData,
-    private readonly d: number,
-    recipe: Recipe,
-  ) {
-    const { uniform, hard } = buildPerRowNegatives(recipe, { numItems: data.numItems, trainItems: data.train.cols, trainSequences: data.train });
-    if (uniform + (hard?.n ?? 0) === 0) throw new UserError("recipe: field 'sources': the bpr loss needs at least one negative per row");
-    this.uniform = uniform;
-    this.hard = hard;
-  }
-
-  setEpoch(epoch: number): void {
-    if (this.hard) this.hard.epoch = epoch;
-  }
-
-  run(_b: Backend, inp: ObjectiveInput, dH: Float32Array): ObjectiveOutput {
-    const { batch, H, E, rng } = inp;
-    const d = this.d;
-    const R = batch.tokens;
-    const nh = this.hard?.n ?? 0;
-    const K = this.uniform + nh;
-    const negs = this.buf.i32('negs', R * K);
-    for (let t = 0; t < R; t++) {
-      const u = batch.users[batch.seqOf[t]];
-      for (let k = 0; k < this.uniform; k++) negs[t * K + k] = uniformNotIn(this.data, u, rng);
-    }
-    if (this.hard) {
-      const users = this.buf.i32('users', R);
-      for (let t = 0; t < R; t++) users[t] = batch.users[batch.seqOf[t]];
-      this.hard.hardnessFor({ users, items: batch.targets, step: inp.step, rng });
-      for (let t = 0; t < R; t++) this.hard.sampler.sampleInto(batch.targets[t], nh, rng, negs, t * K + this.uniform);
-    }
-    const ids = this.buf.i32('ids', R * (K + 1));
-    const grads = this.buf.f32('grads', R * (K + 1) * d);
-    let loss = 0;
-    const inv = 1 / (R * K);
-    for (let t = 0; t < R; t++) {
-      const p = batch.targets[t];
-      const ho = t * d;
-      const po = p * d;
-      const sp = dot(H, ho, E, po, d);
-      for (let k = 0; k < d; k++) dH[ho + k] = 0;
-      let gPos = 0;
-      for (let k = 0; k < K; k++) {
-        const q = negs[t * K + k];
-        const qo = q * d;
-        const diff = sp - dot(H, ho, E, qo, d);
-        loss += softplus(-diff);
-        const g = (sigmoid(diff) - 1) * inv; // dL/d diff
-        gPos += g;
-        const row = R + t * K + k;
-        ids[row] = q;
-        for (let z = 0; z < d; z++) {
-          dH[ho + z] += g * (E[po + z] - E[qo + z]);
-          grads[row * d + z] = -g * H[ho + z];
-        }
-      }
-      ids[t] = p;
-      for (let z = 0; z < d; z++) grads[ho + z] = gPos * H[ho + z];
-    }
-    return { loss: loss * inv, ids, grads };
-  }
-}
-
-/** The recipe's sampled softmax over shared columns (in-batch positives first, then the sources' draws). */
-export class SoftmaxObjective implements SeqObjective {
-  readonly name = 'softmax';
-  readonly sources: SourceSet;
-  private readonly cols: ColumnBuilder;
-  private readonly loss: LossFn;
-  private readonly buf = new Buffers();
-
-  constructor(
-    private readonly data: SeqData,
-    private readonly d: number,
-    private readonly recipe: Recipe,
-    private readonly score: ScoreKind,
-  ) {
-    if (recipe.loss.symmetric) throw new UserError("recipe: field 'loss.symmetric': not supported for sequential training");
-    this.sources = buildSources(recipe, { numItems: data.numItems, trainItems: data.train.cols, trainSequences: data.train, dim: d });
-    // The sequential step has no second query tower to fill a queue from or to draw same-tower negatives with.
-    if (this.sources.queue) throw new UserError("recipe: field 'sources': a 'queue' source is not supported for sequential training (in-batch, uniform, popularity, neighbourhood, full-catalogue are)");
-    if (this.sources.sameTower) throw new UserError("recipe: field 'sources': 'same-tower' negatives are not supported for sequential training (in-batch, uniform, popularity, neighbourhood, full-catalogue are)");
-    this.cols = new ColumnBuilder(this.sources.sources, d);
-    this.loss = lossFunction(recipe, { numItems: data.numItems });
-  }
-
-  /** True when this objective is the exact softmax over every item. */
   get fullCatalogue(): boolean {
     return this.sources.fullCatalogue;
   }
 
-  /** Every item id, for the full catalogue's output-side gradient rows. */
-  private allIds(): Int32Array {
-    const n = this.data.numItems;
-    const ids = this.buf.i32('allIds', n);
-    if (n > 0 && ids[n - 1] !== n - 1) for (let j = 0; j < n; j++) ids[j] = j;
-    return ids;
-  }
-
-  /**
-   * The exact full-catalogue loss of rows H against targets (no gradients): the quantity every sampled recipe
-   * approximates. Same score (dot or cosine / τ) as training.
-   */
-  fullLoss(b: Backend, H: Float32Array, E: Float32Array, targets: Int32Array, R: number): number {
-    const d = this.d;
-    const N = this.data.numItems;
-    let q = H;
-    let e = E;
-    if (this.score === 'cosine') {
-      q = new Float32Array(R * d);
-      b.l2normForward(H, q, new Float32Array(R), R, d);
-      e = new Float32Array(N * d);
-      b.l2normForward(E, e, new Float32Array(N), N, d);
-    }
-    return b.fullSoftmax({ q, e, R, N, d, target: targets.subarray(0, R), scale: 1 / this.recipe.temperature, rowWeight: null, dq: null, de: null });
-  }
-
-  private runFull(b: Backend, inp: ObjectiveInput, dH: Float32Array): ObjectiveOutput {
-    const { batch, H, E } = inp;
-    const d = this.d;
-    const R = batch.tokens;
-    const N = this.data.numItems;
-    const cosine = this.score === 'cosine';
-    let q = H;
-    let e = E;
-    if (cosine) {
-      q = this.buf.f32('qn', R * d);
-      b.l2normForward(H, q, this.buf.f32('qnorm', R), R, d);
-      e = this.buf.f32('en', N * d);
-      b.l2normForward(E, e, this.buf.f32('enorm', N), N, d);
-    }
-    const dq = this.buf.f32('dq', R * d);
-    const de = this.buf.f32('de', N * d).fill(0);
-    const loss = b.fullSoftmax({ q, e, R, N, d, target: batch.targets.subarray(0, R), scale: 1 / this.recipe.temperature, rowWeight: null, dq, de });
-    if (cosine) {
-      b.l2normBackward(q, this.buf.f32('qnorm', R), dq, dH, R, d);
-      b.l2normBackward(e, this.buf.f32('enorm', N), de, de, N, d);
-    } else dH.set(dq);
-    return { loss, ids: this.allIds(), grads: de };
+  stepFor<I>(backend: Backend, pair: EncoderPair<I>): ContrastiveStep<I> {
+    return new ContrastiveStep(backend, pair, this.recipe, this.sources, this.pairwise);
   }
 
   setEpoch(epoch: number): void {
-    for (const s of this.sources.sources) if ('epoch' in s) (s as NeighbourhoodSource).epoch = epoch;
+    for (const s of this.sources.sources) s.beginEpoch?.({ epoch, step: 0 });
   }
 
   run(b: Backend, inp: ObjectiveInput, dH: Float32Array): ObjectiveOutput {
-    if (this.sources.fullCatalogue) return this.runFull(b, inp, dH);
-    const { batch, H, E, rng } = inp;
-    const d = this.d;
-    const R = batch.tokens;
-    const users = this.buf.i32('users', R);
-    for (let t = 0; t < R; t++) users[t] = batch.users[batch.seqOf[t]];
-    const withLogQ = this.recipe.corrections.logQ !== false;
-    const cols = this.cols.build({ users, items: batch.targets, step: inp.step, rng }, withLogQ);
-    const N = cols.Nt;
-    const ids = cols.ids.subarray(0, N);
-    const c = this.buf.f32('c', N * d);
-    b.gatherRows(E, ids, c, d);
-    const cosine = this.score === 'cosine';
-    let q = H;
-    let cn = c;
-    if (cosine) {
-      q = this.buf.f32('qn', R * d);
-      b.l2normForward(H, q, this.buf.f32('qnorm', R), R, d);
-      cn = this.buf.f32('cn', N * d);
-      b.l2normForward(c, cn, this.buf.f32('cnorm', N), N, d);
+    if (!this.fixed) {
+      const pair = new MatrixPair(this.d, this.data.numItems, this.score);
+      this.fixed = { pair, step: this.stepFor(b, pair) };
     }
-    const corr = this.recipe.corrections;
-    const masks: ContrastiveArgs['masks'] = [];
-    if (corr.maskSameItem) masks.push({ rowKey: batch.targets, colKey: ids });
-    if (cols.blockKey) masks.push({ rowKey: this.buf.i32('zeros', R).fill(0), colKey: cols.blockKey });
-    else if (corr.maskSameUser) masks.push({ rowKey: users, colKey: cols.userKey });
-    let colBias: Float32Array | null = null;
-    if (withLogQ) {
-      colBias = this.buf.f32('bias', N);
-      for (let j = 0; j < N; j++) colBias[j] = -cols.logq[j];
-    }
-    const pos = this.buf.i32('pos', R);
-    for (let t = 0; t < R; t++) pos[t] = t;
-    const dq = this.buf.f32('dq', R * d);
-    const dc = this.buf.f32('dc', N * d);
-    const loss = this.loss(b, {
-      q,
-      c: cn,
-      B: R,
-      N,
-      d,
-      pos,
-      scale: 1 / this.recipe.temperature,
-      colBias,
-      masks,
-      fnMask: corr.fnMask ? { absThreshold: corr.fnMask.threshold, margin: corr.fnMask.margin } : null,
-      rowWeight: null,
-      dq,
-      dc,
-      maskedCount: null,
-    });
-    if (cosine) {
-      b.l2normBackward(q, this.buf.f32('qnorm', R), dq, dH, R, d);
-      b.l2normBackward(cn, this.buf.f32('cnorm', N), dc, dc, N, d);
-    } else dH.set(dq);
-    return { loss, ids, grads: dc };
+    const { pair, step } = this.fixed;
+    pair.use(inp.H, inp.E, dH);
+    step.step = inp.step - 1;
+    const { loss } = step.run(seqBatch(inp.batch), inp.rng);
+    return { loss, ids: pair.outIds, grads: pair.outGrads };
   }
+}
+
+/** The sources of an objective that draws no shared columns (only per-row negatives, or none). */
+function perRowSet(data: SeqData, sources: NeighbourhoodSource[]): SourceSet {
+  return { sources, freq: new TrainFrequency(data.train.cols, data.numItems), sameTower: false, fullCatalogue: false };
+}
+
+/** SASRec's binary cross-entropy with one uniform negative (∉ the user's training items) per position. */
+export class BceObjective extends StepObjective {
+  constructor(data: SeqData, d: number) {
+    const draw = (ctx: BatchContext, _k: number, out: Int32Array) => {
+      for (let t = 0; t < ctx.items.length; t++) out[t] = uniformNotIn(data, ctx.users[t], ctx.rng);
+    };
+    super('bce', data, d, defaultRecipe, perRowSet(data, []), 'dot', new PerRowLoss('bce', 1, draw));
+  }
+}
+
+/** BPR against per-row negatives: uniform (∉ history) and neighbourhood hard negatives (GNNO). */
+export class BprObjective extends StepObjective {
+  readonly uniform: number;
+  readonly hard: NeighbourhoodSource | null;
+
+  constructor(data: SeqData, d: number, recipe: Recipe) {
+    const { uniform, hard } = buildPerRowNegatives(recipe, { numItems: data.numItems, trainItems: data.train.cols, trainSequences: data.train });
+    if (uniform + (hard?.n ?? 0) === 0) throw new UserError("recipe: field 'sources': the bpr loss needs at least one negative per row");
+    const nh = hard?.n ?? 0;
+    const draw = (ctx: BatchContext, K: number, out: Int32Array) => {
+      const R = ctx.items.length;
+      for (let t = 0; t < R; t++) for (let k = 0; k < uniform; k++) out[t * K + k] = uniformNotIn(data, ctx.users[t], ctx.rng);
+      if (hard) {
+        hard.hardnessFor(ctx);
+        for (let t = 0; t < R; t++) hard.sampler.sampleInto(ctx.items[t], nh, ctx.rng, out, t * K + uniform);
+      }
+    };
+    super('bpr', data, d, recipe, perRowSet(data, hard ? [hard] : []), 'dot', new PerRowLoss('bpr', uniform + nh, draw));
+    this.uniform = uniform;
+    this.hard = hard;
+  }
+}
+
+/** The recipe's softmax over shared columns (or the full catalogue), as for every other encoder. */
+export class SoftmaxObjective extends StepObjective {
+  constructor(data: SeqData, d: number, recipe: Recipe, score: ScoreKind) {
+    const sources = buildSources(recipe, { numItems: data.numItems, trainItems: data.train.cols, trainSequences: data.train, dim: d });
+    super('softmax', data, d, recipe, sources, score, null);
+  }
+}
+
+/**
+ * A pair over given arrays: queries are the rows of H, items the rows of E (score space applied); backward
+ * writes dL/dH into the caller's buffer and keeps the output-side row gradients; step changes nothing.
+ */
+class MatrixPair implements EncoderPair<PackedBatch> {
+  private H: Float32Array = new Float32Array(0);
+  private E: Float32Array = new Float32Array(0);
+  private dH: Float32Array = new Float32Array(0);
+  private readonly space: ScoreSpace;
+  private readonly buf = new Buffers();
+  private R = 0;
+  outIds: Int32Array = new Int32Array(0);
+  outGrads: Float32Array = new Float32Array(0);
+
+  constructor(
+    readonly dim: number,
+    readonly numItems: number,
+    score: ScoreKind,
+  ) {
+    this.space = new ScoreSpace(score === 'cosine');
+  }
+
+  use(H: Float32Array, E: Float32Array, dH: Float32Array): void {
+    this.H = H;
+    this.E = E;
+    this.dH = dH;
+  }
+
+  forward(b: Backend, batch: EncoderBatch<PackedBatch>, ids: Int32Array): { q: Float32Array; c: Float32Array } {
+    const d = this.dim;
+    this.R = batch.rows;
+    this.outIds = ids.slice();
+    const c = this.buf.f32('c', ids.length * d);
+    b.gatherRows(this.E, ids, c, d);
+    return { q: this.space.out(b, 'q', this.H, this.R, d), c: this.space.out(b, 'c', c, ids.length, d) };
+  }
+
+  backward(b: Backend, dq: Float32Array, dc: Float32Array): void {
+    const d = this.dim;
+    const n = this.outIds.length;
+    this.space.back(b, 'q', dq, this.dH, this.R, d);
+    this.outGrads = new Float32Array(n * d);
+    this.space.back(b, 'c', dc, this.outGrads, n, d);
+  }
+
+  step(): void {}
+  setLrScale(): void {}
+
+  embedItems(b: Backend, ids: Int32Array, out: Float32Array): void {
+    const d = this.dim;
+    const c = this.buf.f32('ec', ids.length * d);
+    b.gatherRows(this.E, ids, c, d);
+    out.set(this.space.out(b, 'ec.n', c, ids.length, d).subarray(0, ids.length * d));
+  }
+
+  momentumItems(m: number): MomentumItems {
+    return new TableMomentum({ data: this.E, rows: this.numItems, dim: this.dim }, m, this.space.cosine);
+  }
+
+  stateArrays(): StateArrays {
+    return [];
+  }
+
+  restoreState(): void {}
 }

@@ -12,9 +12,10 @@ import { Rng } from '../util/rng.ts';
 import { UserError } from '../util/errors.ts';
 import type { SeqData } from './data.ts';
 import { evaluateSeq } from './evaluate.ts';
-import { SoftmaxObjective, type ScoreKind, type SeqObjective } from './objectives.ts';
-import { PackedBuilder } from './packed.ts';
-import { SeqStep } from './step.ts';
+import type { ContrastiveStep } from '../train/contrastive-step.ts';
+import type { ScoreKind, SeqObjective } from './objectives.ts';
+import { PackedBuilder, type PackedBatch } from './packed.ts';
+import { SeqPair, seqBatch } from './pair.ts';
 import type { SeqTower } from './tower.ts';
 
 export interface SeqTrainConfig {
@@ -88,13 +89,10 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
   const stepsPerEpoch = Math.ceil(order.length / cfg.batchSize);
   const progress = new Progress(cfg.progress, cfg.epochs * stepsPerEpoch, 0, cfg.epochs);
   const builder = new PackedBuilder(tower.maxLen);
-  const stepper = new SeqStep(backend, tower, objective);
-  const baseLr = tower.optim.lr;
+  // The one contrastive step, on the tower as an encoder pair (rows = tokens, items = its own item table).
+  const pair = new SeqPair(tower, inp.score);
+  const stepper = objective.stepFor(backend, pair);
   const warmupSteps = Math.round((cfg.warmupEpochs ?? 0) * stepsPerEpoch);
-  const setLr = (lr: number) => {
-    tower.optim.lr = lr;
-    tower.items.opt.lr = lr;
-  };
   const gapUsers = valUsers.subarray(0, Math.min(512, valUsers.length));
   let trainMs = 0;
   let seqs = 0;
@@ -108,14 +106,14 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
   const history: SeqTrainSummary['history'] = [];
   let epoch = 0;
   for (; epoch < cfg.epochs; epoch++) {
-    objective.setEpoch(epoch);
+    stepper.beginEpoch(epoch);
     rng.shuffle(order);
     const t0 = performance.now();
     let lossSum = 0;
     for (let s = 0; s < order.length; s += cfg.batchSize) {
       const batch = builder.training(data.train, order.subarray(s, Math.min(order.length, s + cfg.batchSize)));
-      if (warmupSteps > 0) setLr(baseLr * Math.min(1, (stepper.step + 1) / warmupSteps));
-      const loss = stepper.run(batch, rng);
+      if (warmupSteps > 0) pair.setLrScale(Math.min(1, (stepper.step + 1) / warmupSteps));
+      const loss = stepper.run(seqBatch(batch), rng).loss;
       lossSum += loss;
       finalLoss = loss;
       seqs += batch.n;
@@ -133,7 +131,7 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
       entry.val = pick(r.metrics);
       const v = r.metrics[cfg.valMetric];
       if (v === undefined) throw new UserError(`--val-metric '${cfg.valMetric}': unknown metric (e.g. ndcg@10, hr@10)`);
-      if (objective instanceof SoftmaxObjective && !objective.fullCatalogue && gapUsers.length) entry.gap = sampledLossGap(backend, tower, objective, data, gapUsers, new Rng(cfg.seed ^ 0x9a9), stepper.step);
+      if (objective.name === 'softmax' && !objective.fullCatalogue && gapUsers.length) entry.gap = sampledLossGap(backend, pair, stepper, data, gapUsers, new Rng(cfg.seed ^ 0x9a9));
       progress.note(`epoch ${epoch + 1}: loss ${entry.loss.toFixed(4)}, validation ${cfg.valMetric} ${v.toFixed(4)}` + (entry.gap ? `; validation-batch loss sampled ${entry.gap.sampled.toFixed(4)} vs full softmax ${entry.gap.full.toFixed(4)}` : ''));
       if (best === null || v > best) {
         best = v;
@@ -151,7 +149,7 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
     inp.onEpochEnd?.(epoch + 1, entry);
   }
   progress.stop();
-  setLr(baseLr);
+  pair.setLrScale(1);
   const collapse = detectCollapse(
     history.map((h) => ({ epoch: h.epoch, loss: h.loss, val: h.val?.[cfg.valMetric] })),
     cfg.patience > 0 ? cfg.patience : 3,
@@ -177,26 +175,24 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
  * The objective's (sampled) loss and the exact full-catalogue loss on the last position of `users`' training
  * sequences against their validation items, without dropout and without training.
  */
-function sampledLossGap(backend: Backend, tower: SeqTower, objective: SoftmaxObjective, data: SeqData, users: Int32Array, rng: Rng, step: number): { sampled: number; full: number; rows: number } {
-  const d = tower.dim;
-  const builder = new PackedBuilder(tower.maxLen);
+function sampledLossGap(backend: Backend, pair: SeqPair, step: ContrastiveStep<PackedBatch>, data: SeqData, users: Int32Array, rng: Rng): { sampled: number; full: number; rows: number } {
+  const d = pair.dim;
+  const builder = new PackedBuilder(pair.tower.maxLen);
   const batch = builder.inference(users, (u) => data.train.cols.subarray(data.train.offsets[u], data.train.offsets[u + 1]));
-  const Hall = tower.forward(backend, batch, false, rng);
+  const Q = pair.inferQueries(backend, batch, rng);
   const rowsUsers: number[] = [];
-  const H: number[] = [];
+  const q: number[] = [];
   for (let k = 0; k < users.length; k++) {
     const hi = batch.offsets[k + 1];
     if (hi === batch.offsets[k] || data.valItem[users[k]] < 0) continue;
     rowsUsers.push(users[k]);
-    for (let z = 0; z < d; z++) H.push(Hall[(hi - 1) * d + z]);
+    for (let z = 0; z < d; z++) q.push(Q[(hi - 1) * d + z]);
   }
   const R = rowsUsers.length;
-  const Hr = Float32Array.from(H);
+  const qr = Float32Array.from(q);
   const targets = Int32Array.from(rowsUsers, (u) => data.valItem[u]);
-  const full = objective.fullLoss(backend, Hr, tower.items.data, targets, R);
-  const one = Int32Array.from({ length: R }, (_, k) => k);
-  const fake = { n: R, offsets: Int32Array.from({ length: R + 1 }, (_, k) => k), items: targets, positions: new Int32Array(R), targets, seqOf: one, users: Int32Array.from(rowsUsers), tokens: R };
-  const sampled = objective.run(backend, { batch: fake, H: Hr, E: tower.items.data, rng, step }, new Float32Array(R * d)).loss;
+  const full = step.fullLoss(qr, targets);
+  const sampled = step.sampledLoss(qr, Int32Array.from(rowsUsers), targets, rng);
   return { sampled, full, rows: R };
 }
 

@@ -190,6 +190,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
     const rng = new Rng(cfg.seed * 1_000_003 + epoch);
     const t0 = performance.now();
     composer.beginEpoch(epoch, rng); // inside the timed span: graph builds count as training time
+    stepper.beginEpoch(epoch - 1);
     for (let s = 0; s < stepsPerEpoch; s++) {
       const rows = composer.batch(s);
       for (let r = 0; r < B; r++) {
