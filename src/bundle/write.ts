@@ -79,7 +79,9 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
       dense.push({ name: names.layerB(tower, i), data: l.b, shape: [l.outDim] });
     });
   }
-  const idMean = meanRow(m.user.idTable.data, numUsers, m.user.config.idDim);
+  // With user history the served id rows are the mixed ones (history baked in: the training items at export time).
+  const userIdTable = m.servingUserIdTable();
+  const idMean = meanRow(userIdTable, numUsers, m.user.config.idDim);
   dense.push({ name: names.userIdMean, data: idMean, shape: [idMean.length] });
   const denseBin = new Float32Array(dense.reduce((s, d) => s + d.data.length, 0));
   let off = 0;
@@ -95,7 +97,7 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
     const tower = t.name as 'user' | 'item';
     // A text bundle's item "table" is its chunk embeddings, stored once below as item.embeddings.
     if (a.text && tower === 'item') continue;
-    addArray(names.idTable(tower), `weights/${tower}.id.bin`, t.idTable.data, [t.config.vocabSize, t.config.idDim], true);
+    addArray(names.idTable(tower), `weights/${tower}.id.bin`, tower === 'user' ? userIdTable : t.idTable.data, [t.config.vocabSize, t.config.idDim], true);
     t.featTables.forEach((tab, f) => addArray(names.featTable(tower, f), `weights/${tower}.feature${f}.bin`, tab.data, [tab.rows, tab.dim], true));
     t.featureValues.forEach((v, f) => addArray(names.featValues(tower, f), `data/${tower}.feature${f}.values.bin`, v, [v.length], true));
   }
@@ -151,7 +153,7 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
 
   const query: QueryTowerWeights = {
     config: m.user.config,
-    idTable: m.user.idTable.data,
+    idTable: userIdTable,
     idMean,
     featTables: m.user.featTables.map((t) => t.data),
     featValues: m.user.featureValues,

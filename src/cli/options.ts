@@ -4,7 +4,8 @@ import type { BackendChoice } from '../compute/index.ts';
 import type { DataFormat } from '../data/format.ts';
 import type { DataSpec } from '../data/load.ts';
 import type { SplitSpec } from '../data/split.ts';
-import { defaultModelOptions, type ModelOptions } from '../model/build.ts';
+import { defaultModelOptions, userHistoryConfig, type ModelOptions } from '../model/build.ts';
+import { defaultUserHistory } from '../model/user-history.ts';
 import type { SparseOptimizer } from '../model/embedding-table.ts';
 import type { TrainConfig } from '../train/trainer.ts';
 import type { LrSchedule } from '../train/lr-schedule.ts';
@@ -50,6 +51,10 @@ export interface ModelFlagOptions {
   lrDense: number;
   seed: number;
   l2?: number;
+  userHistory?: string;
+  historyGate?: number;
+  historyMax?: number;
+  historyTable?: string;
 }
 
 export interface TrainFlagOptions {
@@ -134,6 +139,10 @@ export function addModelOptions(cmd: Command): void {
     .option('--lr-sparse <x>', 'learning rate of the embedding tables', parseNum('--lr-sparse'), d.sparseLr)
     .option('--lr-dense <x>', 'learning rate of the MLPs (Adam)', parseNum('--lr-dense'), d.denseLr)
     .option('--l2 <x>', 'L2 penalty on the embedding rows each step uses and on MLP weights', parseNum('--l2'), 0)
+    .addOption(new Option('--user-history <pooling>', "user tower input = g·user id row + (1 − g)·mean of the user's training items' rows ('mean'; 'none' = off)").choices(['none', 'mean']).default('none'))
+    .option('--history-gate <g>', 'weight g of the user id row with --user-history (1 − g goes to the history mean)', parseNum('--history-gate'), defaultUserHistory.gate)
+    .option('--history-max <n>', 'at most n history items per user with --user-history (evenly strided; 0 = all)', parseNum('--history-max'), defaultUserHistory.maxLen)
+    .addOption(new Option('--history-table <t>', "table embedding the history items: the item tower's id table ('item', shared) or the user tower's own ('own')").choices(['item', 'own']).default(defaultUserHistory.table))
     .option('--seed <n>', 'seed of initialisation and batch order', parseNum('--seed'), d.seed);
 }
 
@@ -233,7 +242,21 @@ export function modelOptionsFrom(o: ModelFlagOptions): ModelOptions {
     denseLr: positive('--lr-dense', o.lrDense, false),
     seed: o.seed,
     l2: nonNegative('--l2', o.l2 ?? 0),
+    userHistory: userHistoryFrom(o),
   };
+}
+
+function userHistoryFrom(o: ModelFlagOptions): ModelOptions['userHistory'] {
+  const mode = o.userHistory ?? 'none';
+  if (mode === 'none') return null;
+  if (mode !== 'mean') throw new UserError(`--user-history: expected 'none' or 'mean', got '${mode}'`);
+  const gate = o.historyGate ?? defaultUserHistory.gate;
+  if (!(gate >= 0 && gate <= 1)) throw new UserError(`--history-gate: must be in [0, 1], got ${gate}`);
+  const maxLen = o.historyMax ?? defaultUserHistory.maxLen;
+  if (!(Number.isInteger(maxLen) && maxLen >= 0)) throw new UserError(`--history-max: must be an integer >= 0 (0 = all), got ${maxLen}`);
+  const table = o.historyTable ?? defaultUserHistory.table;
+  if (table !== 'item' && table !== 'own') throw new UserError(`--history-table: expected 'item' or 'own', got '${table}'`);
+  return userHistoryConfig({ pooling: 'mean', gate, maxLen, table }, '--user-history');
 }
 
 function nonNegative(flag: string, x: number): number {

@@ -46,29 +46,44 @@ export class EmbeddingTable {
     for (let i = 0; i < this.data.length; i++) this.data[i] = rng.normal() * std;
   }
 
-  /** Applies one optimizer step from per-position gradients `grads` (ids.length × dim) of rows `ids`. */
+  /**
+   * Gradients another module computed for rows of this table (a user tower pooling item rows, user-history.ts),
+   * merged into the next applyGradients so the table takes one optimizer step per training step. Copied.
+   */
+  readonly pending: Array<{ ids: Int32Array; grads: Float32Array }> = [];
+
+  addPending(ids: Int32Array, grads: Float32Array): void {
+    if (ids.length) this.pending.push({ ids: ids.slice(), grads: grads.slice(0, ids.length * this.dim) });
+  }
+
+  /** Applies one optimizer step from per-position gradients `grads` (ids.length × dim) of rows `ids` (plus any pending ones). */
   applyGradients(backend: Backend, ids: Int32Array, grads: Float32Array): void {
-    const n = ids.length;
+    const n = ids.length + this.pending.reduce((a, p) => a + p.ids.length, 0);
     const dim = this.dim;
     if (this.uniq.length < n) {
       this.uniq = new Int32Array(n);
       this.summed = new Float32Array(n * dim);
     }
     let u = 0;
-    for (let r = 0; r < n; r++) {
-      const id = ids[r];
-      let s = this.slot[id];
-      const go = r * dim;
-      if (s < 0) {
-        s = u++;
-        this.slot[id] = s;
-        this.uniq[s] = id;
-        this.summed.set(grads.subarray(go, go + dim), s * dim);
-      } else {
-        const so = s * dim;
-        for (let j = 0; j < dim; j++) this.summed[so + j] += grads[go + j];
+    for (const part of [{ ids, grads }, ...this.pending]) {
+      const pi = part.ids;
+      const pg = part.grads;
+      for (let r = 0; r < pi.length; r++) {
+        const id = pi[r];
+        let s = this.slot[id];
+        const go = r * dim;
+        if (s < 0) {
+          s = u++;
+          this.slot[id] = s;
+          this.uniq[s] = id;
+          this.summed.set(pg.subarray(go, go + dim), s * dim);
+        } else {
+          const so = s * dim;
+          for (let j = 0; j < dim; j++) this.summed[so + j] += pg[go + j];
+        }
       }
     }
+    this.pending.length = 0;
     for (let s = 0; s < u; s++) this.slot[this.uniq[s]] = -1;
     const l2 = this.opt.l2 ?? 0;
     if (l2 > 0) {

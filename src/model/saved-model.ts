@@ -46,6 +46,9 @@ export function saveModel(dir: string, a: ModelArtifacts, withOptimizer: boolean
   (a.userDense ?? []).forEach((f) => arrays.push([`user.denseFeature.${f.name}`, f.values]));
   (a.itemDense ?? []).forEach((f) => arrays.push([`item.denseFeature.${f.name}`, f.values]));
   arrays.push(['item.counts', a.itemCounts], ['seen.offsets', a.seen.offsets], ['seen.cols', a.seen.cols]);
+  // The user tower's history (its training items) is part of the model: eval, recommend and export read it.
+  const history = a.model.userHistory;
+  if (history) arrays.push(['user.history.offsets', history.history.offsets], ['user.history.cols', history.history.cols]);
   if (a.trainingState) arrays.push(...a.trainingState);
   const vocab = JSON.stringify({
     users: a.userIds,
@@ -119,6 +122,12 @@ export function loadModel(dir: string): ModelArtifacts {
     target.set(src);
   }
   model.setSteps(manifest.optimizerSteps ?? {});
+  if (config.user.history) {
+    const ho = get<Int32Array>('user.history.offsets');
+    const hc = get<Int32Array>('user.history.cols');
+    checkCsr(ho, hc, vocab.users.length, vocab.items.length, `${dir}: user history`);
+    model.setUserHistory({ rows: vocab.users.length, offsets: ho, cols: hc });
+  }
   const offsets = get<Int32Array>('seen.offsets');
   const cols = get<Int32Array>('seen.cols');
   checkCsr(offsets, cols, vocab.users.length, vocab.items.length, `${dir}: seen lists`);
@@ -155,6 +164,13 @@ function checkConfig(c: ModelConfig, users: number, items: number, where: string
       tc.features.every((f) => typeof f?.name === 'string' && int(f.cardinality, 1, 2 ** 31 - 1) && int(f.dim, 1, 1 << 16));
     if (!ok) throw new UserError(`${where}: field 'modelConfig.${t}': shapes missing, out of range or disagreeing with the ${n} ${t} ids`);
   }
+  const h = c.user.history as unknown;
+  if (h !== undefined) {
+    const hh = h as Record<string, unknown>;
+    const ok = hh && typeof hh === 'object' && hh.pooling === 'mean' && typeof hh.gate === 'number' && hh.gate >= 0 && hh.gate <= 1 && int(hh.maxLen, 0, 2 ** 31 - 1) && (hh.table === 'own' || (hh.table === 'item' && c.item.idDim === c.user.idDim));
+    if (!ok) throw new UserError(`${where}: field 'modelConfig.user.history': expected {pooling: 'mean', gate in [0, 1], maxLen >= 0, table 'item' (equal id sizes) or 'own'}`);
+  }
+  if ((c.item as { history?: unknown }).history !== undefined) throw new UserError(`${where}: field 'modelConfig.item.history': only the user tower takes a history`);
 }
 
 /** CSR offsets: rows + 1 of them, from 0, never decreasing, ending at the column count; columns in range. */

@@ -15,6 +15,7 @@ import type { Backend } from '../compute/backend.ts';
 import type { Rng } from '../util/rng.ts';
 import { DenseLayer } from './dense-layer.ts';
 import { EmbeddingTable, type SparseOptimizerConfig } from './embedding-table.ts';
+import type { HistoryPooling, UserHistoryConfig } from './user-history.ts';
 
 export interface FeatureSpec {
   name: string;
@@ -39,6 +40,8 @@ export interface TowerConfig {
   dense?: DenseFeatureSpec[];
   /** Sizes of the MLP layers, the last one being the output size; [] for no MLP. */
   mlp: number[];
+  /** User tower only: the id row is mixed with the mean of the user's training items (user-history.ts); absent = off. */
+  history?: UserHistoryConfig;
 }
 
 export interface TowerOptim {
@@ -103,6 +106,8 @@ export class Tower {
   featureValues: Int32Array[];
   /** Per dense feature, every entity's values (vocabSize×width). */
   denseValues: Float32Array[];
+  /** User-history pooling on the id row (set by TwoTowerModel when config.history is on). */
+  history: HistoryPooling | null = null;
   private readonly train = new Workspace();
   private readonly infer = new Workspace();
 
@@ -198,6 +203,7 @@ export class Tower {
     ws.ids = ids;
     if (feats.length === 0 && dense.length === 0 && !given) {
       backend.gatherRows(this.idTable.data, ids, ws.x0, idDim);
+      this.history?.forward(ids, ws.x0, n, idDim, ws === this.train);
     } else {
       if (given) {
         // Rows outside the vocabulary (−1) get a zero id embedding.
@@ -207,6 +213,7 @@ export class Tower {
           else idRows.fill(0, r * idDim, (r + 1) * idDim);
         }
       } else backend.gatherRows(this.idTable.data, ids, ws.featRows[0], idDim);
+      this.history?.forward(ids, ws.featRows.length ? ws.featRows[0] : ws.x0, n, idDim, ws === this.train);
       for (let f = 0; f < feats.length; f++) {
         const fid = ws.featIds[f];
         if (given) fid.set(given.categorical[f].subarray(0, n));
@@ -269,9 +276,11 @@ export class Tower {
     }
     const ids = ws.ids;
     if (this.config.features.length === 0 && this.dense.length === 0) {
+      this.historyBackward(backend, ws.dx0, n);
       this.idTable.applyGradients(backend, ids, ws.dx0.subarray(0, n * this.inDim));
     } else {
       this.interleave(ws, n, true);
+      this.historyBackward(backend, ws.featRows[0], n);
       this.idTable.applyGradients(backend, ids, ws.featRows[0].subarray(0, n * this.config.idDim));
       for (let f = 0; f < this.featTables.length; f++) {
         this.featTables[f].applyGradients(backend, ws.featIds[f].subarray(0, n), ws.featRows[f + 1].subarray(0, n * this.config.features[f].dim));
@@ -280,6 +289,18 @@ export class Tower {
       const base = 1 + this.config.features.length;
       this.projections.forEach((p, f) => p.backward(backend, ws.denseIn[f], ws.featRows[base + f], ws.featRows[base + f], null, n));
     }
+  }
+
+  /**
+   * The history items' share of the id block's gradient: to the user tower's own history table now, or queued on
+   * the shared item table for the item tower's update of this step. Leaves g·dX for the id rows.
+   */
+  private historyBackward(backend: Backend, dX: Float32Array, n: number): void {
+    const h = this.history;
+    if (!h) return;
+    const r = h.backward(dX, n, this.config.idDim);
+    if (h.config.table === 'own') h.table.applyGradients(backend, r.ids, r.grads);
+    else h.table.addPending(r.ids, r.grads);
   }
 
   /** Dense optimizer step (Adam) on the MLP, then clears the accumulated gradients. */

@@ -5,8 +5,10 @@
 import type { Backend } from '../compute/backend.ts';
 import { Rng } from '../util/rng.ts';
 import type { DenseLayer } from './dense-layer.ts';
-import type { SparseOptimizer } from './embedding-table.ts';
+import type { Csr } from '../data/csr.ts';
+import { EmbeddingTable, type SparseOptimizer } from './embedding-table.ts';
 import { Tower, type TowerConfig } from './tower.ts';
+import { HistoryPooling } from './user-history.ts';
 
 export interface ModelConfig {
   user: TowerConfig;
@@ -40,6 +42,39 @@ export class TwoTowerModel {
     if (this.user.outDim !== this.item.outDim) {
       throw new Error(`user tower outputs ${this.user.outDim} dims but item tower ${this.item.outDim}: the last MLP sizes must match`);
     }
+    const h = config.user.history;
+    if (h) {
+      if (h.table === 'item' && config.item.idDim !== config.user.idDim) {
+        throw new Error(`user history on the item table needs equal id sizes (user ${config.user.idDim}, item ${config.item.idDim})`);
+      }
+      const table = h.table === 'own' ? new EmbeddingTable('user.history', config.item.vocabSize, config.user.idDim, sparse) : this.item.idTable;
+      this.user.history = new HistoryPooling(h, table, config.user.vocabSize);
+    }
+  }
+
+  /** The user-history pooling (null when config.user.history is off). */
+  get userHistory(): HistoryPooling | null {
+    return this.user.history;
+  }
+
+  /** Sets each user's training items, read by the user tower when config.user.history is on (no-op otherwise). */
+  setUserHistory(csr: Csr): void {
+    this.user.history?.setHistory(csr);
+  }
+
+  /** The user tower's own history table (config.user.history.table 'own'), else null. */
+  private get ownHistoryTable(): EmbeddingTable | null {
+    const h = this.user.history;
+    return h && h.config.table === 'own' ? h.table : null;
+  }
+
+  /**
+   * The user id table a serving query tower (bundle, ONNX) uses: the id rows, or with user history each user's
+   * mixed row g·e_u + (1 − g)·mean history, so a tower without history support computes the same embedding.
+   */
+  servingUserIdTable(): Float32Array {
+    const h = this.user.history;
+    return h ? h.bake(this.user.idTable.data, this.user.config.idDim) : this.user.idTable.data;
   }
 
   /** Sets both learning rates to `factor` × the configured ones (a learning-rate schedule's multiplier). */
@@ -56,6 +91,7 @@ export class TwoTowerModel {
     const rng = new Rng(this.config.seed);
     this.user.init(rng);
     this.item.init(rng);
+    this.ownHistoryTable?.initNormal(rng, 0.05);
   }
 
   /** Every named parameter and optimizer-state array, in a fixed order, for checkpoints. */
@@ -74,6 +110,14 @@ export class TwoTowerModel {
         if (withOptimizer) out.push([`${p}.mw`, l.mw], [`${p}.vw`, l.vw], [`${p}.mb`, l.mb], [`${p}.vb`, l.vb]);
       }
     }
+    const own = this.ownHistoryTable;
+    if (own) {
+      out.push([`${own.name}.emb`, own.data]);
+      if (withOptimizer) {
+        out.push([`${own.name}.s1`, own.state1]);
+        if (own.state2) out.push([`${own.name}.s2`, own.state2]);
+      }
+    }
     return out;
   }
 
@@ -84,6 +128,8 @@ export class TwoTowerModel {
       for (const tab of [t.idTable, ...t.featTables]) s[tab.name] = tab.step;
       for (const [p, l] of denseLayerNames(t)) s[p] = l.step;
     }
+    const own = this.ownHistoryTable;
+    if (own) s[own.name] = own.step;
     return s;
   }
 
@@ -92,6 +138,8 @@ export class TwoTowerModel {
       for (const tab of [t.idTable, ...t.featTables]) tab.step = s[tab.name] ?? 0;
       for (const [p, l] of denseLayerNames(t)) l.step = s[p] ?? 0;
     }
+    const own = this.ownHistoryTable;
+    if (own) own.step = s[own.name] ?? 0;
   }
 
   embedAllItems(backend: Backend): Float32Array {

@@ -72,10 +72,11 @@ function finish(g: GraphBuilder, spec: Omit<OnnxSpec, 'format' | 'version' | 'op
 /** The user tower's inference weights (as bundle/write.ts assembles them for the server). */
 export function queryTowerWeights(a: ModelArtifacts): QueryTowerWeights {
   const u = a.model.user;
+  const idTable = a.model.servingUserIdTable(); // history baked into the id rows when the tower has one
   return {
     config: u.config,
-    idTable: u.idTable.data,
-    idMean: meanRow(u.idTable.data, a.userIds.length, u.config.idDim),
+    idTable,
+    idMean: meanRow(idTable, a.userIds.length, u.config.idDim),
     featTables: u.featTables.map((t) => t.data),
     featValues: u.featureValues,
     layers: layersFromConfig(u.config, (l) => ({ w: u.layers[l].w, b: u.layers[l].b })),

@@ -85,6 +85,8 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     : await loadSplit(o.data, o.split);
   const prep = prepare(data, split);
   const model = buildModel(o.model, prep.numUsers, prep.numItems, data.userFeatures, data.itemFeatures, data.userDense, data.itemDense);
+  // The user tower's history is the training rows only: validation (and test) rows never enter it.
+  model.setUserHistory(prep.seen);
   const itemNames = o.itemNames ? await loadItemNames(o.itemNames, data.itemVocab.ids, o.data.itemCol) : undefined;
   const artifacts = {
     ...(itemNames ? { itemNames } : {}),
