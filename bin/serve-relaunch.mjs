@@ -16,6 +16,7 @@
  * NODE_OPTIONS), with TOWERLAB_SERVE_RELAUNCH=0, or on Windows.
  */
 import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 
 const FLAG = '--max-semi-space-size=64';
 const RELAYED = ['SIGTERM', 'SIGINT', 'SIGHUP'];
@@ -39,8 +40,10 @@ export function relaunchServe() {
   for (const sig of RELAYED) process.on(sig, relay);
   child.on('exit', (code, signal) => {
     for (const sig of RELAYED) process.off(sig, relay);
-    if (signal) process.kill(process.pid, signal);
-    else process.exit(code ?? 1);
+    if (!signal) process.exit(code ?? 1);
+    // Ended by a signal: end the same way. Where the signal is ignored (as PID 1 in a container), exit 128 + n.
+    process.exitCode = 128 + (constants.signals[signal] ?? 0);
+    process.kill(process.pid, signal);
   });
   return true;
 }
