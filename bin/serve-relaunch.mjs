@@ -10,10 +10,11 @@
  * memory, next to a bundle of hundreds of MiB). docs/serving-benchmarks.md has the measurements.
  *
  * This process only relays: SIGTERM, SIGINT and SIGHUP go to the child, and the child's exit (code, or the
- * signal that ended it) becomes this process's own; stdin, stdout and stderr are shared. The child runs in its
- * own process group (a Ctrl-C reaches it once, through here) and leaves when this process disappears (their IPC
- * channel closes). Not done when the flag is already given (`node --max-semi-space-size=N`, or in
- * NODE_OPTIONS), with TOWERLAB_SERVE_RELAUNCH=0, or on Windows.
+ * signal that ended it) becomes this process's own; stdin, stdout and stderr are shared. The child stays in this
+ * process's group and session (the same scheduling group, too), so a Ctrl-C or a supervisor that signals the
+ * whole group reaches it twice: the server ignores a repeated SIGTERM / SIGINT while closing. It leaves when
+ * this process disappears (their IPC channel closes). Not done when the flag is already given
+ * (`node --max-semi-space-size=N`, or in NODE_OPTIONS), with TOWERLAB_SERVE_RELAUNCH=0, or on Windows.
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
@@ -31,7 +32,6 @@ export function relaunchServe() {
     child = spawn(process.execPath, [...process.execArgv, FLAG, process.argv[1], ...process.argv.slice(2)], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, TOWERLAB_SERVE_RELAUNCH: '0', TOWERLAB_SERVE_RELAUNCHED: '1' },
-      detached: true,
     });
   } catch {
     return false;

@@ -37,7 +37,7 @@ async function servingPid(url: string): Promise<number> {
 
 const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
 
-test('serve answers from a child with a larger young generation; SIGTERM reaches it and its exit code is the CLI’s', { skip: process.platform !== 'linux' && 'reads /proc (Linux)' }, async () => {
+test('serve answers from a child with a larger young generation; SIGTERM (also twice) closes it and its exit code is the CLI’s', { skip: process.platform !== 'linux' && 'reads /proc (Linux)' }, async () => {
   const dir = join(tmp('relaunch'), 'b');
   await makeBundle(dir, 1);
   const s = start(dir);
@@ -47,6 +47,9 @@ test('serve answers from a child with a larger young generation; SIGTERM reaches
   assert.ok(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('--max-semi-space-size=64'), 'the child runs with the larger young generation');
   const r = await fetch(`${url}/recommend`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"user":"u1","k":3}' });
   assert.equal(r.status, 200);
+  // As from a supervisor that signals the whole group: the child gets SIGTERM itself and again through the
+  // parent, and still closes gracefully.
+  process.kill(pid, 'SIGTERM');
   s.p.kill('SIGTERM');
   assert.deepEqual(await s.exited, { code: 0, signal: null }, s.err());
   assert.match(s.err(), /SIGTERM: closing/);
