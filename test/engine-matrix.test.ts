@@ -58,6 +58,7 @@ const MODULES: Record<string, Module> = {
   fnMask: { recipe: { corrections: { maskSameItem: false, maskSameUser: false, fnMask: { threshold: 0.5, margin: 0.2 } } } },
   debiased: { recipe: { loss: { type: 'debiased', tauPlus: 0.1 } } },
   gbce: { recipe: { sources: [{ type: 'in-batch' }, { type: 'uniform', n: 5 }], loss: { type: 'gbce', t: 0.75 } } },
+  "gbce (reduction 'sum')": { recipe: { sources: [{ type: 'in-batch' }, { type: 'uniform', n: 5 }], loss: { type: 'gbce', t: 0.75, reduction: 'sum' } } },
   symmetric: { recipe: { loss: { symmetric: true } } },
   'same-tower + symmetric': { recipe: { sources: [{ type: 'in-batch' }, { type: 'same-tower' }], loss: { symmetric: true } } },
 };
@@ -159,7 +160,8 @@ function reference(r: Run): number {
   if (same) r.q.forEach((e, k) => cols.push({ emb: e, item: items[k], user: users[k], kind: 'query', logq: 0 }));
   const inBatch = recipe.sources.some((s) => s.type === 'in-batch');
   if (recipe.loss.type === 'gbce') {
-    // gSASRec: [β·softplus(−z_pos) + Σ_unmasked negatives softplus(z_neg)] / (k + 1), β = 1 − t(1 − α), α = k/(N − 1).
+    // gSASRec, β = 1 − t(1 − α), α = k/(N − 1): 'sum' [β·softplus(−z_pos) + Σ_unmasked negatives softplus(z_neg)] / (k + 1);
+    // 'mean' β·softplus(−z_pos) + (1/k) Σ softplus(z_neg).
     let total = 0;
     for (let i = 0; i < B; i++) {
       const zPos = scale * dot64(r.q[i], cols[i].emb) - cols[i].logq;
@@ -173,7 +175,8 @@ function reference(r: Run): number {
       const k = neg.length;
       const alpha = Math.min(1, k / (N - 1));
       const beta = 1 - recipe.loss.t * (1 - alpha);
-      total += (beta * softplus(-zPos) + neg.reduce((s, z) => s + softplus(z), 0)) / (k + 1);
+      const negSum = neg.reduce((s, z) => s + softplus(z), 0);
+      total += recipe.loss.reduction === 'sum' ? (beta * softplus(-zPos) + negSum) / (k + 1) : beta * softplus(-zPos) + negSum / Math.max(k, 1);
     }
     return total / B;
   }
