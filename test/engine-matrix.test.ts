@@ -1,6 +1,6 @@
 /**
- * Every recipe module × every encoder kind (test/helpers/engine-kinds.ts: two-tower, SASRec, mean-pool; text
- * towers join there) through the one contrastive step:
+ * Every recipe module × every encoder kind (test/helpers/engine-kinds.ts: two-tower, SASRec, mean-pool, and the
+ * text BoE and transformer towers of test/helpers/text-kinds.ts) through the one contrastive step:
  *  - the module changes the loss compared with its no-op (the same recipe without it), and
  *  - on a tiny case the step's loss equals a float64 reference computed here from the recipe's documented
  *    semantics (test/helpers/step64.ts: columns, masks, logQ from the data's counts, InfoNCE / debiased, both
@@ -37,7 +37,7 @@ const MODULES: Record<string, Module> = {
   popularity: { recipe: { sources: [{ type: 'in-batch' }, { type: 'popularity', n: 4, alpha: 0.75 }] } },
   stratified: {
     recipe: { sources: [{ type: 'in-batch' }, { type: 'stratified', n: 2, column: 'cat' }] },
-    refusedBy: { sasrec: /sources\.1\.column'.*no item feature 'cat'/, 'mean-pool': /sources\.1\.column'.*no item feature 'cat'/ },
+    refusedBy: { sasrec: /sources\.1\.column'.*no item feature 'cat'/, 'mean-pool': /sources\.1\.column'.*no item feature 'cat'/, 'text-boe': /sources\.1\.column'.*no item feature 'cat'/, 'text-transformer': /sources\.1\.column'.*no item feature 'cat'/ },
   },
   queue: { recipe: { sources: [{ type: 'in-batch' }, { type: 'queue', size: 12 }] } },
   'queue + momentum': { recipe: { sources: [{ type: 'in-batch' }, { type: 'queue', size: 12, momentum: 0.9 }] } },
@@ -49,9 +49,14 @@ const MODULES: Record<string, Module> = {
   },
   'mined (online)': {
     recipe: { sources: [{ type: 'in-batch' }, { type: 'mined', from: 'online', n: 2, rankRange: [0, 6], refreshEvery: 100 }] },
-    refusedBy: { sasrec: /sources\.1\.from'.*online mining needs the live model/, 'mean-pool': /sources\.1\.from'.*online mining needs the live model/ },
+    refusedBy: {
+      sasrec: /sources\.1\.from'.*online mining needs the live model/,
+      'mean-pool': /sources\.1\.from'.*online mining needs the live model/,
+      'text-boe': /sources\.1\.from'.*online mining is not available for text models/,
+      'text-transformer': /sources\.1\.from'.*online mining is not available for text models/,
+    },
   },
-  'full-catalogue': { recipe: { sources: [{ type: 'full-catalogue' }] } },
+  'full-catalogue': { recipe: { sources: [{ type: 'full-catalogue' }] }, refusedBy: { 'text-transformer': /field 'sources': a 'full-catalogue' source would run the transformer tower over all 20 documents/ } },
   logQ: { recipe: { sources: [{ type: 'in-batch' }, { type: 'uniform', n: 4 }], corrections: { maskSameItem: false, maskSameUser: false, logQ: {} } } },
   maskSameItem: { recipe: { corrections: { maskSameItem: true, maskSameUser: false } } },
   maskSameUser: { recipe: { corrections: { maskSameItem: false, maskSameUser: true } } },
@@ -101,7 +106,7 @@ async function run(kind: EncoderKind, b: Backend, recipeJson: object, withRef: b
     const post = enc.itemTable();
     if (shadow) for (let k = 0; k < shadow.length; k++) shadow[k] = qs.momentum * shadow[k] + (1 - qs.momentum) * post[k];
     for (let r = 0; r < batch.rows; r++) {
-      const entry = { item: batch.items[r], user: batch.users[r], emb: normRow64(shadow ?? pre, d, batch.items[r]) };
+      const entry = { item: batch.items[r], user: batch.users[r], emb: itemOf(enc, shadow ?? pre, batch.items[r]) };
       if (queue.length < qs.size) queue.push(entry);
       else queue[head] = entry;
       head = (head + 1) % qs.size;
@@ -109,10 +114,13 @@ async function run(kind: EncoderKind, b: Backend, recipeJson: object, withRef: b
   }
   const q = withRef ? enc.queries() : [];
   const table = Float64Array.from(enc.itemTable());
-  const itemBefore = (j: number) => normRow64(table, d, j);
+  const itemBefore = (j: number) => itemOf(enc, table, j);
   const loss = step.run(batch, new Rng(99)).loss;
   return { enc, recipe, drawn, queue, loss, q, itemBefore };
 }
+
+/** Item j's score-space vector from a snapshot of the item side (a table row, unless the kind says otherwise). */
+const itemOf = (enc: BuiltEncoder, weights: Float64Array, j: number): Vec => (enc.itemFrom ? enc.itemFrom(weights, j) : normRow64(weights, enc.dim, j));
 
 const softplus = (x: number) => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)));
 
