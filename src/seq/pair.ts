@@ -83,8 +83,13 @@ export class SeqPair implements EncoderPair<PackedBatch> {
     const rows = this.buf.i32('rows', R + n);
     rows.set(batch.input.items.subarray(0, R));
     rows.set(ids, R);
-    const c = this.buf.f32('c', n * d);
-    b.gatherRows(this.tower.items.data, ids, c, d);
+    // Every item in order (the full catalogue): the table itself, no copy (nothing writes c before step()).
+    const E = this.tower.items.data;
+    let c = E;
+    if (!isEveryItem(ids, this.numItems)) {
+      c = this.buf.f32('c', n * d);
+      b.gatherRows(E, ids, c, d);
+    }
     this.R = R;
     this.n = n;
     this.merged = 0;
@@ -140,6 +145,12 @@ export class SeqPair implements EncoderPair<PackedBatch> {
   restoreState(get: (name: string) => NamedArray | undefined): void {
     for (const [name, a] of this.tower.tensors()) restoreInto(get, name, a);
   }
+}
+
+function isEveryItem(ids: Int32Array, n: number): boolean {
+  if (ids.length !== n) return false;
+  for (let j = 0; j < n; j++) if (ids[j] !== j) return false;
+  return true;
 }
 
 /**

@@ -29,7 +29,7 @@ import type { Bm25Index } from './bm25.ts';
 import type { TextCorpus } from './corpus.ts';
 import { DualEncoderRetriever, type DualEncoder } from './dual-encoder.ts';
 import { evaluateRanking } from './metrics.ts';
-import { TextEncoderPair } from './text-pair.ts';
+import { TextEncoderPair, type TextBatchInput } from './text-pair.ts';
 import { PretrainRows, SentenceCache, TextTrainingSet, type PretrainKind, type TextRows } from './training-set.ts';
 
 export type { PretrainKind } from './training-set.ts';
@@ -130,6 +130,20 @@ interface TextTrainerState {
 export const CHECKPOINT_FORMAT = 'towerlab-text-checkpoint';
 
 /**
+ * The one contrastive step for a text pair with `recipe`'s sources built on the training set's data (queries are
+ * users, documents items), or a UserError naming the field for a combination text cannot train.
+ */
+export function textStep(b: Backend, pair: TextEncoderPair, set: TextTrainingSet, recipe: Recipe, batchSize: number): ContrastiveStep<TextBatchInput> {
+  const sources = buildSources(recipe, { ...set.sourceContext(), dim: pair.dim, backend: b, batchSize });
+  if (sources.fullCatalogue && pair.enc.config.tower === 'transformer') {
+    // BoE encodes the whole corpus in about the time of a few batches; the transformer would hold every
+    // document's token activations (documents × window × dim × its layers' buffers) at every step.
+    throw new UserError(`recipe: field 'sources': a 'full-catalogue' source would run the transformer tower over all ${pair.numItems} documents at every step; use sampled sources (in-batch, mined, queue) with transformer towers, or the BoE tower`);
+  }
+  return new ContrastiveStep(b, pair, recipe, sources);
+}
+
+/**
  * Trains a dual encoder on the (grade > 0) pairs of `train`: with `recipe`, or the default text recipe shaped by
  * the options' shortcuts. `bm25` provides the 'bm25' pools; `pools` (mined elsewhere, e.g. a previous round:
  * src/text/mine-rounds.ts) replace BM25's in the default recipe (the recipe's mined source reads them as
@@ -155,13 +169,8 @@ export function trainText(b: Backend, pair: TextEncoderPair, set: TextTrainingSe
   const n = set.users.length;
   if (n === 0 && o.epochs > 0) throw new UserError('text: no training pairs (qrels with grade > 0)');
   const B = Math.max(1, Math.min(o.batchSize, n || o.batchSize));
-  const sources = buildSources(recipe, { ...set.sourceContext(), dim: pair.dim, backend: b, batchSize: B });
-  if (sources.fullCatalogue && pair.enc.config.tower === 'transformer') {
-    // BoE encodes the whole corpus in about the time of a few batches; the transformer would hold every
-    // document's token activations (documents × window × dim × its layers' buffers) at every step.
-    throw new UserError(`recipe: field 'sources': a 'full-catalogue' source would run the transformer tower over all ${pair.numItems} documents at every step; use sampled sources (in-batch, mined, queue) with transformer towers, or the BoE tower`);
-  }
-  const step = new ContrastiveStep(b, pair, recipe, sources);
+  const step = textStep(b, pair, set, recipe, B);
+  const sources = step.sources;
   const stepsPerEpoch = Math.floor(n / B) || 1;
   const composer = buildBatchComposer(recipe.batchSampler, {
     backend: b,
