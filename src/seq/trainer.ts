@@ -111,7 +111,13 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
   if (cfg.resume) {
     const dir = cfg.checkpointDir;
     if (!dir || !existsSync(join(dir, MANIFEST))) throw new UserError(`--resume: no checkpoint found in ${dir ?? '(no output directory: give --out)'}`);
-    const ck = readTensorDir(dir, SEQ_CHECKPOINT_FORMAT, 1);
+    let ck: ReturnType<typeof readTensorDir>;
+    try {
+      ck = readTensorDir(dir, SEQ_CHECKPOINT_FORMAT, 1);
+    } catch (e) {
+      // A finished run replaced its checkpoint with the model: nothing to continue.
+      throw new UserError(`--resume: ${(e as Error).message} (a finished run keeps its model there, not a checkpoint)`);
+    }
     try {
       pair.restoreState((n) => ck.arrays.get(n));
       stepper.restoreState((n) => ck.arrays.get(n));
