@@ -1,6 +1,6 @@
 /**
- * Every recipe module × every encoder kind (test/helpers/engine-kinds.ts: two-tower, SASRec, mean-pool; text
- * towers join there) through the one contrastive step:
+ * Every recipe module × every encoder kind (test/helpers/engine-kinds.ts: two-tower, SASRec, mean-pool, and the
+ * text BoE and transformer towers of test/helpers/text-kinds.ts) through the one contrastive step:
  *  - the module changes the loss compared with its no-op (the same recipe without it), and
  *  - on a tiny case the step's loss equals a float64 reference computed here from the recipe's documented
  *    semantics (test/helpers/step64.ts: columns, masks, logQ from the data's counts, InfoNCE / debiased, both
@@ -37,7 +37,7 @@ const MODULES: Record<string, Module> = {
   popularity: { recipe: { sources: [{ type: 'in-batch' }, { type: 'popularity', n: 4, alpha: 0.75 }] } },
   stratified: {
     recipe: { sources: [{ type: 'in-batch' }, { type: 'stratified', n: 2, column: 'cat' }] },
-    refusedBy: { sasrec: /sources\.1\.column'.*no item feature 'cat'/, 'mean-pool': /sources\.1\.column'.*no item feature 'cat'/ },
+    refusedBy: { sasrec: /sources\.1\.column'.*no item feature 'cat'/, 'mean-pool': /sources\.1\.column'.*no item feature 'cat'/, 'text-boe': /sources\.1\.column'.*no item feature 'cat'/, 'text-transformer': /sources\.1\.column'.*no item feature 'cat'/ },
   },
   queue: { recipe: { sources: [{ type: 'in-batch' }, { type: 'queue', size: 12 }] } },
   'queue + momentum': { recipe: { sources: [{ type: 'in-batch' }, { type: 'queue', size: 12, momentum: 0.9 }] } },
@@ -49,15 +49,21 @@ const MODULES: Record<string, Module> = {
   },
   'mined (online)': {
     recipe: { sources: [{ type: 'in-batch' }, { type: 'mined', from: 'online', n: 2, rankRange: [0, 6], refreshEvery: 100 }] },
-    refusedBy: { sasrec: /sources\.1\.from'.*online mining needs the live model/, 'mean-pool': /sources\.1\.from'.*online mining needs the live model/ },
+    refusedBy: {
+      sasrec: /sources\.1\.from'.*online mining needs the live model/,
+      'mean-pool': /sources\.1\.from'.*online mining needs the live model/,
+      'text-boe': /sources\.1\.from'.*online mining is not available for text models/,
+      'text-transformer': /sources\.1\.from'.*online mining is not available for text models/,
+    },
   },
-  'full-catalogue': { recipe: { sources: [{ type: 'full-catalogue' }] } },
+  'full-catalogue': { recipe: { sources: [{ type: 'full-catalogue' }] }, refusedBy: { 'text-transformer': /field 'sources': a 'full-catalogue' source would run the transformer tower over all 20 documents/ } },
   logQ: { recipe: { sources: [{ type: 'in-batch' }, { type: 'uniform', n: 4 }], corrections: { maskSameItem: false, maskSameUser: false, logQ: {} } } },
   maskSameItem: { recipe: { corrections: { maskSameItem: true, maskSameUser: false } } },
   maskSameUser: { recipe: { corrections: { maskSameItem: false, maskSameUser: true } } },
   fnMask: { recipe: { corrections: { maskSameItem: false, maskSameUser: false, fnMask: { threshold: 0.5, margin: 0.2 } } } },
   debiased: { recipe: { loss: { type: 'debiased', tauPlus: 0.1 } } },
   gbce: { recipe: { sources: [{ type: 'in-batch' }, { type: 'uniform', n: 5 }], loss: { type: 'gbce', t: 0.75 } } },
+  "gbce (reduction 'sum')": { recipe: { sources: [{ type: 'in-batch' }, { type: 'uniform', n: 5 }], loss: { type: 'gbce', t: 0.75, reduction: 'sum' } } },
   symmetric: { recipe: { loss: { symmetric: true } } },
   'same-tower + symmetric': { recipe: { sources: [{ type: 'in-batch' }, { type: 'same-tower' }], loss: { symmetric: true } } },
 };
@@ -100,7 +106,7 @@ async function run(kind: EncoderKind, b: Backend, recipeJson: object, withRef: b
     const post = enc.itemTable();
     if (shadow) for (let k = 0; k < shadow.length; k++) shadow[k] = qs.momentum * shadow[k] + (1 - qs.momentum) * post[k];
     for (let r = 0; r < batch.rows; r++) {
-      const entry = { item: batch.items[r], user: batch.users[r], emb: normRow64(shadow ?? pre, d, batch.items[r]) };
+      const entry = { item: batch.items[r], user: batch.users[r], emb: itemOf(enc, shadow ?? pre, batch.items[r]) };
       if (queue.length < qs.size) queue.push(entry);
       else queue[head] = entry;
       head = (head + 1) % qs.size;
@@ -108,10 +114,13 @@ async function run(kind: EncoderKind, b: Backend, recipeJson: object, withRef: b
   }
   const q = withRef ? enc.queries() : [];
   const table = Float64Array.from(enc.itemTable());
-  const itemBefore = (j: number) => normRow64(table, d, j);
+  const itemBefore = (j: number) => itemOf(enc, table, j);
   const loss = step.run(batch, new Rng(99)).loss;
   return { enc, recipe, drawn, queue, loss, q, itemBefore };
 }
+
+/** Item j's score-space vector from a snapshot of the item side (a table row, unless the kind says otherwise). */
+const itemOf = (enc: BuiltEncoder, weights: Float64Array, j: number): Vec => (enc.itemFrom ? enc.itemFrom(weights, j) : normRow64(weights, enc.dim, j));
 
 const softplus = (x: number) => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)));
 
@@ -159,7 +168,8 @@ function reference(r: Run): number {
   if (same) r.q.forEach((e, k) => cols.push({ emb: e, item: items[k], user: users[k], kind: 'query', logq: 0 }));
   const inBatch = recipe.sources.some((s) => s.type === 'in-batch');
   if (recipe.loss.type === 'gbce') {
-    // gSASRec: [β·softplus(−z_pos) + Σ_unmasked negatives softplus(z_neg)] / (k + 1), β = 1 − t(1 − α), α = k/(N − 1).
+    // gSASRec, β = 1 − t(1 − α), α = k/(N − 1): 'sum' [β·softplus(−z_pos) + Σ_unmasked negatives softplus(z_neg)] / (k + 1);
+    // 'mean' β·softplus(−z_pos) + (1/k) Σ softplus(z_neg).
     let total = 0;
     for (let i = 0; i < B; i++) {
       const zPos = scale * dot64(r.q[i], cols[i].emb) - cols[i].logq;
@@ -173,7 +183,8 @@ function reference(r: Run): number {
       const k = neg.length;
       const alpha = Math.min(1, k / (N - 1));
       const beta = 1 - recipe.loss.t * (1 - alpha);
-      total += (beta * softplus(-zPos) + neg.reduce((s, z) => s + softplus(z), 0)) / (k + 1);
+      const negSum = neg.reduce((s, z) => s + softplus(z), 0);
+      total += recipe.loss.reduction === 'sum' ? (beta * softplus(-zPos) + negSum) / (k + 1) : beta * softplus(-zPos) + negSum / Math.max(k, 1);
     }
     return total / B;
   }

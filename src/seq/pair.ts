@@ -138,12 +138,24 @@ export class SeqPair implements EncoderPair<PackedBatch> {
     return new TableMomentum(this.tower.items, m, this.space.cosine);
   }
 
-  stateArrays(): StateArrays {
-    return this.tower.tensors();
+  /** The tower's parameters, and with `withOptimizer` its optimiser moments and step counters (`opt.steps`). */
+  stateArrays(withOptimizer: boolean): StateArrays {
+    const out: StateArrays = [...this.tower.tensors()];
+    if (withOptimizer) {
+      const o = this.tower.optimizerState();
+      out.push(...o.arrays.map(([n, a]): [string, NamedArray] => [`opt.${n}`, a]), ['opt.steps', Int32Array.from(o.steps)]);
+    }
+    return out;
   }
 
+  /** Restores what stateArrays wrote (the optimiser state only when it was saved). */
   restoreState(get: (name: string) => NamedArray | undefined): void {
     for (const [name, a] of this.tower.tensors()) restoreInto(get, name, a);
+    const steps = get('opt.steps');
+    if (!steps) return;
+    const o = this.tower.optimizerState();
+    for (const [n, a] of o.arrays) restoreInto(get, `opt.${n}`, a);
+    o.setSteps(Array.from(steps));
   }
 }
 

@@ -8,7 +8,10 @@
  */
 import type { Backend } from '../compute/backend.ts';
 import type { CollapseCheck } from '../train/collapse.ts';
-import { runLoop } from '../train/loop.ts';
+import { runLoop, type LoopState } from '../train/loop.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { MANIFEST, readTensorDir, writeTensorDir } from '../model/tensor-file.ts';
 import type { ProgressMode } from '../train/progress.ts';
 import { Rng } from '../util/rng.ts';
 import { UserError } from '../util/errors.ts';
@@ -40,7 +43,13 @@ export interface SeqTrainConfig {
    * high rate from blowing up the item embeddings before the softmax has any structure to follow.
    */
   warmupEpochs?: number;
+  /** Write a checkpoint here after every epoch (weights, optimiser state, sources' state, loop state). */
+  checkpointDir?: string | null;
+  /** Continue from the checkpoint in checkpointDir (a resumed run draws what an uninterrupted one would). */
+  resume?: boolean;
 }
+
+export const SEQ_CHECKPOINT_FORMAT = 'towerlab-seq-checkpoint';
 
 export interface SeqTrainSummary {
   epochs: number;
@@ -97,14 +106,40 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
   const ks = [...new Set([5, 10, 20, Number(cfg.valMetric.split('@')[1])])].filter((k) => k > 0);
   let seqs = 0;
   let positions = 0;
-  const history: SeqTrainSummary['history'] = [];
+  let history: SeqTrainSummary['history'] = [];
+  let resumed: LoopState | undefined;
+  if (cfg.resume) {
+    const dir = cfg.checkpointDir;
+    if (!dir || !existsSync(join(dir, MANIFEST))) throw new UserError(`--resume: no checkpoint found in ${dir ?? '(no output directory: give --out)'}`);
+    let ck: ReturnType<typeof readTensorDir>;
+    try {
+      ck = readTensorDir(dir, SEQ_CHECKPOINT_FORMAT, 1);
+    } catch (e) {
+      // A finished run replaced its checkpoint with the model: nothing to continue.
+      throw new UserError(`--resume: ${(e as Error).message} (a finished run keeps its model there, not a checkpoint)`);
+    }
+    try {
+      pair.restoreState((n) => ck.arrays.get(n));
+      stepper.restoreState((n) => ck.arrays.get(n));
+    } catch (e) {
+      throw new UserError(`--resume: ${(e as Error).message}`);
+    }
+    resumed = ck.manifest.trainer as LoopState;
+    seqs = Number(resumed.sequences ?? 0);
+    positions = Number(resumed.positions ?? 0);
+    history = (resumed.seqHistory as SeqTrainSummary['history'] | undefined) ?? [];
+  }
   // The one training loop (train/loop.ts): per-epoch seeds, sources' beginEpoch, warm-up, validation, early
   // stopping with the best epoch restored, collapse detection.
   const out = runLoop<PackedBatch>(
     {
       step: stepper,
       stepsPerEpoch,
-      beginEpoch: (_epoch, rng) => rng.shuffle(order),
+      // From the same starting order every epoch: the epoch's permutation depends on its seed alone (resume).
+      beginEpoch: (_epoch, rng) => {
+        order.set(users);
+        rng.shuffle(order);
+      },
       batch: (s) => {
         const batch = builder.training(data.train, order.subarray(s * cfg.batchSize, Math.min(order.length, (s + 1) * cfg.batchSize)));
         seqs += batch.n;
@@ -125,6 +160,14 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
               };
             }
           : undefined,
+      checkpoint: cfg.checkpointDir
+        ? (st) => {
+            st.sequences = seqs;
+            st.positions = positions;
+            st.seqHistory = history;
+            writeTensorDir(cfg.checkpointDir!, SEQ_CHECKPOINT_FORMAT, 1, { trainer: st }, [...pair.stateArrays(true), ...stepper.stateArrays()]);
+          }
+        : undefined,
       snapshot: () => tower.tensors().map(([, a]) => a.slice()),
       restore: (snap) => tower.tensors().forEach(([, a], i) => a.set(snap[i])),
       onEpochEnd: (e, v) => {
@@ -145,6 +188,7 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
       valMetric: cfg.valMetric,
       progress: cfg.progress,
       lrFactor: warmupSteps > 0 ? (step) => Math.min(1, step / warmupSteps) : null,
+      resume: resumed,
     },
   );
   const st = out.state;

@@ -3,11 +3,12 @@
  * negatives recipe: the pair is src/text/text-pair.ts, the rows src/text/training-set.ts, the negatives
  * buildSources(recipe) — in-batch, uniform, popularity, queue (+ momentum), BM25 / mined pools, same-tower,
  * logQ, false-negative masking, debiased and symmetric losses, batch samplers — exactly as for the
- * recommenders. The loop: optional self-supervised pre-training epochs on the corpus (ICT, title → body; the
- * same step and recipe, rows without a query id), then supervised epochs over the train qrels composed by the
- * recipe's batch sampler; optional validation on held-out train queries (NDCG@10) with early stopping and the
- * best weights restored; an atomic checkpoint after every epoch that `resume` continues from (weights,
- * optimiser state, the sources' state — queue, momentum copy — and the streaming logQ estimate).
+ * recommenders, and the one training loop (src/train/loop.ts) runs it: optional self-supervised pre-training
+ * epochs on the corpus (ICT, title → body; the same step and recipe, rows without a query id), then supervised
+ * epochs over the train qrels composed by the recipe's batch sampler; optional validation on held-out train
+ * queries (NDCG@10) with early stopping and the best weights restored; an atomic checkpoint after every epoch
+ * that `resume` continues from (weights, optimiser state, the sources' state — queue, momentum copy — and the
+ * streaming logQ estimate).
  *
  * Without a recipe, the text default (DEFAULT_TEXT_RECIPE_JSON = recipes/text.json): in-batch negatives plus 1
  * BM25 hard negative per row drawn from the query's 20 best-ranked non-positives, accidental hits (another
@@ -22,6 +23,8 @@ import { buildBatchComposer } from '../sampling/batch-order/build.ts';
 import { buildSources } from '../sampling/build.ts';
 import type { FrequencyState } from '../sampling/frequency.ts';
 import { ContrastiveStep } from '../train/contrastive-step.ts';
+import type { CollapseCheck } from '../train/collapse.ts';
+import { runLoop, type LoopEpoch, type LoopState } from '../train/loop.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import type { Qrels } from './beir.ts';
@@ -30,7 +33,7 @@ import type { TextCorpus } from './corpus.ts';
 import { DualEncoderRetriever, type DualEncoder } from './dual-encoder.ts';
 import { evaluateRanking } from './metrics.ts';
 import { TextEncoderPair, type TextBatchInput } from './text-pair.ts';
-import { PretrainRows, SentenceCache, TextTrainingSet, type PretrainKind, type TextRows } from './training-set.ts';
+import { PretrainRows, SentenceCache, TextTrainingSet, type PretrainKind } from './training-set.ts';
 
 export type { PretrainKind } from './training-set.ts';
 
@@ -111,20 +114,8 @@ export interface TextTrainResult {
   validation: Array<{ epoch: number; ndcg10: number }>;
   bestEpoch: number;
   stoppedEarly: boolean;
-}
-
-interface TextTrainerState {
-  /** Epochs done: pre-training ones count first. */
-  done: number;
-  step: number;
-  seconds: number;
-  pretrainSeconds: number;
-  history: TextTrainResult['history'];
-  validation: TextTrainResult['validation'];
-  best: number | null;
-  bestEpoch: number;
-  badEvals: number;
-  stoppedEarly: boolean;
+  /** Collapse check over the validation history (src/train/collapse.ts). */
+  collapse: CollapseCheck;
 }
 
 export const CHECKPOINT_FORMAT = 'towerlab-text-checkpoint';
@@ -164,13 +155,72 @@ export function trainDualEncoder(
   return trainText(b, pair, set, recipe, o, extra.val ?? null);
 }
 
-/** Trains `pair` on `set` with `recipe`; returns per-epoch losses and the validation history. */
+/** What a text checkpoint holds besides the arrays: the phase it was written in and the loop's state. */
+interface TextCheckpoint {
+  phase: 'pretrain' | 'train';
+  state: LoopState;
+  /** Pre-training done before the supervised phase (its epochs and seconds), for the result after a resume. */
+  pretrain: { epochs: LoopEpoch[]; seconds: number };
+}
+
+/**
+ * Trains `pair` on `set` with `recipe` through the one training loop (src/train/loop.ts): a pre-training phase
+ * (when asked) and the supervised phase are two tasks of it sharing one step (step count, optimiser and sources'
+ * state carry over). Returns per-epoch losses and the validation history.
+ */
 export function trainText(b: Backend, pair: TextEncoderPair, set: TextTrainingSet, recipe: Recipe, o: TextTrainOptions, val: TextValidation | null = null): TextTrainResult {
   const n = set.users.length;
   if (n === 0 && o.epochs > 0) throw new UserError('text: no training pairs (qrels with grade > 0)');
   const B = Math.max(1, Math.min(o.batchSize, n || o.batchSize));
   const step = textStep(b, pair, set, recipe, B);
-  const sources = step.sources;
+  const pre = o.pretrain === 'none' ? 0 : o.pretrainEpochs;
+  const ck = o.resume ? resume(o, pair, step, recipe) : null;
+  let pretrain: TextCheckpoint['pretrain'] = ck?.pretrain ?? { epochs: [], seconds: 0 };
+  const snapshot = () => pair.stateArrays(false).map(([, a]) => (a as Float32Array).slice());
+  const restore = (snap: Float32Array[]) => pair.stateArrays(false).forEach(([, a], i) => a.set(snap[i]));
+  const checkpoint = (phase: TextCheckpoint['phase']) =>
+    o.checkpointDir
+      ? (state: LoopState) => {
+          const meta: TextCheckpoint = { phase, state, pretrain: phase === 'train' ? pretrain : { epochs: [], seconds: 0 } };
+          writeTensorDir(o.checkpointDir!, CHECKPOINT_FORMAT, 1, { ...meta, recipe, config: pair.enc.config, optim: pair.enc.optim, frequency: step.sources.freq.snapshot?.() }, [
+            ...pair.stateArrays(true),
+            ...step.stateArrays(),
+          ]);
+        }
+      : undefined;
+  const fresh = (stepsSoFar: number): LoopState => ({ epoch: 0, step: stepsSoFar, best: null, bestEpoch: 0, badEvals: 0, history: [], epochs: [], examples: 0, trainSeconds: 0 });
+
+  if (pre > 0 && ck?.phase !== 'train') {
+    // Self-supervised pairs, drawn afresh every epoch; the last batch is kept when it has ≥ 2 rows.
+    const kind = o.pretrain as Exclude<PretrainKind, 'none'>;
+    const sentences = new SentenceCache();
+    const count = new PretrainRows(pair.docs, kind, new Rng(0), sentences).items.length;
+    let rows: PretrainRows | null = null;
+    let order = new Int32Array(0);
+    const r = runLoop<TextBatchInput>(
+      {
+        step,
+        stepsPerEpoch: Math.max(1, Math.ceil((count - 1) / B)),
+        beginEpoch(_epoch, rng) {
+          rows = new PretrainRows(pair.docs, kind, rng, sentences);
+          order = Int32Array.from({ length: rows.items.length }, (_, i) => i);
+          rng.shuffle(order);
+        },
+        batch(s) {
+          const idx = order.subarray(s * B, Math.min(order.length, (s + 1) * B));
+          return { batch: rows!.batch(idx), examples: idx.length };
+        },
+        snapshot,
+        restore,
+        checkpoint: checkpoint('pretrain'),
+        onEpochEnd: (e) => o.log?.(`pretrain (${kind}) epoch ${e.epoch}/${pre}: loss ${e.loss.toFixed(4)}`),
+      },
+      // Its own seed stream: pre-training epoch e and supervised epoch e draw independently.
+      { epochs: pre, seed: o.seed + 7_919, evalEvery: 0, patience: 0, valMetric: 'ndcg@10', progress: 'none', resume: ck?.state },
+    );
+    pretrain = { epochs: r.state.epochs ?? [], seconds: r.state.trainSeconds };
+  }
+
   const stepsPerEpoch = Math.floor(n / B) || 1;
   const composer = buildBatchComposer(recipe.batchSampler, {
     backend: b,
@@ -182,106 +232,58 @@ export function trainText(b: Backend, pair: TextEncoderPair, set: TextTrainingSe
     seed: o.seed,
     embed: () => embedSnapshot(b, pair),
   });
-  const pre = o.pretrain === 'none' ? 0 : o.pretrainEpochs;
-  let st: TextTrainerState = { done: 0, step: 0, seconds: 0, pretrainSeconds: 0, history: [], validation: [], best: null, bestEpoch: 0, badEvals: 0, stoppedEarly: false };
-  if (o.resume) st = resume(o, pair, step, sources.freq, recipe);
-  let best = st.best !== null ? pair.stateArrays(false).map(([, a]) => a.slice()) : null;
-  const sentences = new SentenceCache();
-
-  const runEpoch = (rows: TextRows, batches: (rng: Rng) => Iterable<ArrayLike<number>>, rng: Rng): number => {
-    let total = 0;
-    let k = 0;
-    for (const idx of batches(rng)) {
-      const { loss } = step.run(rows.batch(idx), rng);
-      if (!Number.isFinite(loss)) throw new UserError(`text: training diverged at step ${step.step} (loss ${loss}); lower the learning rates or raise the temperature`);
-      total += loss;
-      k++;
-    }
-    return total / Math.max(1, k);
-  };
-
-  while (st.done < pre + o.epochs && !st.stoppedEarly) {
-    const t0 = performance.now();
-    const pretraining = st.done < pre;
-    const epoch = pretraining ? st.done + 1 : st.done - pre + 1;
-    // Per-epoch generators: a run resumed at an epoch boundary draws exactly what an uninterrupted one would.
-    const rng = new Rng(o.seed * 1_000_003 + st.done + 1);
-    step.beginEpoch(st.done);
-    let loss: number;
-    if (pretraining) {
-      const rows = new PretrainRows(pair.docs, o.pretrain as Exclude<PretrainKind, 'none'>, rng, sentences);
-      loss = runEpoch(rows, (r) => shuffledBatches(rows.items.length, B, r), rng);
-    } else {
-      composer.beginEpoch(epoch, rng);
-      loss = runEpoch(set, function* () {
-        for (let s = 0; s < stepsPerEpoch; s++) yield composer.batch(s);
-      }, rng);
-    }
-    const secs = (performance.now() - t0) / 1000;
-    st.seconds += secs;
-    if (pretraining) st.pretrainSeconds += secs;
-    st.done++;
-    st.step = step.step;
-    st.history.push({ phase: pretraining ? 'pretrain' : 'train', epoch, loss });
-    o.log?.(`${pretraining ? `pretrain (${o.pretrain})` : 'train'} epoch ${epoch}/${pretraining ? pre : o.epochs}: loss ${loss.toFixed(4)}`);
-    if (!pretraining && val && o.evalEvery > 0 && (epoch % o.evalEvery === 0 || epoch === o.epochs)) {
-      const v = validate(b, pair, val);
-      st.validation.push({ epoch, ndcg10: v });
-      if (st.best === null || v > st.best) {
-        st.best = v;
-        st.bestEpoch = epoch;
-        st.badEvals = 0;
-        best = pair.stateArrays(false).map(([, a]) => a.slice());
-      } else st.badEvals++;
-      o.log?.(`  validation NDCG@10 ${v.toFixed(4)} (best ${st.best.toFixed(4)} @ ${st.bestEpoch})`);
-      if (o.patience > 0 && st.badEvals >= o.patience) st.stoppedEarly = true;
-    }
-    if (o.checkpointDir) {
-      writeTensorDir(o.checkpointDir, CHECKPOINT_FORMAT, 1, { trainer: st, recipe, config: pair.enc.config, optim: pair.enc.optim, frequency: sources.freq.snapshot?.() }, [
-        ...pair.stateArrays(true),
-        ...step.stateArrays(),
-      ]);
-    }
-  }
-  if (best) {
-    const snap = best;
-    pair.stateArrays(false).forEach(([, a], i) => a.set(snap[i] as never));
-  }
+  const res = runLoop<TextBatchInput>(
+    {
+      step,
+      stepsPerEpoch,
+      beginEpoch: (epoch, rng) => composer.beginEpoch(epoch, rng),
+      batch(s) {
+        const idx = composer.batch(s);
+        return { batch: set.batch(idx), examples: idx.length };
+      },
+      validate: val ? () => ({ metrics: { 'ndcg@10': validate(b, pair, val) } }) : undefined,
+      snapshot,
+      restore,
+      checkpoint: checkpoint('train'),
+      onEpochEnd: (e, v) =>
+        o.log?.(`train epoch ${e.epoch}/${o.epochs}: loss ${e.loss.toFixed(4)}${v ? `; validation NDCG@10 ${v.metrics['ndcg@10'].toFixed(4)}` : ''}`),
+    },
+    { epochs: o.epochs, seed: o.seed, evalEvery: val ? o.evalEvery : 0, patience: o.patience, valMetric: 'ndcg@10', progress: 'none', resume: ck?.phase === 'train' ? ck.state : fresh(step.step) },
+  );
+  const st = res.state;
   return {
     steps: st.step,
-    seconds: st.seconds,
-    pretrainSeconds: st.pretrainSeconds,
+    seconds: pretrain.seconds + st.trainSeconds,
+    pretrainSeconds: pretrain.seconds,
     recipe: recipe.name ?? '(unnamed)',
-    history: st.history,
-    validation: st.validation,
+    history: [
+      ...pretrain.epochs.map((e) => ({ phase: 'pretrain' as const, epoch: e.epoch, loss: e.loss })),
+      ...(st.epochs ?? []).map((e) => ({ phase: 'train' as const, epoch: e.epoch, loss: e.loss })),
+    ],
+    validation: st.history.map((h) => ({ epoch: h.epoch, ndcg10: h.metrics['ndcg@10'] })),
     bestEpoch: st.bestEpoch,
-    stoppedEarly: st.stoppedEarly,
+    stoppedEarly: res.stoppedEarly,
+    collapse: res.collapse,
   };
 }
 
-function resume(o: TextTrainOptions, pair: TextEncoderPair, step: ContrastiveStep<unknown>, freq: { restore?(s: FrequencyState): void }, recipe: Recipe): TextTrainerState {
+/** Restores weights, optimiser and sources' state from the checkpoint; returns where the loop stood. */
+function resume(o: TextTrainOptions, pair: TextEncoderPair, step: ContrastiveStep<TextBatchInput>, recipe: Recipe): TextCheckpoint {
   const dir = o.checkpointDir;
   if (!dir || !existsSync(join(dir, MANIFEST))) throw new UserError(`--resume: no text checkpoint found in ${dir ?? '(no checkpoint directory)'}`);
   const { manifest, arrays } = readTensorDir(dir, CHECKPOINT_FORMAT, 1);
   if (JSON.stringify(manifest.config) !== JSON.stringify(pair.enc.config)) throw new UserError(`--resume: ${dir} was written with another model configuration`);
   if (JSON.stringify(manifest.recipe) !== JSON.stringify(recipe)) throw new UserError(`--resume: ${dir} was written with another recipe`);
+  if (manifest.phase !== 'pretrain' && manifest.phase !== 'train') throw new UserError(`--resume: ${dir}: not a text training checkpoint (no phase)`);
   try {
     pair.restoreState((n) => arrays.get(n));
     step.restoreState((n) => arrays.get(n));
+    const freq = step.sources.freq;
     if (manifest.frequency && freq.restore) freq.restore(manifest.frequency as FrequencyState);
   } catch (e) {
     throw new UserError(`--resume: ${(e as Error).message}`);
   }
-  const st = manifest.trainer as TextTrainerState;
-  step.step = st.step;
-  return st;
-}
-
-/** A fresh permutation of n rows cut into batches of B (the last one kept when it has ≥ 2 rows). */
-function* shuffledBatches(n: number, B: number, rng: Rng): Iterable<Int32Array> {
-  const order = Int32Array.from({ length: n }, (_, i) => i);
-  rng.shuffle(order);
-  for (let i = 0; i + 1 < n; i += B) yield order.subarray(i, Math.min(n, i + B));
+  return { phase: manifest.phase, state: manifest.state as LoopState, pretrain: manifest.pretrain as TextCheckpoint['pretrain'] };
 }
 
 /** Embeddings of every query (by id) and document, for batch samplers that look at the model. */

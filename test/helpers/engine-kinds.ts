@@ -22,6 +22,7 @@ import { SeqPair, seqBatch } from '../../src/seq/pair.ts';
 import { ContrastiveStep } from '../../src/train/contrastive-step.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { normRow64, type Vec } from './step64.ts';
+import { textKind } from './text-kinds.ts';
 
 export interface BuiltEncoder {
   step: ContrastiveStep<unknown>;
@@ -36,6 +37,11 @@ export interface BuiltEncoder {
   item(j: number): Vec;
   /** The raw item-side table (row j = item j), for replaying queues and momentum copies. */
   itemTable(): Float32Array;
+  /**
+   * Item j's score-space vector from a snapshot of itemTable(), when that is not row j of it (text towers:
+   * itemTable() holds every document-tower tensor; see test/helpers/text-kinds.ts). Default: normRow64(·, dim, j).
+   */
+  itemFrom?(weights: ArrayLike<number>, j: number): Vec;
   dim: number;
 }
 
@@ -138,5 +144,5 @@ function seqKind(tower: 'sasrec' | 'meanpool', name: string): EncoderKind {
   };
 }
 
-/** Every encoder kind of the matrix (the text engineer adds the text towers here). */
-export const ENCODER_KINDS: EncoderKind[] = [twoTower, seqKind('sasrec', 'sasrec'), seqKind('meanpool', 'mean-pool')];
+/** Every encoder kind of the matrix (the text towers: test/helpers/text-kinds.ts). */
+export const ENCODER_KINDS: EncoderKind[] = [twoTower, seqKind('sasrec', 'sasrec'), seqKind('meanpool', 'mean-pool'), textKind('boe'), textKind('transformer')];
