@@ -8,7 +8,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Backend } from '../src/compute/backend.ts';
-import { createJsBackend } from '../src/compute/js.ts';
 import type { EncoderBatch } from '../src/model/encoder.ts';
 import { loadBeir } from '../src/text/beir.ts';
 import { TextCorpus } from '../src/text/corpus.ts';
@@ -20,17 +19,12 @@ import { BoeTower } from '../src/text/boe-tower.ts';
 import { TransformerTower } from '../src/text/transformer-tower.ts';
 import { Rng } from '../src/util/rng.ts';
 import { synonymSet } from './helpers/beir-synthetic.ts';
+import { testBackends } from './helpers/backends.ts';
 
 const tok = { buckets: 64, bigrams: false, charNgrams: [], stopwords: true, stem: true };
 const corpus = new TextCorpus(loadBeir(synonymSet(6, 3)), tok);
 
-async function backends(): Promise<Backend[]> {
-  const list: Backend[] = [await createJsBackend({ wasm: false })];
-  const mod = await import('../src/compute/native.ts').catch(() => null);
-  const n = mod?.loadNativeBackend() ?? null;
-  if (n) list.push(n);
-  return list;
-}
+const backends = () => testBackends();
 
 function makePair(tower: 'boe' | 'transformer', shared: boolean, seed = 1): TextEncoderPair {
   // Window 8 / stride 6 splits each synthetic document into several chunks.

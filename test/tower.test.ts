@@ -4,19 +4,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createJsBackend } from '../src/compute/js.ts';
 import type { Backend } from '../src/compute/backend.ts';
 import { EmbeddingTable } from '../src/model/embedding-table.ts';
 import { Tower } from '../src/model/tower.ts';
 import { Rng } from '../src/util/rng.ts';
+import { testBackends } from './helpers/backends.ts';
 
-async function backends(): Promise<Backend[]> {
-  const list: Backend[] = [await createJsBackend({ wasm: false })];
-  const mod = await import('../src/compute/native.ts').catch(() => null);
-  const n = mod?.loadNativeBackend() ?? null;
-  if (n) list.push(n);
-  return list;
-}
+const backends = () => testBackends();
 
 function makeTower(mlp: number[]): Tower {
   const t = new Tower(
