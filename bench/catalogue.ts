@@ -4,7 +4,8 @@
  * logits) against PyTorch's cross_entropy over materialised logits (q Eᵀ, backward), measured in the same run.
  * Each measurement runs in its own process so its peak RSS is its own; PyTorch runs under a memory cap
  * (--mem-cap-gib, default 6: the machine is shared) and reports "out of memory" when it cannot allocate.
- * Examples = rows (positions) per second, median of --reps steps after one warm-up step.
+ * Examples = rows (positions) per second, median of --reps steps after one warm-up step. Each size's row records the
+ * 1-minute load average after its two measurements (the machine is shared).
  * Writes bench/results/catalogue.json and prints a table.
  *
  *   npm run bench:catalogue [-- --items 10000,100000,1000000 --rows 1024 --dim 64 --threads 2 --reps 3 --mem-cap-gib 6 --no-peer]
@@ -82,13 +83,13 @@ for (const N of items) {
     p = lastJson(r.stdout) ?? { impl: 'pytorch', items: N, error: `exit ${r.status}${r.signal ? ` (${r.signal})` : ''}: ${(r.stderr || '').trim().split('\n').pop()}` };
     log(`  ${JSON.stringify(p)}`);
   }
-  results.push({ items: N, towerlab: o, pytorch: p, ratio: p?.examples_per_s && o.examples_per_s ? o.examples_per_s / p.examples_per_s : null });
+  results.push({ items: N, loadAverage1m: loadavg()[0], towerlab: o, pytorch: p, ratio: p?.examples_per_s && o.examples_per_s ? o.examples_per_s / p.examples_per_s : null });
 }
 const out = {
   bench: 'catalogue',
   date: new Date().toISOString(),
   machine: { cpus: cpus().length, model: cpus()[0]?.model, threads: Number(threads), loadAverage: loadavg() },
-  setup: `one exact softmax step over the full catalogue: ${rows} rows, d = ${dim}, loss + dL/dq + dL/dE; Towerlab: Backend.fullSoftmax (tiled, online log-sum-exp); PyTorch: cross_entropy(q @ E.T, t).backward() on the CPU (Debian python3-torch, OpenBLAS-openmp, jemalloc) under ulimit -v ${capGiB} GiB; median of ${reps} steps after a warm-up step; each measurement in its own process (peak RSS = that process's)`,
+  setup: `one exact softmax step over the full catalogue: ${rows} rows, d = ${dim}, loss + dL/dq + dL/dE; Towerlab: Backend.fullSoftmax (tiled; row tiles of logits kept while they fit 8 MiB, else online log-sum-exp with recomputation); PyTorch: cross_entropy(q @ E.T, t).backward() on the CPU (Debian python3-torch, OpenBLAS-openmp, jemalloc) under ulimit -v ${capGiB} GiB; median of ${reps} steps after a warm-up step; each measurement in its own process (peak RSS = that process's)`,
   results,
 };
 mkdirSync('bench/results', { recursive: true });

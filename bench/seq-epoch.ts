@@ -2,10 +2,13 @@
  * Training time per epoch on Amazon Beauty (SASRec dim 64, 2 blocks, max length 50, batch 128): the exact
  * full-catalogue softmax (recipes/seq-full-softmax.json) against the in-batch softmax (recipes/in-batch.json),
  * one epoch each, alternated for --rounds rounds in this one process so both see the same machine load; each
- * side's median epoch is reported with the ratio (no validation, no evaluation inside the timed span).
+ * side's median epoch is reported with the ratio, and each round's ratio (no validation, no evaluation inside the timed
+ * span); the load average before and after is recorded (the machine is shared).
  *
  *   npx tsx bench/seq-epoch.ts [--rounds 2] [--data ../shared/data/amazon-beauty/Beauty.txt]
  */
+import { loadavg } from 'node:os';
+
 import { getBackend } from '../src/compute/index.ts';
 import { loadRecipe } from '../src/recipe/schema.ts';
 import { buildTower, defaultSeqModel, loadSeqData } from '../src/seq/experiment.ts';
@@ -19,6 +22,7 @@ function arg(name: string, dflt: string): string {
 const backend = await getBackend();
 const { data } = await loadSeqData({ path: arg('data', '../shared/data/amazon-beauty/Beauty.txt') });
 const rounds = Number(arg('rounds', '2'));
+const loadBefore = loadavg();
 const sides = { inbatch: loadRecipe('recipes/in-batch.json'), full: loadRecipe('recipes/seq-full-softmax.json') };
 const times: Record<string, number[]> = { inbatch: [], full: [] };
 for (let r = 0; r < rounds; r++) {
@@ -35,5 +39,5 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-const out = { data: arg('data', 'Beauty'), rounds, secondsPerEpoch: { inbatch: times.inbatch, full: times.full }, medianInbatch: med(times.inbatch), medianFull: med(times.full), ratio: med(times.full) / med(times.inbatch) };
+const out = { data: arg('data', 'Beauty'), rounds, secondsPerEpoch: { inbatch: times.inbatch, full: times.full }, medianInbatch: med(times.inbatch), medianFull: med(times.full), ratio: med(times.full) / med(times.inbatch), ratioPerRound: times.full.map((f, i) => f / times.inbatch[i]), loadAverage: { before: loadBefore, after: loadavg() } };
 console.log(JSON.stringify(out));

@@ -13,6 +13,9 @@
  *     neighbourhood softmax, and the mean-pooling tower; several seeds, HR/NDCG@{5,10,20} mean ± std under
  *     ICLRec's protocol (full ranking, the user's history items excluded: primary), with nothing excluded and
  *     sampled (secondary). A run that collapses (train/collapse.ts) is marked and left out of the mean.
+ *     Modules the sequential trainer runs since the one engine (#10), each alone on the in-batch base: logQ
+ *     (inbatch-logq), queue + momentum (inbatch-queue), same-tower + symmetric (inbatch-samtone-sym), FN masking
+ *     (inbatch-fnmask). Every method's recipe is a file in recipes/ (seq-*.json).
  * Training: up to --epochs (default 20) at lr 0.005, dropout 0.2, with early stopping on validation NDCG@10
  * (every epoch, patience 3) and the best epoch's weights kept: sized so the 5 default methods × 3 seeds finish
  * in about 30 min on a shared 2-core machine (SASRec papers train 200+ epochs at lr 1e-3).
@@ -32,7 +35,6 @@ import { csrFromPairs } from '../src/data/csr.ts';
 import { buildNeighbourhood } from '../src/graph/build.ts';
 import { neighbourhoodOverlap } from '../src/graph/jaccard.ts';
 import { buildTransitionGraph } from '../src/graph/transition.ts';
-import { parseRecipe } from '../src/recipe/schema.ts';
 import type { SeqData } from '../src/seq/data.ts';
 import { evaluateSeq } from '../src/seq/evaluate.ts';
 import { evaluateSampled, sampledProtocolText } from '../src/seq/sampled-eval.ts';
@@ -255,51 +257,20 @@ const METHODS: Record<string, { label: string; tower: 'sasrec' | 'meanpool'; obj
   // The default configuration (chosen on validation NDCG@10): exact softmax over every item at SASRec's lr 1e-3.
   full: { label: 'SASRec+ (full-catalogue softmax)', tower: 'sasrec', objective: { kind: 'softmax', score: 'dot', recipe: loadRecipe('recipes/seq-full-softmax.json') }, lr: 0.001, epochs: 40 },
   sampled: { label: 'SASRec + sampled softmax (2048 uniform, logQ)', tower: 'sasrec', objective: { kind: 'softmax', score: 'dot', recipe: loadRecipe('recipes/seq-sampled-softmax.json') }, lr: 0.001, epochs: 40 },
-  gbce: { label: 'gSASRec (gBCE t=0.75, 256 uniform)', tower: 'sasrec', objective: { kind: 'softmax', score: 'dot', recipe: loadRecipe('recipes/seq-gbce.json') }, lr: 0.001, epochs: 40 },
+  gbce: { label: 'gBCE (t=0.75, negatives averaged; in-batch + 256 uniform)', tower: 'sasrec', objective: { kind: 'softmax', score: 'dot', recipe: loadRecipe('recipes/seq-gbce.json') }, lr: 0.001, epochs: 40 },
   bce: { label: 'SASRec-BCE (1 uniform negative / position)', tower: 'sasrec', objective: { kind: 'bce' } },
-  inbatch: { label: 'SASRec + in-batch softmax', tower: 'sasrec', objective: { kind: 'softmax', score: 'dot', recipe: parseRecipe({ temperature: 1 }) } },
-  gnno: {
-    label: 'SASRec + GNNO (BPR, 3 uniform + 16 neighbourhood / position)',
-    tower: 'sasrec',
-    objective: {
-      kind: 'bpr',
-      recipe: parseRecipe({
-        sources: [
-          { type: 'uniform', n: 3 },
-          // Official sampler (all items, exp(J), J ≤ h); curriculum compressed to the short run: h from 0 after
-          // epoch 1, +0.1 per epoch, up to 0.7 (official: after epoch 5, +0.01 per epoch).
-          { type: 'neighbourhood', n: 16, window: 3, weight: 'bool', candidates: 'all', temperature: 1, curriculum: { kind: 'linear', start: 0, warmup: 1, pace: 0.1, max: 0.7 } },
-        ],
-      }),
-    },
-  },
-  'gnno-overlap': {
-    label: 'SASRec + GNNO, two-hop candidates only (BPR, 3 + 16)',
-    tower: 'sasrec',
-    objective: {
-      kind: 'bpr',
-      recipe: parseRecipe({
-        sources: [
-          { type: 'uniform', n: 3 },
-          { type: 'neighbourhood', n: 16, window: 3, weight: 'bool', candidates: 'overlap', temperature: 1, curriculum: { kind: 'linear', start: 0, warmup: 1, pace: 0.1, max: 0.7 } },
-        ],
-      }),
-    },
-  },
-  'bpr-uniform': { label: 'SASRec + BPR, 19 uniform / position (control for GNNO)', tower: 'sasrec', objective: { kind: 'bpr', recipe: parseRecipe({ sources: [{ type: 'uniform', n: 19 }] }) } },
-  'inbatch-nbr': {
-    label: 'SASRec + in-batch + neighbourhood softmax',
-    tower: 'sasrec',
-    objective: {
-      kind: 'softmax',
-      score: 'dot',
-      recipe: parseRecipe({
-        temperature: 1,
-        sources: [{ type: 'in-batch' }, { type: 'neighbourhood', n: 1, candidates: 'overlap', curriculum: { kind: 'linear', start: 0.05, warmup: 1, pace: 0.05, max: 0.4 } }],
-      }),
-    },
-  },
-  meanpool: { label: 'mean-pool + in-batch softmax', tower: 'meanpool', objective: { kind: 'softmax', score: 'dot', recipe: parseRecipe({ temperature: 1 }) } },
+  inbatch: { label: 'SASRec + in-batch softmax', tower: 'sasrec', objective: { kind: 'softmax', score: 'dot', recipe: loadRecipe('recipes/seq-in-batch.json') } },
+  gnno: { label: 'SASRec + GNNO (BPR, 3 uniform + 16 neighbourhood / position)', tower: 'sasrec', objective: { kind: 'bpr', recipe: loadRecipe('recipes/seq-gnno-bpr.json') } },
+  'gnno-overlap': { label: 'SASRec + GNNO, two-hop candidates only (BPR, 3 + 16)', tower: 'sasrec', objective: { kind: 'bpr', recipe: loadRecipe('recipes/seq-gnno-overlap.json') } },
+  'bpr-uniform': { label: 'SASRec + BPR, 19 uniform / position (control for GNNO)', tower: 'sasrec', objective: { kind: 'bpr', recipe: loadRecipe('recipes/seq-bpr-uniform.json') } },
+  'inbatch-nbr': { label: 'SASRec + in-batch + neighbourhood softmax', tower: 'sasrec', objective: { kind: 'softmax', score: 'dot', recipe: loadRecipe('recipes/seq-in-batch-neighbourhood.json') } },
+  meanpool: { label: 'mean-pool + in-batch softmax', tower: 'meanpool', objective: { kind: 'softmax', score: 'dot', recipe: loadRecipe('recipes/seq-in-batch.json') } },
+  // Recipe modules the sequential trainer could not run before the one engine (#10), each added alone to the
+  // in-batch base above (temperature 1, lr 0.005); settings fixed in advance, not tuned.
+  'inbatch-logq': { label: 'SASRec + in-batch softmax + logQ', tower: 'sasrec', objective: { kind: 'softmax', score: 'dot', recipe: loadRecipe('recipes/seq-in-batch-logq.json') } },
+  'inbatch-queue': { label: 'SASRec + in-batch + queue 2048 (momentum 0.99)', tower: 'sasrec', objective: { kind: 'softmax', score: 'dot', recipe: loadRecipe('recipes/seq-queue-momentum.json') } },
+  'inbatch-samtone-sym': { label: 'SASRec + in-batch + same-tower + symmetric', tower: 'sasrec', objective: { kind: 'softmax', score: 'dot', recipe: loadRecipe('recipes/seq-same-tower-symmetric.json') } },
+  'inbatch-fnmask': { label: 'SASRec + in-batch + FN masking (margin 0.05)', tower: 'sasrec', objective: { kind: 'softmax', score: 'dot', recipe: loadRecipe('recipes/seq-fn-mask.json') } },
 };
 const methods = arg('methods', 'full,inbatch,inbatch-nbr').split(',').filter((m) => METHODS[m]);
 const KS = [5, 10, 20];

@@ -33,7 +33,7 @@
 import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { EventEmitter } from 'node:events';
@@ -63,7 +63,7 @@ const EFS = arg('ef', '64,256').split(',').map(Number);
 const KINDS = arg('index', 'hnsw,ivf').split(',');
 const LISTS = Number(arg('lists', '2000'));
 const NPROBES = arg('nprobe', '2,4').split(',').map(Number);
-/** Server processes (towerlab serve --workers); with more than 1, server CPU per request covers the primary only. */
+/** Server processes (towerlab serve --workers); server CPU per request and memory cover all of a server's processes. */
 const WORKERS = Number(arg('workers', '1'));
 /** Results file under bench/results/. */
 const OUT = arg('out', 'serve.json');
@@ -174,10 +174,39 @@ async function startServer(bundle: string, breadth: string[]): Promise<Server> {
   return attach(p, 'server');
 }
 
+/**
+ * A started server's processes: the one the bench spawned and its descendants (`towerlab serve` relays to a
+ * child started with a larger V8 young generation, bin/serve-relaunch.mjs; `--workers` adds workers).
+ */
+function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    try {
+      for (const t of readdirSync(`/proc/${out[i]}/task`)) {
+        for (const c of readFileSync(`/proc/${out[i]}/task/${t}/children`, 'utf8').split(' ')) if (c.trim()) out.push(Number(c));
+      }
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Resident memory of a server's processes together (now, and the sum of each one's peak). */
 function memory(pid: number): { rssMiB: number; peakMiB: number } {
-  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string) => Number(s.match(new RegExp(`${k}:\\s+(\\d+)`))?.[1] ?? 0);
-  return { rssMiB: kb('VmRSS') / 1024, peakMiB: kb('VmHWM') / 1024 };
+  let rss = 0;
+  let peak = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const s = readFileSync(`/proc/${p}/status`, 'utf8');
+      const kb = (k: string) => Number(s.match(new RegExp(`${k}:\\s+(\\d+)`))?.[1] ?? 0);
+      rss += kb('VmRSS') / 1024;
+      peak += kb('VmHWM') / 1024;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return { rssMiB: rss, peakMiB: peak };
 }
 
 async function post(url: string, body: unknown): Promise<any> {
@@ -201,10 +230,18 @@ async function apiRecall(url: string, n: number): Promise<number> {
   return hit / total;
 }
 
-/** CPU seconds (user + system) a process has used so far. */
+/** CPU seconds (user + system) a server's processes (processTree) have used so far. */
 function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const f = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ');
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime in clock ticks (USER_HZ = 100)
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks / 100;
 }
 
 interface Row {

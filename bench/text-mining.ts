@@ -40,7 +40,7 @@ import { evaluateRanking } from '../src/text/metrics.ts';
 import { mineTextPools, type PoolOptions } from '../src/text/mine-rounds.ts';
 import { splitQrelsByQuery } from '../src/text/query-split.ts';
 import { applyTextReranker, defaultTextLce, fitTextReranker, stageFeatures, stageScores, type FirstStage } from '../src/text/rerank-stage.ts';
-import { defaultTextTrain, TextTrainer } from '../src/text/train.ts';
+import { defaultTextTrain, trainDualEncoder } from '../src/text/train.ts';
 import { writeResultJson } from './result-paths.ts';
 
 function arg(name: string, dflt: string): string {
@@ -104,7 +104,7 @@ for (let seed = 1; seed <= seeds; seed++) {
   // only the hard-negative pools differ, so with pools from BM25 this IS bench:text's boe-ict-hn.
   const train = (qrels: typeof split.fit, pools: Map<number, Int32Array> | null) => {
     const enc = new DualEncoder(cfg, defaultTowerOptim);
-    const r = new TextTrainer(b, enc, corpus, { ...defaultTextTrain, pretrain: 'ict', pretrainEpochs: 3, hardNegatives: pools ? 1 : 0, seed }).run(qrels, null, pools);
+    const r = trainDualEncoder(b, enc, corpus, qrels, { ...defaultTextTrain, pretrain: 'ict', pretrainEpochs: 3, hardNegatives: pools ? 1 : 0, seed }, { pools });
     return { enc, seconds: r.seconds, ret: new DualEncoderRetriever('dense', enc, corpus, b) };
   };
   const evaluate = (ret: DualEncoderRetriever) => {

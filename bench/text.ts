@@ -7,7 +7,7 @@
  * Fixed epochs, no early stopping (SciFact has no dev split; the test qrels are never looked at in training).
  * Timings were taken on a shared 2-core machine (other jobs running): indicative only.
  *
- *   npm run bench:text [-- --seeds 3 --configs boe,boe-ict,boe-ict-hn,tf,tf-ict]
+ *   npm run bench:text [-- --seeds 3 --configs boe,boe-ict,boe-ict-hn,tf,tf-ict,boe-hn,boe-hn-logq,boe-hn-queue,boe-hn-samtone,boe-hn-fnmask]
  * Writes bench/results/text.json and prints a markdown table.
  */
 import { existsSync, writeFileSync } from 'node:fs';
@@ -19,6 +19,7 @@ import type { DualEncoderConfig } from '../src/text/dual-encoder.ts';
 import type { TextMetrics } from '../src/text/metrics.ts';
 import { defaultTextTrain, type TextTrainOptions } from '../src/text/train.ts';
 import { writeResultJson } from './result-paths.ts';
+import { loadRecipe } from '../src/recipe/schema.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -34,16 +35,24 @@ interface Config {
   label: string;
   model: Partial<DualEncoderConfig>;
   train: Partial<TextTrainOptions>;
+  /** A negatives recipe from recipes/ (default: the text recipe shaped by train.hardNegatives). */
+  recipe?: string;
 }
 
 const TF = { tower: 'transformer' as const, dim: 64, heads: 2, blocks: 1, window: 64, stride: 48 };
 const CONFIGS: Config[] = [
-  { name: 'boe', label: 'BoE, supervised', model: {}, train: {} },
-  { name: 'boe-ict', label: 'BoE, ICT pre-training + supervised', model: {}, train: { pretrain: 'ict', pretrainEpochs: 3 } },
+  { name: 'boe', label: 'BoE, supervised', model: {}, train: { hardNegatives: 0 } },
+  { name: 'boe-ict', label: 'BoE, ICT pre-training + supervised', model: {}, train: { pretrain: 'ict', pretrainEpochs: 3, hardNegatives: 0 } },
   { name: 'boe-ict-hn', label: 'BoE, ICT + supervised + BM25 hard negatives', model: {}, train: { pretrain: 'ict', pretrainEpochs: 3, hardNegatives: 1 } },
-  { name: 'boe-title', label: 'BoE, title→abstract pre-training + supervised', model: {}, train: { pretrain: 'title', pretrainEpochs: 3 } },
-  { name: 'tf', label: 'transformer, supervised', model: TF, train: {} },
-  { name: 'tf-ict', label: 'transformer, ICT pre-training + supervised', model: TF, train: { pretrain: 'ict', pretrainEpochs: 2 } },
+  { name: 'boe-title', label: 'BoE, title→abstract pre-training + supervised', model: {}, train: { pretrain: 'title', pretrainEpochs: 3, hardNegatives: 0 } },
+  { name: 'tf', label: 'transformer, supervised', model: TF, train: { hardNegatives: 0 } },
+  { name: 'tf-ict', label: 'transformer, ICT pre-training + supervised', model: TF, train: { pretrain: 'ict', pretrainEpochs: 2, hardNegatives: 0 } },
+  // The text default recipe (recipes/text.json: in-batch + 1 BM25 hard negative) and recipe modules on top of it.
+  { name: 'boe-hn', label: 'BoE, supervised, recipes/text.json (in-batch + BM25 hard negatives)', model: {}, train: {}, recipe: 'text.json' },
+  { name: 'boe-hn-logq', label: '… + logQ (recipes/text-logq.json)', model: {}, train: {}, recipe: 'text-logq.json' },
+  { name: 'boe-hn-queue', label: '… + queue 1024, momentum 0.9 (recipes/text-queue-momentum.json)', model: {}, train: {}, recipe: 'text-queue-momentum.json' },
+  { name: 'boe-hn-samtone', label: '… + same-tower negatives + symmetric loss (recipes/text-same-tower-symmetric.json)', model: {}, train: {}, recipe: 'text-same-tower-symmetric.json' },
+  { name: 'boe-hn-fnmask', label: '… + false-negative masking, margin 0.05 (recipes/text-fn-mask.json)', model: {}, train: {}, recipe: 'text-fn-mask.json' },
 ];
 const wanted = arg('configs', 'boe,boe-ict,boe-ict-hn,tf,tf-ict').split(',');
 const configs = CONFIGS.filter((c) => wanted.includes(c.name));
@@ -74,6 +83,7 @@ for (const c of configs) {
       model: { ...defaultDualEncoder, ...c.model, seed: s },
       optim: defaultTowerOptim,
       train,
+      recipe: c.recipe ? loadRecipe(resolve('recipes', c.recipe)) : undefined,
       bm25: defaultBm25Options,
       rrfK: 60,
       weights: [1, 1],
@@ -85,6 +95,7 @@ for (const c of configs) {
   rows.push({
     name: c.name,
     label: c.label,
+    recipe: c.recipe ? `recipes/${c.recipe}` : null,
     model: { ...defaultDualEncoder, ...c.model, seed: undefined },
     train: { ...defaultTextTrain, ...c.train, seed: undefined },
     dense: summary(runs.map((r) => r.metrics.dense)),

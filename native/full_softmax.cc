@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -117,7 +118,7 @@ void pass1_tile(const Ctx& cx, int64_t tile) {
     const int64_t nt = std::min(kItemTile1, N - j0);
     const float* e = in.e + j0 * d;
     pack_b(d, nt, e, 1, d, Bet);  // e_tile^T: element (p, j) = e[j*d + p]
-    macro_kernel(rows, nt, d, Aq, Bet, d * NR, S, ldS, 1.f, 0.f, {});
+    macro_kernel_wide(rows, nt, d, Aq, Bet, d * NR, S, ldS, 1.f, 0.f);
     for (int64_t t = 0; t < rows; ++t) {
       const float a = online_row(S + t * ldS, nt, in.scale, ms[t], sums[t]);
       if (a != 1.f) {
@@ -128,7 +129,7 @@ void pass1_tile(const Ctx& cx, int64_t tile) {
     if (in.dq) {  // O += exp(z - m) e_tile
       pack_a(rows, nt, S, ldS, 1, Ag);
       pack_b(nt, d, e, d, 1, Be);
-      macro_kernel(rows, d, nt, Ag, Be, nt * NR, O, d, 1.f, 1.f, {});
+      macro_kernel_wide(rows, d, nt, Ag, Be, nt * NR, O, d, 1.f, 1.f);
     }
   }
   double loss = 0.0;
@@ -166,7 +167,7 @@ void pass2_tile(const Ctx& cx, int64_t tile) {
   for (int64_t r0 = 0; r0 < R; r0 += kRowTile2) {
     const int64_t rows = std::min(kRowTile2, R - r0);
     // S = e_tile q_rows^T: transposed logits (items x rows).
-    macro_kernel(nt, rows, d, Ae, cx.qT + (r0 / NR) * d * NR, d * NR, S, ldS, 1.f, 0.f, {});
+    macro_kernel_wide(nt, rows, d, Ae, cx.qT + (r0 / NR) * d * NR, d * NR, S, ldS, 1.f, 0.f);
     const float* lse = cx.lse + r0;
     const float* coef = cx.coef + r0;
     for (int64_t a = 0; a < nt; ++a) {
@@ -187,8 +188,225 @@ void pass2_tile(const Ctx& cx, int64_t tile) {
     }
     // de_tile += G^T_tile q_rows (depth = rows <= KC).
     pack_a(nt, rows, S, ldS, 1, Ag);
-    macro_kernel(nt, d, rows, Ag, cx.qB + r0 * NR, R * NR, in.de + j0 * d, d, 1.f, 1.f, {});
+    macro_kernel_wide(nt, d, rows, Ag, cx.qB + r0 * NR, R * NR, in.de + j0 * d, d, 1.f, 1.f);
   }
+}
+
+// ---- Stored-tile path (catalogues up to a few tens of thousands of items) ----
+// For a tile of T rows, the T x N logits of the tile are kept (T is chosen so the tile fits kStoreBytes), so
+// each logit is computed once and each exp once: three products per row tile instead of pass 1 + pass 2's four.
+//   A (parallel over item chunks): S = q_T e_chunk^T; per row and chunk the max m_c and sum-exp s_c, S <- exp(z - m_c).
+//   combine (caller, row order): lse = log-sum-exp over chunks in chunk order; f_c = coef exp(m_c - lse).
+//   B (parallel over item chunks): S <- f_c S - coef 1[target] = G;  de_chunk += G_chunk^T q_T (each item chunk is
+//      one piece, row tiles run in order, so de is summed in the same order whatever the threads).
+//   C (parallel over 12-row pieces): dq_rows = G_rows e (depth blocks of KC in order).
+// Every piece boundary depends on R, N, d only, so results are bit-identical for any thread count.
+// Budget of the stored tile; TOWERLAB_FULL_SOFTMAX_STORE_MIB overrides it (0 = always recompute), read per call
+// so tests can exercise both paths in one process.
+constexpr int64_t kStoreBytesDefault = int64_t(8) << 20;
+int64_t store_bytes() {
+  const char* s = std::getenv("TOWERLAB_FULL_SOFTMAX_STORE_MIB");
+  if (!s || !*s) return kStoreBytesDefault;
+  return int64_t(std::strtod(s, nullptr) * double(1 << 20));
+}
+constexpr int64_t kChunkS = 256;   // items per chunk (multiple of 2 NR)
+constexpr int64_t kMinRowsS = 48;  // below this many rows per tile the stored path is not worth it
+constexpr int64_t kMaxRowsS = 192;
+constexpr int64_t kRowPieceS = 2 * MR;
+
+// Rows per tile of the stored path, or 0 when the catalogue is too large for it. Depends on R, N only.
+int64_t stored_rows(int64_t R, int64_t N) {
+  const int64_t cap = std::min(kMaxRowsS, store_bytes() / (padded_ld(N) * int64_t(sizeof(float))) / kRowPieceS * kRowPieceS);
+  if (cap < kMinRowsS) return 0;
+  const int64_t tiles = (R + cap - 1) / cap;
+  const int64_t t = (R + tiles - 1) / tiles;
+  return (t + kRowPieceS - 1) / kRowPieceS * kRowPieceS;
+}
+
+// Max of scale*z over n values, then s <- exp(scale*z - max); returns the sum through `sum`.
+inline float chunk_exp(float* s, int64_t n, float scale, float& sum) {
+  float m = -kInf;
+  int64_t j = 0;
+#if TL_AVX512
+  {
+    const __m512 vs = _mm512_set1_ps(scale);
+    __m512 vm = _mm512_set1_ps(-kInf);
+    for (; j + 16 <= n; j += 16) vm = _mm512_max_ps(vm, _mm512_mul_ps(_mm512_loadu_ps(s + j), vs));
+    m = _mm512_reduce_max_ps(vm);
+  }
+#endif
+  for (; j < n; ++j) m = std::max(m, s[j] * scale);
+  float acc = 0.f;
+  j = 0;
+#if TL_AVX512
+  {
+    const __m512 vs = _mm512_set1_ps(scale), vm = _mm512_set1_ps(m);
+    __m512 va = _mm512_setzero_ps();
+    for (; j + 16 <= n; j += 16) {
+      const __m512 x = exp512(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), vs, vm));
+      _mm512_storeu_ps(s + j, x);
+      va = _mm512_add_ps(va, x);
+    }
+    acc = _mm512_reduce_add_ps(va);
+  }
+#elif TL_AVX2
+  {
+    const __m256 vs = _mm256_set1_ps(scale), vm = _mm256_set1_ps(m);
+    __m256 va = _mm256_setzero_ps();
+    for (; j + 8 <= n; j += 8) {
+      const __m256 x = exp256(_mm256_fmsub_ps(_mm256_loadu_ps(s + j), vs, vm));
+      _mm256_storeu_ps(s + j, x);
+      va = _mm256_add_ps(va, x);
+    }
+    acc = hsum(va);
+  }
+#endif
+  for (; j < n; ++j) {
+    const float x = std::exp(s[j] * scale - m);
+    s[j] = x;
+    acc += x;
+  }
+  sum = acc;
+  return m;
+}
+
+double full_softmax_stored(const FullSoftmaxIn& in, double sumW, int64_t T) {
+  const int64_t R = in.R, N = in.N, d = in.d;
+  const int64_t ldN = padded_ld(N);
+  const int64_t nC = (N + kChunkS - 1) / kChunkS;
+  const float scale = in.scale;
+  thread_local Scratch sb, eTb, eBb, qAb, qTAb, statb, rowb;
+  float* S = sb.floats(size_t(T * ldN));
+  float* eT = eTb.floats(size_t(packed_b_size(d, N)));  // B of q e^T: depth d, N columns
+  float* qA = qAb.floats(size_t(packed_a_size(R, d)));  // A of q e^T
+  float* mC = statb.floats(size_t(3 * nC * T));         // per chunk and row: max, sum, then factor
+  float* sC = mC + nC * T;
+  float* fC = sC + nC * T;
+  float* rowv = rowb.floats(size_t(2 * R));
+  float* coef = rowv;
+  float* lse = rowv + R;
+  for (int64_t i = 0; i < R; ++i)
+    coef[i] = float(double(scale) * (in.rowWeight ? double(in.rowWeight[i]) : 1.0) / sumW);
+  const double packCost = double(kChunkS) * double(d) * 4.0;
+  parallel_chunks(nC, packCost, [&](int64_t c, int) {
+    const int64_t j0 = c * kChunkS, nt = std::min(kChunkS, N - j0);
+    pack_b(d, nt, in.e + j0 * d, 1, d, eT + j0 * d);
+  });
+  pack_a(R, d, in.q, d, 1, qA);
+  float* eB = nullptr;  // B of G e: depth N (items), d columns: panel p holds e[:, 16p .. 16p+15]
+  float* qTA = qTAb.floats(size_t(packed_a_size(d, T)));  // A of q_T^T G: d rows, depth = the tile's rows
+  const int64_t dPanels = (d + NR - 1) / NR;
+  if (in.dq) {
+    eB = eBb.floats(size_t(packed_b_size(N, d)));
+    parallel_chunks(nC, packCost, [&](int64_t c, int) {
+      const int64_t j0 = c * kChunkS, nt = std::min(kChunkS, N - j0);
+      for (int64_t p = 0; p < dPanels; ++p) {
+        float* dst = eB + p * N * NR + j0 * NR;
+        const int64_t w = std::min<int64_t>(NR, d - p * NR);
+        for (int64_t j = 0; j < nt; ++j) {
+          const float* src = in.e + (j0 + j) * d + p * NR;
+          float* o = dst + j * NR;
+          int64_t k = 0;
+          for (; k < w; ++k) o[k] = src[k];
+          for (; k < NR; ++k) o[k] = 0.f;
+        }
+      }
+    });
+  }
+  double loss = 0.0;
+  const double gemmChunk = 2.0 * double(T) * double(kChunkS) * double(std::max<int64_t>(d, 1));
+  for (int64_t r0 = 0; r0 < R; r0 += T) {
+    const int64_t rows = std::min(T, R - r0);
+    // A: logits and per-chunk exp.
+    parallel_chunks(nC, gemmChunk * 1.5, [&](int64_t c, int) {
+      const int64_t j0 = c * kChunkS, nt = std::min(kChunkS, N - j0);
+      macro_kernel_wide(rows, nt, d, qA + r0 * d, eT + j0 * d, d * NR, S + j0, ldN, 1.f, 0.f);
+      for (int64_t t = 0; t < rows; ++t) mC[c * T + t] = chunk_exp(S + t * ldN + j0, nt, scale, sC[c * T + t]);
+    });
+    // combine, in row order and chunk order.
+    for (int64_t t = 0; t < rows; ++t) {
+      const int64_t i = r0 + t;
+      float M = -kInf;
+      for (int64_t c = 0; c < nC; ++c) M = std::max(M, mC[c * T + t]);
+      double sum = 0.0;
+      for (int64_t c = 0; c < nC; ++c) sum += double(sC[c * T + t]) * std::exp(double(mC[c * T + t]) - double(M));
+      const double l = double(M) + std::log(sum);
+      lse[i] = float(l);
+      for (int64_t c = 0; c < nC; ++c) fC[c * T + t] = float(double(coef[i]) * std::exp(double(mC[c * T + t]) - l));
+      const int32_t tg = in.target[i];
+      const double zt = double(scale) * double(dot(in.q + i * d, in.e + int64_t(tg) * d, d));
+      const double li = l - zt;
+      loss += (in.rowWeight ? double(in.rowWeight[i]) : 1.0) * li;
+      if (in.rowLoss) in.rowLoss[i] = float(li);
+    }
+    if (!in.dq && !in.de) continue;
+    // B: G = f exp(z - m) - coef 1[target], packed straight into B panels (and written back for C when dq is
+    // wanted); de_chunk^T = q_T^T G (d x items, so G needs no transposed packing), added transposed into de.
+    if (in.de) pack_a(d, rows, in.q + r0 * d, 1, d, qTA);
+    parallel_chunks(nC, gemmChunk, [&](int64_t c, int) {
+      const int64_t j0 = c * kChunkS, nt = std::min(kChunkS, N - j0);
+      thread_local Scratch bgb, tmpb;
+      float* Bg = bgb.floats(size_t(packed_b_size(rows, kChunkS)));
+      const bool keep = in.dq != nullptr;
+      for (int64_t t = 0; t < rows; ++t) {
+        float* s = S + t * ldN + j0;
+        const float f = fC[c * T + t];
+        const int64_t a = int64_t(in.target[r0 + t]) - j0;
+        if (a >= 0 && a < nt) s[a] = s[a] * f - coef[r0 + t];  // the target's G, scaled below as if unscaled
+        int64_t j = 0;
+        for (; j + NR <= nt; j += NR) {
+          float* o = Bg + j * rows + t * NR;
+#if TL_AVX512
+          __m512 g = _mm512_loadu_ps(s + j);
+          if (!(a >= j && a < j + NR)) g = _mm512_mul_ps(g, _mm512_set1_ps(f));
+          else g = _mm512_mask_mul_ps(g, __mmask16(~(1u << (a - j))), g, _mm512_set1_ps(f));
+          _mm512_storeu_ps(o, g);
+          if (keep) _mm512_storeu_ps(s + j, g);
+#else
+          for (int64_t k = 0; k < NR; ++k) {
+            const float g = (j + k == a) ? s[j + k] : s[j + k] * f;
+            o[k] = g;
+            if (keep) s[j + k] = g;
+          }
+#endif
+        }
+        if (j < nt) {
+          float* o = Bg + j * rows + t * NR;
+          int64_t k = 0;
+          for (; j + k < nt; ++k) {
+            const float g = (j + k == a) ? s[j + k] : s[j + k] * f;
+            o[k] = g;
+            if (keep) s[j + k] = g;
+          }
+          for (; k < NR; ++k) o[k] = 0.f;
+        }
+      }
+      if (in.de) {
+        constexpr int64_t ldt = kChunkS + NR;  // padded so the transposed reads below do not alias in cache
+        float* tmp = tmpb.floats(size_t(d * ldt));
+        macro_kernel_wide(d, nt, rows, qTA, Bg, rows * NR, tmp, ldt, 1.f, 0.f);
+        for (int64_t j = 0; j < nt; ++j) {
+          float* o = in.de + (j0 + j) * d;
+          for (int64_t k = 0; k < d; ++k) o[k] += tmp[k * ldt + j];
+        }
+      }
+    });
+    if (!in.dq) continue;
+    // C: dq = G e, depth blocks of KC in order.
+    const int64_t nP = (rows + kRowPieceS - 1) / kRowPieceS;
+    parallel_chunks(nP, 2.0 * double(kRowPieceS) * double(N) * double(std::max<int64_t>(d, 1)), [&](int64_t pc, int) {
+      const int64_t a0 = pc * kRowPieceS, pr = std::min(kRowPieceS, rows - a0);
+      thread_local Scratch agb;
+      float* Ag = agb.floats(size_t(packed_a_size(kRowPieceS, KC)));
+      float* out = in.dq + (r0 + a0) * d;
+      for (int64_t p0 = 0; p0 < N; p0 += KC) {
+        const int64_t kc = std::min(KC, N - p0);
+        pack_a(pr, kc, S + a0 * ldN + p0, ldN, 1, Ag);
+        macro_kernel_wide(pr, d, kc, Ag, eB + p0 * NR, N * NR, out, d, 1.f, p0 == 0 ? 0.f : 1.f);
+      }
+    });
+  }
+  return loss / sumW;
 }
 
 }  // namespace
@@ -205,6 +423,7 @@ double full_softmax(const FullSoftmaxIn& in) {
     if (in.rowLoss) std::fill(in.rowLoss, in.rowLoss + R, 0.f);
     return 0.0;
   }
+  if (const int64_t T = stored_rows(R, N)) return full_softmax_stored(in, sumW, T);
   Ctx cx;
   cx.in = &in;
   cx.invSumW = float(1.0 / sumW);

@@ -241,6 +241,88 @@ void macro_kernel(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const flo
   }
 }
 
+#if defined(__AVX512F__)
+// NA A panels (6 rows each) x NB B panels (16 columns = one zmm each): up to 24 accumulators. Per element the
+// same FMA sequence over p as micro_kernel.
+template <int NA, int NB>
+static inline void micro_kernel_512(int64_t kc, const float* __restrict a, int64_t a_panel_stride,
+                                    const float* __restrict b, int64_t b_panel_stride, float* C, int64_t ldc, int mb,
+                                    int nb, float alpha, float beta) {
+  __m512 c[NA * MR][NB];
+#pragma GCC unroll 12
+  for (int r = 0; r < NA * MR; ++r)
+#pragma GCC unroll 2
+    for (int q = 0; q < NB; ++q) c[r][q] = _mm512_setzero_ps();
+  const float* a1 = a + a_panel_stride;
+  const float* b1 = b + b_panel_stride;
+#pragma GCC unroll 2
+  for (int64_t p = 0; p < kc; ++p) {
+    __m512 bv[NB];
+    bv[0] = _mm512_loadu_ps(b + p * NR);
+    if (NB == 2) bv[NB - 1] = _mm512_loadu_ps(b1 + p * NR);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      const __m512 av = _mm512_set1_ps(a[p * MR + r]);
+#pragma GCC unroll 2
+      for (int q = 0; q < NB; ++q) c[r][q] = _mm512_fmadd_ps(av, bv[q], c[r][q]);
+    }
+    if (NA == 2) {
+#pragma GCC unroll 6
+      for (int r = 0; r < MR; ++r) {
+        const __m512 av = _mm512_set1_ps(a1[p * MR + r]);
+#pragma GCC unroll 2
+        for (int q = 0; q < NB; ++q) c[(NA - 1) * MR + r][q] = _mm512_fmadd_ps(av, bv[q], c[(NA - 1) * MR + r][q]);
+      }
+    }
+  }
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 12
+  for (int r = 0; r < NA * MR; ++r) {
+    if (r >= mb) break;
+#pragma GCC unroll 2
+    for (int q = 0; q < NB; ++q) {
+      const int lanes = nb - q * NR;
+      if (lanes <= 0) break;
+      float* pc = C + r * ldc + q * NR;
+      __m512 v = alpha == 1.f ? c[r][q] : _mm512_mul_ps(c[r][q], va);
+      if (lanes >= NR) {
+        if (beta != 0.f) v = _mm512_fmadd_ps(vb, _mm512_loadu_ps(pc), v);
+        _mm512_storeu_ps(pc, v);
+      } else {
+        const __mmask16 m = __mmask16((1u << lanes) - 1u);
+        if (beta != 0.f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, pc), v);
+        _mm512_mask_storeu_ps(pc, m, v);
+      }
+    }
+  }
+}
+#endif
+
+void macro_kernel_wide(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp, int64_t b_panel_stride,
+                       float* C, int64_t ldc, float alpha, float beta) {
+#if defined(__AVX512F__)
+  for (int64_t j = 0; j < nc; j += 2 * NR) {
+    const int nb = int(std::min<int64_t>(2 * NR, nc - j));
+    const float* b = Bp + (j / NR) * b_panel_stride;
+    for (int64_t i = 0; i < mc; i += 2 * MR) {
+      const int mb = int(std::min<int64_t>(2 * MR, mc - i));
+      const float* a = Ap + i * kc;
+      float* c = C + i * ldc + j;
+      const int64_t as = MR * kc;
+      if (mb > MR) {
+        if (nb > NR) micro_kernel_512<2, 2>(kc, a, as, b, b_panel_stride, c, ldc, mb, nb, alpha, beta);
+        else micro_kernel_512<2, 1>(kc, a, as, b, b_panel_stride, c, ldc, mb, nb, alpha, beta);
+      } else {
+        if (nb > NR) micro_kernel_512<1, 2>(kc, a, as, b, b_panel_stride, c, ldc, mb, nb, alpha, beta);
+        else micro_kernel_512<1, 1>(kc, a, as, b, b_panel_stride, c, ldc, mb, nb, alpha, beta);
+      }
+    }
+  }
+#else
+  macro_kernel(mc, nc, kc, Ap, Bp, b_panel_stride, C, ldc, alpha, beta, {});
+#endif
+}
+
 // C = beta*C + epilogue, for K == 0 (no product term).
 static void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc, Epilogue ep) {
   for (int64_t i = 0; i < M; ++i)

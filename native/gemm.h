@@ -33,6 +33,13 @@ struct Epilogue {
 void macro_kernel(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp, int64_t b_panel_stride,
                   float* C, int64_t ldc, float alpha, float beta, Epilogue ep);
 
+// Same contract as macro_kernel without the epilogue (C = alpha * Ap * Bp + beta * C on the same packed
+// panels), computed in blocks of two A panels x two B panels (12 x 32) with 512-bit registers when the
+// compiler targets AVX-512F (twice the FMA width of the 6 x 16 AVX2 tile), else it is macro_kernel. Used by the
+// full-catalogue softmax; its results depend on the shapes only (never on threads).
+void macro_kernel_wide(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp, int64_t b_panel_stride,
+                       float* C, int64_t ldc, float alpha, float beta);
+
 // Single-threaded strided GEMM: C (M x N, ldc) = alpha * op(A) * op(B) + beta * C, epilogue after.
 void gemm_st(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t ars, int64_t acs, const float* B,
              int64_t brs, int64_t bcs, float beta, float* C, int64_t ldc, Epilogue ep);

@@ -56,6 +56,7 @@ const COVER: Record<string, string[]> = {
   'src/data/prepare.ts': ['test/pipeline.test.ts'],
   'src/train/experiment.ts': ['test/pipeline.test.ts'],
   'src/train/trainer.ts': ['test/pipeline.test.ts'],
+  'src/train/loop.ts': ['test/pipeline.test.ts', 'test/seq-train.test.ts'],
 };
 
 const M = (id: string, file: string, find: string, replace: string, what: string): Mutant => ({ id, file, find, replace, what });
@@ -125,9 +126,9 @@ export const MUTANTS: Mutant[] = [
   M('prepare-val-not-excluded', 'src/data/prepare.ts', 'seenWithVal: csrFromPairs(numUsers, both(trainUsers, valUsers), both(trainItems, valItems), true),', 'seenWithVal: csrFromPairs(numUsers, trainUsers, trainItems, true),', 'validation items not excluded from test rankings'),
   M('experiment-exclude-train-only', 'src/train/experiment.ts', 'test: prep.test, exclude: prep.seenWithVal, ks, itemPopularity', 'test: prep.test, exclude: prep.seen, ks, itemPopularity', 'test ranking excludes train items only'),
   // Early stopping.
-  M('restore-off', 'src/train/trainer.ts', 'if (best) restore(model, best);', '', 'best weights not restored'),
-  M('snapshot-off', 'src/train/trainer.ts', '        best = snapshot(model);\n', '\n', 'best weights never snapshotted'),
-  M('patience-off', 'src/train/trainer.ts', 'if (cfg.patience > 0 && st.badEvals >= cfg.patience) stoppedEarly = true;', '', 'patience ignored (never stops early)'),
+  M('restore-off', 'src/train/loop.ts', 'if (best) task.restore(best);', '', 'best weights not restored'),
+  M('snapshot-off', 'src/train/loop.ts', '        best = task.snapshot();\n', '\n', 'best weights never snapshotted'),
+  M('patience-off', 'src/train/loop.ts', 'if (cfg.patience > 0 && st.badEvals >= cfg.patience) stoppedEarly = true;', '', 'patience ignored (never stops early)'),
 ];
 
 interface Outcome {

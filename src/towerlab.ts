@@ -14,7 +14,9 @@ export { toInteractions, type InteractionData, type InteractionRow, type Interac
 export { runExperiment, type ExperimentOptions, type ExperimentResult } from './train/experiment.ts';
 export { runSeqExperiment, defaultSeqModel, type SeqExperimentOptions, type SeqExperimentResult, type SeqModelOptions } from './seq/experiment.ts';
 export { runTextExperiment, defaultDualEncoder, defaultTowerOptim, type TextExperimentOptions, type TextExperimentResult } from './text/experiment.ts';
-export { defaultTextTrain, type TextTrainOptions } from './text/train.ts';
+export { defaultTextTrain, textRecipe, trainText as trainTextPair, DEFAULT_TEXT_RECIPE_JSON, type TextTrainOptions, type TextTrainResult } from './text/train.ts';
+export { TextEncoderPair, type TextBatchInput } from './text/text-pair.ts';
+export { TextTrainingSet } from './text/training-set.ts';
 export { train as runTrainingLoop, type TrainConfig, type TrainInputs, type TrainSummary } from './train/trainer.ts';
 
 // ── Recipes (negatives: sources, corrections, loss, batch composition) ──

@@ -99,4 +99,8 @@ test('text pairs in memory: a dual encoder that searches new query texts, saved 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+  // Any negatives recipe trains text pairs too (here SamToNe same-tower negatives + the symmetric loss).
+  const st: TextModel = await train({ data: { pairs }, train: { epochs: 4 }, recipe: { sources: [{ type: 'in-batch' }, { type: 'same-tower' }], loss: { symmetric: true } } });
+  assert.ok(st.recommend('ocean whale', 5).every((r) => r.item.startsWith('t3-')));
+  await assert.rejects(train({ data: { pairs }, recipe: { sources: [{ type: 'mined', from: 'online' }] } }), /field 'sources\.0\.from': online mining is not available for text models/);
 });

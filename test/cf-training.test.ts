@@ -5,8 +5,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createJsBackend } from '../src/compute/js.ts';
-import type { Backend } from '../src/compute/backend.ts';
 import { EmbeddingTable } from '../src/model/embedding-table.ts';
 import { TwoTowerModel } from '../src/model/two-tower.ts';
 import { parseRecipe } from '../src/recipe/schema.ts';
@@ -14,14 +12,9 @@ import { buildSources } from '../src/sampling/build.ts';
 import { lrFactor } from '../src/train/lr-schedule.ts';
 import { TrainStep } from '../src/train/step.ts';
 import { Rng } from '../src/util/rng.ts';
+import { testBackends } from './helpers/backends.ts';
 
-async function backends(): Promise<Backend[]> {
-  const list = [await createJsBackend({ wasm: false })];
-  const mod = await import('../src/compute/native.ts').catch(() => null);
-  const n = mod?.loadNativeBackend() ?? null;
-  if (n) list.push(n);
-  return list;
-}
+const backends = () => testBackends();
 
 const U = 12;
 const I = 30;

@@ -146,6 +146,10 @@ const shapes: Array<[number, number, number, number, boolean]> = [
   [300, 1000, 20, 3, true],
   [61, 577, 33, 1, false],
   [257, 130, 16, 8, true], // large logits: the online max must rescale correctly
+  // Awkward sizes: R not a multiple of the 12-row pieces / 6-row panels, N not a multiple of the 256-item chunks
+  // or 16-column panels, d not a multiple of 16 (partial zmm / ymm panels) and above one 64-wide block.
+  [203, 1037, 67, 2, true],
+  [13, 257, 17, 1, false],
 ];
 
 async function checkBackend(b: Backend): Promise<void> {
@@ -200,24 +204,46 @@ test('portable fullSoftmax rejects a target outside the catalogue', async () => 
   assert.throws(() => run(b, p), /target\[1\] = 4 is outside \[0, N=4\)/);
 });
 
+// The native kernel has two paths: catalogues whose row-tile × items logits fit a budget keep them (three products),
+// larger ones recompute them (four products, any size). TOWERLAB_FULL_SOFTMAX_STORE_MIB sets the budget per call:
+// 0 forces the recompute path, a small budget forces several stored row tiles.
+const storeBudgets = ['0', '0.5', ''];
+
 test('native fullSoftmax matches the float64 reference, the portable backend, and any thread count', async (t) => {
   const b = loadNativeBackend();
   if (skipWithoutNative(t, b !== null)) return;
-  await checkBackend(b!);
+  const saved = process.env.TOWERLAB_FULL_SOFTMAX_STORE_MIB;
+  try {
+    for (const budget of storeBudgets) {
+      process.env.TOWERLAB_FULL_SOFTMAX_STORE_MIB = budget;
+      await checkNative(b!, budget);
+    }
+  } finally {
+    if (saved === undefined) delete process.env.TOWERLAB_FULL_SOFTMAX_STORE_MIB;
+    else process.env.TOWERLAB_FULL_SOFTMAX_STORE_MIB = saved;
+  }
+});
+
+async function checkNative(b: Backend, budget: string): Promise<void> {
+  await checkBackend(b);
   const js = await createJsBackend({ wasm: false });
   const p = problem(99, 700, 2100, 24, 2, true);
   const a = run(js, p);
   setNativeThreads(1);
-  const one = run(b!, p);
+  const one = run(b, p);
   setNativeThreads(64);
-  const many = run(b!, p);
-  assert.ok(Math.abs(one.loss - a.loss) < 1e-5 * a.loss);
-  assertClose(one.dq, a.dq, 1e-4, 'native vs js dq');
-  assertClose(one.de, a.de, 1e-4, 'native vs js de');
-  assert.equal(one.loss, many.loss, 'loss differs between 1 and many threads');
-  assert.deepEqual(one.dq, many.dq, 'dq differs between 1 and many threads');
-  assert.deepEqual(one.de, many.de, 'de differs between 1 and many threads');
+  const many = run(b, p);
+  const what = `budget '${budget}' MiB`;
+  assert.ok(Math.abs(one.loss - a.loss) < 1e-5 * a.loss, what);
+  assertClose(one.dq, a.dq, 1e-4, `${what}: native vs js dq`);
+  assertClose(one.de, a.de, 1e-4, `${what}: native vs js de`);
+  assert.equal(one.loss, many.loss, `${what}: loss differs between 1 and many threads`);
+  assert.deepEqual(one.dq, many.dq, `${what}: dq differs between 1 and many threads`);
+  assert.deepEqual(one.de, many.de, `${what}: de differs between 1 and many threads`);
+  // Loss only (no gradients) gives the same loss.
+  const lossOnly = b.fullSoftmax({ q: p.q, e: p.e, R: p.R, N: p.N, d: p.d, target: p.target, scale: p.scale, rowWeight: p.w, dq: null, de: null });
+  assert.ok(Math.abs(lossOnly - one.loss) <= 1e-6 * one.loss, `${what}: loss without gradients ${lossOnly} vs ${one.loss}`);
   const bad = problem(1, 3, 4, 2, 1, false);
   bad.target[2] = -1;
-  assert.throws(() => run(b!, bad), /target\[2\] = -1 is outside/);
-});
+  assert.throws(() => run(b, bad), /target\[2\] = -1 is outside/);
+}

@@ -15,14 +15,9 @@ import { buildSources } from '../src/sampling/build.ts';
 import { TrainStep } from '../src/train/step.ts';
 import { Rng } from '../src/util/rng.ts';
 import { QueueSource } from '../src/sampling/queue.ts';
+import { testBackends } from './helpers/backends.ts';
 
-async function backends(): Promise<Backend[]> {
-  const list = [await createJsBackend({ wasm: false }), await createJsBackend()];
-  const mod = await import('../src/compute/native.ts').catch(() => null);
-  const n = mod?.loadNativeBackend() ?? null;
-  if (n) list.push(n);
-  return list;
-}
+const backends = () => testBackends({ wasm: true });
 
 const NUM_USERS = 10;
 const NUM_ITEMS = 20;

@@ -72,7 +72,9 @@ test('#13.1 a crafted HNSW index (count, neighbour slots) is a one-line error at
   tamperFile(count, 'index/items.usearch', (b) => {
     b.writeBigUInt64LE(4_000_000n, usearchLayout(b).countPresent);
   });
-  const r1 = await serve(count);
+  // In one process (no relaunch with a larger young generation, bin/serve-relaunch.mjs), so the private
+  // copy would carry the spawned process's pid.
+  const r1 = await serve(count, [], { TOWERLAB_SERVE_RELAUNCH: '0' });
   assertOneLine(r1, /index\/items\.usearch: not a valid HNSW index: header counts 4000000 vectors/);
   assert.doesNotMatch(r1.err, /towerlab-serve-index/, 'the user path, not the private copy');
   assert.deepEqual(privateDirs(r1.p.pid!), [], 'no private copy left behind');

@@ -5,20 +5,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Backend } from '../src/compute/backend.ts';
-import { createJsBackend } from '../src/compute/js.ts';
 import { MeanPoolTower } from '../src/seq/mean-pool.ts';
 import { PackedBuilder, packLists } from '../src/seq/packed.ts';
 import { SasRecTower } from '../src/seq/sasrec.ts';
 import type { SeqTower } from '../src/seq/tower.ts';
 import { Rng } from '../src/util/rng.ts';
+import { testBackends } from './helpers/backends.ts';
 
-async function backends(): Promise<Backend[]> {
-  const list: Backend[] = [await createJsBackend({ wasm: false })];
-  const mod = await import('../src/compute/native.ts').catch(() => null);
-  const n = mod?.loadNativeBackend() ?? null;
-  if (n) list.push(n);
-  return list;
-}
+const backends = () => testBackends();
 
 const sparse = { kind: 'lazyadam' as const, lr: 0.01, beta1: 0.9, beta2: 0.98, eps: 1e-8 };
 const optim = { lr: 0.01, beta1: 0.9, beta2: 0.98 };

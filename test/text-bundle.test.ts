@@ -23,7 +23,7 @@ import { loadBeir } from '../src/text/beir.ts';
 import { TextCorpus } from '../src/text/corpus.ts';
 import { DualEncoder } from '../src/text/dual-encoder.ts';
 import { defaultDualEncoder } from '../src/text/experiment.ts';
-import { TextTrainer, defaultTextTrain } from '../src/text/train.ts';
+import { defaultTextTrain, trainDualEncoder } from '../src/text/train.ts';
 import { ServerMetrics } from '../src/serve/metrics.ts';
 import { ModelHolder } from '../src/serve/model-holder.ts';
 import { Recommender } from '../src/serve/recommender.ts';
@@ -52,7 +52,7 @@ before(async () => {
   const corpus = new TextCorpus(data, tok);
   // A window shorter than the documents: each has 2–3 chunks, so the best-chunk (MaxP) scoring matters.
   const enc = new DualEncoder({ ...defaultDualEncoder, tower: 'boe', dim: 32, window: 12, stride: 6, tokenizer: tok }, { lrSparse: 0.05, lrDense: 0.005 });
-  new TextTrainer(backend, enc, corpus, { ...defaultTextTrain, epochs: 30, batchSize: 16, temperature: 0.1 }).run(data.qrels.get('train')!, null);
+  trainDualEncoder(backend, enc, corpus, data.qrels.get('train')!, { ...defaultTextTrain, epochs: 30, batchSize: 16, temperature: 0.1 });
   modelDir = join(work, 'model');
   enc.save(modelDir, { data: beir }); // as `towerlab text --out` does: the corpus is found through `data`
   model = new TextModel(enc, corpus, backend);

@@ -19,7 +19,10 @@ import { TextCorpus } from '../src/text/corpus.ts';
 import { DualEncoder, DualEncoderRetriever } from '../src/text/dual-encoder.ts';
 import { defaultDualEncoder, runTextExperiment } from '../src/text/experiment.ts';
 import { evaluateRanking } from '../src/text/metrics.ts';
-import { TextTrainer, defaultTextTrain } from '../src/text/train.ts';
+import { defaultTextTrain, textRecipe, trainDualEncoder, trainText } from '../src/text/train.ts';
+import { TextEncoderPair } from '../src/text/text-pair.ts';
+import { PretrainRows, SentenceCache, TextTrainingSet } from '../src/text/training-set.ts';
+import { Rng } from '../src/util/rng.ts';
 import { synonymSet } from './helpers/beir-synthetic.ts';
 
 const tok = { buckets: 1 << 14, bigrams: false, charNgrams: [], stopwords: true, stem: true };
@@ -47,25 +50,30 @@ test('inverse-cloze pairs: the query is a sentence of the document, mostly remov
   const dir = synonymSet(20, 1);
   const corpus = new TextCorpus(loadBeir(dir), { ...tok, bigrams: false });
   const enc = new DualEncoder({ ...defaultDualEncoder, dim: 8, window: 64, stride: 48, tokenizer: { ...tok, bigrams: false } }, { lrSparse: 0.01, lrDense: 0.01 });
-  const tr = new TextTrainer(await createJsBackend({ wasm: false }), enc, corpus, { ...defaultTextTrain, seed: 3 });
-  const pairs = tr.pretrainPairs('ict');
-  assert.equal(pairs.length, 20);
+  const pair = new TextEncoderPair(enc, corpus);
+  const cache = new SentenceCache();
+  const pairs = new PretrainRows(pair.docs, 'ict', new Rng(3), cache);
+  assert.equal(pairs.items.length, 20);
   let removed = 0;
-  for (const p of pairs) {
-    const words = corpus.docWords[p.doc];
-    assert.ok(p.q.length >= 4);
+  pairs.items.forEach((doc, i) => {
+    const words = corpus.docWords[doc];
+    assert.ok(pairs.queries[i].length >= 4);
     // Every query token is a token of its document.
     const docTok = new Set(corpus.tokenizer.tokensOfWords(words));
-    for (const t of p.q) assert.ok(docTok.has(t));
-    if (p.pos.length < words.length) removed++;
-  }
+    for (const t of pairs.queries[i]) assert.ok(docTok.has(t));
+    if (pairs.positives[i].length < words.length) removed++;
+  });
   assert.ok(removed >= 15, `sentence removed in ${removed}/20 pairs`);
-  const title = tr.pretrainPairs('title');
-  assert.equal(title.length, 20);
-  assert.deepEqual(Array.from(title[0].q), Array.from(corpus.tokenizer.tokensOfWords(corpus.titleWords[title[0].doc])));
+  assert.deepEqual(Array.from(pairs.users), new Array(20).fill(-1), 'pre-training rows have no query id');
+  const title = new PretrainRows(pair.docs, 'title', new Rng(3), cache);
+  assert.equal(title.items.length, 20);
+  assert.deepEqual(Array.from(title.queries[0]), Array.from(corpus.tokenizer.tokensOfWords(corpus.titleWords[title.items[0]])));
+  // A batch of pre-training rows brings its positives' inputs.
+  const batch = title.batch([0, 1]);
+  assert.equal(batch.input.positives!.length, 2);
   // Pre-training alone (no supervised epoch) trains the towers on these pairs.
   const before = enc.qTower.tensors()[0][1].slice();
-  const res = new TextTrainer(await createJsBackend({ wasm: false }), enc, corpus, { ...defaultTextTrain, pretrain: 'ict', pretrainEpochs: 2, epochs: 0, batchSize: 8 }).run(corpus.data.qrels.get('train')!, null);
+  const res = trainDualEncoder(await createJsBackend({ wasm: false }), enc, corpus, corpus.data.qrels.get('train')!, { ...defaultTextTrain, pretrain: 'ict', pretrainEpochs: 2, epochs: 0, batchSize: 8 });
   assert.deepEqual(res.history.map((h) => h.phase), ['pretrain', 'pretrain']);
   assert.ok(res.steps > 0);
   const after = enc.qTower.tensors()[0][1];
@@ -78,9 +86,10 @@ test('hard-negative pools: BM25 top documents minus the positives, and they ente
   const corpus = new TextCorpus(d, tok);
   const bm25 = new Bm25Index(corpus.docWords);
   const enc = new DualEncoder({ ...defaultDualEncoder, dim: 8, window: 64, stride: 48, tokenizer: tok }, { lrSparse: 0.01, lrDense: 0.01 });
-  const tr = new TextTrainer(await createJsBackend({ wasm: false }), enc, corpus, { ...defaultTextTrain, hardNegatives: 2, hardPool: 5 });
+  const pair = new TextEncoderPair(enc, corpus);
+  const set = new TextTrainingSet(pair.docs, d.qrels.get('train')!, bm25);
   const rel = relevantByQuery(d.qrels.get('train')!);
-  const pools = tr.minePools(bm25, rel);
+  const pools = set.bm25Pools(0, 5);
   for (const [q, pool] of pools) {
     assert.ok(pool.length > 0 && pool.length <= 5);
     for (const doc of pool) assert.ok(!rel.get(q)!.has(doc), 'a positive is never a negative');
@@ -88,15 +97,19 @@ test('hard-negative pools: BM25 top documents minus the positives, and they ente
     const topNeg = Array.from(top.ids).filter((x) => x >= 0 && !rel.get(q)!.has(x)).slice(0, pool.length);
     assert.deepEqual(Array.from(pool), topNeg);
   }
-  // With hard negatives the candidate set is larger than the batch: the loss over B + B·H candidates is larger.
+  // With hard negatives the candidate set is larger than the batch (B + B·H columns), and they come from the pools.
   let N = 0;
-  const orig = enc.step.bind(enc);
-  enc.step = (b, q, c, ...rest) => {
-    N = Math.max(N, c.length - q.length);
-    return orig(b, q, c, ...rest);
+  let fromPools = true;
+  const orig = pair.forward.bind(pair);
+  pair.forward = (b, batch, ids, rng) => {
+    N = Math.max(N, ids.length - batch.rows);
+    for (let j = batch.rows; j < ids.length; j++) if (!Array.from(pools.values()).some((p) => p.includes(ids[j]))) fromPools = false;
+    return orig(b, batch, ids, rng);
   };
-  tr.run(d.qrels.get('train')!, bm25);
+  trainText(await createJsBackend({ wasm: false }), pair, set, textRecipe({ hardNegatives: 2, hardPool: 5 }), { ...defaultTextTrain, batchSize: 8 });
   assert.ok(N > 0, 'hard negatives were added to the candidates');
+  assert.ok(N <= 2 * 8);
+  assert.ok(fromPools, 'every extra column is a pooled BM25 negative');
 });
 
 test('save → load gives the same retrieval', async () => {
@@ -106,7 +119,7 @@ test('save → load gives the same retrieval', async () => {
   const b = await getBackend();
   for (const shared of [true, false]) {
     const enc = new DualEncoder({ ...defaultDualEncoder, shared, tower: 'transformer', dim: 8, heads: 2, window: 16, stride: 8, tokenizer: tok }, { lrSparse: 0.01, lrDense: 0.01 });
-    new TextTrainer(b, enc, corpus, { ...defaultTextTrain, epochs: 2, batchSize: 8 }).run(d.qrels.get('train')!, null);
+    trainDualEncoder(b, enc, corpus, d.qrels.get('train')!, { ...defaultTextTrain, epochs: 2, batchSize: 8 });
     const out = join(mkdtempSync(join(tmpdir(), 'text-model-')), 'm');
     enc.save(out, {});
     const back = DualEncoder.load(out);

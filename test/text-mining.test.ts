@@ -19,7 +19,7 @@ import { defaultDualEncoder } from '../src/text/experiment.ts';
 import { evaluateRanking } from '../src/text/metrics.ts';
 import { mineTextPools } from '../src/text/mine-rounds.ts';
 import { splitQrelsByQuery } from '../src/text/query-split.ts';
-import { defaultTextTrain, TextTrainer } from '../src/text/train.ts';
+import { defaultTextTrain, trainDualEncoder } from '../src/text/train.ts';
 import { Rng } from '../src/util/rng.ts';
 import { synonymSet } from './helpers/beir-synthetic.ts';
 
@@ -77,7 +77,7 @@ test('ensemble pools: fused members, positives skipped, rank window and margin o
   assert.throws(() => mineTextPools([bm], qs, rel, { pool: 2, fusion: 'rrf', margin: 0.1 }), /filterScores/);
 });
 
-test('trainer: externally mined pools are used (weights change), and ignored without hard negatives', async () => {
+test('training: externally mined pools are used (weights change), and ignored without hard negatives', async () => {
   const b = await createJsBackend({ wasm: false });
   const data = loadBeir(synonymSet(12, 2));
   const corpus = new TextCorpus(data, tok);
@@ -87,7 +87,7 @@ test('trainer: externally mined pools are used (weights change), and ignored wit
   for (const q of new Set(train.query)) pools.set(q, Int32Array.of(0, 1, 2, 3));
   const run = (hn: number, p: Map<number, Int32Array> | null) => {
     const enc = new DualEncoder(cfg, { lrSparse: 0.01, lrDense: 0.01 });
-    new TextTrainer(b, enc, corpus, { ...defaultTextTrain, epochs: 2, batchSize: 4, hardNegatives: hn, seed: 1 }).run(train, null, p);
+    trainDualEncoder(b, enc, corpus, train, { ...defaultTextTrain, epochs: 2, batchSize: 4, hardNegatives: hn, seed: 1 }, { pools: p });
     return Array.from(enc.qTower.tensors()[0][1]);
   };
   const none = run(0, null);

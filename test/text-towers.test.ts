@@ -6,19 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Backend } from '../src/compute/backend.ts';
-import { createJsBackend } from '../src/compute/js.ts';
 import { BoeTower } from '../src/text/boe-tower.ts';
 import { packTexts, type TextTower } from '../src/text/tower.ts';
 import { TransformerTower } from '../src/text/transformer-tower.ts';
 import { Rng } from '../src/util/rng.ts';
+import { testBackends } from './helpers/backends.ts';
 
-async function backends(): Promise<Backend[]> {
-  const list: Backend[] = [await createJsBackend({ wasm: false })];
-  const mod = await import('../src/compute/native.ts').catch(() => null);
-  const n = mod?.loadNativeBackend() ?? null;
-  if (n) list.push(n);
-  return list;
-}
+const backends = () => testBackends();
 
 const optim = { lrSparse: 0.01, lrDense: 0.01 };
 const seqs = [Int32Array.of(1), Int32Array.of(2, 1, 4), Int32Array.of(5, 1, 2, 4, 3, 6)];

@@ -16,6 +16,7 @@ import { DualEncoder, FORMAT as TEXT_FORMAT, rankDocuments, type DualEncoderConf
 import { defaultDualEncoder, defaultTowerOptim, runTextExperiment, type TextExperimentResult } from '../text/experiment.ts';
 import type { TextMetrics } from '../text/metrics.ts';
 import { defaultTextTrain, type TextTrainOptions } from '../text/train.ts';
+import { loadRecipe, parseRecipe, type Recipe } from '../recipe/schema.ts';
 import type { ChunkSet } from '../text/chunk.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
@@ -34,6 +35,11 @@ export interface TextTrainOptionsApi {
   /** Overrides of the dual encoder (tower 'boe' | 'transformer', dim, …) and of its training (epochs, batchSize, …). */
   model?: Partial<DualEncoderConfig>;
   train?: Partial<TextTrainOptions>;
+  /**
+   * The negatives recipe (any recipe: logQ, queue, same-tower, …; an object or a JSON file path through
+   * `train()`); default: the text recipe (recipes/text.json).
+   */
+  recipe?: Recipe | Record<string, unknown> | string;
   /** Fraction of the queries held out for the test metrics (default 0.1; at least one query). */
   testFraction?: number;
   backend?: BackendChoice;
@@ -167,6 +173,7 @@ export async function trainText(o: TextTrainOptionsApi): Promise<TextModel> {
     model,
     optim: defaultTowerOptim,
     train,
+    recipe: o.recipe === undefined ? undefined : typeof o.recipe === 'string' ? loadRecipe(o.recipe) : parseRecipe(o.recipe),
     bm25: defaultBm25Options,
     rrfK: 60,
     weights: [1, 1],

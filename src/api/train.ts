@@ -80,7 +80,10 @@ export async function train(options: TextTrainOptionsApi): Promise<TextModel>;
 export async function train(options: TrainOptions): Promise<TrainedModel>;
 export async function train(options: TrainOptions | TextTrainOptionsApi): Promise<TrainedModel | TextModel> {
   if (typeof options !== 'object' || options === null || options.data === undefined) throw new UserError('train: expected { data, recipe?, … }');
-  if (isTextPairs(options.data)) return trainText(options as TextTrainOptionsApi);
+  if (isTextPairs(options.data)) {
+    const t = options as TextTrainOptionsApi;
+    return trainText({ ...t, recipe: t.recipe === undefined ? undefined : recipeOf(t.recipe) });
+  }
   return trainTwoTower(options as TrainOptions);
 }
 

@@ -46,6 +46,7 @@ export function registerSeqCommand(program: Command): void {
     .option('--exclude-history', "remove each user's history items from the ranking (default: exclude nothing)")
     .option('--sampled <list>', "also report GNNO's sampled protocol: the target ranked against N uniform non-interacted items, for each N (e.g. 1000,99)")
     .option('--out <dir>', "save the trained model (best validation epoch) here, for 'towerlab eval / recommend / export / serve'")
+    .option('--resume', 'continue an interrupted run from the checkpoint in --out (written there after every epoch)')
     .option('--seed <n>', 'seed of initialisation, batch order and sampling', parseNum('--seed'), d.seed)
     .option('--no-progress', 'no progress output')
     .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'native', 'js']).default('auto'))
@@ -77,6 +78,7 @@ export interface SeqCommandOptions extends DataOptions {
   excludeHistory?: boolean;
   sampled?: string;
   out?: string;
+  resume?: boolean;
   seed: number;
   progress: boolean;
   backend: BackendChoice;
@@ -140,6 +142,8 @@ async function seqCommand(o: SeqCommandOptions): Promise<void> {
       valUsers: requireInt('--val-users', o.valUsers, 1),
       progress: o.progress === false ? 'none' : defaultProgressMode(),
       warmupEpochs: warmupFrom(o.warmupEpochs),
+      checkpointDir: o.out ?? null,
+      resume: !!o.resume,
     },
     ks,
     excludeHistory: !!o.excludeHistory,

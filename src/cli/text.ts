@@ -13,6 +13,7 @@ import type { TextMetrics } from '../text/metrics.ts';
 import { defaultTokenizerOptions } from '../text/tokenize.ts';
 import { defaultTextTrain, type PretrainKind } from '../text/train.ts';
 import { UserError } from '../util/errors.ts';
+import { loadRecipe, type Recipe } from '../recipe/schema.ts';
 import { parseList, parseNum, requireInt, requirePositive } from './options.ts';
 import { printJsonLast } from './output.ts';
 
@@ -44,10 +45,16 @@ export function registerTextCommand(program: Command): void {
     .option('--epochs <n>', 'supervised epochs over the train qrels pairs', parseNum('--epochs'), t.epochs)
     .addOption(new Option('--pretrain <kind>', 'self-supervised pre-training on the corpus: inverse cloze task, title → abstract, or none').choices(['ict', 'title', 'none']).default(t.pretrain))
     .option('--pretrain-epochs <n>', 'pre-training epochs (one pair per document each)', parseNum('--pretrain-epochs'), t.pretrainEpochs)
-    .option('--hard-negatives <n>', 'BM25-mined hard negatives per query per step (0 = in-batch only)', parseNum('--hard-negatives'), t.hardNegatives)
-    .option('--hard-pool <n>', 'BM25 top non-positives each query draws its hard negatives from', parseNum('--hard-pool'), t.hardPool)
+    .option('--recipe <file>', 'negatives recipe (JSON, the schema of every recipe: sources incl. mined from "bm25", logQ, queue, same-tower, FN masking, losses, batch samplers); default: recipes/text.json shaped by --temperature / --hard-negatives / --hard-pool')
+    .option('--hard-negatives <n>', 'default recipe: BM25-mined hard negatives per query per step (0 = in-batch only)', parseNum('--hard-negatives'), t.hardNegatives)
+    .option('--hard-pool <n>', 'default recipe: BM25 top non-positives each query draws its hard negatives from', parseNum('--hard-pool'), t.hardPool)
+    .option('--val-holdout <x>', 'hold out this fraction of the train queries for validation (NDCG@10) with --eval-every / --patience (0 = no validation)', parseNum('--val-holdout'), 0)
+    .option('--eval-every <n>', 'validate every n supervised epochs (with --val-holdout)', parseNum('--eval-every'), 1)
+    .option('--patience <n>', 'stop after n validations without improvement; the best epoch\'s weights are kept (0 = never stop early)', parseNum('--patience'), 0)
+    .option('--checkpoint <dir>', 'write an atomic training checkpoint here after every epoch (weights, optimiser and recipe state)')
+    .option('--resume', 'continue from --checkpoint')
     .option('--batch-size <n>', 'pairs per step', parseNum('--batch-size'), t.batchSize)
-    .option('--temperature <x>', 'softmax temperature', parseNum('--temperature'), t.temperature)
+    .option('--temperature <x>', 'default recipe: softmax temperature', parseNum('--temperature'), t.temperature)
     .option('--lr-sparse <x>', 'lazy Adam learning rate of the hashed embedding rows', parseNum('--lr-sparse'), defaultTowerOptim.lrSparse)
     .option('--lr-dense <x>', 'Adam learning rate of dense weights', parseNum('--lr-dense'), defaultTowerOptim.lrDense)
     .option('--k1 <x>', 'BM25 k1', parseNum('--k1'), defaultBm25Options.k1)
@@ -64,7 +71,7 @@ export function registerTextCommand(program: Command): void {
     .option('--no-progress', 'no per-epoch log on stderr')
     .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'native', 'js']).default('auto'))
     .option('--json', 'print the result as one JSON object on the last line of stdout')
-    .action((o) => textCommand(o));
+    .action((o, cmd: Command) => textCommand(o, cmd));
 }
 
 export interface TextCommandOptions {
@@ -90,6 +97,12 @@ export interface TextCommandOptions {
   pretrainEpochs: number;
   hardNegatives: number;
   hardPool: number;
+  recipe?: string;
+  valHoldout: number;
+  evalEvery: number;
+  patience: number;
+  checkpoint?: string;
+  resume?: boolean;
   batchSize: number;
   temperature: number;
   lrSparse: number;
@@ -110,7 +123,17 @@ export interface TextCommandOptions {
   json?: boolean;
 }
 
-async function textCommand(o: TextCommandOptions): Promise<void> {
+async function textCommand(o: TextCommandOptions, cmd?: Command): Promise<void> {
+  let recipe: Recipe | undefined;
+  if (o.recipe) {
+    // The shortcut flags shape the default recipe only: with a recipe file they would be silently ignored.
+    for (const [key, flag] of [['hardNegatives', '--hard-negatives'], ['hardPool', '--hard-pool'], ['temperature', '--temperature']] as const) {
+      if (cmd?.getOptionValueSource(key) === 'cli') throw new UserError(`${flag}: shapes the default text recipe; with --recipe set it in the recipe file`);
+    }
+    recipe = loadRecipe(o.recipe);
+  }
+  if (o.resume && !o.checkpoint) throw new UserError('--resume: needs --checkpoint <dir>');
+  const valHoldout = o.valHoldout ?? 0;
   const charNgrams = o.charNgrams ? parseList('--char-ngrams', o.charNgrams) : [];
   const window = requireInt('--window', o.window, 1);
   const stride = requireInt('--stride', o.stride, 1);
@@ -147,7 +170,13 @@ async function textCommand(o: TextCommandOptions): Promise<void> {
       hardNegatives: requireInt('--hard-negatives', o.hardNegatives, 0),
       hardPool: requireInt('--hard-pool', o.hardPool, 1),
       seed: o.seed,
+      evalEvery: valHoldout > 0 ? requireInt('--eval-every', o.evalEvery ?? 1, 1) : 0,
+      patience: requireInt('--patience', o.patience ?? 0, 0),
+      checkpointDir: o.checkpoint ?? null,
+      resume: !!o.resume,
     },
+    recipe,
+    validation: valHoldout > 0 ? { holdout: valHoldout, splitSeed: o.seed } : undefined,
     bm25: { k1: o.k1, b: o.b },
     rrfK: requirePositive('--rrf-k', o.rrfK),
     weights: [1, 1],
@@ -169,7 +198,8 @@ async function textCommand(o: TextCommandOptions): Promise<void> {
   const lines = [
     `data: ${r.data.dir}: ${r.data.docs} docs (${r.data.chunks} chunks of ≤ ${window} words), ${r.data.queries} queries; ${r.data.trainQueries} train queries, ${r.data.testQueries} test queries`,
     `dual encoder: ${o.tower} (dim ${dim}${o.tower === 'transformer' ? `, ${o.blocks} block(s), ${heads} head(s)` : `, ${o.pooling} pooling`}), ${o.separateTowers ? 'separate' : 'shared'} towers; ` +
-      `pre-training ${o.pretrain}${o.pretrain !== 'none' ? ` × ${o.pretrainEpochs}` : ''}, ${o.epochs} epochs, ${r.train.steps} steps in ${r.train.seconds.toFixed(1)} s, hard negatives ${o.hardNegatives} (backend ${r.backend})`,
+      `pre-training ${o.pretrain}${o.pretrain !== 'none' ? ` × ${o.pretrainEpochs}` : ''}, ${o.epochs} epochs, ${r.train.steps} steps in ${r.train.seconds.toFixed(1)} s; recipe '${r.train.recipe}' (backend ${r.backend})` +
+      (r.train.validation.length ? `; validation NDCG@10 best ${Math.max(...r.train.validation.map((v) => v.ndcg10)).toFixed(4)} @ epoch ${r.train.bestEpoch}${r.train.stoppedEarly ? ' (stopped early)' : ''}` : ''),
     `test (${r.data.testQueries} queries):`,
     `${'method'.padEnd(22)} ${'NDCG@10'.padStart(8)} ${'Recall@100'.padStart(10)} ${'MRR@10'.padStart(8)}`,
     row('BM25', m.bm25),

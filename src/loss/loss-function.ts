@@ -16,8 +16,8 @@ export function lossFunction(recipe: Recipe, ctx: { numItems?: number } = {}): L
   if (recipe.loss.type === 'gbce') {
     const n = ctx.numItems;
     if (!n) throw new UserError("recipe: field 'loss.type': 'gbce' is not supported here (it needs the catalogue size; use it with `towerlab seq`)");
-    const t = recipe.loss.t;
-    return (b, a) => gbceLoss(b, a, t, n);
+    const { t, reduction } = recipe.loss;
+    return (b, a) => gbceLoss(b, a, t, n, reduction);
   }
   if (recipe.loss.type === 'debiased') {
     const l = new DebiasedLoss(recipe.loss.tauPlus);

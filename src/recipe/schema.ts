@@ -225,11 +225,19 @@ export const recipeSchema = z
         tauPlus: z.number().min(0).lt(1).default(0.1),
         /** gBCE calibration t: 0 = plain BCE (β = 1), 1 = fully calibrated (β = α); gSASRec's default 0.75. */
         t: z.number().min(0).max(1).default(0.75),
+        /**
+         * gBCE's reduction over a row's k negatives: 'sum' (gSASRec's code: [β·softplus(−s⁺) + Σ softplus(s⁻)] / (k + 1),
+         * each negative weighs as much as the positive) or 'mean' (β·softplus(−s⁺) + mean softplus(s⁻): the negatives
+         * together weigh as much as the positive). Same ranking at the optimum (the optimal logits differ by the
+         * constant log k); with hundreds of shared negatives 'sum' trains to a popularity-like ranking in Towerlab's
+         * trainer (docs/sequential.md), 'mean' learns.
+         */
+        reduction: z.enum(['sum', 'mean']).default('mean'),
         /** Add the item→user direction and average the two losses (bidirectional). */
         symmetric: z.boolean().default(false),
       })
       .strict()
-      .default({ type: 'infonce', tauPlus: 0.1, t: 0.75, symmetric: false }),
+      .default({ type: 'infonce', tauPlus: 0.1, t: 0.75, reduction: 'mean', symmetric: false }),
     batchSampler: batchSamplerSchema.default({ type: 'shuffle' }),
   })
   .strict();

@@ -12,7 +12,7 @@ import { StreamingFrequency, TrainFrequency, type FrequencyEstimator } from './f
 import { InBatchSource } from './in-batch.ts';
 import type { Backend } from '../compute/backend.ts';
 import type { TwoTowerModel } from '../model/two-tower.ts';
-import { MinedSource } from './mined.ts';
+import { MinedSource, type MinedContext } from './mined.ts';
 import { neighbourhoodSource, NeighbourhoodSource } from './neighbourhood.ts';
 import { PopularitySource } from './popularity.ts';
 import { QueueSource } from './queue.ts';
@@ -39,6 +39,8 @@ export interface SourceContext {
   itemIds?: string[];
   /** Rows per batch, for the memory estimate of the recipe's sizes (recipe/limits.ts). */
   batchSize?: number;
+  /** Named mined-negative pools of the data (text: 'bm25'), see sampling/mined.ts. */
+  namedPools?: MinedContext['namedPools'];
 }
 
 export interface SourceSet {

@@ -51,6 +51,11 @@ export interface MinedContext {
   backend?: Backend;
   userIds?: string[];
   itemIds?: string[];
+  /**
+   * Pools the data provides under a name (text retrieval: 'bm25', each query's BM25 top documents minus its
+   * positives): `from` names them instead of a file. Keyed by user (query id); null = no pools of that name.
+   */
+  namedPools?: (from: string, spec: MinedSpec, field: string) => Map<number, Int32Array> | null;
 }
 
 interface CachedList {
@@ -107,11 +112,32 @@ export class MinedSource implements NegativeSource {
       this.rate = new Float64Array(ctx.numItems);
       this.lastSeen = new Float64Array(ctx.numItems);
     }
-    if (spec.from === 'online') {
+    // Pools the data names (text: 'bm25') come first; the data may also refuse a `from` it cannot serve.
+    const named = ctx.namedPools?.(spec.from, spec, `${where}.from`) ?? null;
+    if (named) this.usePools(named);
+    else if (spec.from === 'online') {
       if (!ctx.model || !ctx.backend) throw new UserError(`recipe: field '${where}.from': online mining needs the live model (train with towerlab train or runExperiment)`);
       if (!ctx.trainUsers) throw new UserError(`recipe: field '${where}.from': online mining needs the training users`);
       this.seen = csrFromPairs(maxPlusOne(ctx.trainUsers), ctx.trainUsers, ctx.trainItems, true);
     } else this.loadFile(spec.from, where);
+  }
+
+  /** Per-user pools given in memory (namedPools): every row of a user draws from its user's pool. */
+  private usePools(pools: Map<number, Int32Array>): void {
+    this.groups = new Map();
+    this.byUser = pools;
+    if (!this.rate) return;
+    // Expected draws per row, as take() draws, weighted by the user's training rows.
+    const rows = new Map<number, number>();
+    for (const u of this.ctx.trainUsers ?? []) rows.set(u, (rows.get(u) ?? 0) + 1);
+    let total = 0;
+    for (const [u, g] of pools) {
+      const w = rows.get(u) ?? 0;
+      total += w;
+      if (this.spec.sample === 'top') for (let i = 0; i < Math.min(this.spec.n, g.length); i++) this.rate[g[i]] += w;
+      else for (const j of g) this.rate[j] += w * Math.min(1, this.spec.n / g.length);
+    }
+    if (total) for (let j = 0; j < this.rate.length; j++) this.rate[j] /= total;
   }
 
   /** Reads `towerlab mine` JSONL groups into (user, positive) → negatives. */

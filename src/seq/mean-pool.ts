@@ -10,7 +10,7 @@ import { EmbeddingTable, type SparseOptimizerConfig } from '../model/embedding-t
 import { Rng } from '../util/rng.ts';
 import { Buffers } from '../nn/buffers.ts';
 import type { PackedBatch } from './packed.ts';
-import type { DenseOptim, SeqTower } from './tower.ts';
+import { towerOptimizerState, type DenseOptim, type SeqTower } from './tower.ts';
 
 export interface MeanPoolConfig {
   numItems: number;
@@ -99,6 +99,10 @@ export class MeanPoolTower implements SeqTower {
   stepDense(b: Backend): void {
     this.proj.adamStep(b, this.optim.lr, this.optim.beta1, this.optim.beta2);
     this.proj.zeroGrad();
+  }
+
+  optimizerState() {
+    return towerOptimizerState(this.items, [], [['proj', this.proj]]);
   }
 
   tensors(): Array<[string, Float32Array]> {

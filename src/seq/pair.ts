@@ -83,8 +83,13 @@ export class SeqPair implements EncoderPair<PackedBatch> {
     const rows = this.buf.i32('rows', R + n);
     rows.set(batch.input.items.subarray(0, R));
     rows.set(ids, R);
-    const c = this.buf.f32('c', n * d);
-    b.gatherRows(this.tower.items.data, ids, c, d);
+    // Every item in order (the full catalogue): the table itself, no copy (nothing writes c before step()).
+    const E = this.tower.items.data;
+    let c = E;
+    if (!isEveryItem(ids, this.numItems)) {
+      c = this.buf.f32('c', n * d);
+      b.gatherRows(E, ids, c, d);
+    }
     this.R = R;
     this.n = n;
     this.merged = 0;
@@ -133,13 +138,31 @@ export class SeqPair implements EncoderPair<PackedBatch> {
     return new TableMomentum(this.tower.items, m, this.space.cosine);
   }
 
-  stateArrays(): StateArrays {
-    return this.tower.tensors();
+  /** The tower's parameters, and with `withOptimizer` its optimiser moments and step counters (`opt.steps`). */
+  stateArrays(withOptimizer: boolean): StateArrays {
+    const out: StateArrays = [...this.tower.tensors()];
+    if (withOptimizer) {
+      const o = this.tower.optimizerState();
+      out.push(...o.arrays.map(([n, a]): [string, NamedArray] => [`opt.${n}`, a]), ['opt.steps', Int32Array.from(o.steps)]);
+    }
+    return out;
   }
 
+  /** Restores what stateArrays wrote (the optimiser state only when it was saved). */
   restoreState(get: (name: string) => NamedArray | undefined): void {
     for (const [name, a] of this.tower.tensors()) restoreInto(get, name, a);
+    const steps = get('opt.steps');
+    if (!steps) return;
+    const o = this.tower.optimizerState();
+    for (const [n, a] of o.arrays) restoreInto(get, `opt.${n}`, a);
+    o.setSteps(Array.from(steps));
   }
+}
+
+function isEveryItem(ids: Int32Array, n: number): boolean {
+  if (ids.length !== n) return false;
+  for (let j = 0; j < n; j++) if (ids[j] !== j) return false;
+  return true;
 }
 
 /**

@@ -21,7 +21,7 @@ import { Dropout } from '../nn/dropout.ts';
 import { LayerNorm } from '../nn/layer-norm.ts';
 import type { PackedBatch } from './packed.ts';
 import { Param } from '../nn/param.ts';
-import type { DenseOptim, SeqTower } from './tower.ts';
+import { towerOptimizerState, type DenseOptim, type SeqTower } from './tower.ts';
 
 export interface SasRecConfig {
   numItems: number;
@@ -251,6 +251,10 @@ export class SasRecTower implements SeqTower {
         l.zeroGrad();
       }
     }
+  }
+
+  optimizerState() {
+    return towerOptimizerState(this.items, this.denseParams(), this.blocks.flatMap((blk) => blk.layers().map(([name, l]): [string, DenseLayer] => [`${blk.name}.${name}`, l])));
   }
 
   tensors(): Array<[string, Float32Array]> {

@@ -6,7 +6,9 @@
  * `inputGrads`, which the trainer merges with the output-side gradients into one sparse update of E.
  */
 import type { Backend } from '../compute/backend.ts';
+import type { DenseLayer } from '../model/dense-layer.ts';
 import type { EmbeddingTable } from '../model/embedding-table.ts';
+import type { Param } from '../nn/param.ts';
 import type { Rng } from '../util/rng.ts';
 import type { PackedBatch } from './packed.ts';
 
@@ -27,6 +29,11 @@ export interface SeqTower {
   stepDense(backend: Backend): void;
   /** Every parameter array, named (for checkpoints, best-epoch snapshots and tests). */
   tensors(): Array<[string, Float32Array]>;
+  /**
+   * Optimiser state for checkpoints (resume continues exactly): the named moment arrays (live, restored in place)
+   * and the step counters, with their setter.
+   */
+  optimizerState(): { arrays: Array<[string, Float32Array]>; steps: number[]; setSteps(steps: number[]): void };
 }
 
 /** Dense optimiser settings shared by the towers (SASRec: Adam, lr 1e-3, β = (0.9, 0.98)). */
@@ -34,4 +41,26 @@ export interface DenseOptim {
   lr: number;
   beta1: number;
   beta2: number;
+}
+
+/** Optimiser state of dense layers, parameters and the item table (see SeqTower.optimizerState). */
+export function towerOptimizerState(
+  items: EmbeddingTable,
+  params: Param[],
+  layers: Array<[string, DenseLayer]>,
+): { arrays: Array<[string, Float32Array]>; steps: number[]; setSteps(steps: number[]): void } {
+  const arrays: Array<[string, Float32Array]> = [['item.emb.s1', items.state1]];
+  if (items.state2) arrays.push(['item.emb.s2', items.state2]);
+  for (const p of params) arrays.push([`${p.name}.m`, p.m], [`${p.name}.v`, p.v]);
+  for (const [name, l] of layers) arrays.push([`${name}.mw`, l.mw], [`${name}.vw`, l.vw], [`${name}.mb`, l.mb], [`${name}.vb`, l.vb]);
+  return {
+    arrays,
+    steps: [items.step, ...params.map((p) => p.step), ...layers.map(([, l]) => l.step)],
+    setSteps(steps) {
+      if (steps.length !== 1 + params.length + layers.length) throw new RangeError(`checkpoint has ${steps.length} optimiser step counters, this tower needs ${1 + params.length + layers.length}`);
+      items.step = steps[0];
+      params.forEach((p, i) => (p.step = steps[1 + i]));
+      layers.forEach(([, l], i) => (l.step = steps[1 + params.length + i]));
+    },
+  };
 }

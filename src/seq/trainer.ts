@@ -1,13 +1,18 @@
 /**
- * The sequential training loop: every epoch visits each user with ≥ 2 training items once, in shuffled
- * batches of `batchSize` sequences; a step trains every position of every sequence (SASRec), then applies one
- * sparse update to the item table (input-side and output-side gradients together) and Adam to the dense
- * parameters. Validation (full ranking on the second-last items) every `evalEvery` epochs with early stopping;
- * the best epoch's weights are restored at the end.
+ * Sequential training as a task of the one training loop (train/loop.ts) and the one contrastive step: every
+ * epoch visits each user with ≥ 2 training items once, in shuffled batches of `batchSize` sequences; a step
+ * trains every position of every sequence (SASRec) through the tower's EncoderPair (pair.ts: one sparse update
+ * of the item table with input-side and output-side gradients together, Adam on the dense parameters).
+ * Validation (full ranking on the second-last items, and for sampled softmax recipes the gap to the exact
+ * full-catalogue loss) every `evalEvery` epochs with early stopping; the best epoch's weights are restored.
  */
 import type { Backend } from '../compute/backend.ts';
-import { detectCollapse, type CollapseCheck } from '../train/collapse.ts';
-import { Progress, type ProgressMode } from '../train/progress.ts';
+import type { CollapseCheck } from '../train/collapse.ts';
+import { runLoop, type LoopState } from '../train/loop.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { MANIFEST, readTensorDir, writeTensorDir } from '../model/tensor-file.ts';
+import type { ProgressMode } from '../train/progress.ts';
 import { Rng } from '../util/rng.ts';
 import { UserError } from '../util/errors.ts';
 import type { SeqData } from './data.ts';
@@ -38,7 +43,13 @@ export interface SeqTrainConfig {
    * high rate from blowing up the item embeddings before the softmax has any structure to follow.
    */
   warmupEpochs?: number;
+  /** Write a checkpoint here after every epoch (weights, optimiser state, sources' state, loop state). */
+  checkpointDir?: string | null;
+  /** Continue from the checkpoint in checkpointDir (a resumed run draws what an uninterrupted one would). */
+  resume?: boolean;
 }
+
+export const SEQ_CHECKPOINT_FORMAT = 'towerlab-seq-checkpoint';
 
 export interface SeqTrainSummary {
   epochs: number;
@@ -80,93 +91,119 @@ export interface SeqTrainInputs {
 
 export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTrainSummary {
   const { backend, tower, objective, data } = inp;
-  const rng = new Rng(cfg.seed);
   const users: number[] = [];
   for (let u = 0; u < data.numUsers; u++) if (data.train.offsets[u + 1] - data.train.offsets[u] >= 2) users.push(u);
   if (!users.length) throw new UserError('no user has 2 or more training items: nothing to train a next-item model on');
   const order = Int32Array.from(users);
   const valUsers = sampleUsers(data.valItem, cfg.valUsers, cfg.seed);
   const stepsPerEpoch = Math.ceil(order.length / cfg.batchSize);
-  const progress = new Progress(cfg.progress, cfg.epochs * stepsPerEpoch, 0, cfg.epochs);
   const builder = new PackedBuilder(tower.maxLen);
   // The one contrastive step, on the tower as an encoder pair (rows = tokens, items = its own item table).
   const pair = new SeqPair(tower, inp.score);
   const stepper = objective.stepFor(backend, pair);
   const warmupSteps = Math.round((cfg.warmupEpochs ?? 0) * stepsPerEpoch);
   const gapUsers = valUsers.subarray(0, Math.min(512, valUsers.length));
-  let trainMs = 0;
+  const ks = [...new Set([5, 10, 20, Number(cfg.valMetric.split('@')[1])])].filter((k) => k > 0);
   let seqs = 0;
   let positions = 0;
-  let finalLoss = NaN;
-  let best: number | null = null;
-  let bestEpoch: number | null = null;
-  let bestWeights: Float32Array[] | null = null;
-  let sinceBest = 0;
-  let stoppedEarly = false;
-  const history: SeqTrainSummary['history'] = [];
-  let epoch = 0;
-  for (; epoch < cfg.epochs; epoch++) {
-    stepper.beginEpoch(epoch);
-    rng.shuffle(order);
-    const t0 = performance.now();
-    let lossSum = 0;
-    for (let s = 0; s < order.length; s += cfg.batchSize) {
-      const batch = builder.training(data.train, order.subarray(s, Math.min(order.length, s + cfg.batchSize)));
-      if (warmupSteps > 0) pair.setLrScale(Math.min(1, (stepper.step + 1) / warmupSteps));
-      const loss = stepper.run(seqBatch(batch), rng).loss;
-      lossSum += loss;
-      finalLoss = loss;
-      seqs += batch.n;
-      positions += batch.tokens;
-      const elapsed = trainMs + (performance.now() - t0);
-      progress.tick({ epoch: epoch + 1, epochs: cfg.epochs, loss, examplesPerSecond: (seqs * 1000) / Math.max(1, elapsed) });
+  let history: SeqTrainSummary['history'] = [];
+  let resumed: LoopState | undefined;
+  if (cfg.resume) {
+    const dir = cfg.checkpointDir;
+    if (!dir || !existsSync(join(dir, MANIFEST))) throw new UserError(`--resume: no checkpoint found in ${dir ?? '(no output directory: give --out)'}`);
+    let ck: ReturnType<typeof readTensorDir>;
+    try {
+      ck = readTensorDir(dir, SEQ_CHECKPOINT_FORMAT, 1);
+    } catch (e) {
+      // A finished run replaced its checkpoint with the model: nothing to continue.
+      throw new UserError(`--resume: ${(e as Error).message} (a finished run keeps its model there, not a checkpoint)`);
     }
-    const seconds = (performance.now() - t0) / 1000;
-    trainMs += seconds * 1000;
-    if (!Number.isFinite(lossSum)) throw new UserError(`training diverged at epoch ${epoch + 1} (loss ${lossSum}); lower the learning rate`);
-    const entry: SeqTrainSummary['history'][number] = { epoch: epoch + 1, loss: lossSum / stepsPerEpoch, seconds };
-    if (cfg.evalEvery > 0 && valUsers.length > 0 && ((epoch + 1) % cfg.evalEvery === 0 || epoch + 1 === cfg.epochs)) {
-      const ks = [...new Set([5, 10, 20, Number(cfg.valMetric.split('@')[1])])].filter((k) => k > 0);
-      const r = evaluateSeq(backend, tower, data, 'val', { ks, excludeHistory: inp.excludeHistory, score: inp.score, users: valUsers });
-      entry.val = pick(r.metrics);
-      const v = r.metrics[cfg.valMetric];
-      if (v === undefined) throw new UserError(`--val-metric '${cfg.valMetric}': unknown metric (e.g. ndcg@10, hr@10)`);
-      if (objective.name === 'softmax' && !objective.fullCatalogue && gapUsers.length) entry.gap = sampledLossGap(backend, pair, stepper, data, gapUsers, new Rng(cfg.seed ^ 0x9a9));
-      progress.note(`epoch ${epoch + 1}: loss ${entry.loss.toFixed(4)}, validation ${cfg.valMetric} ${v.toFixed(4)}` + (entry.gap ? `; validation-batch loss sampled ${entry.gap.sampled.toFixed(4)} vs full softmax ${entry.gap.full.toFixed(4)}` : ''));
-      if (best === null || v > best) {
-        best = v;
-        bestEpoch = epoch + 1;
-        bestWeights = tower.tensors().map(([, a]) => a.slice());
-        sinceBest = 0;
-      } else if (cfg.patience > 0 && ++sinceBest >= cfg.patience) {
-        history.push(entry);
-        stoppedEarly = true;
-        epoch++;
-        break;
-      }
+    try {
+      pair.restoreState((n) => ck.arrays.get(n));
+      stepper.restoreState((n) => ck.arrays.get(n));
+    } catch (e) {
+      throw new UserError(`--resume: ${(e as Error).message}`);
     }
-    history.push(entry);
-    inp.onEpochEnd?.(epoch + 1, entry);
+    resumed = ck.manifest.trainer as LoopState;
+    seqs = Number(resumed.sequences ?? 0);
+    positions = Number(resumed.positions ?? 0);
+    history = (resumed.seqHistory as SeqTrainSummary['history'] | undefined) ?? [];
   }
-  progress.stop();
-  pair.setLrScale(1);
-  const collapse = detectCollapse(
-    history.map((h) => ({ epoch: h.epoch, loss: h.loss, val: h.val?.[cfg.valMetric] })),
-    cfg.patience > 0 ? cfg.patience : 3,
+  // The one training loop (train/loop.ts): per-epoch seeds, sources' beginEpoch, warm-up, validation, early
+  // stopping with the best epoch restored, collapse detection.
+  const out = runLoop<PackedBatch>(
+    {
+      step: stepper,
+      stepsPerEpoch,
+      // From the same starting order every epoch: the epoch's permutation depends on its seed alone (resume).
+      beginEpoch: (_epoch, rng) => {
+        order.set(users);
+        rng.shuffle(order);
+      },
+      batch: (s) => {
+        const batch = builder.training(data.train, order.subarray(s * cfg.batchSize, Math.min(order.length, (s + 1) * cfg.batchSize)));
+        seqs += batch.n;
+        positions += batch.tokens;
+        return { batch: seqBatch(batch), examples: batch.n };
+      },
+      validate:
+        cfg.evalEvery > 0 && valUsers.length > 0
+          ? (epoch) => {
+              const r = evaluateSeq(backend, tower, data, 'val', { ks, excludeHistory: inp.excludeHistory, score: inp.score, users: valUsers });
+              const v = r.metrics[cfg.valMetric];
+              if (v === undefined) throw new UserError(`--val-metric '${cfg.valMetric}': unknown metric (e.g. ndcg@10, hr@10)`);
+              const gap = objective.name === 'softmax' && !objective.fullCatalogue && gapUsers.length ? sampledLossGap(backend, pair, stepper, data, gapUsers, new Rng(cfg.seed ^ 0x9a9)) : undefined;
+              return {
+                metrics: r.metrics,
+                extra: gap ? { gap } : {},
+                note: `epoch ${epoch}: validation ${cfg.valMetric} ${v.toFixed(4)}` + (gap ? `; validation-batch loss sampled ${gap.sampled.toFixed(4)} vs full softmax ${gap.full.toFixed(4)}` : ''),
+              };
+            }
+          : undefined,
+      checkpoint: cfg.checkpointDir
+        ? (st) => {
+            st.sequences = seqs;
+            st.positions = positions;
+            st.seqHistory = history;
+            writeTensorDir(cfg.checkpointDir!, SEQ_CHECKPOINT_FORMAT, 1, { trainer: st }, [...pair.stateArrays(true), ...stepper.stateArrays()]);
+          }
+        : undefined,
+      snapshot: () => tower.tensors().map(([, a]) => a.slice()),
+      restore: (snap) => tower.tensors().forEach(([, a], i) => a.set(snap[i])),
+      onEpochEnd: (e, v) => {
+        const entry: SeqTrainSummary['history'][number] = { epoch: e.epoch, loss: e.loss, seconds: e.seconds };
+        if (v) {
+          entry.val = pick(v.metrics);
+          if (v.gap) entry.gap = v.gap as { sampled: number; full: number; rows: number };
+        }
+        history.push(entry);
+        inp.onEpochEnd?.(e.epoch, entry);
+      },
+    },
+    {
+      epochs: cfg.epochs,
+      seed: cfg.seed,
+      evalEvery: valUsers.length > 0 ? cfg.evalEvery : 0,
+      patience: cfg.patience,
+      valMetric: cfg.valMetric,
+      progress: cfg.progress,
+      lrFactor: warmupSteps > 0 ? (step) => Math.min(1, step / warmupSteps) : null,
+      resume: resumed,
+    },
   );
-  if (bestWeights) tower.tensors().forEach(([, a], i) => a.set(bestWeights![i]));
-  const trainSeconds = trainMs / 1000;
+  const st = out.state;
+  const trainSeconds = st.trainSeconds;
   return {
-    epochs: epoch,
-    steps: stepper.step,
+    epochs: st.epoch,
+    steps: st.step,
     trainSeconds,
     sequencesPerSecond: seqs / Math.max(1e-9, trainSeconds),
     positionsPerSecond: positions / Math.max(1e-9, trainSeconds),
-    finalLoss,
-    bestEpoch,
-    best,
-    stoppedEarly,
-    collapse,
+    finalLoss: out.lastLoss,
+    bestEpoch: st.best === null ? null : st.bestEpoch,
+    best: st.best,
+    stoppedEarly: out.stoppedEarly,
+    collapse: out.collapse,
     history,
   };
 }

@@ -27,9 +27,9 @@ export interface MetricsOptions {
 
 export class ServerMetrics {
   readonly registry = new Registry();
-  readonly requests: Counter<'route' | 'status'>;
+  private readonly requests: Counter<'route' | 'status'>;
   readonly latency: Histogram<'route'>;
-  readonly answers: Counter<'endpoint' | 'source' | 'search'>;
+  private readonly answers: Counter<'endpoint' | 'source' | 'search'>;
   readonly reloads: Counter<'result'>;
   private readonly modelInfo: Gauge<'id' | 'created'>;
   private readonly modelItems: Gauge;
@@ -41,9 +41,30 @@ export class ServerMetrics {
   constructor(opts: MetricsOptions = {}) {
     const registers = [this.registry];
     if (opts.worker !== undefined) this.registry.setDefaultLabels({ worker: opts.worker });
-    this.requests = new Counter({ name: 'towerlab_http_requests_total', help: 'HTTP requests by route and status code.', labelNames: ['route', 'status'], registers });
+    // The two per-request counters are tallied in plain maps (request(), answer()) and copied into
+    // prom-client when scraped: a request then costs no label hashing or string building.
+    const tallies = this;
+    this.requests = new Counter({
+      name: 'towerlab_http_requests_total',
+      help: 'HTTP requests by route and status code.',
+      labelNames: ['route', 'status'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [route, byStatus] of tallies.requestTally) for (const [status, n] of byStatus) this.inc({ route, status: String(status) }, n);
+      },
+    });
     this.latency = new Histogram({ name: 'towerlab_http_request_duration_seconds', help: 'Time from request received to response sent.', labelNames: ['route'], buckets: BUCKETS, registers });
-    this.answers = new Counter({ name: 'towerlab_answers_total', help: 'Answered queries by endpoint, source (model or popularity fallback) and search method.', labelNames: ['endpoint', 'source', 'search'], registers });
+    this.answers = new Counter({
+      name: 'towerlab_answers_total',
+      help: 'Answered queries by endpoint, source (model or popularity fallback) and search method.',
+      labelNames: ['endpoint', 'source', 'search'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [endpoint, bySource] of tallies.answerTally) for (const [source, bySearch] of bySource) for (const [search, n] of bySearch) this.inc({ endpoint, source, search }, n);
+      },
+    });
     this.reloads = new Counter({ name: 'towerlab_model_reloads_total', help: 'Model reload attempts by result.', labelNames: ['result'], registers });
     this.modelInfo = new Gauge({ name: 'towerlab_model_info', help: 'The bundle being served.', labelNames: ['id', 'created'], registers });
     this.modelItems = new Gauge({ name: 'towerlab_model_items', help: 'Items in the served model.', registers });
@@ -55,6 +76,30 @@ export class ServerMetrics {
     const started = this.started;
     new Gauge({ name: 'process_uptime_seconds', help: 'Seconds since the server started.', registers, collect() { this.set((Date.now() - started) / 1000); } });
     if (opts.defaults !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  private readonly requestTally = new Map<string, Map<number, number>>();
+  private readonly answerTally = new Map<string, Map<string, Map<string, number>>>();
+  private readonly latencyHandles = new Map<string, { observe(v: number): void }>();
+
+  /** One answered HTTP request: counted by route and status, its latency observed. */
+  request(route: string, status: number, seconds: number): void {
+    let byStatus = this.requestTally.get(route);
+    if (!byStatus) this.requestTally.set(route, (byStatus = new Map()));
+    byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
+    // The histogram's handle per route is made once: an observation passes no label object.
+    let latency = this.latencyHandles.get(route);
+    if (!latency) this.latencyHandles.set(route, (latency = this.latency.labels(route)));
+    latency.observe(seconds);
+  }
+
+  /** One answered query, by endpoint, source (model or popularity) and search method. */
+  answer(endpoint: string, source: string, search: string): void {
+    let bySource = this.answerTally.get(endpoint);
+    if (!bySource) this.answerTally.set(endpoint, (bySource = new Map()));
+    let bySearch = bySource.get(source);
+    if (!bySearch) bySource.set(source, (bySearch = new Map()));
+    bySearch.set(search, (bySearch.get(search) ?? 0) + 1);
   }
 
   /** Content-Type of the exposition. */

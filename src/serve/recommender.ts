@@ -11,6 +11,7 @@ import type { Bundle } from '../bundle/read.ts';
 import type { Hits } from '../index/ann-index.ts';
 import { ExactSearcher } from '../index/exact.ts';
 import { indexKind } from '../index/vector-index.ts';
+import { BannedItems } from './banned-items.ts';
 import { badRequest, notFound } from './errors.ts';
 import type { EmbedBody, FilterBody, RecommendBody, SearchBody, SimilarBody } from './schemas.ts';
 
@@ -57,7 +58,7 @@ const EXACT_AMONG_MAX = 50_000;
 const ANN_FETCH_MAX = 8192;
 
 interface CompiledFilter {
-  banned: Set<number>;
+  banned: BannedItems;
   /** Explicit allow-list (sorted item indices), or null for "every item". */
   allowed: Int32Array | null;
   warnings: string[];
@@ -71,6 +72,8 @@ export class Recommender {
   private popOrder: Int32Array | null = null;
   private valueLists = new Map<number, Int32Array[]>();
   private readonly q: Float32Array;
+  /** The banned items of the query being answered (reused: queries are answered one at a time). */
+  private readonly banned = new BannedItems();
 
   constructor(
     readonly bundle: Bundle,
@@ -91,7 +94,6 @@ export class Recommender {
 
   recommend(b: RecommendBody): RecommendResult {
     const f = this.compileFilter(b.filter);
-    const base = { model: this.id, k: b.k } as const;
     const q = this.q;
     let query: RecommendResult['query'];
     let fallback: string | null = null;
@@ -121,12 +123,16 @@ export class Recommender {
         excludedSeen = new Set(items).size;
       }
     }
-    const warnings = f.warnings.length ? { warnings: f.warnings } : {};
+    // Object literals, not spreads, in the order the answer has always had.
+    let r: RecommendResult;
     if (fallback !== null) {
-      return { ...base, source: 'popularity', query, reason: fallback, search: 'popularity', items: this.popular(b.k, f), ...warnings };
+      r = { model: this.id, k: b.k, source: 'popularity', query, reason: fallback, search: 'popularity', items: this.popular(b.k, f) };
+    } else {
+      const { hits, search } = this.retrieve(q, b.k, f, b.search ?? this.defaultSearch);
+      r = { model: this.id, k: b.k, source: 'model', query, search, items: this.named(hits), excludedSeen };
     }
-    const { hits, search } = this.retrieve(q, b.k, f, b.search ?? this.defaultSearch);
-    return { ...base, source: 'model', query, search, items: this.named(hits), excludedSeen, ...warnings };
+    if (f.warnings.length) r.warnings = f.warnings;
+    return r;
   }
 
   similar(b: SimilarBody): RecommendResult {
@@ -152,7 +158,7 @@ export class Recommender {
     const docs = t.docIds.length;
     const k = Math.min(b.k, docs);
     let fetch = Math.min(chunks, Math.ceil((k * chunks) / docs) + 16);
-    const none: CompiledFilter = { banned: new Set(), allowed: null, warnings: [] };
+    const none = this.compileFilter(undefined);
     for (;;) {
       const { hits, search } = this.retrieve(q, fetch, none, b.search ?? this.defaultSearch);
       const seen = new Set<number>();
@@ -261,7 +267,8 @@ export class Recommender {
   }
 
   private compileFilter(fb: FilterBody | undefined): CompiledFilter {
-    const out: CompiledFilter = { banned: new Set(), allowed: null, warnings: [] };
+    this.banned.clear();
+    const out: CompiledFilter = { banned: this.banned, allowed: null, warnings: [] };
     if (!fb) return out;
     const idx = this.bundle.itemIndex;
     const unknownIds = (field: string, ids: string[]) => {
@@ -339,15 +346,15 @@ export class Recommender {
       let fetch = Math.min(n, (k + banned.size) * factor + 16);
       for (;;) {
         const h = index.search(q, fetch);
-        const ids: number[] = [];
-        const scores: number[] = [];
-        for (let i = 0; i < h.ids.length && ids.length < k; i++) {
+        // Kept in place: the index hands back arrays of its own for each search.
+        let got = 0;
+        for (let i = 0; i < h.ids.length && got < k; i++) {
           const j = h.ids[i];
           if (banned.has(j) || (mask && !mask[j])) continue;
-          ids.push(j);
-          scores.push(h.scores[i]);
+          h.ids[got] = j;
+          h.scores[got++] = h.scores[i];
         }
-        if (ids.length >= k || fetch >= n) return { hits: { ids: Int32Array.from(ids), scores: Float32Array.from(scores) }, search: indexKind(index.config) };
+        if (got >= k || fetch >= n) return { hits: { ids: h.ids.subarray(0, got), scores: h.scores.subarray(0, got) }, search: indexKind(index.config) };
         if (fetch >= ANN_FETCH_MAX) break;
         fetch = Math.min(n, fetch * 4);
       }
@@ -373,7 +380,9 @@ export class Recommender {
   }
 
   private named(h: Hits): ScoredItem[] {
-    return Array.from(h.ids, (j, i) => this.scored(j, h.scores[i]));
+    const out = new Array<ScoredItem>(h.ids.length);
+    for (let i = 0; i < out.length; i++) out[i] = this.scored(h.ids[i], h.scores[i]);
+    return out;
   }
 
   private scored(j: number, score: number): ScoredItem {

@@ -85,7 +85,12 @@ export async function startServer(o: Partial<RunOptions> & { source: string }): 
 /** Signal handling for the CLI: graceful close on SIGTERM/SIGINT (forced after `graceMs`), reload on SIGHUP. */
 export function handleSignals(s: RunningServer, log: (m: string) => void, graceMs = 10_000): Promise<void> {
   return new Promise((resolve) => {
+    let stopping = false;
     const stop = (sig: string) => {
+      // A second SIGTERM / SIGINT while closing changes nothing (a supervisor may signal every process of the
+      // group, and `towerlab serve`'s relaying parent signals this one too: bin/serve-relaunch.mjs).
+      if (stopping) return;
+      stopping = true;
       log(`${sig}: closing (finishing in-flight requests)`);
       const force = setTimeout(() => {
         log(`still busy after ${graceMs} ms: exiting anyway`);
@@ -98,8 +103,8 @@ export function handleSignals(s: RunningServer, log: (m: string) => void, graceM
         resolve();
       });
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => s.reload('SIGHUP'));
   });
 }

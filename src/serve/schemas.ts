@@ -96,3 +96,39 @@ export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   if (iss.code === 'unrecognized_keys') msg = `unknown field${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => `'${k}'`).join(', ')}`;
   throw badRequest(path ? `${path}: ${msg}` : msg);
 }
+
+const RECOMMEND_FAST_KEYS = new Set(['user', 'k', 'excludeSeen', 'search']);
+
+/**
+ * The common POST /recommend body — a known user, and at most `k`, `excludeSeen` and `search` besides —
+ * checked by hand: the hot route's validation without zod's per-request work and garbage. It accepts only
+ * bodies the zod schema accepts, and returns what zod would return for them; anything else (a filter, a
+ * history, an unknown field, any invalid value) gives null, and the caller hands the body to zod, so which
+ * bodies are refused and every error message stay zod's. test/serve-fast-body.test.ts checks both agree.
+ */
+export function fastRecommendBody(body: unknown, maxK: number): RecommendBody | null {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
+  const b = body as Record<string, unknown>;
+  for (const key in b) if (!RECOMMEND_FAST_KEYS.has(key)) return null;
+  const u = b.user;
+  let user: string;
+  if (typeof u === 'string') {
+    if (u.length < 1 || u.length > 256) return null;
+    user = u;
+  } else if (typeof u === 'number' && Number.isFinite(u)) user = String(u);
+  else return null;
+  const k = b.k === undefined ? 10 : b.k;
+  if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 1 || k > maxK) return null;
+  const excludeSeen = b.excludeSeen === undefined ? true : b.excludeSeen;
+  if (typeof excludeSeen !== 'boolean') return null;
+  const search = b.search;
+  if (search === undefined) return { user, k, excludeSeen };
+  if (search !== 'ann' && search !== 'exact') return null;
+  return { user, k, excludeSeen, search };
+}
+
+/** POST /recommend's body parser: the hand-checked common case, else zod (see fastRecommendBody). */
+export function recommendBodyParser(maxK: number): (body: unknown) => RecommendBody {
+  const schema = recommendSchema(maxK);
+  return (body) => fastRecommendBody(body, maxK) ?? parseBody(schema, body);
+}

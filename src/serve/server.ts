@@ -17,7 +17,7 @@ import { ServerMetrics } from './metrics.ts';
 import type { ModelHolder } from './model-holder.ts';
 import { publicManifest } from './public-manifest.ts';
 import type { RecommendResult, Recommender } from './recommender.ts';
-import { embedSchema, parseBody, recommendSchema, searchSchema, similarSchema } from './schemas.ts';
+import { embedSchema, parseBody, recommendBodyParser, searchSchema, similarSchema } from './schemas.ts';
 
 export interface ServerOptions {
   /** Largest k a client may ask for. */
@@ -38,7 +38,7 @@ export function buildServer(holder: ModelHolder, metrics: ServerMetrics, opts: S
   const app = Fastify({ logger: opts.logger, bodyLimit: 1 << 20, return503OnClosing: true, forceCloseConnections: 'idle' });
   // JSON only: a text/plain body is a client mistake (415), not a string to validate.
   app.removeContentTypeParser('text/plain');
-  const recommend = recommendSchema(opts.maxK);
+  const parseRecommend = recommendBodyParser(opts.maxK);
   const similar = similarSchema(opts.maxK);
   const search = searchSchema(opts.maxK);
 
@@ -48,14 +48,14 @@ export function buildServer(holder: ModelHolder, metrics: ServerMetrics, opts: S
     return m;
   };
   const counted = (endpoint: string, r: RecommendResult) => {
-    metrics.answers.inc({ endpoint, source: r.source, search: r.search });
+    metrics.answer(endpoint, r.source, r.search);
     return r;
   };
 
-  app.addHook('onResponse', async (req, reply) => {
-    const route = req.routeOptions.url ?? 'unmatched';
-    metrics.requests.inc({ route, status: String(reply.statusCode) });
-    metrics.latency.observe({ route }, reply.elapsedTime / 1000);
+  // A callback hook, not an async one: no promise per request.
+  app.addHook('onResponse', (req, reply, done) => {
+    metrics.request(req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    done();
   });
 
   app.setErrorHandler((err: FastifyError | Error, req, reply) => {
@@ -99,21 +99,17 @@ export function buildServer(holder: ModelHolder, metrics: ServerMetrics, opts: S
 
   app.get('/model', async () => publicManifest(model().bundle));
 
-  app.post('/recommend', async (req) => {
-    const body = parseBody(recommend, req.body);
-    return counted('recommend', model().recommend(body));
-  });
+  // The hot route is synchronous (fastify sends a returned value; a throw goes to the error handler), so a
+  // request costs no promise.
+  app.post('/recommend', (req) => counted('recommend', model().recommend(parseRecommend(req.body))));
 
-  app.post('/similar', async (req) => {
-    const body = parseBody(similar, req.body);
-    return counted('similar', model().similar(body));
-  });
+  app.post('/similar', (req) => counted('similar', model().similar(parseBody(similar, req.body))));
 
   // Text dual encoders: a query text → the best documents.
   app.post('/search', async (req) => {
     const body = parseBody(search, req.body);
     const r = model().search(body);
-    metrics.answers.inc({ endpoint: 'search', source: 'model', search: r.search });
+    metrics.answer('search', 'model', r.search);
     return r;
   });
 

@@ -58,8 +58,9 @@ export function runPrimary(count: number, log: (m: string) => void, onListening:
       for (const w of alive) w.process.kill('SIGTERM');
       if (!alive.size) resolve();
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    // Kept (not once): a repeated signal while stopping is ignored rather than killing the primary.
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
       for (const w of alive) w.process.kill('SIGHUP');
     });

@@ -10,7 +10,8 @@ import { DenseLayer } from '../model/dense-layer.ts';
 import { EmbeddingTable } from '../model/embedding-table.ts';
 import { Buffers } from '../nn/buffers.ts';
 import { Rng } from '../util/rng.ts';
-import { loadInto, type PackedText, type TextTower, type TowerOptim } from './tower.ts';
+import type { NamedArray, StateArrays } from '../util/state.ts';
+import { loadInto, optimizerStateOf, restoreOptimizerOf, type PackedText, type TextTower, type TowerOptim } from './tower.ts';
 
 export interface BoeConfig {
   buckets: number;
@@ -28,6 +29,8 @@ export class BoeTower implements TextTower {
   readonly dense: DenseLayer | null;
   private readonly buf = new Buffers();
   private batch: PackedText | null = null;
+  /** Learning rate of the dense layer now (the configured one times the schedule's factor). */
+  private lrDense: number;
 
   constructor(
     readonly config: BoeConfig,
@@ -45,6 +48,20 @@ export class BoeTower implements TextTower {
       this.dense.b.fill(0);
     }
     this.outDim = config.proj > 0 ? config.proj : config.dim;
+    this.lrDense = optim.lrDense;
+  }
+
+  setLrScale(factor: number): void {
+    this.table.opt.lr = this.optim.lrSparse * factor;
+    this.lrDense = this.optim.lrDense * factor;
+  }
+
+  optimizerState(): StateArrays {
+    return optimizerStateOf(this.table, this.dense ? [['dense', this.dense]] : [], []);
+  }
+
+  restoreOptimizer(get: (name: string) => NamedArray | undefined): void {
+    restoreOptimizerOf(get, this.table, this.dense ? [['dense', this.dense]] : [], []);
   }
 
   private z(len: number): number {
@@ -122,7 +139,7 @@ export class BoeTower implements TextTower {
     this.pendingIds = null;
     this.pendingGrads = null;
     if (this.dense) {
-      this.dense.adamStep(b, this.optim.lrDense);
+      this.dense.adamStep(b, this.lrDense);
       this.dense.zeroGrad();
     }
   }

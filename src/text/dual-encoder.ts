@@ -1,10 +1,7 @@
 /**
- * A text dual encoder: a query tower and a document tower (one shared tower, or two), trained with the
- * backend's fused contrastive kernel (in-batch negatives + optional hard negatives, temperature τ):
- *   z_ij = q_i · c_j / τ over candidates c = [the batch's positives ; its hard negatives],
- * masking accidental hits (another row's positive that is the same document, or the same query's other
- * positive). Documents are encoded per chunk (window/stride over words); a document scores the max over its
- * chunks. With a shared tower, queries and documents go through one packed forward/backward per step.
+ * A text dual encoder: a query tower and a document tower (one shared tower, or two). It trains through the one
+ * contrastive step with any negatives recipe as an EncoderPair (src/text/text-pair.ts, src/text/train.ts).
+ * Documents are encoded per chunk (window/stride over words); a document scores the max over its chunks.
  */
 import type { Backend } from '../compute/backend.ts';
 import type { RankedLists, Retriever } from '../mine/types.ts';
@@ -49,51 +46,16 @@ export class DualEncoder {
     readonly optim: TowerOptim,
   ) {
     this.kind = config.tower === 'boe' ? 'features' : 'tokens';
-    const make = (seed: number): TextTower =>
-      config.tower === 'boe'
-        ? new BoeTower({ buckets: config.tokenizer.buckets, dim: config.dim, pooling: config.pooling, proj: config.proj, seed }, optim)
-        : new TransformerTower({ buckets: config.tokenizer.buckets, dim: config.dim, heads: config.heads, blocks: config.blocks, maxLen: Math.max(config.window, config.queryMaxLen), seed }, optim);
-    this.qTower = make(config.seed);
-    this.dTower = config.shared ? this.qTower : make(config.seed + 7919);
+    this.qTower = this.newTower(config.seed);
+    this.dTower = config.shared ? this.qTower : this.newTower(config.seed + 7919);
   }
 
-  /**
-   * One contrastive step. q: B query inputs; c: N ≥ B candidate inputs, c[i] the positive of q[i].
-   * rowDoc/colDoc: document ids (accidental-hit mask); rowQuery/colQuery: query ids (−1 = none).
-   */
-  step(b: Backend, q: Int32Array[], c: Int32Array[], rowDoc: Int32Array, colDoc: Int32Array, rowQuery: Int32Array, colQuery: Int32Array, temperature: number): number {
-    const B = q.length;
-    const N = c.length;
-    const D = this.qTower.outDim;
-    let Q: Float32Array;
-    let C: Float32Array;
-    if (this.config.shared) {
-      const Y = this.qTower.forward(b, packTexts([...q, ...c]), true, new Rng(0));
-      Q = Y.subarray(0, B * D);
-      C = Y.subarray(B * D, (B + N) * D);
-    } else {
-      Q = this.qTower.forward(b, packTexts(q), true, new Rng(0));
-      C = this.dTower.forward(b, packTexts(c), true, new Rng(0));
-    }
-    const dY = new Float32Array((B + N) * D);
-    const dq = dY.subarray(0, B * D);
-    const dc = dY.subarray(B * D);
-    const pos = Int32Array.from({ length: B }, (_, i) => i);
-    const loss = b.contrastive({
-      q: Q, c: C, B, N, d: D, pos, scale: 1 / temperature, colBias: null,
-      masks: [{ rowKey: rowDoc, colKey: colDoc }, { rowKey: rowQuery, colKey: colQuery }],
-      dq, dc,
-    });
-    if (this.config.shared) {
-      this.qTower.backward(b, dY);
-      this.qTower.step(b);
-    } else {
-      this.qTower.backward(b, dq);
-      this.dTower.backward(b, dc);
-      this.qTower.step(b);
-      this.dTower.step(b);
-    }
-    return loss;
+  /** A fresh tower of this encoder's configuration (the towers, and momentum copies of them). */
+  newTower(seed: number): TextTower {
+    const c = this.config;
+    return c.tower === 'boe'
+      ? new BoeTower({ buckets: c.tokenizer.buckets, dim: c.dim, pooling: c.pooling, proj: c.proj, seed }, this.optim)
+      : new TransformerTower({ buckets: c.tokenizer.buckets, dim: c.dim, heads: c.heads, blocks: c.blocks, maxLen: Math.max(c.window, c.queryMaxLen), seed }, this.optim);
   }
 
   /** Embeddings (n × outDim) of inputs through a tower, in batches. */

@@ -20,7 +20,8 @@ import { splitQrelsByQuery } from './query-split.ts';
 import { applyTextReranker, fitTextReranker, stageFeatures, stageScores, type FirstStage, type TextLceOptions } from './rerank-stage.ts';
 import { defaultTokenizerOptions } from './tokenize.ts';
 import type { TowerOptim } from './tower.ts';
-import { TextTrainer, type TextTrainOptions, type TextTrainResult } from './train.ts';
+import { trainDualEncoder, type TextTrainOptions, type TextTrainResult } from './train.ts';
+import type { Recipe } from '../recipe/schema.ts';
 
 export const defaultDualEncoder: DualEncoderConfig = {
   tower: 'boe',
@@ -44,6 +45,10 @@ export interface TextExperimentOptions {
   model: DualEncoderConfig;
   optim: TowerOptim;
   train: TextTrainOptions;
+  /** The negatives recipe (default: the text recipe shaped by train.temperature / hardNegatives / hardPool). */
+  recipe?: Recipe;
+  /** Validation for early stopping: a seeded fraction of the train queries held out (see train.evalEvery). */
+  validation?: { holdout: number; splitSeed: number };
   bm25: Bm25Options;
   /** 'rrf' fusion constant and member weights [bm25, dense]. */
   rrfK: number;
@@ -151,17 +156,28 @@ export async function runTextExperiment(o: TextExperimentOptions): Promise<TextE
     throw new UserError(`--rerank-holdout ${rr!.holdout}: ${new Set(trainQrels.query).size} train queries leave one side of the split empty`);
   }
   // Sizes from the command line against this machine's memory, before the towers and the miner allocate.
-  checkTextLimits({ buckets: o.model.tokenizer.buckets, dim: o.model.dim, batchSize: o.train.batchSize, hardNegatives: o.train.hardNegatives, hardPool: o.train.hardPool, trainQueries: new Set(trainQrels.query).size });
+  // (A recipe's own sizes are checked against the data when its sources are built.)
+  checkTextLimits({ buckets: o.model.tokenizer.buckets, dim: o.model.dim, batchSize: o.train.batchSize, hardNegatives: o.recipe ? 0 : o.train.hardNegatives, hardPool: o.train.hardPool, trainQueries: new Set(trainQrels.query).size });
   const enc = new DualEncoder({ ...o.model }, o.optim);
-  const trainer = new TextTrainer(b, enc, corpus, { ...o.train, log: o.log });
-  const train = trainer.run(split ? split.fit : trainQrels, bm25);
+  let fit = split ? split.fit : trainQrels;
+  let val = null;
+  if (o.validation) {
+    const v = o.validation;
+    if (!(v.holdout > 0 && v.holdout < 1)) throw new UserError(`--val-holdout: must be in (0, 1), got ${v.holdout}`);
+    const vs = splitQrelsByQuery(fit, v.holdout, v.splitSeed);
+    if (!vs.fit.query.length || !vs.dev.query.length) throw new UserError(`--val-holdout ${v.holdout}: ${new Set(fit.query).size} train queries leave one side of the split empty`);
+    fit = vs.fit;
+    const relVal = relevantByQuery(vs.dev);
+    val = { queries: Int32Array.from(relVal.keys()).sort(), relevant: relVal };
+  }
+  const train = trainDualEncoder(b, enc, corpus, fit, { ...o.train, log: o.log }, { bm25, recipe: o.recipe, val });
   const tEnc0 = performance.now();
   const dense = new DualEncoderRetriever(`dual-encoder:${o.model.tower}`, enc, corpus, b);
   const deLists = dense.retrieve(qs, K);
   const tEnc1 = performance.now();
   const ens = fuseRankedLists([bmLists, deLists], { method: 'rrf', k: K, rrfK: o.rrfK, weights: o.weights });
   const soft = fuseRankedLists([bmLists, deLists], { method: 'soft-vote', k: K, weights: o.weights });
-  if (o.out) enc.save(o.out, { data: data.dir, train: o.train, metrics: { dense: evaluateRanking(deLists, qs, rel) }, ...(split ? { heldOutQueries: split.devQueries.length } : {}) });
+  if (o.out) enc.save(o.out, { data: data.dir, train: { ...o.train, log: undefined }, recipe: o.recipe ?? null, metrics: { dense: evaluateRanking(deLists, qs, rel) }, ...(split ? { heldOutQueries: split.devQueries.length } : {}) });
   let rerank: TextRerankResult | undefined;
   if (rr && split) {
     const tr = performance.now();

@@ -15,7 +15,8 @@ import { Buffers } from '../nn/buffers.ts';
 import { LayerNorm } from '../nn/layer-norm.ts';
 import { Param } from '../nn/param.ts';
 import { Rng } from '../util/rng.ts';
-import { loadInto, type PackedText, type TextTower, type TowerOptim } from './tower.ts';
+import type { NamedArray, StateArrays } from '../util/state.ts';
+import { loadInto, optimizerStateOf, restoreOptimizerOf, type PackedText, type TextTower, type TowerOptim } from './tower.ts';
 
 export interface TransformerConfig {
   buckets: number;
@@ -125,6 +126,8 @@ export class TransformerTower implements TextTower {
   private readonly buf = new Buffers();
   private batch: PackedText | null = null;
   private pending = false;
+  /** Learning rate of the dense weights now (the configured one times the schedule's factor). */
+  private lrDense: number;
 
   constructor(
     readonly config: TransformerConfig,
@@ -138,6 +141,24 @@ export class TransformerTower implements TextTower {
     this.pos = new Param('pos', maxLen * dim).normal(rng, 0.02);
     this.blocks = Array.from({ length: config.blocks }, (_, l) => new EncoderBlock(`block${l}`, dim, config.heads, rng));
     this.lnFinal = new LayerNorm('ln.final', dim, 1e-6);
+    this.lrDense = optim.lrDense;
+  }
+
+  setLrScale(factor: number): void {
+    this.table.opt.lr = this.optim.lrSparse * factor;
+    this.lrDense = this.optim.lrDense * factor;
+  }
+
+  private denseLayers(): Array<[string, DenseLayer]> {
+    return this.blocks.flatMap((blk) => blk.layers().map(([n, l]): [string, DenseLayer] => [`${blk.name}.${n}`, l]));
+  }
+
+  optimizerState(): StateArrays {
+    return optimizerStateOf(this.table, this.denseLayers(), this.denseParams());
+  }
+
+  restoreOptimizer(get: (name: string) => NamedArray | undefined): void {
+    restoreOptimizerOf(get, this.table, this.denseLayers(), this.denseParams());
   }
 
   forward(b: Backend, batch: PackedText, _train: boolean, rng: Rng): Float32Array {
@@ -221,7 +242,7 @@ export class TransformerTower implements TextTower {
       this.table.applyGradients(b, this.batch.ids.subarray(0, R), this.inputGrads());
     }
     this.pending = false;
-    const lr = this.optim.lrDense;
+    const lr = this.lrDense;
     for (const p of this.denseParams()) p.adamStep(b, lr, 0.9, 0.999);
     for (const blk of this.blocks) {
       for (const [, l] of blk.layers()) {

@@ -98,15 +98,24 @@ export class ContrastiveStep<Input> {
       scaleInPlace(dct, 0.5);
     }
     this.pair.backward(b, dq, dct);
+    const positives = this.positives(ct, B * d);
     this.pair.step(b);
-    this.afterStep(batch, ct.subarray(0, B * d));
+    this.afterStep(batch, positives);
     return { loss, columns: a.N };
+  }
+
+  /** The positives' item-side embeddings as the loss saw them, kept past the optimiser step (c may alias weights). */
+  private positives(c: Float32Array, n: number): Float32Array {
+    if (!this.sources.sources.some((s) => s.afterStep)) return c.subarray(0, 0);
+    const p = this.s.f32('positives', n);
+    p.set(c.subarray(0, n));
+    return p;
   }
 
   private afterStep(batch: EncoderBatch<Input>, positives: Float32Array): void {
     const ctx = { backend: this.backend, users: batch.users, items: batch.items, step: this.step, positives };
+    // Queue enqueue + momentum update, streaming-frequency counts: each source's own business.
     for (const s of this.sources.sources) s.afterStep?.(ctx);
-    this.sources.freq.observe(batch.items, this.step);
   }
 
   /** Every item id (the full catalogue's columns). */
@@ -133,9 +142,7 @@ export class ContrastiveStep<Input> {
     if (this.columnCounts) for (let j = 0; j < N; j++) this.columnCounts[j]++;
     this.pair.backward(b, dq, de);
     this.pair.step(b);
-    const pos = this.s.f32('fullPos', B * d);
-    for (let r = 0; r < B; r++) pos.set(e.subarray(batch.items[r] * d, batch.items[r] * d + d), r * d);
-    this.afterStep(batch, pos);
+    this.afterStep(batch, new Float32Array(0)); // a full-catalogue recipe has no other source (build.ts)
     return { loss, columns: N };
   }
 
@@ -152,8 +159,9 @@ export class ContrastiveStep<Input> {
     const dc = this.s.f32('dc', ids.length * d);
     const loss = pl.loss(q, c, R, d, dq, dc);
     this.pair.backward(b, dq, dc);
+    const positives = this.positives(c, R * d);
     this.pair.step(b);
-    this.afterStep(batch, c.subarray(0, R * d));
+    this.afterStep(batch, positives);
     return { loss, columns: ids.length };
   }
 

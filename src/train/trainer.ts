@@ -1,7 +1,8 @@
 /**
- * The training loop: epochs of shuffled mini-batches through TrainStep, periodic validation on held-out
- * interactions with early stopping (the best weights are restored at the end), atomic checkpoints after
- * every epoch that `resume` continues from, and a JSON-lines log of steps and validations.
+ * Training the two-tower model: the one loop (loop.ts) over batches from the recipe's batch composer, with
+ * validation on held-out interactions (+ negative-sampling diagnostics), atomic checkpoints after every epoch
+ * (weights, the sources' state, the streaming frequency estimate) that `resume` continues from, and a
+ * JSON-lines log of steps and validations.
  */
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -18,9 +19,11 @@ import type { FrequencyState } from '../sampling/frequency.ts';
 import { buildBatchComposer } from '../sampling/batch-order/build.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
-import { detectCollapse, type CollapseCheck } from './collapse.ts';
+import type { CollapseCheck } from './collapse.ts';
 import { computeDiagnostics, type Diagnostics } from './diagnostics.ts';
-import { Progress, type ProgressMode } from './progress.ts';
+import { type ProgressMode } from './progress.ts';
+import { runLoop, type LoopState, type LoopTask } from './loop.ts';
+import { twoTowerBatch } from '../model/two-tower-pair.ts';
 import { lrFactor, type LrSchedule } from './lr-schedule.ts';
 import { TrainStep } from './step.ts';
 
@@ -95,19 +98,6 @@ export interface TrainSummary {
   batchSampler?: { type: string; graphSeconds: number; graphFraction: number } & Record<string, number | string>;
 }
 
-interface TrainerState {
-  epoch: number;
-  step: number;
-  best: number | null;
-  bestEpoch: number;
-  badEvals: number;
-  history: ValidationRecord[];
-  examples: number;
-  trainSeconds: number;
-  /** Seconds spent building batch-composition graphs (part of trainSeconds). */
-  batchGraphSeconds?: number;
-}
-
 export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSummary> {
   const { backend, model } = inp;
   const n = inp.trainUsers.length;
@@ -122,7 +112,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
   const valKs = [Number(cfg.valMetric.split('@')[1] ?? 20) || 20];
   const valUsers = inp.val ? pickValUsers(inp.val, cfg.valMaxUsers, cfg.seed) : null;
 
-  let st: TrainerState = { epoch: 0, step: 0, best: null, bestEpoch: 0, badEvals: 0, history: [], examples: 0, trainSeconds: 0 };
+  let resumed: LoopState | undefined;
   if (cfg.resume) {
     if (!cfg.checkpointDir || !existsSync(join(cfg.checkpointDir, 'manifest.json'))) {
       throw new UserError(`--resume: no checkpoint found in ${cfg.checkpointDir ?? '(no output directory)'}`);
@@ -133,7 +123,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
       dst.set(src);
     }
     model.setSteps(ck.model.steps());
-    st = ck.meta.trainer as TrainerState;
+    resumed = ck.meta.trainer as LoopState;
     const saved = new Map(ck.trainingState ?? []);
     try {
       stepper.restoreState((name) => saved.get(name));
@@ -149,9 +139,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
         throw new UserError(`--resume: ${(e as Error).message}`);
       }
     }
-    stepper.step = st.step;
   }
-  let best = st.best !== null ? snapshot(model) : null;
   const log = (rec: Record<string, unknown>) => {
     if (cfg.logPath) appendFileSync(cfg.logPath, JSON.stringify({ time: new Date().toISOString(), ...rec }) + '\n');
   };
@@ -159,7 +147,8 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
     mkdirSync(dirname(cfg.logPath), { recursive: true });
     if (!cfg.resume) writeFileSync(cfg.logPath, '');
   }
-  log({ event: 'start', examples: n, batchSize: B, stepsPerEpoch, epochs: cfg.epochs, resumedAt: st.epoch, backend: backend.name });
+  log({ event: 'start', examples: n, batchSize: B, stepsPerEpoch, epochs: cfg.epochs, resumedAt: resumed?.epoch ?? 0, backend: backend.name });
+  let graphSeconds = (resumed?.batchGraphSeconds as number | undefined) ?? 0;
   const composer = buildBatchComposer(inp.recipe.batchSampler, {
     backend,
     trainUsers: inp.trainUsers,
@@ -170,103 +159,89 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
     seed: cfg.seed,
     embed: () => ({ users: model.user.embedAll(backend), items: model.embedAllItems(backend), dim: model.dim }),
     onGraph: (g) => {
-      st.batchGraphSeconds = (st.batchGraphSeconds ?? 0) + g.seconds;
+      graphSeconds += g.seconds;
       log({ event: 'batch-graph', ...g });
     },
   });
 
-  const bar = new Progress(cfg.progress, cfg.epochs * stepsPerEpoch, st.epoch * stepsPerEpoch, cfg.epochs);
   const users = new Int32Array(B);
   const items = new Int32Array(B);
   const schedule = cfg.lrSchedule;
   const scheduled = !!schedule && (schedule.kind !== 'constant' || schedule.warmup > 0);
   const horizonSteps = (schedule?.horizonEpochs ?? cfg.epochs) * stepsPerEpoch;
-  let lossEma = NaN;
-  let stoppedEarly = false;
-
-  while (st.epoch < cfg.epochs && !stoppedEarly) {
-    const epoch = st.epoch + 1;
-    // Per-epoch seeds make a resumed run draw exactly what an uninterrupted one would.
-    const rng = new Rng(cfg.seed * 1_000_003 + epoch);
-    const t0 = performance.now();
-    composer.beginEpoch(epoch, rng); // inside the timed span: graph builds count as training time
-    stepper.beginEpoch(epoch - 1);
-    for (let s = 0; s < stepsPerEpoch; s++) {
+  const batch = twoTowerBatch(users, items);
+  const task: LoopTask<Int32Array> = {
+    step: stepper.inner,
+    stepsPerEpoch,
+    beginEpoch: (epoch, rng) => composer.beginEpoch(epoch, rng),
+    batch: (s) => {
       const rows = composer.batch(s);
       for (let r = 0; r < B; r++) {
         const row = rows[r];
         users[r] = inp.trainUsers[row];
         items[r] = inp.trainItems[row];
       }
-      if (scheduled) model.setLrScale(lrFactor(schedule!, stepper.step + 1, horizonSteps));
-      const { loss } = stepper.run(users, items, rng);
-      if (!Number.isFinite(loss)) throw new UserError(`training diverged at step ${stepper.step} (loss ${loss}); lower the learning rates or raise the temperature`);
-      lossEma = Number.isNaN(lossEma) ? loss : 0.98 * lossEma + 0.02 * loss;
-      st.examples += B;
-      const elapsed = st.trainSeconds + (performance.now() - t0) / 1000;
-      bar.tick({ epoch, epochs: cfg.epochs, loss: lossEma, examplesPerSecond: st.examples / Math.max(elapsed, 1e-9) });
-      if (cfg.logEvery > 0 && stepper.step % cfg.logEvery === 0) log({ event: 'step', epoch, step: stepper.step, loss, lossEma });
-    }
-    st.trainSeconds += (performance.now() - t0) / 1000;
-    st.step = stepper.step;
-    st.epoch = epoch;
-    log({ event: 'epoch', epoch, step: st.step, loss: lossEma, examplesPerSecond: st.examples / st.trainSeconds });
-
-    if (inp.val && valUsers && cfg.evalEvery > 0 && (epoch % cfg.evalEvery === 0 || epoch === cfg.epochs)) {
-      const metrics = validate(inp, valUsers, valKs);
-      const diagnostics =
-        diagBatches > 0
-          ? computeDiagnostics({
-              backend,
-              step: stepper,
-              trainUsers: inp.trainUsers,
-              trainItems: inp.trainItems,
-              seen: inp.seen,
-              itemCounts: inp.itemCounts,
-              columnCounts: stepper.columnCounts!,
-              batchSize: Math.min(B, 1024),
-              batches: diagBatches,
-              seed: cfg.seed + epoch,
-            })
-          : undefined;
-      st.history.push({ epoch, step: st.step, metrics, loss: lossEma, diagnostics });
-      const v = metrics[cfg.valMetric];
-      if (v === undefined) throw new UserError(`validation metric '${cfg.valMetric}' is not computed (have: ${Object.keys(metrics).join(', ')})`);
-      if (st.best === null || v > st.best) {
-        st.best = v;
-        st.bestEpoch = epoch;
-        st.badEvals = 0;
-        best = snapshot(model);
-      } else st.badEvals++;
-      log({ event: 'validation', epoch, step: st.step, metrics, diagnostics, best: st.best, bestEpoch: st.bestEpoch });
-      bar.note(`epoch ${epoch}: val ${cfg.valMetric} ${v.toFixed(4)} (best ${st.best.toFixed(4)} @ ${st.bestEpoch})`);
-      if (cfg.patience > 0 && st.badEvals >= cfg.patience) stoppedEarly = true;
-    }
-    if (cfg.checkpointDir) {
-      saveModel(cfg.checkpointDir, { ...inp.artifacts, model, meta: { trainer: st, recipe: inp.recipe, frequency: sources.freq.snapshot?.() }, trainingState: stepper.stateArrays() }, true);
-    }
-  }
-  bar.stop();
-  if (scheduled) model.setLrScale(1);
-  if (best) restore(model, best);
-  const batchGraphSeconds = st.batchGraphSeconds ?? 0;
+      return { batch, examples: B };
+    },
+    validate:
+      inp.val && valUsers
+        ? (epoch) => {
+            const metrics = validate(inp, valUsers, valKs);
+            const diagnostics =
+              diagBatches > 0
+                ? computeDiagnostics({
+                    backend,
+                    step: stepper,
+                    trainUsers: inp.trainUsers,
+                    trainItems: inp.trainItems,
+                    seen: inp.seen,
+                    itemCounts: inp.itemCounts,
+                    columnCounts: stepper.columnCounts!,
+                    batchSize: Math.min(B, 1024),
+                    batches: diagBatches,
+                    seed: cfg.seed + epoch,
+                  })
+                : undefined;
+            return { metrics, extra: { diagnostics } };
+          }
+        : undefined,
+    snapshot: () => snapshot(model),
+    restore: (snap) => restore(model, snap),
+    checkpoint: cfg.checkpointDir
+      ? (st) => {
+          st.batchGraphSeconds = graphSeconds;
+          saveModel(cfg.checkpointDir!, { ...inp.artifacts, model, meta: { trainer: st, recipe: inp.recipe, frequency: sources.freq.snapshot?.() }, trainingState: stepper.stateArrays() }, true);
+        }
+      : undefined,
+    log,
+  };
+  const out = runLoop(task, {
+    epochs: cfg.epochs,
+    seed: cfg.seed,
+    evalEvery: cfg.evalEvery,
+    patience: cfg.patience,
+    valMetric: cfg.valMetric,
+    progress: cfg.progress,
+    logEvery: cfg.logEvery,
+    lrFactor: scheduled ? (step) => lrFactor(schedule!, step, horizonSteps) : null,
+    resume: resumed,
+  });
+  const st = out.state;
+  const batchGraphSeconds = graphSeconds;
   const batchSampler = { type: composer.type, ...composer.stats(), graphSeconds: batchGraphSeconds, graphFraction: batchGraphSeconds / Math.max(st.trainSeconds, 1e-9) };
-  log({ event: 'end', epochs: st.epoch, steps: st.step, best: st.best, bestEpoch: st.bestEpoch, stoppedEarly, batchSampler });
+  log({ event: 'end', epochs: st.epoch, steps: st.step, best: st.best, bestEpoch: st.bestEpoch, stoppedEarly: out.stoppedEarly, batchSampler });
   return {
     epochs: st.epoch,
     steps: st.step,
     examples: st.examples,
     trainSeconds: st.trainSeconds,
     examplesPerSecond: st.examples / Math.max(st.trainSeconds, 1e-9),
-    finalLoss: lossEma,
+    finalLoss: out.finalLoss,
     bestEpoch: st.bestEpoch,
     best: st.best,
-    history: st.history,
-    stoppedEarly,
-    collapse: detectCollapse(
-      st.history.map((h) => ({ epoch: h.epoch, loss: h.loss ?? Number.NaN, val: h.metrics[cfg.valMetric] })),
-      cfg.patience > 0 ? cfg.patience : 3,
-    ),
+    history: st.history as ValidationRecord[],
+    stoppedEarly: out.stoppedEarly,
+    collapse: out.collapse,
     batchSampler,
   };
 }
