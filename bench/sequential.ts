@@ -270,7 +270,7 @@ const METHODS: Record<string, { label: string; tower: 'sasrec' | 'meanpool'; obj
   'inbatch-logq': { label: 'SASRec + in-batch softmax + logQ', tower: 'sasrec', objective: { kind: 'softmax', score: 'dot', recipe: loadRecipe('recipes/seq-in-batch-logq.json') } },
   'inbatch-queue': { label: 'SASRec + in-batch + queue 2048 (momentum 0.99)', tower: 'sasrec', objective: { kind: 'softmax', score: 'dot', recipe: loadRecipe('recipes/seq-queue-momentum.json') } },
   'inbatch-samtone-sym': { label: 'SASRec + in-batch + same-tower + symmetric', tower: 'sasrec', objective: { kind: 'softmax', score: 'dot', recipe: loadRecipe('recipes/seq-same-tower-symmetric.json') } },
-  'inbatch-fnmask': { label: 'SASRec + in-batch + FN masking (margin 0.05)', tower: 'sasrec', objective: { kind: 'softmax', score: 'dot', recipe: loadRecipe('recipes/seq-fn-mask.json') } },
+  'inbatch-fnmask': { label: 'SASRec + in-batch on cosine scores + FN masking (margin 0.05)', tower: 'sasrec', objective: { kind: 'softmax', score: 'cosine', recipe: loadRecipe('recipes/seq-fn-mask.json') } },
 };
 const methods = arg('methods', 'full,inbatch,inbatch-nbr').split(',').filter((m) => METHODS[m]);
 const KS = [5, 10, 20];

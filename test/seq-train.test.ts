@@ -207,3 +207,10 @@ test('towerlab seq: --json result on the last line; one-line errors', () => {
   assert.match(bad.stderr, /--heads 3 must divide --dim 64/);
   assert.doesNotMatch(bad.stderr, /^\s+at /m);
 });
+
+test('false-negative masking needs cosine scores: refused on dot products naming the field, accepted on cosine', async () => {
+  const { data } = await loadSeqData({ path: chainFile(20, 2) });
+  const recipe = parseRecipe({ temperature: 0.1, sources: [{ type: 'in-batch' }], corrections: { fnMask: { margin: 0.05 } } });
+  assert.throws(() => buildObjective({ kind: 'softmax', score: 'dot', recipe }, data, 4), /field 'corrections\.fnMask'.*dot product.*--score cosine/);
+  assert.doesNotThrow(() => buildObjective({ kind: 'softmax', score: 'cosine', recipe }, data, 4));
+});

@@ -178,6 +178,12 @@ export class BprObjective extends StepObjective {
 /** The recipe's softmax over shared columns (or the full catalogue), as for every other encoder. */
 export class SoftmaxObjective extends StepObjective {
   constructor(data: SeqData, d: number, recipe: Recipe, score: ScoreKind) {
+    // The false-negative mask's threshold and margin are cosine similarities ([-1, 1]); on unbounded dot products
+    // "within margin of the positive, or above it" drops most hard negatives of an untrained model for good, and
+    // training then lowers the loss without learning to rank (measured on Beauty: NDCG@10 stayed at .008).
+    if (recipe.corrections.fnMask && score !== 'cosine') {
+      throw new UserError("recipe: field 'corrections.fnMask': false-negative masking compares cosine similarities, but this sequence objective scores by unnormalised dot product; train with --score cosine, or drop fnMask");
+    }
     const sources = buildSources(recipe, { numItems: data.numItems, trainItems: data.train.cols, trainSequences: data.train, dim: d });
     super('softmax', data, d, recipe, sources, score, null);
   }
