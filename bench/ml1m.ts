@@ -9,9 +9,10 @@
  * the tuned number of epochs (no test data was used to choose anything), evaluates on test.txt, and runs the same
  * configuration unchanged on MovieLens-100K (random 80/10/10 split, seed 42, full ranking, training items
  * excluded). A run that does not beat popularity is reported as collapsed and left out of the mean.
- * Writes bench/results/ml1m.json.
+ * Writes bench/results/ml1m.json (or --out).
  *
- *   npm run bench:ml1m [-- --seeds 1,2,3 --jobs 3 --skip-100k]
+ *   npm run bench:ml1m [-- --seeds 1,2,3 --jobs 3 --skip-100k --config recipes/ml1m --out ml1m.json]
+ *   (--config: a directory holding recipe.json + options.json; --out: the file under bench/results/)
  *   (--jobs runs seeds as parallel child processes: faster on a shared machine, same numbers)
  */
 import { spawn } from 'node:child_process';
@@ -32,8 +33,10 @@ const flag = (name: string) => process.argv.includes(`--${name}`);
 const REF = { name: 'UltraGCN (published)', recall: 0.2787, ndcg: 0.2642 };
 const ML1M = resolve('..', 'shared', 'data', 'ml-1m-random-split');
 const ML100K = resolve('..', 'shared', 'data', 'ml-100k', 'ml-100k.inter');
-const RECIPE = 'recipes/ml1m/recipe.json';
-const OPTIONS = 'recipes/ml1m/options.json';
+const CONFIG = arg('config', 'recipes/ml1m');
+const RECIPE = `${CONFIG}/recipe.json`;
+const OPTIONS = `${CONFIG}/options.json`;
+const OUT = arg('out', 'ml1m.json');
 const seeds = arg('seeds', '1,2,3').split(',').map(Number);
 const jobs = Number(arg('jobs', '1'));
 const dataset = arg('dataset', 'all');
@@ -101,7 +104,7 @@ for (const ds of ['ml-1m', 'ml-100k'] as const) {
 
 function child(ds: string, seed: number): Promise<Run> {
   return new Promise((res, rej) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'bench/ml1m.ts', '--child', '--dataset', ds, '--seed', String(seed)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(process.execPath, ['--import', 'tsx', 'bench/ml1m.ts', '--child', '--dataset', ds, '--seed', String(seed), '--config', CONFIG], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     p.stdout.on('data', (b) => (out += b));
     p.on('exit', (code) => (code === 0 ? res(JSON.parse(out.trim().split('\n').at(-1)!)) : rej(new Error(`${ds} seed ${seed}: exit ${code}`))));
@@ -135,7 +138,7 @@ function summarize(): string[] {
   }
   const out = { protocol: 'full ranking over all items, training items excluded', recipe: RECIPE, options, reference: REF, summary, created: new Date().toISOString() };
   mkdirSync('bench/results', { recursive: true });
-  writeResultJson('bench/results/ml1m.json', out);
+  writeResultJson(`bench/results/${OUT}`, out);
   return lines;
 }
 const queue = [...tasks];
