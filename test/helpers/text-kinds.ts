@@ -25,21 +25,11 @@ import { textStep } from '../../src/text/train.ts';
 import { TextTrainingSet } from '../../src/text/training-set.ts';
 import type { ContrastiveStep } from '../../src/train/contrastive-step.ts';
 import { Rng } from '../../src/util/rng.ts';
+import type { BuiltEncoder } from './engine-kinds.ts';
 import type { Vec } from './step64.ts';
 
 /** What a text kind adds to the matrix's BuiltEncoder: an item's score-space vector from a weights snapshot. */
-export interface TextBuilt {
-  step: ContrastiveStep<unknown>;
-  batch: EncoderBatch<unknown>;
-  numItems: number;
-  trainItems: Int32Array;
-  queries(): Vec[];
-  item(j: number): Vec;
-  itemTable(): Float32Array;
-  /** Item j's score-space vector from a snapshot of itemTable(). */
-  itemFrom(weights: ArrayLike<number>, j: number): Vec;
-  dim: number;
-}
+export type TextBuilt = BuiltEncoder & { itemFrom(weights: ArrayLike<number>, j: number): Vec };
 
 const DIM = 4;
 const NUM_DOCS = 20;
