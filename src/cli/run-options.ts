@@ -3,10 +3,10 @@
  * as `tune` writes them (best-options.json) and `train --options` reads them. Keys are long option names,
  * camelCase or kebab-case; a flag given on the command line wins over the file.
  */
-import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { UserError } from '../util/errors.ts';
 import { addModelOptions, addTrainOptions, type ModelFlagOptions, type TrainFlagOptions } from './options.ts';
+import { readJsonFile } from '../util/json-file.ts';
 
 /** Model and training options as the option converters take them (built from defaults + files, so untyped keys too). */
 export type RunOptions = ModelFlagOptions & TrainFlagOptions;
@@ -47,13 +47,7 @@ export function normalizeOptions(obj: Record<string, unknown>, where: string, kn
 }
 
 export function readOptionsFile(path: string): Record<string, unknown> {
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new UserError(`${path}: ${err.code === 'ENOENT' ? 'no such file' : err instanceof SyntaxError ? `not valid JSON: ${err.message}` : err.message}`);
-  }
+  const json = readJsonFile(path);
   if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new UserError(`${path}: expected a JSON object of options`);
   return normalizeOptions(json as Record<string, unknown>, path);
 }

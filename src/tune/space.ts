@@ -26,6 +26,7 @@ import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
+import { readJsonFile } from '../util/json-file.ts';
 
 const range = { min: z.number().finite(), max: z.number().finite() };
 export const paramSchema = z.discriminatedUnion('type', [
@@ -71,13 +72,7 @@ export interface LoadedSpace {
 }
 
 export function loadSpace(path: string): LoadedSpace {
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new UserError(`${path}: ${err.code === 'ENOENT' ? 'no such file' : err instanceof SyntaxError ? `not valid JSON: ${err.message}` : err.message}`);
-  }
+  const json = readJsonFile(path);
   return parseSpace(json, path);
 }
 
