@@ -10,6 +10,7 @@
         "native/full_softmax.cc",
         "native/layers.cc",
         "native/seq_layers.cc",
+        "native/rows.cc",
         "native/optim.cc",
         "native/topk.cc",
         "native/ivf.cc"

@@ -489,6 +489,44 @@ napi_value AttentionBackward(napi_env env, napi_callback_info info) {
   });
 }
 
+// mergeRows(ids, grads, n, dim, slot, uniq, summed, u0) -> u
+napi_value MergeRows(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "mergeRows", [](Call& c) {
+    const int64_t n = c.dim(2, "n"), dim = c.dim(3, "dim"), u0 = c.dim(7, "u0");
+    const int32_t* ids = c.i32(0, "ids", n);
+    const float* grads = c.f32(1, "grads", n * dim);
+    size_t rows = 0;
+    int32_t* slot = c.i32(4, "slot", 0, false, &rows);
+    int32_t* uniq = c.i32(5, "uniq", u0 + n);
+    float* summed = c.f32(6, "summed", (u0 + n) * dim);
+    for (int64_t r = 0; r < n; ++r)
+      if (ids[r] < 0 || int64_t(ids[r]) >= int64_t(rows))
+        c.fail("ids[" + std::to_string(r) + "] = " + std::to_string(ids[r]) + " is outside [0, " + std::to_string(rows) + ")");
+    for (int64_t r = 0; r < n; ++r)
+      if (slot[ids[r]] >= int32_t(u0 + n)) c.fail("slot entries must be -1 or below u0 + n");
+    if (overlaps(summed, (u0 + n) * dim, grads, n * dim)) c.fail("summed must not overlap grads");
+    return number(c.env(), double(tl::merge_rows(ids, grads, n, dim, slot, uniq, summed, u0)));
+  });
+}
+
+// pairwiseLoss(bpr, q, c, R, K, d, dq, dc) -> loss
+napi_value PairwiseLoss(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "pairwiseLoss", [](Call& c) {
+    const bool bpr = c.flag(0, "bpr");
+    const int64_t R = c.dim(3, "R"), K = c.dim(4, "K"), d = c.dim(5, "d");
+    if (!bpr && K != 1) c.fail("bce takes one negative per row");
+    const int64_t nc = R * (1 + K);
+    const float* q = c.f32(1, "q", R * d);
+    const float* cc = c.f32(2, "c", nc * d);
+    float* dq = c.f32(6, "dq", R * d);
+    float* dc = c.f32(7, "dc", nc * d);
+    if (overlaps(dq, R * d, q, R * d) || overlaps(dq, R * d, cc, nc * d) || overlaps(dc, nc * d, q, R * d) ||
+        overlaps(dc, nc * d, cc, nc * d) || overlaps(dq, R * d, dc, nc * d))
+      c.fail("dq and dc must not overlap each other, q or c");
+    return number(c.env(), tl::pairwise_loss(bpr, q, cc, R, K, d, dq, dc));
+  });
+}
+
 napi_value TopkRows(napi_env env, napi_callback_info info) {
   return guarded(env, info, "topkRows", [](Call& c) {
     const int64_t rows = c.dim(1, "rows"), cols = c.dim(2, "cols"), k = c.dim(3, "k");
@@ -565,6 +603,8 @@ NAPI_MODULE_INIT() {
       {"dropoutBackward", nullptr, DropoutBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"attentionForward", nullptr, AttentionForward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"attentionBackward", nullptr, AttentionBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"mergeRows", nullptr, MergeRows, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"pairwiseLoss", nullptr, PairwiseLoss, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"topkRows", nullptr, TopkRows, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"ivfSearch", nullptr, IvfSearch, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -48,3 +48,16 @@ void attention_forward(const AttentionArgs& a);
 void attention_backward(const AttentionArgs& a);
 
 }  // namespace tl
+
+namespace tl {
+
+// rows.cc. Merges gradient rows by id into (uniq, summed), continuing at u unique rows: a first occurrence takes
+// slot[id] = u and is copied, a repeat is added to its slot in row order; returns the new count. slot entries of
+// ids not yet seen must be −1 (the caller resets them afterwards).
+int64_t merge_rows(const int32_t* ids, const float* grads, int64_t n, int64_t dim, int32_t* slot, int32_t* uniq,
+                   float* summed, int64_t u);
+// Per-row pairwise loss (BCE with K = 1, or BPR) over c laid out as [positives (R); row t's K negatives at
+// R + t·K ...]; writes dq (R×d) and dc ((R + R·K)×d); returns the mean loss.
+double pairwise_loss(bool bpr, const float* q, const float* c, int64_t R, int64_t K, int64_t d, float* dq, float* dc);
+
+}  // namespace tl

@@ -1,8 +1,9 @@
 /**
  * The transformer-block kernels of the Backend (layer norm, dropout, attention over packed sequences) on every
  * backend: forward against float64 references written here from the definitions, backward against central
- * finite differences of those references, dropout masks against the documented xorshift32 stream; and on the
- * native addon, bit-identical results on 1 and 2 threads.
+ * finite differences of those references, dropout masks against the documented xorshift32 stream; the row kernels
+ * of the step (duplicate-row merging, BCE/BPR pairwise losses) likewise; and on the native addon, bit-identical
+ * results on 1 and 2 threads.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -205,6 +206,64 @@ for (const b of backends) {
       }
     });
 
+    test('mergeRows: first occurrences in order, repeats summed in row order, continuing across parts', () => {
+      const dim = 9;
+      const slot = new Int32Array(12).fill(-1);
+      const parts = [Int32Array.from([3, 1, 3, 0, 2, 1, 4, 5, 3]), Int32Array.from([11, 3, 0, 11])];
+      const rng = new Rng(4);
+      const grads = parts.map((ids) => randn(rng, ids.length * dim));
+      const uniq = new Int32Array(13);
+      const summed = new Float32Array(13 * dim);
+      let u = 0;
+      for (let k = 0; k < 2; k++) u = b.mergeRows(parts[k], grads[k], parts[k].length, dim, slot, uniq, summed, u);
+      assert.deepEqual(Array.from(uniq.subarray(0, u)), [3, 1, 0, 2, 4, 5, 11]);
+      for (let s = 0; s < u; s++) {
+        assert.equal(slot[uniq[s]], s);
+        // float32 sums in row order (what the kernel promises), from the inputs
+        const acc = new Float32Array(dim);
+        parts.forEach((ids, k) => ids.forEach((id, r) => {
+          if (id === uniq[s]) for (let j = 0; j < dim; j++) acc[j] += grads[k][r * dim + j];
+        }));
+        assert.deepEqual(summed.subarray(s * dim, (s + 1) * dim), acc, `row of id ${uniq[s]}`);
+      }
+    });
+
+    for (const [kind, K] of [
+      ['bce', 1],
+      ['bpr', 3],
+    ] as const) {
+      test(`pairwiseLoss ${kind}: loss vs float64, gradients vs finite differences`, () => {
+        const rng = new Rng(K);
+        const R = 37;
+        const d = 11;
+        const q = randn(rng, R * d, 0.5);
+        const c = randn(rng, R * (1 + K) * d, 0.5);
+        const sp = (x: number) => Math.log(1 + Math.exp(x));
+        const loss64 = (q64: ArrayLike<number>, c64: ArrayLike<number>) => {
+          let L = 0;
+          for (let t = 0; t < R; t++) {
+            const s = (row: number) => {
+              let v = 0;
+              for (let k = 0; k < d; k++) v += q64[t * d + k] * c64[row * d + k];
+              return v;
+            };
+            if (kind === 'bce') L += sp(-s(t)) + sp(s(R + t));
+            else for (let k = 0; k < K; k++) L += sp(s(R + t * K + k) - s(t));
+          }
+          return kind === 'bce' ? L / R : L / (R * K);
+        };
+        const dq = new Float32Array(R * d).fill(NaN);
+        const dc = new Float32Array(R * (1 + K) * d).fill(NaN);
+        const L = b.pairwiseLoss(kind, q, c, R, K, d, dq, dc);
+        assert.ok(Math.abs(L - loss64(q, c)) < 1e-5, `loss ${L} vs ${loss64(q, c)}`);
+        const fq = fdGrad(q, (q64) => loss64(q64, c));
+        const fc = fdGrad(c, (c64) => loss64(q, c64));
+        assertNonzero(fq, 'dq');
+        assertClose(dq, fq, 1e-4, 'dq');
+        assertClose(dc, fc, 1e-4, 'dc');
+      });
+    }
+
     for (const [lengths, H, dh, causal, p] of [
       [[1, 4, 3], 1, 5, true, 0],
       [[3, 6, 2], 2, 4, true, 0.3],
@@ -352,6 +411,23 @@ describe('native transformer-block kernels are bit-identical on 1 and 2 threads'
       b.dropoutBackward(x, mask, dx, n, 0.2);
       return { y, dx, mask: new Float32Array(Float32Array.from(mask)) };
     });
+  });
+
+  test('pairwiseLoss bce 6400 rows and bpr 3000x4 rows, d 64', () => {
+    const rng = new Rng(9);
+    for (const [kind, R, K] of [
+      ['bce', 6400, 1],
+      ['bpr', 3000, 4],
+    ] as const) {
+      const q = randn(rng, R * 64, 0.3);
+      const c = randn(rng, R * (1 + K) * 64, 0.3);
+      same(`pairwiseLoss ${kind}`, (b) => {
+        const dq = new Float32Array(R * 64);
+        const dc = new Float32Array(R * (1 + K) * 64);
+        const L = b.pairwiseLoss(kind, q, c, R, K, 64, dq, dc);
+        return { dq, dc, loss: Float32Array.of(L), lossLo: Float32Array.of(L - Math.fround(L)) };
+      });
+    }
   });
 
   for (const [H, causal] of [

@@ -222,6 +222,21 @@ export interface Backend {
   fullSoftmax: FullSoftmaxFn;
 
   /**
+   * Merges gradient rows by id, continuing at u0 unique rows: for r < n in order, the first occurrence of id = ids[r]
+   * takes slot[id] = u (uniq[u] = id, summed row u = grads row r, u + 1), a repeat is added (float32, in row order)
+   * to summed row slot[id]. Returns the new unique count. slot has one entry per table row, −1 for ids not yet
+   * seen (the caller resets the entries of uniq to −1 when done); uniq and summed must hold u0 + n rows.
+   */
+  mergeRows(ids: Int32Array, grads: Float32Array, n: number, dim: number, slot: Int32Array, uniq: Int32Array, summed: Float32Array, u0: number): number;
+
+  /**
+   * Per-row pairwise loss over item rows c laid out as [positives (R rows); row t's K negatives at R + t·K …],
+   * scores s = ⟨q_t, c⟩:  'bce' (K = 1): L = (1/R) Σ_t softplus(−s⁺_t) + softplus(s⁻_t);
+   * 'bpr': L = (1/(RK)) Σ_t Σ_k softplus(s_tk − s⁺_t). Writes dL/dq (R×d) and dL/dc ((R + RK)×d); returns L.
+   */
+  pairwiseLoss(kind: 'bce' | 'bpr', q: Float32Array, c: Float32Array, R: number, K: number, d: number, dq: Float32Array, dc: Float32Array): number;
+
+  /**
    * Layer normalisation per row of width dim (Ba et al. 2016): x̂ = (x − μ)/σ with σ = √(var(x) + eps),
    * y = γ ⊙ x̂ + β; keeps x̂ (rows×dim) and 1/σ (rows) for the backward. y must not alias x.
    */

@@ -4,6 +4,7 @@
  * (within float32 rounding).
  */
 import type { Backend, ContrastiveArgs, FullSoftmaxArgs } from './backend.ts';
+import { mergeRowsJs, pairwiseLossJs } from './js-rows.ts';
 import { createJsAttention, dropoutBackwardJs, dropoutForwardJs, layerNormBackwardJs, layerNormForwardJs } from './js-seq.ts';
 import { tfjsMatmul } from './tfjs-matmul.ts';
 
@@ -130,6 +131,8 @@ export async function createJsBackend(options: { wasm?: boolean } = {}): Promise
 
     fullSoftmax: (args) => fullSoftmaxJs(args, gemm),
 
+    mergeRows: mergeRowsJs,
+    pairwiseLoss: pairwiseLossJs,
     layerNormForward: layerNormForwardJs,
     layerNormBackward: layerNormBackwardJs,
     dropoutForward: dropoutForwardJs,

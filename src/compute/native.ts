@@ -117,6 +117,8 @@ interface Addon {
     dK: Float32Array,
     dV: Float32Array,
   ): void;
+  mergeRows(ids: Int32Array, grads: Float32Array, n: number, dim: number, slot: Int32Array, uniq: Int32Array, summed: Float32Array, u0: number): number;
+  pairwiseLoss(bpr: boolean, q: Float32Array, c: Float32Array, R: number, K: number, d: number, dq: Float32Array, dc: Float32Array): number;
   topkRows(scores: Float32Array, rows: number, cols: number, k: number, outIdx: Int32Array, outVal: Float32Array): void;
   ivfSearch(q: Float32Array, centroids: Float32Array, lists: number, offsets: Int32Array, vectors: Float32Array, ids: Int32Array, dim: number, nprobe: number, k: number, outIdx: Int32Array, outVal: Float32Array): number;
   setThreads(n: number): number;
@@ -230,6 +232,11 @@ export function loadNativeBackend(): Backend | null {
     },
     fullSoftmax: (x: FullSoftmaxArgs) =>
       a.fullSoftmax(x.q, x.e, x.R, x.N, x.d, x.target, x.scale, x.rowWeight ?? null, x.dq, x.de, x.rowLoss ?? null),
+    mergeRows: (ids, grads, n, dim, slot, uniq, summed, u0) => a.mergeRows(ids, grads, n, dim, slot, uniq, summed, u0),
+    pairwiseLoss: (kind, q, c, R, K, d, dq, dc) => {
+      if (kind !== 'bce' && kind !== 'bpr') throw new Error(`pairwiseLoss: unknown kind '${String(kind)}' (expected 'bce' or 'bpr')`);
+      return a.pairwiseLoss(kind === 'bpr', q, c, R, K, d, dq, dc);
+    },
     layerNormForward: (x, g, beta, y, xhat, rstd, rows, dim, eps) => a.layerNormForward(x, g, beta, y, xhat, rstd, rows, dim, eps),
     layerNormBackward: (dy, g, xhat, rstd, dx, dg, db, rows, dim, acc) => a.layerNormBackward(dy, g, xhat, rstd, dx, dg, db, rows, dim, acc),
     dropoutForward: (x, mask, n, p, seed) => a.dropoutForward(x, mask, n, p, seed >>> 0),
