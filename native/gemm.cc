@@ -332,6 +332,8 @@ bool set_simd_wide(bool on) {
   return g_wide.load(std::memory_order_relaxed);
 }
 
+bool simd_wide() { return g_wide.load(std::memory_order_relaxed); }
+
 const char* simd_tile() {
   if (g_wide.load(std::memory_order_relaxed)) return "avx512-12x32";
   return TL_AVX2 ? "avx2-6x16" : "scalar-6x16";

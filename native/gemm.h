@@ -47,6 +47,8 @@ void macro_kernel_wide(int64_t mc, int64_t nc, int64_t kc, const float* Ap, cons
 // wide tile is now on (false when it is not compiled in or the CPU lacks AVX-512F).
 const char* simd_tile();
 bool set_simd_wide(bool on);
+// Whether 512-bit kernels are on (the same switch; elementwise kernels use it too).
+bool simd_wide();
 
 // Single-threaded strided GEMM: C (M x N, ldc) = alpha * op(A) * op(B) + beta * C, epilogue after.
 void gemm_st(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t ars, int64_t acs, const float* B,
