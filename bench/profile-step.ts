@@ -26,6 +26,7 @@ const ITEMS = 3706;
 
 const base = await getBackend('native');
 const times = new Map<string, number>();
+let calls = 0;
 // CPU milliseconds of this process (user + system, microsecond resolution).
 const cpuMs = (): number => {
   const u = process.cpuUsage();
@@ -46,6 +47,7 @@ const wrapped = { ...base } as Record<string, unknown>;
 for (const [k, f] of Object.entries(base)) {
   if (typeof f !== 'function') continue;
   wrapped[k] = (...args: unknown[]) => {
+    calls++;
     const t = cpuMs();
     const r = (f as (...a: unknown[]) => unknown)(...args);
     const p = phase(k, args);
@@ -54,6 +56,17 @@ for (const [k, f] of Object.entries(base)) {
   };
 }
 const backend = wrapped as unknown as Backend;
+// What one timed call adds (two cpuUsage reads + the bookkeeping), subtracted from the JS share below.
+const timerMs = (() => {
+  const n = 20000;
+  const t = cpuMs();
+  const m = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    const a = cpuMs();
+    m.set('x', (m.get('x') ?? 0) + cpuMs() - a);
+  }
+  return (cpuMs() - t) / n;
+})();
 
 for (const B of batches) {
   const model = buildModel(
@@ -72,7 +85,8 @@ for (const B of batches) {
   }));
   for (let s = 0; s < 10; s++) step.run(pool[s % 16].u, pool[s % 16].i, rng);
   times.clear();
-  const steps = Math.max(20, Math.round(400 * 256 / B));
+  calls = 0;
+  const steps = Number(arg('steps', '0')) || Math.max(20, Math.round((400 * 256) / B));
   const w0 = performance.now();
   const t0 = cpuMs();
   for (let s = 0; s < steps; s++) step.run(pool[s % 16].u, pool[s % 16].i, rng);
@@ -84,7 +98,9 @@ for (const B of batches) {
     rows.push([k, v / steps]);
     native += v / steps;
   }
-  rows.push(['JS (assembler, dup-sum, copies, timers)', total - native]);
+  const timers = (calls / steps) * timerMs;
+  rows.push(['JS (assembler, dup-sum, copies, N-API calls)', total - native - timers]);
+  rows.push([`profiler's own timers (${(calls / steps).toFixed(0)} calls/step)`, timers]);
   console.log(`\nB=${B}: ${total.toFixed(3)} CPU ms/step (${Math.round((B * 1000) / total).toLocaleString('en-US')} ex/CPU-s; wall ${wall.toFixed(3)} ms), ${steps} steps`);
   for (const [k, v] of rows.sort((a, b) => b[1] - a[1])) console.log(`  ${k.padEnd(42)} ${v.toFixed(3).padStart(8)} ms  ${((100 * v) / total).toFixed(1).padStart(5)}%`);
 }
