@@ -373,6 +373,16 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   });
 }
 
+// setSimd(wide: boolean): the GEMM register tile from now on (tests compare both); returns the tile's name.
+napi_value SetSimd(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "setSimd", [](Call& c) {
+    tl::set_simd_wide(c.flag(0, "wide"));
+    napi_value s;
+    napi_create_string_utf8(c.env(), tl::simd_tile(), NAPI_AUTO_LENGTH, &s);
+    return s;
+  });
+}
+
 napi_value Info(napi_env env, napi_callback_info info) {
   return guarded(env, info, "info", [](Call& c) {
     napi_env e = c.env();
@@ -380,6 +390,8 @@ napi_value Info(napi_env env, napi_callback_info info) {
     napi_create_object(e, &o);
     napi_create_string_utf8(e, TL_AVX2 ? "avx2-fma" : "scalar", NAPI_AUTO_LENGTH, &s);
     napi_set_named_property(e, o, "simd", s);
+    napi_create_string_utf8(e, tl::simd_tile(), NAPI_AUTO_LENGTH, &s);
+    napi_set_named_property(e, o, "gemmTile", s);
     napi_set_named_property(e, o, "threads", number(e, tl::threads()));
     napi_set_named_property(e, o, "maxThreads", number(e, tl::max_threads()));
     napi_set_named_property(e, o, "parallelBackoffs", number(e, double(tl::parallel_backoffs())));
@@ -409,6 +421,7 @@ NAPI_MODULE_INIT() {
       {"topkRows", nullptr, TopkRows, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"ivfSearch", nullptr, IvfSearch, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setSimd", nullptr, SetSimd, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

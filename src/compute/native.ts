@@ -80,6 +80,7 @@ interface Addon {
   topkRows(scores: Float32Array, rows: number, cols: number, k: number, outIdx: Int32Array, outVal: Float32Array): void;
   ivfSearch(q: Float32Array, centroids: Float32Array, lists: number, offsets: Int32Array, vectors: Float32Array, ids: Int32Array, dim: number, nprobe: number, k: number, outIdx: Int32Array, outVal: Float32Array): number;
   setThreads(n: number): number;
+  setSimd(wide: boolean): string;
   info(): NativeInfo;
 }
 
@@ -110,6 +111,12 @@ export function nativeLoadError(): string | null {
 export interface NativeInfo {
   /** SIMD path compiled in: 'avx2-fma' or 'scalar'. */
   simd: string;
+  /**
+   * GEMM register tile in use: 'avx512-12x32' (AVX-512 compiled in and on the CPU; also 16-lane softmax and
+   * Adam passes), 'avx2-6x16' or 'scalar-6x16'. Both tiles give bit-identical results; TOWERLAB_SIMD=avx2
+   * forces the AVX2 one.
+   */
+  gemmTile: string;
   /** Threads kernels use now, and the pool size (TOWERLAB_THREADS or the core count). */
   threads: number;
   maxThreads: number;
@@ -132,6 +139,14 @@ export function nativeInfo(): NativeInfo | null {
  */
 export function setNativeThreads(n: number): number {
   return load()?.setThreads(n) ?? 0;
+}
+
+/**
+ * Turns the addon's 512-bit kernels on (where compiled in and the CPU has AVX-512F) or off (the AVX2 tile);
+ * returns the tile now in use, or '' without the addon. Results do not change, only speed (tests compare).
+ */
+export function setNativeSimd(wide: boolean): string {
+  return load()?.setSimd(wide) ?? '';
 }
 
 /** The addon's IVF-Flat query kernel (native/ivf.cc), or null without the addon (src/index/ivf-index.ts). */
