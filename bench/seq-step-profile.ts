@@ -10,6 +10,7 @@
 import { loadavg } from 'node:os';
 
 import { getBackend } from '../src/compute/index.ts';
+import { nativeInfo } from '../src/compute/native.ts';
 import type { Backend } from '../src/compute/backend.ts';
 import { loadRecipe } from '../src/recipe/schema.ts';
 import { buildTower, defaultSeqModel, loadSeqData } from '../src/seq/experiment.ts';
@@ -83,6 +84,7 @@ for (let r = 0; r < rounds; r++) {
     cpuAcc.clear();
     let tokens = 0;
     const c0 = cpuNow();
+    const info0 = nativeInfo();
     const t0 = performance.now();
     for (let s = 1; s <= steps; s++) {
       const batch = builder.training(data.train, order.subarray(s * 128, (s + 1) * 128));
@@ -93,6 +95,15 @@ for (let r = 0; r < rounds; r++) {
     const row: Record<string, number> = { total: total / steps, 'total (cpu)': (cpuNow() - c0) / steps, tokensPerStep: tokens / steps };
     for (const [k, v] of acc) row[k] = v / steps;
     for (const [k, v] of cpuAcc) row[`${k} (cpu)`] = v / steps;
+    const info1 = nativeInfo();
+    if (info0 && info1) {
+      // Whether the pool really shared the work: the oversubscription guard's single-threaded seconds, and the
+      // share of pieces the second thread computed.
+      row['pool backoffs (s)'] = info1.parallelBackoffs - info0.parallelBackoffs;
+      const t0n = info1.threadTasks[0] - info0.threadTasks[0];
+      const t1n = (info1.threadTasks[1] ?? 0) - (info0.threadTasks[1] ?? 0);
+      row['pool pieces on thread 2 (%)'] = (100 * t1n) / Math.max(1, t0n + t1n);
+    }
     results[name].push(row);
     process.stderr.write(`round ${r + 1} ${name}: ${(total / steps).toFixed(1)} ms/step\n`);
   }

@@ -379,8 +379,9 @@ double full_softmax_stored(const FullSoftmaxIn& in, double sumW, int64_t T) {
     if (in.de) pack_b(rows, d, in.q + r0 * d, d, 1, qB);
     parallel_chunks(nPieces, gemmChunk * double(cpp) * 2.0, [&](int64_t pc, int) {
       constexpr int64_t ldG = kChunkS + NR;  // padded so rows of the buffer do not alias in cache
-      thread_local Scratch gbb, agb, atb;
+      thread_local Scratch gbb, agb, atb, tdb;
       float* Gb = gbb.floats(size_t(T * ldG));
+      float* deT = in.de ? tdb.floats(size_t(kChunkS * d)) : nullptr;  // this chunk's G^T q_T, then added to de
       float* Ag = in.dq ? agb.floats(size_t(packed_a_size(T, kChunkS))) : nullptr;
       float* At = in.de ? atb.floats(size_t(packed_a_size(kChunkS, T))) : nullptr;
       const int64_t c0 = pc * cpp, c1 = std::min(nC, c0 + cpp);
@@ -390,7 +391,16 @@ double full_softmax_stored(const FullSoftmaxIn& in, double sumW, int64_t T) {
           g_row(S + t * ldN + j0, Gb + t * ldG, nt, fC[c * T + t], int64_t(in.target[r0 + t]) - j0, coef[r0 + t]);
         if (in.de) {
           pack_a(nt, rows, Gb, 1, ldG, At);
-          macro_kernel_wide(nt, d, rows, At, qB, rows * NR, in.de + j0 * d, d, 1.f, 1.f);
+          // Into a cache-resident buffer, then one sequential pass over de's rows (the product's own
+          // accumulation into de would load de's lines tile by tile, each a cache miss).
+          macro_kernel_wide(nt, d, rows, At, qB, rows * NR, deT, d, 1.f, 0.f);
+          float* o = in.de + j0 * d;
+          const int64_t len = nt * d;
+          int64_t k = 0;
+#if TL_AVX512
+          for (; k + 16 <= len; k += 16) _mm512_storeu_ps(o + k, _mm512_add_ps(_mm512_loadu_ps(o + k), _mm512_loadu_ps(deT + k)));
+#endif
+          for (; k < len; ++k) o[k] += deT[k];
         }
         if (in.dq) {
           pack_a(rows, nt, Gb, ldG, 1, Ag);
