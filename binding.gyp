@@ -9,6 +9,8 @@
         "native/contrastive.cc",
         "native/full_softmax.cc",
         "native/layers.cc",
+        "native/seq_layers.cc",
+        "native/rows.cc",
         "native/optim.cc",
         "native/topk.cc",
         "native/ivf.cc"

@@ -13,6 +13,7 @@
 #include "gemm.h"
 #include "ops.h"
 #include "pool.h"
+#include "seq_layers.h"
 #include "simd.h"
 
 namespace {
@@ -68,6 +69,9 @@ class Call {
   }
   int32_t* i32(size_t i, const char* name, int64_t minLen, bool nullable = false, size_t* len = nullptr) const {
     return static_cast<int32_t*>(typed(i, name, napi_int32_array, "Int32Array", minLen, nullable, len));
+  }
+  uint8_t* u8(size_t i, const char* name, int64_t minLen, bool nullable = false, size_t* len = nullptr) const {
+    return static_cast<uint8_t*>(typed(i, name, napi_uint8_array, "Uint8Array", minLen, nullable, len));
   }
 
   double num(size_t i, const char* name) const {
@@ -336,6 +340,193 @@ napi_value FullSoftmax(napi_env env, napi_callback_info info) {
   });
 }
 
+napi_value LayerNormForward(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "layerNormForward", [](Call& c) {
+    const int64_t rows = c.dim(6, "rows"), d = c.dim(7, "dim");
+    const float eps = float(c.num(8, "eps"));
+    const float* x = c.f32(0, "x", rows * d);
+    const float* g = c.f32(1, "gamma", d);
+    const float* b = c.f32(2, "beta", d);
+    float* y = c.f32(3, "y", rows * d);
+    float* xhat = c.f32(4, "xhat", rows * d);
+    float* rstd = c.f32(5, "rstd", rows);
+    if (!(eps > 0)) c.fail("eps must be positive");
+    if (overlaps(y, rows * d, x, rows * d) || overlaps(xhat, rows * d, x, rows * d) || overlaps(xhat, rows * d, y, rows * d))
+      c.fail("y, xhat and x must not overlap");
+    tl::layer_norm_forward(x, g, b, y, xhat, rstd, rows, d, eps);
+    return undef(c.env());
+  });
+}
+
+napi_value LayerNormBackward(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "layerNormBackward", [](Call& c) {
+    const int64_t rows = c.dim(7, "rows"), d = c.dim(8, "dim");
+    const float* dy = c.f32(0, "dy", rows * d);
+    const float* g = c.f32(1, "gamma", d);
+    const float* xhat = c.f32(2, "xhat", rows * d);
+    const float* rstd = c.f32(3, "rstd", rows);
+    float* dx = c.f32(4, "dx", rows * d);
+    float* dg = c.f32(5, "dgamma", d);
+    float* db = c.f32(6, "dbeta", d);
+    const bool acc = c.flag(9, "accumulate");
+    if (dx != dy && overlaps(dx, rows * d, dy, rows * d)) c.fail("dx must be dy itself or not overlap it");
+    if (overlaps(dx, rows * d, xhat, rows * d)) c.fail("dx must not overlap xhat");
+    tl::layer_norm_backward(dy, g, xhat, rstd, dx, dg, db, rows, d, acc);
+    return undef(c.env());
+  });
+}
+
+double dropout_rate(const Call& c, size_t i) {
+  const double p = c.num(i, "p");
+  if (!(p >= 0 && p < 1)) c.fail("p must be in [0, 1), got " + std::to_string(p));
+  return p;
+}
+
+uint32_t seed32(const Call& c, size_t i) {
+  const double s = c.num(i, "seed");
+  if (!(s >= 0 && s <= 4294967295.0 && std::floor(s) == s)) c.fail("seed must be an integer in [0, 2^32)");
+  return uint32_t(s);
+}
+
+napi_value DropoutForward(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "dropoutForward", [](Call& c) {
+    const int64_t n = c.dim(2, "n");
+    float* x = c.f32(0, "x", n);
+    uint8_t* m = c.u8(1, "mask", n);
+    tl::dropout_forward(x, m, n, dropout_rate(c, 3), seed32(c, 4));
+    return undef(c.env());
+  });
+}
+
+napi_value DropoutBackward(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "dropoutBackward", [](Call& c) {
+    const int64_t n = c.dim(3, "n");
+    const float* dy = c.f32(0, "dy", n);
+    const uint8_t* m = c.u8(1, "mask", n);
+    float* out = c.f32(2, "out", n);
+    if (out != dy && overlaps(out, n, dy, n)) c.fail("out must be dy itself or not overlap it");
+    tl::dropout_backward(dy, m, out, n, dropout_rate(c, 4));
+    return undef(c.env());
+  });
+}
+
+// Shared argument checks of attentionForward/Backward: (.., offsets, pOff, nseq, heads, dh, causal, p) at `at`.
+// Returns the token count R; fills the geometry of `a` and the length of the P buffer.
+int64_t attention_geometry(const Call& c, size_t at, tl::AttentionArgs& a, int64_t* plen) {
+  a.nseq = c.dim(at + 2, "nseq");
+  a.heads = c.dim(at + 3, "heads");
+  a.dh = c.dim(at + 4, "dh");
+  a.causal = c.flag(at + 5, "causal");
+  a.p = dropout_rate(c, at + 6);
+  if (a.heads < 1 || a.dh < 1) c.fail("heads and dh must be positive");
+  const int32_t* off = c.i32(at, "offsets", a.nseq + 1);
+  const int32_t* po = c.i32(at + 1, "pOff", a.nseq + 1);
+  if (off[0] != 0 || po[0] != 0) c.fail("offsets[0] and pOff[0] must be 0");
+  for (int64_t s = 0; s < a.nseq; ++s) {
+    const int64_t T = int64_t(off[s + 1]) - off[s];
+    if (T < 0) c.fail("offsets must be non-decreasing (at " + std::to_string(s) + ")");
+    if (int64_t(po[s + 1]) - po[s] != a.heads * T * T)
+      c.fail("pOff[" + std::to_string(s + 1) + "] - pOff[" + std::to_string(s) + "] must be heads * T^2");
+  }
+  a.offsets = off;
+  a.pOff = po;
+  *plen = po[a.nseq];
+  return off[a.nseq];
+}
+
+// attentionForward(Q, K, V, O, P, Pd, mask, offsets, pOff, nseq, heads, dh, causal, p, seed)
+napi_value AttentionForward(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "attentionForward", [](Call& c) {
+    tl::AttentionArgs a;
+    int64_t plen = 0;
+    const int64_t R = attention_geometry(c, 7, a, &plen);
+    const int64_t n = R * a.heads * a.dh;
+    a.Q = c.f32(0, "Q", n);
+    a.K = c.f32(1, "K", n);
+    a.V = c.f32(2, "V", n);
+    a.O = c.f32(3, "O", n);
+    a.P = c.f32(4, "P", plen);
+    a.mask = c.u8(6, "mask", plen, true);
+    a.Pd = c.f32(5, "Pd", plen, a.mask == nullptr);
+    if (a.mask && !a.Pd) c.fail("Pd is needed with a dropout mask");
+    if (!a.mask) a.Pd = nullptr;
+    a.seed = seed32(c, 14);
+    for (const float* in : {a.Q, a.K, a.V})
+      if (overlaps(a.O, n, in, n) || overlaps(a.P, plen, in, n)) c.fail("O and P must not overlap Q, K or V");
+    if (overlaps(a.O, n, a.P, plen) || (a.Pd && (overlaps(a.Pd, plen, a.P, plen) || overlaps(a.Pd, plen, a.O, n))))
+      c.fail("O, P and Pd must not overlap");
+    tl::attention_forward(a);
+    return undef(c.env());
+  });
+}
+
+// attentionBackward(dO, Q, K, V, P, Pd, mask, offsets, pOff, nseq, heads, dh, causal, p, dQ, dK, dV)
+napi_value AttentionBackward(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "attentionBackward", [](Call& c) {
+    tl::AttentionArgs a;
+    int64_t plen = 0;
+    const int64_t R = attention_geometry(c, 7, a, &plen);
+    const int64_t n = R * a.heads * a.dh;
+    a.dO = c.f32(0, "dO", n);
+    a.Q = c.f32(1, "Q", n);
+    a.K = c.f32(2, "K", n);
+    a.V = c.f32(3, "V", n);
+    a.P = c.f32(4, "P", plen);
+    a.mask = c.u8(6, "mask", plen, true);
+    a.Pd = c.f32(5, "Pd", plen, a.mask == nullptr);
+    if (a.mask && !a.Pd) c.fail("Pd is needed with a dropout mask");
+    if (!a.mask) a.Pd = nullptr;
+    a.dQ = c.f32(14, "dQ", n);
+    a.dK = c.f32(15, "dK", n);
+    a.dV = c.f32(16, "dV", n);
+    for (float* out : {a.dQ, a.dK, a.dV})
+      for (const float* in : {a.dO, a.Q, a.K, a.V})
+        if (overlaps(out, n, in, n)) c.fail("dQ, dK and dV must not overlap dO, Q, K or V");
+    if (overlaps(a.dQ, n, a.dK, n) || overlaps(a.dQ, n, a.dV, n) || overlaps(a.dK, n, a.dV, n))
+      c.fail("dQ, dK and dV must not overlap each other");
+    tl::attention_backward(a);
+    return undef(c.env());
+  });
+}
+
+// mergeRows(ids, grads, n, dim, slot, uniq, summed, u0) -> u
+napi_value MergeRows(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "mergeRows", [](Call& c) {
+    const int64_t n = c.dim(2, "n"), dim = c.dim(3, "dim"), u0 = c.dim(7, "u0");
+    const int32_t* ids = c.i32(0, "ids", n);
+    const float* grads = c.f32(1, "grads", n * dim);
+    size_t rows = 0;
+    int32_t* slot = c.i32(4, "slot", 0, false, &rows);
+    int32_t* uniq = c.i32(5, "uniq", u0 + n);
+    float* summed = c.f32(6, "summed", (u0 + n) * dim);
+    for (int64_t r = 0; r < n; ++r)
+      if (ids[r] < 0 || int64_t(ids[r]) >= int64_t(rows))
+        c.fail("ids[" + std::to_string(r) + "] = " + std::to_string(ids[r]) + " is outside [0, " + std::to_string(rows) + ")");
+    for (int64_t r = 0; r < n; ++r)
+      if (slot[ids[r]] >= int32_t(u0 + n)) c.fail("slot entries must be -1 or below u0 + n");
+    if (overlaps(summed, (u0 + n) * dim, grads, n * dim)) c.fail("summed must not overlap grads");
+    return number(c.env(), double(tl::merge_rows(ids, grads, n, dim, slot, uniq, summed, u0)));
+  });
+}
+
+// pairwiseLoss(bpr, q, c, R, K, d, dq, dc) -> loss
+napi_value PairwiseLoss(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "pairwiseLoss", [](Call& c) {
+    const bool bpr = c.flag(0, "bpr");
+    const int64_t R = c.dim(3, "R"), K = c.dim(4, "K"), d = c.dim(5, "d");
+    if (!bpr && K != 1) c.fail("bce takes one negative per row");
+    const int64_t nc = R * (1 + K);
+    const float* q = c.f32(1, "q", R * d);
+    const float* cc = c.f32(2, "c", nc * d);
+    float* dq = c.f32(6, "dq", R * d);
+    float* dc = c.f32(7, "dc", nc * d);
+    if (overlaps(dq, R * d, q, R * d) || overlaps(dq, R * d, cc, nc * d) || overlaps(dc, nc * d, q, R * d) ||
+        overlaps(dc, nc * d, cc, nc * d) || overlaps(dq, R * d, dc, nc * d))
+      c.fail("dq and dc must not overlap each other, q or c");
+    return number(c.env(), tl::pairwise_loss(bpr, q, cc, R, K, d, dq, dc));
+  });
+}
+
 napi_value TopkRows(napi_env env, napi_callback_info info) {
   return guarded(env, info, "topkRows", [](Call& c) {
     const int64_t rows = c.dim(1, "rows"), cols = c.dim(2, "cols"), k = c.dim(3, "k");
@@ -373,6 +564,16 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   });
 }
 
+// setSimd(wide: boolean): the GEMM register tile from now on (tests compare both); returns the tile's name.
+napi_value SetSimd(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "setSimd", [](Call& c) {
+    tl::set_simd_wide(c.flag(0, "wide"));
+    napi_value s;
+    napi_create_string_utf8(c.env(), tl::simd_tile(), NAPI_AUTO_LENGTH, &s);
+    return s;
+  });
+}
+
 napi_value Info(napi_env env, napi_callback_info info) {
   return guarded(env, info, "info", [](Call& c) {
     napi_env e = c.env();
@@ -380,6 +581,8 @@ napi_value Info(napi_env env, napi_callback_info info) {
     napi_create_object(e, &o);
     napi_create_string_utf8(e, TL_AVX2 ? "avx2-fma" : "scalar", NAPI_AUTO_LENGTH, &s);
     napi_set_named_property(e, o, "simd", s);
+    napi_create_string_utf8(e, tl::simd_tile(), NAPI_AUTO_LENGTH, &s);
+    napi_set_named_property(e, o, "gemmTile", s);
     napi_set_named_property(e, o, "threads", number(e, tl::threads()));
     napi_set_named_property(e, o, "maxThreads", number(e, tl::max_threads()));
     napi_set_named_property(e, o, "parallelBackoffs", number(e, double(tl::parallel_backoffs())));
@@ -406,9 +609,18 @@ NAPI_MODULE_INIT() {
       {"sparseUpdate", nullptr, SparseUpdate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"contrastive", nullptr, Contrastive, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"fullSoftmax", nullptr, FullSoftmax, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"layerNormForward", nullptr, LayerNormForward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"layerNormBackward", nullptr, LayerNormBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dropoutForward", nullptr, DropoutForward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dropoutBackward", nullptr, DropoutBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"attentionForward", nullptr, AttentionForward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"attentionBackward", nullptr, AttentionBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"mergeRows", nullptr, MergeRows, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"pairwiseLoss", nullptr, PairwiseLoss, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"topkRows", nullptr, TopkRows, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"ivfSearch", nullptr, IvfSearch, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setSimd", nullptr, SetSimd, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

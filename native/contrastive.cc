@@ -118,6 +118,8 @@ inline double softmax_row(const ContrastiveIn& in, int64_t i, float* z, bool gra
   }
   const float scale = in.scale;
   const float* bias = in.colBias;
+  const bool wide = simd_wide();  // 16-lane passes with the same results as the 8-lane ones
+  (void)wide;
   const float zPos = scale * sPos + (bias ? bias[p] : 0.f);
   int32_t masked = 0;
   float mx = -kInf;
@@ -128,6 +130,30 @@ inline double softmax_row(const ContrastiveIn& in, int64_t i, float* z, bool gra
     const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), vpos = _mm256_set1_epi32(p);
     const __m256i vk0 = _mm256_set1_epi32(nk > 0 ? rk[0] : 0), vk1 = _mm256_set1_epi32(nk > 1 ? rk[1] : 0);
     __m256 vmx = ninf;
+#if TL_AVX512
+    if (wide) {
+      // 16 lanes: the same elementwise operations (so the same values), the max is order-free.
+      const __m512 ws = _mm512_set1_ps(scale), wthr = _mm512_set1_ps(thr), wninf = _mm512_set1_ps(-kInf);
+      const __m512i wk0 = _mm512_set1_epi32(nk > 0 ? rk[0] : 0), wk1 = _mm512_set1_epi32(nk > 1 ? rk[1] : 0);
+      __m512 wmx = wninf;
+      for (; j + 16 <= N; j += 16) {
+        const __m512 sv = _mm512_loadu_ps(z + j);
+        __m512 v = bias ? _mm512_fmadd_ps(sv, ws, _mm512_loadu_ps(bias + j)) : _mm512_mul_ps(sv, ws);
+        __mmask16 m = 0;
+        if (nk > 0) m = _mm512_cmpeq_epi32_mask(_mm512_loadu_si512(ck[0] + j), wk0);
+        if (nk > 1) m |= _mm512_cmpeq_epi32_mask(_mm512_loadu_si512(ck[1] + j), wk1);
+        if (fnOn) m |= _mm512_cmp_ps_mask(sv, wthr, _CMP_GT_OQ);
+        if (m) {
+          if (p >= j && p < j + 16) m &= __mmask16(~(1u << (p - j)));
+          masked += __builtin_popcount(unsigned(m));
+          v = _mm512_mask_mov_ps(v, m, wninf);
+        }
+        _mm512_storeu_ps(z + j, v);
+        wmx = _mm512_max_ps(wmx, v);
+      }
+      vmx = _mm256_max_ps(_mm512_castps512_ps256(wmx), _mm512_extractf32x8_ps(wmx, 1));
+    }
+#endif
     for (; j + 8 <= N; j += 8) {
       const __m256 s = _mm256_loadu_ps(z + j);
       __m256 v = bias ? _mm256_fmadd_ps(s, vs, _mm256_loadu_ps(bias + j)) : _mm256_mul_ps(s, vs);
@@ -169,6 +195,18 @@ inline double softmax_row(const ContrastiveIn& in, int64_t i, float* z, bool gra
   {
     const __m256 vmx = _mm256_set1_ps(mx);
     __m256 acc = _mm256_setzero_ps();
+#if TL_AVX512
+    if (wide) {
+      // exp512 gives exp256's values lane by lane; the two halves go into the 8-lane sum in the AVX2 order.
+      const __m512 wmx = _mm512_set1_ps(mx);
+      for (; j + 16 <= N; j += 16) {
+        const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(z + j), wmx));
+        _mm512_storeu_ps(z + j, e);
+        acc = _mm256_add_ps(acc, _mm512_castps512_ps256(e));
+        acc = _mm256_add_ps(acc, _mm512_extractf32x8_ps(e, 1));
+      }
+    }
+#endif
     for (; j + 8 <= N; j += 8) {
       const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(z + j), vmx));
       _mm256_storeu_ps(z + j, e);
@@ -190,6 +228,12 @@ inline double softmax_row(const ContrastiveIn& in, int64_t i, float* z, bool gra
     const float f = float(double(coef) / double(sum));
     j = 0;
 #if TL_AVX2
+#if TL_AVX512
+    if (wide) {
+      const __m512 wf = _mm512_set1_ps(f);
+      for (; j + 16 <= N; j += 16) _mm512_storeu_ps(z + j, _mm512_mul_ps(_mm512_loadu_ps(z + j), wf));
+    }
+#endif
     const __m256 vf = _mm256_set1_ps(f);
     for (; j + 8 <= N; j += 8) _mm256_storeu_ps(z + j, _mm256_mul_ps(_mm256_loadu_ps(z + j), vf));
 #endif

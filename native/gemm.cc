@@ -228,8 +228,8 @@ static inline void micro_kernel(int64_t kc, const float* __restrict a, const flo
 }
 #endif
 
-void macro_kernel(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp, int64_t b_panel_stride,
-                  float* C, int64_t ldc, float alpha, float beta, Epilogue ep) {
+static void macro_kernel_6x16(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp,
+                              int64_t b_panel_stride, float* C, int64_t ldc, float alpha, float beta, Epilogue ep) {
   for (int64_t j = 0; j < nc; j += NR) {
     const int nb = int(std::min<int64_t>(NR, nc - j));
     const float* b = Bp + (j / NR) * b_panel_stride;
@@ -247,7 +247,7 @@ void macro_kernel(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const flo
 template <int NA, int NB>
 static inline void micro_kernel_512(int64_t kc, const float* __restrict a, int64_t a_panel_stride,
                                     const float* __restrict b, int64_t b_panel_stride, float* C, int64_t ldc, int mb,
-                                    int nb, float alpha, float beta) {
+                                    int nb, float alpha, float beta, const float* bias, bool relu) {
   __m512 c[NA * MR][NB];
 #pragma GCC unroll 12
   for (int r = 0; r < NA * MR; ++r)
@@ -275,52 +275,108 @@ static inline void micro_kernel_512(int64_t kc, const float* __restrict a, int64
       }
     }
   }
-  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 12
-  for (int r = 0; r < NA * MR; ++r) {
-    if (r >= mb) break;
+  // Store per 6 x 16 sub-tile exactly as micro_kernel does: a full one with the same vector operations
+  // (alpha, then beta*C by FMA, bias, ReLU), a partial one through store_edge's scalar finish.
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta), zero = _mm512_setzero_ps();
+#pragma GCC unroll 2
+  for (int h = 0; h < NA; ++h) {
+    const int rows = std::min(MR, mb - h * MR);
+    if (rows <= 0) break;
 #pragma GCC unroll 2
     for (int q = 0; q < NB; ++q) {
-      const int lanes = nb - q * NR;
+      const int lanes = std::min(NR, nb - q * NR);
       if (lanes <= 0) break;
-      float* pc = C + r * ldc + q * NR;
-      __m512 v = alpha == 1.f ? c[r][q] : _mm512_mul_ps(c[r][q], va);
-      if (lanes >= NR) {
-        if (beta != 0.f) v = _mm512_fmadd_ps(vb, _mm512_loadu_ps(pc), v);
-        _mm512_storeu_ps(pc, v);
+      float* pc = C + h * MR * ldc + q * NR;
+      const float* bq = bias ? bias + q * NR : nullptr;
+      if (rows == MR && lanes == NR) {
+        const __m512 bv = bq ? _mm512_loadu_ps(bq) : zero;
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; ++r) {
+          __m512 v = alpha == 1.f ? c[h * MR + r][q] : _mm512_mul_ps(c[h * MR + r][q], va);
+          if (beta != 0.f) v = _mm512_fmadd_ps(vb, _mm512_loadu_ps(pc + r * ldc), v);
+          if (bq) v = _mm512_add_ps(v, bv);
+          if (relu) v = _mm512_max_ps(v, zero);
+          _mm512_storeu_ps(pc + r * ldc, v);
+        }
       } else {
-        const __mmask16 m = __mmask16((1u << lanes) - 1u);
-        if (beta != 0.f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, pc), v);
-        _mm512_mask_storeu_ps(pc, m, v);
+        alignas(64) float acc[MR * NR];
+        for (int r = 0; r < MR; ++r) _mm512_store_ps(acc + r * NR, c[h * MR + r][q]);
+        store_edge(acc, pc, ldc, rows, lanes, alpha, beta, bq, relu);
       }
     }
   }
 }
 #endif
 
-void macro_kernel_wide(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp, int64_t b_panel_stride,
-                       float* C, int64_t ldc, float alpha, float beta) {
+namespace {
+bool wide_default() {
 #if defined(__AVX512F__)
+  const char* e = std::getenv("TOWERLAB_SIMD");
+  if (e && std::strcmp(e, "avx2") == 0) return false;
+  __builtin_cpu_init();  // runs in a static initialiser, possibly before libgcc's own
+  return __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
+// Read by every GEMM; written only by set_simd_wide between calls (from the JS thread, tests).
+std::atomic<bool> g_wide{wide_default()};
+}  // namespace
+
+bool set_simd_wide(bool on) {
+#if defined(__AVX512F__)
+  g_wide.store(on && __builtin_cpu_supports("avx512f"), std::memory_order_relaxed);
+#else
+  (void)on;
+#endif
+  return g_wide.load(std::memory_order_relaxed);
+}
+
+bool simd_wide() { return g_wide.load(std::memory_order_relaxed); }
+
+const char* simd_tile() {
+  if (g_wide.load(std::memory_order_relaxed)) return "avx512-12x32";
+  return TL_AVX2 ? "avx2-6x16" : "scalar-6x16";
+}
+
+#if defined(__AVX512F__)
+static void macro_kernel_12x32(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp,
+                               int64_t b_panel_stride, float* C, int64_t ldc, float alpha, float beta, Epilogue ep) {
+  const int64_t as = MR * kc;
   for (int64_t j = 0; j < nc; j += 2 * NR) {
     const int nb = int(std::min<int64_t>(2 * NR, nc - j));
     const float* b = Bp + (j / NR) * b_panel_stride;
+    const float* bias = ep.bias ? ep.bias + j : nullptr;
     for (int64_t i = 0; i < mc; i += 2 * MR) {
       const int mb = int(std::min<int64_t>(2 * MR, mc - i));
       const float* a = Ap + i * kc;
       float* c = C + i * ldc + j;
-      const int64_t as = MR * kc;
       if (mb > MR) {
-        if (nb > NR) micro_kernel_512<2, 2>(kc, a, as, b, b_panel_stride, c, ldc, mb, nb, alpha, beta);
-        else micro_kernel_512<2, 1>(kc, a, as, b, b_panel_stride, c, ldc, mb, nb, alpha, beta);
+        if (nb > NR) micro_kernel_512<2, 2>(kc, a, as, b, b_panel_stride, c, ldc, mb, nb, alpha, beta, bias, ep.relu);
+        else micro_kernel_512<2, 1>(kc, a, as, b, b_panel_stride, c, ldc, mb, nb, alpha, beta, bias, ep.relu);
       } else {
-        if (nb > NR) micro_kernel_512<1, 2>(kc, a, as, b, b_panel_stride, c, ldc, mb, nb, alpha, beta);
-        else micro_kernel_512<1, 1>(kc, a, as, b, b_panel_stride, c, ldc, mb, nb, alpha, beta);
+        if (nb > NR) micro_kernel_512<1, 2>(kc, a, as, b, b_panel_stride, c, ldc, mb, nb, alpha, beta, bias, ep.relu);
+        else micro_kernel_512<1, 1>(kc, a, as, b, b_panel_stride, c, ldc, mb, nb, alpha, beta, bias, ep.relu);
       }
     }
   }
-#else
-  macro_kernel(mc, nc, kc, Ap, Bp, b_panel_stride, C, ldc, alpha, beta, {});
+}
 #endif
+
+void macro_kernel(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp, int64_t b_panel_stride,
+                  float* C, int64_t ldc, float alpha, float beta, Epilogue ep) {
+#if defined(__AVX512F__)
+  if (g_wide.load(std::memory_order_relaxed)) {
+    macro_kernel_12x32(mc, nc, kc, Ap, Bp, b_panel_stride, C, ldc, alpha, beta, ep);
+    return;
+  }
+#endif
+  macro_kernel_6x16(mc, nc, kc, Ap, Bp, b_panel_stride, C, ldc, alpha, beta, ep);
+}
+
+void macro_kernel_wide(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp, int64_t b_panel_stride,
+                       float* C, int64_t ldc, float alpha, float beta, Epilogue ep) {
+  macro_kernel(mc, nc, kc, Ap, Bp, b_panel_stride, C, ldc, alpha, beta, ep);
 }
 
 // C = beta*C + epilogue, for K == 0 (no product term).

@@ -33,12 +33,22 @@ struct Epilogue {
 void macro_kernel(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp, int64_t b_panel_stride,
                   float* C, int64_t ldc, float alpha, float beta, Epilogue ep);
 
-// Same contract as macro_kernel without the epilogue (C = alpha * Ap * Bp + beta * C on the same packed
-// panels), computed in blocks of two A panels x two B panels (12 x 32) with 512-bit registers when the
-// compiler targets AVX-512F (twice the FMA width of the 6 x 16 AVX2 tile), else it is macro_kernel. Used by the
-// full-catalogue softmax; its results depend on the shapes only (never on threads).
+// macro_kernel dispatches at run time: where the addon was compiled for AVX-512F and the CPU has it, it computes
+// blocks of two A panels x two B panels (12 x 32) with 512-bit registers (twice the FMA width of the 6 x 16
+// AVX2 tile), else the 6 x 16 AVX2/FMA tile. Both run, per output element, the same FMA sequence over p from
+// zero and the same epilogue operations, so their results are bit-identical (tested): the choice is speed only.
+// Every GEMM in the addon (gemm, gemm_st, the contrastive and full-catalogue kernels) goes through it.
+// macro_kernel_wide is the same function (kept for the full-catalogue softmax's call sites).
 void macro_kernel_wide(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp, int64_t b_panel_stride,
-                       float* C, int64_t ldc, float alpha, float beta);
+                       float* C, int64_t ldc, float alpha, float beta, Epilogue ep = {});
+
+// The register tile in use: "avx512-12x32", "avx2-6x16" or "scalar-6x16". TOWERLAB_SIMD=avx2 at load forces
+// the AVX2 tile; set_simd_wide(false/true) switches at run time (tests compare both), returning whether the
+// wide tile is now on (false when it is not compiled in or the CPU lacks AVX-512F).
+const char* simd_tile();
+bool set_simd_wide(bool on);
+// Whether 512-bit kernels are on (the same switch; elementwise kernels use it too).
+bool simd_wide();
 
 // Single-threaded strided GEMM: C (M x N, ldc) = alpha * op(A) * op(B) + beta * C, epilogue after.
 void gemm_st(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t ars, int64_t acs, const float* B,

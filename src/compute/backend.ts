@@ -91,6 +91,36 @@ export interface FullSoftmaxArgs {
  */
 export type FullSoftmaxFn = (args: FullSoftmaxArgs) => number;
 
+/**
+ * Attention over packed sequences (SASRec's causal self-attention; the text encoder's bidirectional one).
+ * Sequence s has tokens [offsets[s], offsets[s+1]) of Q, K, V (tokens × heads·dh, token-major; head h is columns
+ * [h·dh, (h+1)·dh)). Per sequence and head, with T its length:
+ *   S = Q Kᵀ / √dh,  S_ij = −∞ for j > i when causal,  P = softmax_rows(S),  P̃ = dropout(P),  O = P̃ V.
+ * Backward:  dP̃ = dO Vᵀ,  dV = P̃ᵀ dO,  dP = dropoutᵀ(dP̃),  dS = P ⊙ (dP − rowsum(dP ⊙ P)),
+ *            dQ = dS K / √dh,  dK = dSᵀ Q / √dh.
+ * P (sequence s, head h at pOff[s] + h·T²; masked entries 0) is kept for the backward.
+ */
+export interface AttentionArgs {
+  Q: Float32Array;
+  K: Float32Array;
+  V: Float32Array;
+  /** nseq + 1 token offsets. */
+  offsets: Int32Array;
+  /** nseq + 1 offsets of each sequence's probability blocks in P: pOff[s+1] − pOff[s] = heads·T², pOff[0] = 0. */
+  pOff: Int32Array;
+  nseq: number;
+  heads: number;
+  dh: number;
+  causal: boolean;
+  /** Probabilities (output of forward, input of backward), pOff[nseq] entries. */
+  P: Float32Array;
+  /**
+   * Dropout on the probabilities: null for none; else the keep mask over all pOff[nseq] entries (written by
+   * forward, drawn like dropoutForward with `seed`) and Pd, the dropped probabilities P̃.
+   */
+  dropout: { p: number; seed: number; mask: Uint8Array; Pd: Float32Array } | null;
+}
+
 export interface Backend {
   /** 'native' (C++ addon), 'js' (portable TypeScript + TF.js-WASM matmul) or another later. */
   readonly name: string;
@@ -190,6 +220,49 @@ export interface Backend {
 
   /** Exact softmax cross-entropy over every item, tiled over items; returns the loss. See FullSoftmaxArgs. */
   fullSoftmax: FullSoftmaxFn;
+
+  /**
+   * Merges gradient rows by id, continuing at u0 unique rows: for r < n in order, the first occurrence of id = ids[r]
+   * takes slot[id] = u (uniq[u] = id, summed row u = grads row r, u + 1), a repeat is added (float32, in row order)
+   * to summed row slot[id]. Returns the new unique count. slot has one entry per table row, −1 for ids not yet
+   * seen (the caller resets the entries of uniq to −1 when done); uniq and summed must hold u0 + n rows.
+   */
+  mergeRows(ids: Int32Array, grads: Float32Array, n: number, dim: number, slot: Int32Array, uniq: Int32Array, summed: Float32Array, u0: number): number;
+
+  /**
+   * Per-row pairwise loss over item rows c laid out as [positives (R rows); row t's K negatives at R + t·K …],
+   * scores s = ⟨q_t, c⟩:  'bce' (K = 1): L = (1/R) Σ_t softplus(−s⁺_t) + softplus(s⁻_t);
+   * 'bpr': L = (1/(RK)) Σ_t Σ_k softplus(s_tk − s⁺_t). Writes dL/dq (R×d) and dL/dc ((R + RK)×d); returns L.
+   */
+  pairwiseLoss(kind: 'bce' | 'bpr', q: Float32Array, c: Float32Array, R: number, K: number, d: number, dq: Float32Array, dc: Float32Array): number;
+
+  /**
+   * Layer normalisation per row of width dim (Ba et al. 2016): x̂ = (x − μ)/σ with σ = √(var(x) + eps),
+   * y = γ ⊙ x̂ + β; keeps x̂ (rows×dim) and 1/σ (rows) for the backward. y must not alias x.
+   */
+  layerNormForward(x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, xhat: Float32Array, rstd: Float32Array, rows: number, dim: number, eps: number): void;
+
+  /**
+   * Layer-norm backward, with g = dy ⊙ γ:  dx = (g − mean(g) − x̂ · mean(g ⊙ x̂)) / σ  (written, or added with
+   * `accumulate`);  dγ += Σ_rows dy ⊙ x̂;  dβ += Σ_rows dy.  dx may be dy itself.
+   */
+  layerNormBackward(dy: Float32Array, gamma: Float32Array, xhat: Float32Array, rstd: Float32Array, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, rows: number, dim: number, accumulate: boolean): void;
+
+  /**
+   * Inverted dropout in place on x[0, n): keep mask m from the xorshift32 stream started at `seed` (an odd
+   * uint32; each step gives two 16-bit uniforms, low half for element i, high half for i + 1; kept when the
+   * uniform ≥ round(p·65536)); x_i ← m_i ? x_i / (1 − p) : 0 (product rounded once from double).
+   */
+  dropoutForward(x: Float32Array, mask: Uint8Array, n: number, p: number, seed: number): void;
+
+  /** out_i = mask_i ? dy_i / (1 − p) : 0 for i < n (out may be dy). */
+  dropoutBackward(dy: Float32Array, mask: Uint8Array, out: Float32Array, n: number, p: number): void;
+
+  /** Attention forward: O (tokens × heads·dh, overwritten), P and the dropout state. See AttentionArgs. */
+  attentionForward(a: AttentionArgs, O: Float32Array): void;
+
+  /** Attention backward from dO: dQ, dK, dV (overwritten) of the last forward on the same `a`. */
+  attentionBackward(a: AttentionArgs, dO: Float32Array, dQ: Float32Array, dK: Float32Array, dV: Float32Array): void;
 
   /**
    * Top-k per row of a rows×cols score matrix, best first: outIdx/outVal are rows×k. Entries equal to

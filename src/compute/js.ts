@@ -4,6 +4,8 @@
  * (within float32 rounding).
  */
 import type { Backend, ContrastiveArgs, FullSoftmaxArgs } from './backend.ts';
+import { mergeRowsJs, pairwiseLossJs } from './js-rows.ts';
+import { createJsAttention, dropoutBackwardJs, dropoutForwardJs, layerNormBackwardJs, layerNormForwardJs } from './js-seq.ts';
 import { tfjsMatmul } from './tfjs-matmul.ts';
 
 /** Below this many multiply-adds a plain loop beats the copy in and out of WASM memory. */
@@ -128,6 +130,14 @@ export async function createJsBackend(options: { wasm?: boolean } = {}): Promise
     contrastive: (args) => contrastiveJs(args, gemm),
 
     fullSoftmax: (args) => fullSoftmaxJs(args, gemm),
+
+    mergeRows: mergeRowsJs,
+    pairwiseLoss: pairwiseLossJs,
+    layerNormForward: layerNormForwardJs,
+    layerNormBackward: layerNormBackwardJs,
+    dropoutForward: dropoutForwardJs,
+    dropoutBackward: dropoutBackwardJs,
+    ...createJsAttention(gemm),
 
     topkRows(scores, rows, cols, k, outIdx, outVal) {
       const heapIdx = new Int32Array(k);

@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
-import type { Backend, ContrastiveArgs, FullSoftmaxArgs } from './backend.ts';
+import type { AttentionArgs, Backend, ContrastiveArgs, FullSoftmaxArgs } from './backend.ts';
 
 /** The addon's exports (native/addon.cc). Positional arguments, null for an absent optional array. */
 interface Addon {
@@ -77,9 +77,52 @@ interface Addon {
     de: Float32Array | null,
     rowLoss: Float32Array | null,
   ): number;
+  layerNormForward(x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, xhat: Float32Array, rstd: Float32Array, rows: number, dim: number, eps: number): void;
+  layerNormBackward(dy: Float32Array, gamma: Float32Array, xhat: Float32Array, rstd: Float32Array, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, rows: number, dim: number, accumulate: boolean): void;
+  dropoutForward(x: Float32Array, mask: Uint8Array, n: number, p: number, seed: number): void;
+  dropoutBackward(dy: Float32Array, mask: Uint8Array, out: Float32Array, n: number, p: number): void;
+  attentionForward(
+    Q: Float32Array,
+    K: Float32Array,
+    V: Float32Array,
+    O: Float32Array,
+    P: Float32Array,
+    Pd: Float32Array | null,
+    mask: Uint8Array | null,
+    offsets: Int32Array,
+    pOff: Int32Array,
+    nseq: number,
+    heads: number,
+    dh: number,
+    causal: boolean,
+    p: number,
+    seed: number,
+  ): void;
+  attentionBackward(
+    dO: Float32Array,
+    Q: Float32Array,
+    K: Float32Array,
+    V: Float32Array,
+    P: Float32Array,
+    Pd: Float32Array | null,
+    mask: Uint8Array | null,
+    offsets: Int32Array,
+    pOff: Int32Array,
+    nseq: number,
+    heads: number,
+    dh: number,
+    causal: boolean,
+    p: number,
+    dQ: Float32Array,
+    dK: Float32Array,
+    dV: Float32Array,
+  ): void;
+  mergeRows(ids: Int32Array, grads: Float32Array, n: number, dim: number, slot: Int32Array, uniq: Int32Array, summed: Float32Array, u0: number): number;
+  pairwiseLoss(bpr: boolean, q: Float32Array, c: Float32Array, R: number, K: number, d: number, dq: Float32Array, dc: Float32Array): number;
   topkRows(scores: Float32Array, rows: number, cols: number, k: number, outIdx: Int32Array, outVal: Float32Array): void;
   ivfSearch(q: Float32Array, centroids: Float32Array, lists: number, offsets: Int32Array, vectors: Float32Array, ids: Int32Array, dim: number, nprobe: number, k: number, outIdx: Int32Array, outVal: Float32Array): number;
   setThreads(n: number): number;
+  setSimd(wide: boolean): string;
   info(): NativeInfo;
 }
 
@@ -110,6 +153,12 @@ export function nativeLoadError(): string | null {
 export interface NativeInfo {
   /** SIMD path compiled in: 'avx2-fma' or 'scalar'. */
   simd: string;
+  /**
+   * GEMM register tile in use: 'avx512-12x32' (AVX-512 compiled in and on the CPU; also 16-lane softmax and
+   * Adam passes), 'avx2-6x16' or 'scalar-6x16'. Both tiles give bit-identical results; TOWERLAB_SIMD=avx2
+   * forces the AVX2 one.
+   */
+  gemmTile: string;
   /** Threads kernels use now, and the pool size (TOWERLAB_THREADS or the core count). */
   threads: number;
   maxThreads: number;
@@ -132,6 +181,14 @@ export function nativeInfo(): NativeInfo | null {
  */
 export function setNativeThreads(n: number): number {
   return load()?.setThreads(n) ?? 0;
+}
+
+/**
+ * Turns the addon's 512-bit kernels on (where compiled in and the CPU has AVX-512F) or off (the AVX2 tile);
+ * returns the tile now in use, or '' without the addon. Results do not change, only speed (tests compare).
+ */
+export function setNativeSimd(wide: boolean): string {
+  return load()?.setSimd(wide) ?? '';
 }
 
 /** The addon's IVF-Flat query kernel (native/ivf.cc), or null without the addon (src/index/ivf-index.ts). */
@@ -190,6 +247,23 @@ export function loadNativeBackend(): Backend | null {
     },
     fullSoftmax: (x: FullSoftmaxArgs) =>
       a.fullSoftmax(x.q, x.e, x.R, x.N, x.d, x.target, x.scale, x.rowWeight ?? null, x.dq, x.de, x.rowLoss ?? null),
+    mergeRows: (ids, grads, n, dim, slot, uniq, summed, u0) => a.mergeRows(ids, grads, n, dim, slot, uniq, summed, u0),
+    pairwiseLoss: (kind, q, c, R, K, d, dq, dc) => {
+      if (kind !== 'bce' && kind !== 'bpr') throw new Error(`pairwiseLoss: unknown kind '${String(kind)}' (expected 'bce' or 'bpr')`);
+      return a.pairwiseLoss(kind === 'bpr', q, c, R, K, d, dq, dc);
+    },
+    layerNormForward: (x, g, beta, y, xhat, rstd, rows, dim, eps) => a.layerNormForward(x, g, beta, y, xhat, rstd, rows, dim, eps),
+    layerNormBackward: (dy, g, xhat, rstd, dx, dg, db, rows, dim, acc) => a.layerNormBackward(dy, g, xhat, rstd, dx, dg, db, rows, dim, acc),
+    dropoutForward: (x, mask, n, p, seed) => a.dropoutForward(x, mask, n, p, seed >>> 0),
+    dropoutBackward: (dy, mask, out, n, p) => a.dropoutBackward(dy, mask, out, n, p),
+    attentionForward: (x: AttentionArgs, O) => {
+      const d = x.dropout;
+      a.attentionForward(x.Q, x.K, x.V, O, x.P, d ? d.Pd : null, d ? d.mask : null, x.offsets, x.pOff, x.nseq, x.heads, x.dh, x.causal, d ? d.p : 0, d ? d.seed >>> 0 : 1);
+    },
+    attentionBackward: (x: AttentionArgs, dO, dQ, dK, dV) => {
+      const d = x.dropout;
+      a.attentionBackward(dO, x.Q, x.K, x.V, x.P, d ? d.Pd : null, d ? d.mask : null, x.offsets, x.pOff, x.nseq, x.heads, x.dh, x.causal, d ? d.p : 0, dQ, dK, dV);
+    },
     topkRows: (scores, rows, cols, k, outIdx, outVal) => a.topkRows(scores, rows, cols, k, outIdx, outVal),
   };
 }

@@ -121,34 +121,7 @@ export class EmbeddingTable {
       this.summed = new Float32Array(n * dim);
     }
     let u = 0;
-    // First occurrences are copied in runs (grads rows and summed slots advance together), one native copy per
-    // run: a step that touches every row of the table (full-catalogue softmax) is a few long runs.
-    for (const part of [{ ids, grads }, ...this.pending]) {
-      const pi = part.ids;
-      const pg = part.grads;
-      let runR = 0;
-      let runLen = 0;
-      const flush = () => {
-        if (runLen > 0) this.summed.set(pg.subarray(runR * dim, (runR + runLen) * dim), (u - runLen) * dim);
-        runLen = 0;
-      };
-      for (let r = 0; r < pi.length; r++) {
-        const id = pi[r];
-        const s = this.slot[id];
-        if (s < 0) {
-          if (runLen === 0) runR = r;
-          this.slot[id] = u;
-          this.uniq[u++] = id;
-          runLen++;
-        } else {
-          flush();
-          const so = s * dim;
-          const go = r * dim;
-          for (let j = 0; j < dim; j++) this.summed[so + j] += pg[go + j];
-        }
-      }
-      flush();
-    }
+    for (const part of [{ ids, grads }, ...this.pending]) u = backend.mergeRows(part.ids, part.grads, part.ids.length, dim, this.slot, this.uniq, this.summed, u);
     this.pending.length = 0;
     for (let s = 0; s < u; s++) this.slot[this.uniq[s]] = -1;
     const l2 = this.opt.l2 ?? 0;

@@ -2,8 +2,10 @@
  * Layer normalisation over the last dimension (Ba et al. 2016), per row x of width d:
  *   μ = mean(x),  σ = √(var(x) + ε),  x̂ = (x − μ)/σ,  y = γ ⊙ x̂ + β.
  * Backward, with g = dy ⊙ γ:  dx = (g − mean(g) − x̂ · mean(g ⊙ x̂)) / σ;  dγ += Σ_rows dy ⊙ x̂;  dβ += Σ_rows dy.
- * Keeps x̂ and 1/σ of the last forward for the backward pass.
+ * Both run on the backend (Backend.layerNormForward/Backward: native kernel or the portable loops); x̂ and 1/σ of
+ * the last forward are kept for the backward pass.
  */
+import type { Backend } from '../compute/backend.ts';
 import { Param } from './param.ts';
 
 export class LayerNorm {
@@ -27,64 +29,18 @@ export class LayerNorm {
   }
 
   /** y = LN(x) for `rows` rows; y may not alias x. */
-  forward(x: Float32Array, y: Float32Array, rows: number): void {
+  forward(b: Backend, x: Float32Array, y: Float32Array, rows: number): void {
     const d = this.dim;
     if (this.xhat.length < rows * d) {
       this.xhat = new Float32Array(Math.ceil(rows * 1.5) * d);
       this.rstd = new Float32Array(Math.ceil(rows * 1.5));
     }
     this.rows = rows;
-    const g = this.gamma.p;
-    const b = this.beta.p;
-    const xh = this.xhat;
-    const rstd = this.rstd;
-    const eps = this.eps;
-    for (let r = 0; r < rows; r++) {
-      const o = r * d;
-      let sum = 0;
-      let sq = 0;
-      for (let k = 0; k < d; k++) {
-        const v = x[o + k];
-        sum += v;
-        sq += v * v;
-      }
-      const mu = sum / d;
-      const v = Math.max(0, sq / d - mu * mu);
-      const rs = 1 / Math.sqrt(v + eps);
-      rstd[r] = rs;
-      for (let k = 0; k < d; k++) {
-        const h = (x[o + k] - mu) * rs;
-        xh[o + k] = h;
-        y[o + k] = g[k] * h + b[k];
-      }
-    }
+    b.layerNormForward(x, this.gamma.p, this.beta.p, y, this.xhat, this.rstd, rows, d, this.eps);
   }
 
   /** dx from dy (the last forward's rows), or dx += it with `accumulate`; accumulates dγ, dβ. dx may alias dy. */
-  backward(dy: Float32Array, dx: Float32Array, accumulate = false): void {
-    const d = this.dim;
-    const g = this.gamma.p;
-    const dg = this.gamma.g;
-    const db = this.beta.g;
-    const xh = this.xhat;
-    for (let r = 0; r < this.rows; r++) {
-      const o = r * d;
-      let mg = 0;
-      let mgx = 0;
-      for (let k = 0; k < d; k++) {
-        const dyk = dy[o + k];
-        const h = xh[o + k];
-        dg[k] += dyk * h;
-        db[k] += dyk;
-        const gk = dyk * g[k];
-        mg += gk;
-        mgx += gk * h;
-      }
-      mg /= d;
-      mgx /= d;
-      const rs = this.rstd[r];
-      if (accumulate) for (let k = 0; k < d; k++) dx[o + k] += (dy[o + k] * g[k] - mg - xh[o + k] * mgx) * rs;
-      else for (let k = 0; k < d; k++) dx[o + k] = (dy[o + k] * g[k] - mg - xh[o + k] * mgx) * rs;
-    }
+  backward(b: Backend, dy: Float32Array, dx: Float32Array, accumulate = false): void {
+    b.layerNormBackward(dy, this.gamma.p, this.xhat, this.rstd, dx, this.gamma.g, this.beta.g, this.rows, this.dim, accumulate);
   }
 }

@@ -98,19 +98,19 @@ class Block {
     const f1d = B.f32('f1d', n);
     const f2 = B.f32('f2', n);
     const y = B.f32('y', n);
-    this.ln1.forward(x, a, R);
+    this.ln1.forward(b, x, a, R);
     this.wq.forward(b, a, Q, R);
     this.wk.forward(b, x, K, R);
     this.wv.forward(b, x, V, R);
     this.attn.forward(b, offsets, Q, K, V, O, train, rng);
     this.wo.forward(b, O, m, R);
     for (let i = 0; i < n; i++) m[i] += a[i]; // y₁ = a + attention output (kept in m)
-    this.ln2.forward(m, bb, R);
+    this.ln2.forward(b, m, bb, R);
     this.ff1.forward(b, bb, f1, R);
     f1d.set(f1);
-    this.dropHidden.forward(f1d, n, train, rng);
+    this.dropHidden.forward(b, f1d, n, train, rng);
     this.ff2.forward(b, f1d, f2, R);
-    this.dropOut.forward(f2, n, train, rng);
+    this.dropOut.forward(b, f2, n, train, rng);
     for (let i = 0; i < n; i++) y[i] = bb[i] + f2[i];
     return y;
   }
@@ -140,12 +140,12 @@ class Block {
     // y = b + dropout(ff2(...)): both paths get dy. Input gradients of the dense layers are accumulated
     // straight into the residual stream with GEMM's beta = 1 (dx += dy·Wᵀ) instead of a temporary and an add.
     dB.set(dy.subarray(0, n));
-    this.dropOut.backwardInto(dy, dT);
+    this.dropOut.backwardInto(b, dy, dT);
     this.ff2.backward(b, f1d, f2, dT, dT2, R); // dT2 = d f1d
-    this.dropHidden.backward(dT2);
+    this.dropHidden.backward(b, dT2);
     this.ff1.backward(b, bb, f1, dT2, null, R); // ReLU gate on f1, weights only
     b.gemm(false, true, R, d, d, 1, dT2, this.ff1.w, 1, dB); // dB += d(ff1 input)
-    this.ln2.backward(dB, dT); // dT = d y₁ = dA (residual) = d(attention output)
+    this.ln2.backward(b, dB, dT); // dT = d y₁ = dA (residual) = d(attention output)
     this.wo.backward(b, O, m, dT, dT2, R); // dT2 = dO (no ReLU: dT unchanged)
     this.attn.backward(b, dT2, dQ, dK, dV);
     this.wq.backward(b, a, Q, dQ, null, R);
@@ -153,7 +153,7 @@ class Block {
     this.wk.backward(b, this.x, K, dK, dx, R);
     this.wv.backward(b, this.x, V, dV, null, R);
     b.gemm(false, true, R, d, d, 1, dV, this.wv.w, 1, dx); // dx += dV·W_vᵀ
-    this.ln1.backward(dT, dx, true); // dx += LN₁ᵀ(dA)
+    this.ln1.backward(b, dT, dx, true); // dx += LN₁ᵀ(dA)
   }
 }
 
@@ -200,11 +200,11 @@ export class SasRecTower implements SeqTower {
       const po = batch.positions[t] * d;
       for (let k = 0; k < d; k++) x0[o + k] = x0[o + k] * s + P[po + k];
     }
-    this.embDrop.forward(x0, n, train, rng);
+    this.embDrop.forward(b, x0, n, train, rng);
     let x = x0;
     for (const blk of this.blocks) x = blk.forward(b, x, batch.offsets, R, train, rng);
     const h = this.buf.f32('h', n);
-    this.lnFinal.forward(x, h, R);
+    this.lnFinal.forward(b, x, h, R);
     return h;
   }
 
@@ -215,12 +215,12 @@ export class SasRecTower implements SeqTower {
     const n = R * d;
     let dx = this.buf.f32('dxA', n);
     let dy = this.buf.f32('dxB', n);
-    this.lnFinal.backward(dH, dx);
+    this.lnFinal.backward(b, dH, dx);
     for (let l = this.blocks.length - 1; l >= 0; l--) {
       this.blocks[l].backward(b, dx, dy);
       [dx, dy] = [dy, dx];
     }
-    this.embDrop.backward(dx);
+    this.embDrop.backward(b, dx);
     const gP = this.pos.g;
     const dE = this.buf.f32('dE', n);
     const s = Math.sqrt(d);

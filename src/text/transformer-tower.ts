@@ -75,14 +75,14 @@ export class EncoderBlock {
     this.R = R;
     const a = B.f32('a', n), Q = B.f32('Q', n), K = B.f32('K', n), V = B.f32('V', n), O = B.f32('O', n);
     const y1 = B.f32('y1', n), c = B.f32('c', n), f1 = B.f32('f1', 2 * n), y = B.f32('y', n);
-    this.ln1.forward(x, a, R);
+    this.ln1.forward(b, x, a, R);
     this.wq.forward(b, a, Q, R);
     this.wk.forward(b, a, K, R);
     this.wv.forward(b, a, V, R);
     this.attn.forward(b, offsets, Q, K, V, O, false, rng);
     this.wo.forward(b, O, y1, R);
     for (let i = 0; i < n; i++) y1[i] += x[i];
-    this.ln2.forward(y1, c, R);
+    this.ln2.forward(b, y1, c, R);
     this.ff1.forward(b, c, f1, R);
     this.ff2.forward(b, f1, y, R);
     for (let i = 0; i < n; i++) y[i] += y1[i];
@@ -103,7 +103,7 @@ export class EncoderBlock {
     dx.set(dy.subarray(0, n));
     this.ff2.backward(b, f1, y, dx, df1, R); // no ReLU: dx is not modified
     this.ff1.backward(b, c, f1, df1, dc, R);
-    this.ln2.backward(dc, dx, true);
+    this.ln2.backward(b, dc, dx, true);
     // y₁ = x + W_o Attn(...): dx = dy₁ + LN₁ᵀ(d a).
     this.wo.backward(b, O, y1, dx, dO, R);
     this.attn.backward(b, dO, dQ, dK, dV);
@@ -112,7 +112,7 @@ export class EncoderBlock {
     b.gemm(false, true, R, d, d, 1, dK, this.wk.w, 1, da);
     this.wv.backward(b, a, V, dV, null, R);
     b.gemm(false, true, R, d, d, 1, dV, this.wv.w, 1, da);
-    this.ln1.backward(da, dx, true);
+    this.ln1.backward(b, da, dx, true);
   }
 }
 
@@ -182,7 +182,7 @@ export class TransformerTower implements TextTower {
     let x = x0;
     for (const blk of this.blocks) x = blk.forward(b, x, batch.offsets, R, rng);
     const h = this.buf.f32('h', R * d);
-    this.lnFinal.forward(x, h, R);
+    this.lnFinal.forward(b, x, h, R);
     const p = this.buf.f32('p', n * d);
     p.fill(0);
     for (let s = 0; s < n; s++) {
@@ -212,7 +212,7 @@ export class TransformerTower implements TextTower {
     }
     let dx = this.buf.f32('dxA', R * d);
     let dy = this.buf.f32('dxB', R * d);
-    this.lnFinal.backward(dh, dx);
+    this.lnFinal.backward(b, dh, dx);
     for (let l = this.blocks.length - 1; l >= 0; l--) {
       this.blocks[l].backward(b, dx, dy);
       [dx, dy] = [dy, dx];

@@ -157,7 +157,7 @@ export class ContrastiveStep<Input> {
     const { q, c } = this.pair.forward(b, batch, ids, rng);
     const dq = this.s.f32('dq', R * d);
     const dc = this.s.f32('dc', ids.length * d);
-    const loss = pl.loss(q, c, R, d, dq, dc);
+    const loss = pl.loss(b, q, c, R, d, dq, dc);
     this.pair.backward(b, dq, dc);
     const positives = this.positives(c, R * d);
     this.pair.step(b);
