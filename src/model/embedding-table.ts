@@ -82,21 +82,7 @@ export class EmbeddingTable {
       this.uniq = new Int32Array(n);
       this.summed = new Float32Array(n * dim);
     }
-    let u = 0;
-    for (let r = 0; r < n; r++) {
-      const id = ids[r];
-      const s = this.slot[id];
-      const go = r * dim;
-      if (s < 0) {
-        this.slot[id] = u;
-        this.uniq[u] = id;
-        this.summed.set(grads.subarray(go, go + dim), u * dim);
-        u++;
-      } else {
-        const so = s * dim;
-        for (let j = 0; j < dim; j++) this.summed[so + j] += grads[go + j];
-      }
-    }
+    const u = backend.mergeRows(ids, grads, n, dim, this.slot, this.uniq, this.summed, 0);
     for (let s = 0; s < u; s++) {
       const id = this.uniq[s];
       this.slot[id] = -1;
