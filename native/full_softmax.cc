@@ -270,12 +270,32 @@ inline float chunk_exp(float* s, int64_t n, float scale, float& sum) {
   return m;
 }
 
+// Chunks per piece of phase B: a piece owns its item chunks' rows of de and one partial of dq (summed over its
+// chunks in order), so the pieces' dq partials are reduced in piece order afterwards. About 8 pieces once the
+// catalogue allows, so two threads have work to share; depends on N only.
+int64_t chunks_per_piece(int64_t nC) { return std::max<int64_t>(1, std::min<int64_t>(4, nC / 8)); }
+
+// G = f exp(z - m) - coef 1[target] for one row of one chunk: s (exp values) -> g.
+inline void g_row(const float* s, float* g, int64_t nt, float f, int64_t a, float coef) {
+  int64_t j = 0;
+#if TL_AVX512
+  const __m512 vf = _mm512_set1_ps(f);
+  for (; j + 16 <= nt; j += 16) _mm512_storeu_ps(g + j, _mm512_mul_ps(_mm512_loadu_ps(s + j), vf));
+#elif TL_AVX2
+  const __m256 vf = _mm256_set1_ps(f);
+  for (; j + 8 <= nt; j += 8) _mm256_storeu_ps(g + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), vf));
+#endif
+  for (; j < nt; ++j) g[j] = s[j] * f;
+  if (a >= 0 && a < nt) g[a] = s[a] * f - coef;
+}
+
 double full_softmax_stored(const FullSoftmaxIn& in, double sumW, int64_t T) {
   const int64_t R = in.R, N = in.N, d = in.d;
   const int64_t ldN = padded_ld(N);
   const int64_t nC = (N + kChunkS - 1) / kChunkS;
+  const int64_t cpp = chunks_per_piece(nC), nPieces = (nC + cpp - 1) / cpp;
   const float scale = in.scale;
-  thread_local Scratch sb, eTb, eBb, qAb, qTAb, statb, rowb;
+  thread_local Scratch sb, eTb, eBb, qAb, qBb, statb, rowb, lossb, dqPb;
   float* S = sb.floats(size_t(T * ldN));
   float* eT = eTb.floats(size_t(packed_b_size(d, N)));  // B of q e^T: depth d, N columns
   float* qA = qAb.floats(size_t(packed_a_size(R, d)));  // A of q e^T
@@ -285,6 +305,7 @@ double full_softmax_stored(const FullSoftmaxIn& in, double sumW, int64_t T) {
   float* rowv = rowb.floats(size_t(2 * R));
   float* coef = rowv;
   float* lse = rowv + R;
+  double* rowL = reinterpret_cast<double*>(lossb.floats(size_t(2 * T)));  // each row's loss l_i (row order sum)
   for (int64_t i = 0; i < R; ++i)
     coef[i] = float(double(scale) * (in.rowWeight ? double(in.rowWeight[i]) : 1.0) / sumW);
   const double packCost = double(kChunkS) * double(d) * 4.0;
@@ -294,10 +315,12 @@ double full_softmax_stored(const FullSoftmaxIn& in, double sumW, int64_t T) {
   });
   pack_a(R, d, in.q, d, 1, qA);
   float* eB = nullptr;  // B of G e: depth N (items), d columns: panel p holds e[:, 16p .. 16p+15]
-  float* qTA = qTAb.floats(size_t(packed_a_size(d, T)));  // A of q_T^T G: d rows, depth = the tile's rows
+  float* qB = nullptr;  // B of G^T q_T: depth = the tile's rows, d columns
+  float* dqP = nullptr;  // per piece of phase B: its partial of dq for the tile's rows (T x d)
   const int64_t dPanels = (d + NR - 1) / NR;
   if (in.dq) {
     eB = eBb.floats(size_t(packed_b_size(N, d)));
+    dqP = dqPb.floats(size_t(nPieces * T * d));
     parallel_chunks(nC, packCost, [&](int64_t c, int) {
       const int64_t j0 = c * kChunkS, nt = std::min(kChunkS, N - j0);
       for (int64_t p = 0; p < dPanels; ++p) {
@@ -313,6 +336,7 @@ double full_softmax_stored(const FullSoftmaxIn& in, double sumW, int64_t T) {
       }
     });
   }
+  if (in.de) qB = qBb.floats(size_t(packed_b_size(T, d)));
   double loss = 0.0;
   const double gemmChunk = 2.0 * double(T) * double(kChunkS) * double(std::max<int64_t>(d, 1));
   for (int64_t r0 = 0; r0 < R; r0 += T) {
@@ -323,86 +347,79 @@ double full_softmax_stored(const FullSoftmaxIn& in, double sumW, int64_t T) {
       macro_kernel_wide(rows, nt, d, qA + r0 * d, eT + j0 * d, d * NR, S + j0, ldN, 1.f, 0.f);
       for (int64_t t = 0; t < rows; ++t) mC[c * T + t] = chunk_exp(S + t * ldN + j0, nt, scale, sC[c * T + t]);
     });
-    // combine, in row order and chunk order.
+    // combine, each row on its own (pieces of rows in parallel): lse over the chunks in chunk order,
+    // f_c = coef exp(m_c - lse), the row's loss; the loss is summed in row order below.
+    const int64_t nRowPieces = (rows + kRowPieceS - 1) / kRowPieceS;
+    parallel_chunks(nRowPieces, double(kRowPieceS) * double(nC) * 60.0, [&](int64_t pc, int) {
+      const int64_t t1 = std::min(rows, (pc + 1) * kRowPieceS);
+      for (int64_t t = pc * kRowPieceS; t < t1; ++t) {
+        const int64_t i = r0 + t;
+        float M = -kInf;
+        for (int64_t c = 0; c < nC; ++c) M = std::max(M, mC[c * T + t]);
+        double sum = 0.0;
+        for (int64_t c = 0; c < nC; ++c) sum += double(sC[c * T + t]) * std::exp(double(mC[c * T + t]) - double(M));
+        const double l = double(M) + std::log(sum);
+        lse[i] = float(l);
+        for (int64_t c = 0; c < nC; ++c) fC[c * T + t] = float(double(coef[i]) * std::exp(double(mC[c * T + t]) - l));
+        const int32_t tg = in.target[i];
+        const double zt = double(scale) * double(dot(in.q + i * d, in.e + int64_t(tg) * d, d));
+        rowL[t] = l - zt;
+      }
+    });
     for (int64_t t = 0; t < rows; ++t) {
       const int64_t i = r0 + t;
-      float M = -kInf;
-      for (int64_t c = 0; c < nC; ++c) M = std::max(M, mC[c * T + t]);
-      double sum = 0.0;
-      for (int64_t c = 0; c < nC; ++c) sum += double(sC[c * T + t]) * std::exp(double(mC[c * T + t]) - double(M));
-      const double l = double(M) + std::log(sum);
-      lse[i] = float(l);
-      for (int64_t c = 0; c < nC; ++c) fC[c * T + t] = float(double(coef[i]) * std::exp(double(mC[c * T + t]) - l));
-      const int32_t tg = in.target[i];
-      const double zt = double(scale) * double(dot(in.q + i * d, in.e + int64_t(tg) * d, d));
-      const double li = l - zt;
-      loss += (in.rowWeight ? double(in.rowWeight[i]) : 1.0) * li;
-      if (in.rowLoss) in.rowLoss[i] = float(li);
+      loss += (in.rowWeight ? double(in.rowWeight[i]) : 1.0) * rowL[t];
+      if (in.rowLoss) in.rowLoss[i] = float(rowL[t]);
     }
     if (!in.dq && !in.de) continue;
-    // B: G = f exp(z - m) - coef 1[target], packed straight into B panels (and written back for C when dq is
-    // wanted); de_chunk^T = q_T^T G (d x items, so G needs no transposed packing), added transposed into de.
-    if (in.de) pack_a(d, rows, in.q + r0 * d, 1, d, qTA);
-    parallel_chunks(nC, gemmChunk, [&](int64_t c, int) {
-      const int64_t j0 = c * kChunkS, nt = std::min(kChunkS, N - j0);
-      thread_local Scratch bgb, tmpb;
-      float* Bg = bgb.floats(size_t(packed_b_size(rows, kChunkS)));
-      const bool keep = in.dq != nullptr;
-      for (int64_t t = 0; t < rows; ++t) {
-        float* s = S + t * ldN + j0;
-        const float f = fC[c * T + t];
-        const int64_t a = int64_t(in.target[r0 + t]) - j0;
-        if (a >= 0 && a < nt) s[a] = s[a] * f - coef[r0 + t];  // the target's G, scaled below as if unscaled
-        int64_t j = 0;
-        for (; j + NR <= nt; j += NR) {
-          float* o = Bg + j * rows + t * NR;
-#if TL_AVX512
-          __m512 g = _mm512_loadu_ps(s + j);
-          if (!(a >= j && a < j + NR)) g = _mm512_mul_ps(g, _mm512_set1_ps(f));
-          else g = _mm512_mask_mul_ps(g, __mmask16(~(1u << (a - j))), g, _mm512_set1_ps(f));
-          _mm512_storeu_ps(o, g);
-          if (keep) _mm512_storeu_ps(s + j, g);
-#else
-          for (int64_t k = 0; k < NR; ++k) {
-            const float g = (j + k == a) ? s[j + k] : s[j + k] * f;
-            o[k] = g;
-            if (keep) s[j + k] = g;
-          }
-#endif
-        }
-        if (j < nt) {
-          float* o = Bg + j * rows + t * NR;
+    // B (parallel over pieces of item chunks): per chunk G = f exp(z - m) - coef 1[target] into a small
+    // cache-resident buffer (S itself is only read), then
+    //   de_chunk += G_chunk^T q_T   (straight into de's rows; row tiles run in order), and
+    //   dqP_piece (+)= G_chunk e_chunk   (the piece's chunks in order; pieces reduced in order after).
+    if (in.de) pack_b(rows, d, in.q + r0 * d, d, 1, qB);
+    parallel_chunks(nPieces, gemmChunk * double(cpp) * 2.0, [&](int64_t pc, int) {
+      constexpr int64_t ldG = kChunkS + NR;  // padded so rows of the buffer do not alias in cache
+      thread_local Scratch gbb, agb, atb, tdb;
+      float* Gb = gbb.floats(size_t(T * ldG));
+      float* deT = in.de ? tdb.floats(size_t(kChunkS * d)) : nullptr;  // this chunk's G^T q_T, then added to de
+      float* Ag = in.dq ? agb.floats(size_t(packed_a_size(T, kChunkS))) : nullptr;
+      float* At = in.de ? atb.floats(size_t(packed_a_size(kChunkS, T))) : nullptr;
+      const int64_t c0 = pc * cpp, c1 = std::min(nC, c0 + cpp);
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t j0 = c * kChunkS, nt = std::min(kChunkS, N - j0);
+        for (int64_t t = 0; t < rows; ++t)
+          g_row(S + t * ldN + j0, Gb + t * ldG, nt, fC[c * T + t], int64_t(in.target[r0 + t]) - j0, coef[r0 + t]);
+        if (in.de) {
+          pack_a(nt, rows, Gb, 1, ldG, At);
+          // Into a cache-resident buffer, then one sequential pass over de's rows (the product's own
+          // accumulation into de would load de's lines tile by tile, each a cache miss).
+          macro_kernel_wide(nt, d, rows, At, qB, rows * NR, deT, d, 1.f, 0.f);
+          float* o = in.de + j0 * d;
+          const int64_t len = nt * d;
           int64_t k = 0;
-          for (; j + k < nt; ++k) {
-            const float g = (j + k == a) ? s[j + k] : s[j + k] * f;
-            o[k] = g;
-            if (keep) s[j + k] = g;
-          }
-          for (; k < NR; ++k) o[k] = 0.f;
+#if TL_AVX512
+          for (; k + 16 <= len; k += 16) _mm512_storeu_ps(o + k, _mm512_add_ps(_mm512_loadu_ps(o + k), _mm512_loadu_ps(deT + k)));
+#endif
+          for (; k < len; ++k) o[k] += deT[k];
         }
-      }
-      if (in.de) {
-        constexpr int64_t ldt = kChunkS + NR;  // padded so the transposed reads below do not alias in cache
-        float* tmp = tmpb.floats(size_t(d * ldt));
-        macro_kernel_wide(d, nt, rows, qTA, Bg, rows * NR, tmp, ldt, 1.f, 0.f);
-        for (int64_t j = 0; j < nt; ++j) {
-          float* o = in.de + (j0 + j) * d;
-          for (int64_t k = 0; k < d; ++k) o[k] += tmp[k * ldt + j];
+        if (in.dq) {
+          pack_a(rows, nt, Gb, ldG, 1, Ag);
+          macro_kernel_wide(rows, d, nt, Ag, eB + j0 * NR, N * NR, dqP + pc * T * d, d, 1.f, c == c0 ? 0.f : 1.f);
         }
       }
     });
     if (!in.dq) continue;
-    // C: dq = G e, depth blocks of KC in order.
-    const int64_t nP = (rows + kRowPieceS - 1) / kRowPieceS;
-    parallel_chunks(nP, 2.0 * double(kRowPieceS) * double(N) * double(std::max<int64_t>(d, 1)), [&](int64_t pc, int) {
-      const int64_t a0 = pc * kRowPieceS, pr = std::min(kRowPieceS, rows - a0);
-      thread_local Scratch agb;
-      float* Ag = agb.floats(size_t(packed_a_size(kRowPieceS, KC)));
-      float* out = in.dq + (r0 + a0) * d;
-      for (int64_t p0 = 0; p0 < N; p0 += KC) {
-        const int64_t kc = std::min(KC, N - p0);
-        pack_a(pr, kc, S + a0 * ldN + p0, ldN, 1, Ag);
-        macro_kernel_wide(pr, d, kc, Ag, eB + p0 * NR, N * NR, out, d, 1.f, p0 == 0 ? 0.f : 1.f);
+    // dq of the tile's rows: the pieces' partials summed in piece order (elementwise, so any split is exact).
+    float* out = in.dq + r0 * d;
+    parallel_ranges(rows * d, 64, double(nPieces), [&](int64_t b, int64_t e, int) {
+      std::memcpy(out + b, dqP + b, size_t(e - b) * sizeof(float));
+      for (int64_t p = 1; p < nPieces; ++p) {
+        const float* src = dqP + p * T * d;
+        int64_t k = b;
+#if TL_AVX512
+        for (; k + 16 <= e; k += 16) _mm512_storeu_ps(out + k, _mm512_add_ps(_mm512_loadu_ps(out + k), _mm512_loadu_ps(src + k)));
+#endif
+        for (; k < e; ++k) out[k] += src[k];
       }
     });
   }

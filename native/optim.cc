@@ -109,6 +109,17 @@ void sparse_adagrad(float* table, float* acc, const int32_t* ids, const float* g
 void sparse_lazyadam(float* table, float* m, float* v, const int32_t* ids, const float* grads, int64_t n,
                      int64_t dim, double lr, double b1, double b2, double eps, double step) {
   const AdamConsts k = adam_consts(lr, b1, b2, eps, step);
+  // Every row in id order (a step whose gradient covers the whole table: the full-catalogue softmax): the rows
+  // are distinct, so they update in parallel; each row is the same adam_span call as in the serial loop, so
+  // the result does not depend on the number of threads.
+  bool everyRow = n * dim >= (int64_t(1) << 16);
+  for (int64_t r = 0; everyRow && r < n; ++r) everyRow = ids[r] == r;
+  if (everyRow) {
+    parallel_ranges(n, 16, double(dim) * 12.0, [&](int64_t b, int64_t e, int) {
+      for (int64_t r = b; r < e; ++r) adam_span(table + r * dim, grads + r * dim, m + r * dim, v + r * dim, dim, k);
+    });
+    return;
+  }
   for (int64_t r = 0; r < n; ++r) {
     const int64_t off = int64_t(ids[r]) * dim;
     adam_span(table + off, grads + r * dim, m + off, v + off, dim, k);

@@ -163,15 +163,60 @@ test('id + feature tower: ONNX = Tower.embed for known users, = QueryTower.embed
   assert.ok(maxAbsDiff(unk, kn) > 1e-3);
 });
 
-test('a user tower with dense features is refused in one line (not in the graph yet)', () => {
-  const V = 3;
-  const model = new TwoTowerModel(
-    { user: { vocabSize: V, idDim: 4, features: [], dense: [{ name: 'age', width: 1, dim: 2 }], mlp: [4] }, item: { vocabSize: 2, idDim: 4, features: [], mlp: [] }, sparseOptimizer: 'adagrad', sparseLr: 0.1, denseLr: 0.01, seed: 1 },
-    [], [], [new Float32Array(V)], [],
-  );
-  const a = { ...tinyTwoTower(), model };
-  assert.throws(() => twoTowerOnnx(a, 'run'), /run: the user tower has dense features \(age\)/);
-});
+for (const mlp of [[8, 5], []]) {
+  test(`dense user features (mlp [${mlp}]): ONNX dense_<k> inputs = the TS tower; NaN elements take the stored values`, async (t) => {
+    const V = 6;
+    const rng = new Rng(21);
+    const seg = Int32Array.from({ length: V }, () => rng.int(3));
+    const taste = Float32Array.from({ length: V * 4 }, () => rng.normal());
+    const age = Float32Array.from({ length: V }, () => rng.normal());
+    const dense = [{ name: 'taste', width: 4, dim: 3 }, { name: 'age', width: 1, dim: 2 }];
+    const model = new TwoTowerModel(
+      {
+        user: { vocabSize: V, idDim: 4, features: [{ name: 'seg', cardinality: 3, dim: 2 }], dense, mlp },
+        item: { vocabSize: 3, idDim: mlp.length ? 4 : 11, features: [], mlp },
+        sparseOptimizer: 'adagrad', sparseLr: 0.1, denseLr: 0.01, seed: 5,
+      },
+      [seg], [], [taste, age], [],
+    );
+    model.init();
+    for (const p of model.user.projections) jitter(p.b, rng, 0.3);
+    const a: ModelArtifacts = { ...tinyTwoTower(), model, userIds: Array.from({ length: V }, (_, u) => `u${u}`), userFeatures: [{ name: 'seg', vocab: ['', 'a', 'b'], values: seg }], seen: { rows: V, offsets: new Int32Array(V + 1), cols: new Int32Array(0) } };
+    const e = twoTowerOnnx(a);
+    assert.deepEqual(e.spec.inputs.map((i) => [i.name, i.dtype, i.shape]), [['user_index', 'int64', ['batch']], ['feature_0', 'int64', ['batch']], ['dense_0', 'float32', ['batch', 4]], ['dense_1', 'float32', ['batch', 1]]]);
+    assert.deepEqual(e.spec.dense, [{ input: 'dense_0', name: 'taste', width: 4 }, { input: 'dense_1', name: 'age', width: 1 }]);
+    const s = await session(e.onnx);
+    const backend = await getBackend();
+    const D = model.user.outDim;
+    // Rows: known users with stored values (all NaN), a known user with a new vector and one NaN element, unknown users.
+    const users = [0, 1, 2, 3, 4, 5, 2, -1, 9];
+    const given = users.map((u, r) => (r < 6 ? [NaN, NaN, NaN, NaN] : r === 6 ? [0.5, NaN, -1, 2] : [0.3, -0.2, 1, 0]));
+    const ages = users.map((u, r) => (r < 6 ? NaN : r === 6 ? 1.5 : -0.7));
+    const got = await s.run({
+      user_index: i64(users, [users.length]),
+      feature_0: i64(users.map(() => -1), [users.length]),
+      dense_0: new ort.Tensor('float32', Float32Array.from(given.flat()), [users.length, 4]),
+      dense_1: new ort.Tensor('float32', Float32Array.from(ages), [users.length, 1]),
+    });
+    const out = got.embedding.data as Float32Array;
+    const want = new Float32Array(users.length * D);
+    const qt = new QueryTower(queryTowerWeights(a));
+    users.forEach((u, r) => {
+      const row = want.subarray(r * D, (r + 1) * D);
+      if (u >= 0 && u < V) {
+        const vec = Float32Array.from(given[r], (x, j) => (Number.isNaN(x) ? taste[u * 4 + j] : x));
+        const ag = Float32Array.of(Number.isNaN(ages[r]) ? age[u] : ages[r]);
+        model.user.embedRows(backend, Int32Array.of(u), { categorical: [Int32Array.of(seg[u])], dense: [vec, ag] }, row);
+      } else qt.embedFeatures(backend, [0], row, [Float32Array.from(given[r]), Float32Array.of(ages[r])]);
+    });
+    const d = maxAbsDiff(out, want);
+    t.diagnostic(`max abs diff ${d}`);
+    assert.ok(d < TOL, `max abs diff ${d}`);
+    // The dense inputs are not ignored: another age for user 0 moves its embedding.
+    const moved = await s.run({ user_index: i64([0], [1]), feature_0: i64([-1], [1]), dense_0: new ort.Tensor('float32', new Float32Array(4).fill(NaN), [1, 4]), dense_1: new ort.Tensor('float32', Float32Array.of(age[0] + 1), [1, 1]) });
+    assert.ok(maxAbsDiff((moved.embedding.data as Float32Array), out.subarray(0, D)) > 1e-3);
+  });
+}
 
 test('id tower trained 1 epoch: export --out --onnx puts query-tower.onnx + .json in a bundle that still reads', async (t) => {
   let r = cli(['train', '--data', 'synthetic:users=300,items=200,clusters=5,zipf=1,seed=3', '--epochs', '1', '--batch-size', '256', '--no-progress', '--out', 'run']);

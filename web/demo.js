@@ -1,6 +1,6 @@
 // Towerlab demo page: loads the bundle's TF.js weights (model.json + binary tables), runs the user/query tower
 // in the browser with tfjs-core ops, ranks every item exactly, and shows the server's /recommend answer next
-// to it. Mirrors src/bundle/query-tower.ts: [id row ‖ feature rows] → MLP (ReLU between layers) → L2 norm.
+// to it. Mirrors src/bundle/query-tower.ts: [id row ‖ feature rows ‖ dense projections] → MLP (ReLU between layers) → L2 norm.
 /* global tf */
 
 const $ = (id) => document.getElementById(id);
@@ -37,6 +37,7 @@ async function load() {
   const uc = topo.user;
   const wanted = ['user.id.emb', 'user.id.mean', 'item.embeddings'];
   uc.features.forEach((_, f) => wanted.push(`user.feature${f}.emb`, `user.feature${f}.values`));
+  (uc.dense ?? []).forEach((_, k) => wanted.push(`user.dense${k}.w`, `user.dense${k}.b`, `user.dense${k}.values`));
   uc.mlp.forEach((_, l) => wanted.push(`user.mlp${l}.w`, `user.mlp${l}.b`));
   feats.item.forEach((_, f) => wanted.push(`item.feature${f}.values`));
   // Fetches only the weight groups holding these names (the item tower's own tables stay on the server).
@@ -187,9 +188,13 @@ function queryVector(body) {
       if (u === undefined) return { q: null, why: `unknown user '${body.user}'` };
       parts = [tf.gather(W['user.id.emb'], [u])];
       uc.features.forEach((_, f) => parts.push(tf.gather(W[`user.feature${f}.emb`], [state.userFeatValues[f][u]])));
+      // Dense features: the user's stored values through the feature's linear projection.
+      (uc.dense ?? []).forEach((_, k) => parts.push(tf.add(tf.matMul(tf.gather(W[`user.dense${k}.values`], [u]), W[`user.dense${k}.w`]), W[`user.dense${k}.b`])));
     } else if (body.features !== undefined) {
       parts = [tf.reshape(W['user.id.mean'], [1, -1])];
       state.feats.user.forEach((f, i) => parts.push(tf.gather(W[`user.feature${i}.emb`], [Math.max(0, f.vocab.indexOf(body.features[f.name]))])));
+      // Dense features are not asked for on this page: zeros, whose projection is the bias.
+      (uc.dense ?? []).forEach((_, k) => parts.push(tf.reshape(W[`user.dense${k}.b`], [1, -1])));
     } else {
       if (state.seqHistory) return { q: null, why: 'history queries of a sequence model run in its SASRec tower on the server, not in this page' };
       const ids = body.history.map((t) => state.itemIndex.get(t)).filter((j) => j !== undefined);

@@ -145,7 +145,8 @@ export class Model {
       const v = row[f.name];
       if (!given(f.name)) return known !== undefined ? tower.denseValues[k].slice(known * f.width, (known + 1) * f.width) : new Float32Array(f.width);
       const arr = typeof v === 'number' ? [v] : (v as ArrayLike<number>);
-      if (arr.length !== f.width) throw new UserError(`item feature '${f.name}': expected ${f.width} numbers, got ${arr.length}`);
+      if (typeof arr !== 'object' || arr === null || arr.length !== f.width) throw new UserError(`item feature '${f.name}': expected ${f.width} numbers, got ${typeof arr === 'object' && arr !== null ? arr.length : typeof arr}`);
+      for (let j = 0; j < f.width; j++) if (typeof arr[j] !== 'number' || !Number.isFinite(arr[j])) throw new UserError(`item feature '${f.name}'[${j}]: not a finite number`);
       return Float32Array.from(arr);
     });
     const out = new Float32Array(this.dim);

@@ -47,6 +47,8 @@ const towerShape = z.object({
   vocabSize: z.number().int().nonnegative().max(INT32),
   idDim: z.number().int().positive().max(WIDTH),
   features: z.array(z.object({ name: z.string(), cardinality: z.number().int().positive().max(INT32), dim: z.number().int().positive().max(WIDTH) })).max(1024),
+  /** Dense (numeric / vector) features, each projected width → dim (src/model/tower.ts); absent = none. */
+  dense: z.array(z.object({ name: z.string(), width: z.number().int().positive().max(WIDTH), dim: z.number().int().positive().max(WIDTH) })).max(1024).optional(),
   mlp: z.array(z.number().int().positive().max(WIDTH)).max(64),
 });
 
@@ -133,6 +135,10 @@ export const names = {
   featValues: (tower: 'user' | 'item', f: number) => `${tower}.feature${f}.values`,
   layerW: (tower: 'user' | 'item', l: number) => `${tower}.mlp${l}.w`,
   layerB: (tower: 'user' | 'item', l: number) => `${tower}.mlp${l}.b`,
+  /** Dense feature k: its projection (width×dim weights, dim biases) and each entity's values (entities×width). */
+  denseW: (tower: 'user' | 'item', k: number) => `${tower}.dense${k}.w`,
+  denseB: (tower: 'user' | 'item', k: number) => `${tower}.dense${k}.b`,
+  denseValues: (tower: 'user' | 'item', k: number) => `${tower}.dense${k}.values`,
   /** Mean user id embedding: stands in for the id of a user known only by features. */
   userIdMean: 'user.id.mean',
   itemEmbeddings: 'item.embeddings',

@@ -18,7 +18,7 @@ import type { VectorIndex } from '../index/vector-index.ts';
 import { resolveDirVersion } from '../util/atomic.ts';
 import { UserError } from '../util/errors.ts';
 import { BUNDLE_FORMAT, BUNDLE_MANIFEST, BUNDLE_VERSION, SIGNATURE_FILE, bundleContentId, manifestSchema, names, type BundleManifest } from './format.ts';
-import { layersFromConfig, towerOutDim, type QueryTowerWeights } from './query-tower.ts';
+import { layersFromConfig, towerInDim, towerOutDim, type QueryTowerWeights } from './query-tower.ts';
 import type { BundleDraft } from './write.ts';
 import { seqTowerFromBundle } from './seq.ts';
 import { CHUNK_DOC, textServing, type TextServing } from './text.ts';
@@ -409,11 +409,19 @@ async function assemble(
     idMean: get(names.userIdMean, uc.idDim),
     featTables: uc.features.map((f, i) => get(names.featTable('user', i), f.cardinality * f.dim)),
     featValues: userFeatures.map((f) => f.values),
+    dense: (uc.dense ?? []).map((f, k) => ({
+      name: f.name,
+      width: f.width,
+      dim: f.dim,
+      w: get(names.denseW('user', k), f.width * f.dim),
+      b: get(names.denseB('user', k), f.dim),
+      values: get(names.denseValues('user', k), mdl.users * f.width),
+    })),
     layers: [],
     outDim: dim,
   };
   query.layers = layersFromConfig(uc, (l) => {
-    const inDim = l === 0 ? uc.idDim + uc.features.reduce((s, f) => s + f.dim, 0) : uc.mlp[l - 1];
+    const inDim = l === 0 ? towerInDim(uc) : uc.mlp[l - 1];
     return { w: get(names.layerW('user', l), inDim * uc.mlp[l]), b: get(names.layerB('user', l), uc.mlp[l]) };
   });
   const offs = get<Int32Array>(names.seenOffsets, mdl.users + 1, 'i');

@@ -14,7 +14,7 @@ import { buildIndex, indexBytes, sampleUserQueries } from '../index/item-index.t
 import { fsyncDir, writeDirAtomic, writeFileSynced } from '../util/atomic.ts';
 import { BUNDLE_FORMAT, BUNDLE_MANIFEST, BUNDLE_VERSION, SIGNATURE_FILE, bundleContentId, INDEX_FILE, IVF_INDEX_FILE, TFJS_MODEL, names, type ArrayEntry, type BundleManifest } from './format.ts';
 import { UserError } from '../util/errors.ts';
-import { QueryTower, layersFromConfig, meanRow, type QueryTowerWeights } from './query-tower.ts';
+import { QueryTower, denseWeights, layersFromConfig, meanRow, type QueryTowerWeights } from './query-tower.ts';
 import { SEQ_FILE, type SeqBundlePart } from './seq.ts';
 import { CHUNK_DOC, CHUNK_DOC_FILE, DOCUMENTS_FILE, TEXT_FILE, type TextBundlePart } from './text.ts';
 
@@ -51,9 +51,6 @@ const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: SeqBundlePart; text?: TextBundlePart }, o: BundleOptions): BundleDraft {
   const log = o.log ?? (() => {});
   const m = a.model;
-  // The serving query tower (query-tower.ts, web/demo.js) has no dense-feature projections yet; item towers are fine
-  // (item embeddings are computed here and stored).
-  if (m.user.dense.length) throw new UserError(`this model's user tower has dense features (${m.user.dense.map((f) => f.name).join(', ')}); a bundle cannot serve them yet`);
   // A sequence model: the user table is filled with each user's sequence embedding (see seq.ts).
   a.sequence?.fillUsers(backend, m.user.idTable.data);
   const dim = m.dim;
@@ -79,6 +76,11 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
       dense.push({ name: names.layerB(tower, i), data: l.b, shape: [l.outDim] });
     });
   }
+  // The user tower's dense-feature projections (the item side's are baked into the stored item embeddings).
+  m.user.projections.forEach((p, k) => {
+    dense.push({ name: names.denseW('user', k), data: p.w, shape: [p.inDim, p.outDim] });
+    dense.push({ name: names.denseB('user', k), data: p.b, shape: [p.outDim] });
+  });
   // With user history the served id rows are the mixed ones (history baked in: the training items at export time).
   const userIdTable = m.servingUserIdTable();
   const idMean = meanRow(userIdTable, numUsers, m.user.config.idDim);
@@ -101,6 +103,8 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
     t.featTables.forEach((tab, f) => addArray(names.featTable(tower, f), `weights/${tower}.feature${f}.bin`, tab.data, [tab.rows, tab.dim], true));
     t.featureValues.forEach((v, f) => addArray(names.featValues(tower, f), `data/${tower}.feature${f}.values.bin`, v, [v.length], true));
   }
+  // Each known user's dense values (what the query tower projects for `user` queries).
+  m.user.denseValues.forEach((v, k) => addArray(names.denseValues('user', k), `data/user.dense${k}.values.bin`, v, [m.user.config.vocabSize, m.user.dense[k].width], true));
 
   log(`embedding ${numItems} items`);
   const itemEmb = a.sequence ? a.sequence.itemEmbeddings(backend) : a.text ? a.text.itemEmbeddings(backend) : m.embedAllItems(backend);
@@ -157,6 +161,7 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
     idMean,
     featTables: m.user.featTables.map((t) => t.data),
     featValues: m.user.featureValues,
+    dense: denseWeights(m.user),
     layers: layersFromConfig(m.user.config, (l) => ({ w: m.user.layers[l].w, b: m.user.layers[l].b })),
     outDim: m.user.outDim,
   };

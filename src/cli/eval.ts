@@ -33,7 +33,7 @@ export async function evalCommand(o: EvalCommandOptions): Promise<void> {
   let parts;
   if (o.testFile && !o.trainFile) {
     // Only the test rows are needed: the model brings its vocabularies and its users' training items.
-    const noFeatures = { userFeatureCols: undefined, itemFeatureCols: undefined, userFeaturesPath: undefined, itemFeaturesPath: undefined };
+    const noFeatures = { userFeatureCols: undefined, itemFeatureCols: undefined, userFeaturesPath: undefined, itemFeaturesPath: undefined, userDenseCols: undefined, itemDenseCols: undefined };
     data = await loadInteractions({ ...spec, ...noFeatures, path: o.testFile });
     parts = { test: Int32Array.from({ length: data.users.length }, (_, i) => i), description: `test file ${o.testFile}` };
   } else {

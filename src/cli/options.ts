@@ -25,6 +25,8 @@ export interface DataOptions {
   itemFeatures?: string;
   userFeaturesFile?: string;
   itemFeaturesFile?: string;
+  userDenseFeatures?: string;
+  itemDenseFeatures?: string;
   /** A predefined split given as files (instead of --data). */
   trainFile?: string;
   valFile?: string;
@@ -115,6 +117,8 @@ export function addDataOptions(cmd: Command, required = true): void {
     .option('--min-rating <x>', 'keep rows with rating >= x', parseNum('--min-rating'))
     .option('--user-features <cols>', 'comma-separated categorical user feature columns')
     .option('--item-features <cols>', 'comma-separated categorical item feature columns')
+    .option('--user-dense-features <cols>', 'comma-separated dense user feature columns: a number, or a list of numbers (Parquet/JSONL list, or text "[0.1, 0.2, ...]") of one width')
+    .option('--item-dense-features <cols>', 'comma-separated dense item feature columns (e.g. precomputed content embeddings), as --user-dense-features')
     .option('--user-features-file <path>', 'file with one row per user and feature columns')
     .option('--item-features-file <path>', 'file with one row per item and feature columns');
 }
@@ -211,6 +215,8 @@ export function dataSpecFrom(o: DataOptions): DataSpec {
     itemFeatureCols: cols(o.itemFeatures),
     userFeaturesPath: o.userFeaturesFile,
     itemFeaturesPath: o.itemFeaturesFile,
+    userDenseCols: cols(o.userDenseFeatures),
+    itemDenseCols: cols(o.itemDenseFeatures),
   };
 }
 

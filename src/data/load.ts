@@ -13,12 +13,12 @@
  */
 import { InputError, UserError } from '../util/errors.ts';
 import { withDuck, type Duck, type NumKind } from './duck.ts';
-import { featureAlias, featureFromValues, loadFeatureFile } from './features.ts';
+import { checkDense, denseAlias, denseExpr, denseFromQuery, featureAlias, featureFromValues, loadFeatureFile, presentExpr } from './features.ts';
 import { COLUMN_CANDIDATES, DATA_FORMATS, detectFormat, pickColumn, type DataFormat } from './format.ts';
 import { readSeq } from './seq.ts';
 import { generateSynthetic, parseSyntheticSpec } from './synthetic.ts';
 import { materialize, numberExpr, openSource, rawValue, requireColumn, textExpr, type Source } from './table.ts';
-import { Vocab, type CategoricalFeature, type Interactions } from './types.ts';
+import { Vocab, type CategoricalFeature, type DenseFeature, type Interactions } from './types.ts';
 
 export interface DataSpec {
   /** A file, or `synthetic:users=…,items=…,clusters=…,zipf=…,seed=…[,perUser=…][,noise=…]`. */
@@ -41,6 +41,13 @@ export interface DataSpec {
   /** A separate per-user file (e.g. ml-100k.user); keyed by userCol or a conventional user column. */
   userFeaturesPath?: string;
   itemFeaturesPath?: string;
+  /**
+   * Dense (numeric / vector) user / item features: columns of the interaction file, or of the features file when
+   * that is given. A cell is a number, a list of numbers (Parquet/JSONL list or array columns) or text `[x, y, …]`;
+   * every value of a column has the same width and finite numbers; an entity with no value gets zeros.
+   */
+  userDenseCols?: string[];
+  itemDenseCols?: string[];
 }
 
 export async function loadInteractions(spec: DataSpec): Promise<Interactions> {
@@ -55,7 +62,7 @@ export async function loadInteractions(spec: DataSpec): Promise<Interactions> {
 
 async function loadSeq(spec: DataSpec): Promise<Interactions> {
   for (const [key, value] of Object.entries(spec)) {
-    const inFile = key === 'userFeatureCols' ? !spec.userFeaturesPath : key === 'itemFeatureCols' ? !spec.itemFeaturesPath : false;
+    const inFile = key === 'userFeatureCols' || key === 'userDenseCols' ? !spec.userFeaturesPath : key === 'itemFeatureCols' || key === 'itemDenseCols' ? !spec.itemFeaturesPath : false;
     if (value !== undefined && (['timeCol', 'ratingCol', 'minRating'].includes(key) || inFile)) {
       throw new UserError(`${spec.path}: '${key}' does not apply to a sequence file (it has only users and items in order)`);
     }
@@ -73,20 +80,22 @@ export async function attachFeatureFiles(duck: Duck, spec: DataSpec, data: Inter
   if (spec.userFeaturesPath) {
     const fs = await loadFeatureFile(
       duck,
-      { path: spec.userFeaturesPath, entity: 'user', keyCol: spec.userCol, cols: spec.userFeatureCols },
+      { path: spec.userFeaturesPath, entity: 'user', keyCol: spec.userCol, cols: spec.userFeatureCols, denseCols: spec.userDenseCols },
       data.userVocab,
       'user_features',
     );
-    data.userFeatures.push(...fs);
+    data.userFeatures.push(...fs.categorical);
+    if (fs.dense.length) data.userDense = [...(data.userDense ?? []), ...fs.dense];
   }
   if (spec.itemFeaturesPath) {
     const fs = await loadFeatureFile(
       duck,
-      { path: spec.itemFeaturesPath, entity: 'item', keyCol: spec.itemCol, cols: spec.itemFeatureCols },
+      { path: spec.itemFeaturesPath, entity: 'item', keyCol: spec.itemCol, cols: spec.itemFeatureCols, denseCols: spec.itemDenseCols },
       data.itemVocab,
       'item_features',
     );
-    data.itemFeatures.push(...fs);
+    data.itemFeatures.push(...fs.categorical);
+    if (fs.dense.length) data.itemDense = [...(data.itemDense ?? []), ...fs.dense];
   }
 }
 
@@ -115,6 +124,8 @@ async function loadTabular(duck: Duck, spec: DataSpec, format: DataFormat): Prom
   }
   const userFeat = spec.userFeaturesPath ? [] : (spec.userFeatureCols ?? []).map((c) => requireColumn(t, c, 'user feature'));
   const itemFeat = spec.itemFeaturesPath ? [] : (spec.itemFeatureCols ?? []).map((c) => requireColumn(t, c, 'item feature'));
+  const userDense = spec.userFeaturesPath ? [] : (spec.userDenseCols ?? []).map((c) => requireColumn(t, c, 'user dense feature'));
+  const itemDense = spec.itemFeaturesPath ? [] : (spec.itemDenseCols ?? []).map((c) => requireColumn(t, c, 'item dense feature'));
   const notes: string[] = [];
   if (picked.length > 0) notes.push(`auto-detected columns: ${picked.join(', ')}`);
 
@@ -126,10 +137,16 @@ async function loadTabular(duck: Duck, spec: DataSpec, format: DataFormat): Prom
     `${ratingCol ? numberExpr(t, ratingCol, false) : 'NULL::DOUBLE'} AS r`,
     ...userFeat.map((c, f) => `${textExpr(t, c)} AS ${featureAlias('user', f)}`),
     ...itemFeat.map((c, f) => `${textExpr(t, c)} AS ${featureAlias('item', f)}`),
+    ...userDense.flatMap((c, f) => [`${denseExpr(t, c)} AS ${denseAlias('user', f)}`, `${presentExpr(t, c)} AS ${denseAlias('user', f, true)}`]),
+    ...itemDense.flatMap((c, f) => [`${denseExpr(t, c)} AS ${denseAlias('item', f)}`, `${presentExpr(t, c)} AS ${denseAlias('item', f, true)}`]),
   ];
   const total = await materialize(duck, t, 'ev', select);
   if (total === 0) throw new InputError(file, undefined, undefined, 'no data rows');
   await validate(duck, t, { userCol, itemCol, timeCol, ratingCol });
+  const denseWidths: Record<'user' | 'item', number[]> = { user: [], item: [] };
+  for (const [entity, dcols] of [['user', userDense], ['item', itemDense]] as const) {
+    for (let f = 0; f < dcols.length; f++) denseWidths[entity].push(await checkDense(duck, t, 'ev', denseAlias(entity, f), denseAlias(entity, f, true), dcols[f]));
+  }
 
   // `kept` holds the rows we return, in file order: its rowid is the output position.
   let n = total;
@@ -182,6 +199,8 @@ async function loadTabular(duck: Duck, spec: DataSpec, format: DataFormat): Prom
     itemVocab,
     userFeatures: await inFileFeatures(duck, 'user', userFeat, userVocab.size, timeCol !== undefined),
     itemFeatures: await inFileFeatures(duck, 'item', itemFeat, itemVocab.size, timeCol !== undefined),
+    ...(userDense.length ? { userDense: await inFileDense(duck, 'user', userDense, denseWidths.user, userVocab.size, timeCol !== undefined, file) } : {}),
+    ...(itemDense.length ? { itemDense: await inFileDense(duck, 'item', itemDense, denseWidths.item, itemVocab.size, timeCol !== undefined, file) } : {}),
     notes,
     columns: t.columns,
   };
@@ -238,6 +257,19 @@ async function inFileFeatures(duck: Duck, entity: 'user' | 'item', cols: string[
     const perEntity = new Array<string | null>(size).fill(null);
     for (let r = 0; r < ids.length; r++) perEntity[Number(ids[r])] = vals[r];
     out.push(featureFromValues(cols[f], perEntity));
+  }
+  return out;
+}
+
+/** Per-entity dense features from columns of the interaction file: the last present value by (time, row). */
+async function inFileDense(duck: Duck, entity: 'user' | 'item', cols: string[], widths: number[], size: number, hasTime: boolean, file: string): Promise<DenseFeature[]> {
+  const [vocabTab, key, idx] = entity === 'user' ? ['uv', 'u', 'ux'] : ['iv', 'i', 'ix'];
+  const order = hasTime ? '(e.t, e.rowid)' : 'e.rowid';
+  const out: DenseFeature[] = [];
+  for (let f = 0; f < cols.length; f++) {
+    const a = `e.${denseAlias(entity, f)}`;
+    const sql = `SELECT v.${idx}, arg_max(${a}, ${order}) FILTER (WHERE ${a} IS NOT NULL) FROM ev e JOIN ${vocabTab} v USING (${key}) GROUP BY v.${idx}`;
+    out.push(await denseFromQuery(duck, sql, cols[f], size, widths[f], file));
   }
   return out;
 }

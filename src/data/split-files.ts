@@ -16,7 +16,7 @@ import type { Csr } from './csr.ts';
 import { attachFeatureFiles, loadInteractions, type DataSpec } from './load.ts';
 import { splitInteractions, type SplitSpec } from './split.ts';
 import { withDuck } from './duck.ts';
-import { Vocab, type CategoricalFeature, type Interactions, type Split } from './types.ts';
+import { Vocab, type CategoricalFeature, type DenseFeature, type Interactions, type Split } from './types.ts';
 
 export interface LoadedSplit {
   data: Interactions;
@@ -40,10 +40,10 @@ async function loadFiles(spec: DataSpec, s: Extract<SplitSpec, { kind: 'files' }
   }
   if (s.val && s.test && s.val === s.test) throw new UserError(`--val-file and --test-file name the same file '${s.val}'`);
   // Features are per entity: read them once, from the train file (or the feature files, attached after merging).
-  const noFeatures = { userFeatureCols: undefined, itemFeatureCols: undefined, userFeaturesPath: undefined, itemFeaturesPath: undefined };
+  const noFeatures = { userFeatureCols: undefined, itemFeatureCols: undefined, userFeaturesPath: undefined, itemFeaturesPath: undefined, userDenseCols: undefined, itemDenseCols: undefined };
   const trainSpec: DataSpec = { ...spec, path: s.train, userFeaturesPath: undefined, itemFeaturesPath: undefined };
-  if (spec.userFeaturesPath) trainSpec.userFeatureCols = undefined;
-  if (spec.itemFeaturesPath) trainSpec.itemFeatureCols = undefined;
+  if (spec.userFeaturesPath) trainSpec.userFeatureCols = trainSpec.userDenseCols = undefined;
+  if (spec.itemFeaturesPath) trainSpec.itemFeatureCols = trainSpec.itemDenseCols = undefined;
   const train = await loadInteractions(trainSpec);
   const val = s.val ? await loadInteractions({ ...spec, ...noFeatures, path: s.val }) : null;
   const test = s.test ? await loadInteractions({ ...spec, ...noFeatures, path: s.test }) : null;
@@ -77,6 +77,12 @@ async function loadFiles(spec: DataSpec, s: Extract<SplitSpec, { kind: 'files' }
       values.set(f.values);
       return { ...f, values };
     });
+  const padDense = (fs: DenseFeature[], size: number) =>
+    fs.map((f) => {
+      const values = new Float32Array(size * f.width);
+      values.set(f.values);
+      return { ...f, values };
+    });
   const notes = [...(train.notes ?? []), ...(val?.notes ?? []).map((n) => `${s.val}: ${n}`), ...(test?.notes ?? []).map((n) => `${s.test}: ${n}`)];
   const data: Interactions = {
     source: s.train,
@@ -88,6 +94,9 @@ async function loadFiles(spec: DataSpec, s: Extract<SplitSpec, { kind: 'files' }
     itemVocab,
     userFeatures: pad(train.userFeatures, userVocab.size),
     itemFeatures: pad(train.itemFeatures, itemVocab.size),
+    // Entities only in the validation/test files have no dense values: zeros.
+    ...(train.userDense?.length ? { userDense: padDense(train.userDense, userVocab.size) } : {}),
+    ...(train.itemDense?.length ? { itemDense: padDense(train.itemDense, itemVocab.size) } : {}),
     notes,
     columns: train.columns,
   };

@@ -56,6 +56,48 @@ export class EmbeddingTable {
     if (ids.length) this.pending.push({ ids: ids.slice(), grads: grads.slice(0, ids.length * this.dim) });
   }
 
+  /**
+   * One optimizer step when the step's gradient covers every row of the table, in id order (`rowGrads`,
+   * rows × dim: the full-catalogue softmax's item-side gradient), plus per-position gradients `grads` of rows
+   * `ids` (the input side, duplicates allowed). The same update, bit for bit, as
+   * applyGradients([...ids, 0, 1, …, rows − 1], [grads; rowGrads]), without its copy of the whole table's
+   * gradient into scratch: the duplicates among `ids` are summed in order of appearance and added to their
+   * rows of `rowGrads` (which is overwritten with the summed gradients), then one update of every row
+   * (LazyAdam over all rows; the native backend updates the rows in parallel).
+   */
+  applyEveryRow(backend: Backend, ids: Int32Array, grads: Float32Array, rowGrads: Float32Array): void {
+    const dim = this.dim;
+    if (this.pending.length || (this.opt.l2 ?? 0) > 0 || this.opt.kind !== 'lazyadam') {
+      const all = new Int32Array(ids.length + this.rows);
+      all.set(ids);
+      for (let j = 0; j < this.rows; j++) all[ids.length + j] = j;
+      const g = new Float32Array(all.length * dim);
+      g.set(grads.subarray(0, ids.length * dim));
+      g.set(rowGrads.subarray(0, this.rows * dim), ids.length * dim);
+      this.applyGradients(backend, all, g);
+      return;
+    }
+    const n = ids.length;
+    if (this.uniq.length < n) {
+      this.uniq = new Int32Array(n);
+      this.summed = new Float32Array(n * dim);
+    }
+    const u = backend.mergeRows(ids, grads, n, dim, this.slot, this.uniq, this.summed, 0);
+    for (let s = 0; s < u; s++) {
+      const id = this.uniq[s];
+      this.slot[id] = -1;
+      const ro = id * dim;
+      const so = s * dim;
+      for (let j = 0; j < dim; j++) rowGrads[ro + j] = this.summed[so + j] + rowGrads[ro + j];
+    }
+    if (this.everyRowIds.length !== this.rows) this.everyRowIds = Int32Array.from({ length: this.rows }, (_, i) => i);
+    this.step++;
+    const o = this.opt;
+    backend.sparseUpdate(o.kind, this.data, this.state1, this.state2, this.everyRowIds, rowGrads, this.rows, dim, o.lr, o.beta1, o.beta2, o.eps, this.step);
+  }
+
+  private everyRowIds = new Int32Array(0);
+
   /** Applies one optimizer step from per-position gradients `grads` (ids.length × dim) of rows `ids` (plus any pending ones). */
   applyGradients(backend: Backend, ids: Int32Array, grads: Float32Array): void {
     const n = ids.length + this.pending.reduce((a, p) => a + p.ids.length, 0);

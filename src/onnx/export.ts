@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { basename, dirname, extname, join } from 'node:path';
-import { layersFromConfig, meanRow, type QueryTowerWeights } from '../bundle/query-tower.ts';
+import { denseWeights, layersFromConfig, meanRow, type QueryTowerWeights } from '../bundle/query-tower.ts';
 import type { ModelArtifacts } from '../model/saved-model.ts';
 import type { SeqArtifacts } from '../seq/saved-model.ts';
 import type { BoeTower } from '../text/boe-tower.ts';
@@ -50,6 +50,8 @@ export interface OnnxSpec {
   vocabularies: Record<string, string[]>;
   /** User features (two-tower): input name, feature name, value vocabulary (index 0 = missing). */
   features?: Array<{ input: string; name: string; vocab: string[] }>;
+  /** Dense user features (two-tower): input name, feature name, width (the input is float32 [batch, width]). */
+  dense?: Array<{ input: string; name: string; width: number }>;
   /** Sequence towers: the number of most recent known items used. */
   maxLen?: number;
   /** Text: the tokenizer that turns a query into token_ids (see docs/onnx.md). */
@@ -79,17 +81,16 @@ export function queryTowerWeights(a: ModelArtifacts): QueryTowerWeights {
     idMean: meanRow(idTable, a.userIds.length, u.config.idDim),
     featTables: u.featTables.map((t) => t.data),
     featValues: u.featureValues,
+    dense: denseWeights(u),
     layers: layersFromConfig(u.config, (l) => ({ w: u.layers[l].w, b: u.layers[l].b })),
     outDim: u.outDim,
   };
 }
 
 export function twoTowerOnnx(a: ModelArtifacts, source = ''): OnnxExport {
-  // Dense (numeric/vector) user features are not in the graph yet, as they are not in the serving bundle.
-  const dense = a.model.user.dense;
-  if (dense.length) throw new UserError(`${source || 'model'}: the user tower has dense features (${dense.map((f) => f.name).join(', ')}); the ONNX export covers id and categorical features only`);
   const q = queryTowerWeights(a);
   const features = a.userFeatures.map((f, k) => ({ input: `feature_${k}`, name: f.name, vocab: f.vocab }));
+  const dense = (q.dense ?? []).map((f, k) => ({ input: `dense_${k}`, name: f.name, width: f.width }));
   return finish(idTowerGraph(q), {
     tower: 'user-id-features',
     dim: q.outDim,
@@ -97,10 +98,12 @@ export function twoTowerOnnx(a: ModelArtifacts, source = ''): OnnxExport {
     inputs: [
       { name: 'user_index', dtype: 'int64', shape: ['batch'], description: "index of the user in vocabularies.users; any index outside it (e.g. -1) = a new user: the mean id embedding" },
       ...features.map((f): OnnxIo => ({ name: f.input, dtype: 'int64', shape: ['batch'], description: `feature '${f.name}': index into its vocab (0 = missing), or -1 for the stored value of a known user` })),
+      ...dense.map((f): OnnxIo => ({ name: f.input, dtype: 'float32', shape: ['batch', f.width], description: `dense feature '${f.name}': its ${f.width} values; NaN elements take the stored value of a known user (0 for a new user)` })),
     ],
     outputs: [embeddingOut(q.outDim)],
     vocabularies: { users: a.userIds },
     features,
+    ...(dense.length ? { dense } : {}),
     source,
   });
 }

@@ -56,6 +56,10 @@ export class SeqPair implements EncoderPair<PackedBatch> {
   private R = 0;
   private n = 0;
   private merged = 0;
+  /** The item side of the last forward was the whole catalogue in id order (the full-catalogue softmax). */
+  private everyItem = false;
+  /** With everyItem: the item side's gradient (numItems × dim), updated in place by step(). */
+  private itemGrads: Float32Array = new Float32Array(0);
 
   constructor(
     readonly tower: SeqTower,
@@ -86,7 +90,8 @@ export class SeqPair implements EncoderPair<PackedBatch> {
     // Every item in order (the full catalogue): the table itself, no copy (nothing writes c before step()).
     const E = this.tower.items.data;
     let c = E;
-    if (!isEveryItem(ids, this.numItems)) {
+    this.everyItem = isEveryItem(ids, this.numItems);
+    if (!this.everyItem) {
       c = this.buf.f32('c', n * d);
       b.gatherRows(E, ids, c, d);
     }
@@ -102,6 +107,15 @@ export class SeqPair implements EncoderPair<PackedBatch> {
     const dH = this.buf.f32('dH', R * d);
     this.space.back(b, 'q', dq, dH, R, d);
     this.tower.backward(b, dH);
+    if (this.everyItem) {
+      // The whole table's gradient stays where the step wrote it (dot scores: dc itself, which the step
+      // refills every step); step() adds the input side's rows to it and updates every row.
+      this.buf.f32('grads', R * d).set(this.tower.inputGrads().subarray(0, R * d));
+      this.itemGrads = this.space.cosine ? this.buf.f32('itemGrads', n * d) : dc;
+      this.space.back(b, 'c', dc, this.itemGrads, n, d);
+      this.merged = R + n;
+      return;
+    }
     const grads = this.buf.f32('grads', (R + n) * d);
     grads.set(this.tower.inputGrads().subarray(0, R * d));
     this.space.back(b, 'c', dc, grads.subarray(R * d), n, d);
@@ -111,7 +125,10 @@ export class SeqPair implements EncoderPair<PackedBatch> {
   step(b: Backend): void {
     const d = this.dim;
     const m = this.merged;
-    this.tower.items.applyGradients(b, this.buf.i32('rows', m), this.buf.f32('grads', m * d));
+    if (this.everyItem && m > 0) {
+      const R = this.R;
+      this.tower.items.applyEveryRow(b, this.buf.i32('rows', R + this.n).subarray(0, R), this.buf.f32('grads', R * d), this.itemGrads);
+    } else this.tower.items.applyGradients(b, this.buf.i32('rows', m), this.buf.f32('grads', m * d));
     this.tower.stepDense(b);
     this.merged = 0;
   }

@@ -218,15 +218,29 @@ export class Recommender {
     return j;
   }
 
-  /** Query of a user known by features only: the mean id embedding plus the given feature values. */
-  private featureQuery(given: Record<string, string>, out: Float32Array, warnings: string[]): boolean {
+  /**
+   * Query of a user known by features only: the mean id embedding plus the given feature values (categorical
+   * values by name; dense features as numbers, zeros when not given).
+   */
+  private featureQuery(given: Record<string, string | number | number[]>, out: Float32Array, warnings: string[]): boolean {
     const feats = this.bundle.userFeatures;
-    if (!feats.length) throw badRequest('features: this model has no user features; query by user or history instead');
+    const dense = this.bundle.query.dense ?? [];
+    if (!feats.length && !dense.length) throw badRequest('features: this model has no user features; query by user or history instead');
     const values = new Array<number>(feats.length).fill(0);
+    const denseGiven = new Array<Float32Array | null>(dense.length).fill(null);
     let known = 0;
     for (const [name, value] of Object.entries(given)) {
+      const d = dense.findIndex((f) => f.name === name);
+      if (d >= 0) {
+        const arr = typeof value === 'number' ? [value] : value;
+        if (!Array.isArray(arr) || arr.length !== dense[d].width) throw badRequest(`features.${name}: a dense feature of ${dense[d].width} numbers, got ${Array.isArray(arr) ? `${arr.length} numbers` : 'a string'}`);
+        denseGiven[d] = Float32Array.from(arr);
+        known++;
+        continue;
+      }
       const i = feats.findIndex((f) => f.name === name);
-      if (i < 0) throw badRequest(`features.${name}: unknown user feature (the model has ${feats.map((f) => `'${f.name}'`).join(', ')})`);
+      if (i < 0) throw badRequest(`features.${name}: unknown user feature (the model has ${[...feats, ...dense].map((f) => `'${f.name}'`).join(', ')})`);
+      if (typeof value !== 'string') throw badRequest(`features.${name}: a categorical feature takes a string value`);
       const v = feats[i].index.get(value);
       if (v === undefined || v === 0) warnings.push(`features.${name}: unknown value '${value}', treated as missing`);
       else {
@@ -234,7 +248,7 @@ export class Recommender {
         known++;
       }
     }
-    if (known) this.tower.embedFeatures(this.backend, values, out);
+    if (known) this.tower.embedFeatures(this.backend, values, out, denseGiven);
     return known > 0;
   }
 

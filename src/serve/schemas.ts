@@ -25,7 +25,8 @@ const search = z.enum(['ann', 'exact'], { error: "must be 'ann' or 'exact'" });
 /** What a query is: a known user, a new user's features, or a history of items (most recent last). */
 const queryFields = {
   user: id.optional(),
-  features: z.record(z.string(), z.string()).optional(),
+  /** Categorical values by name; a dense (numeric / vector) user feature takes a number or an array of numbers. */
+  features: z.record(z.string(), z.union([z.string(), z.number().finite(), z.array(z.number().finite()).max(1 << 16, 'must list at most 65536 numbers')], { error: 'must be a string (categorical feature), a number or an array of numbers (dense feature)' })).optional(),
   history: idList(1000).min(1, 'must list at least one item').optional(),
 };
 
