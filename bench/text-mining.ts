@@ -8,7 +8,7 @@
  *   bm25      BM25's top non-positives                      (= bench:text boe-ict-hn; "round 1")
  *   dense     round 1's own top non-positives (ANCE-style, one refresh)
  *   ens       the soft-vote fusion of BM25 and round 1 (src/mine/fusion.ts)
- *   ens-filt  the same with false-negative filtering (src/mine/filter.ts): fused rank ≥ 3 and round-1
+ *   ens-filt  the same with false-negative filtering (src/sampling/hard-negative-filter.ts): fused rank ≥ 3 and round-1
  *             cosine ≤ 95 % of the weakest positive's
  * Nothing was tuned: fusion = soft vote (bench:text's observation, itself made on test — disclosed), filter
  * a priori (RocketQA "skip the very top", NV-Retriever TopK-PercPos 95 %).

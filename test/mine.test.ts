@@ -9,11 +9,11 @@ import { csrFromPairs, csrRow } from '../src/data/csr.ts';
 import { generateSynthetic } from '../src/data/synthetic.ts';
 import { withDuck } from '../src/data/duck.ts';
 import { BatchAssembler } from '../src/sampling/assembler.ts';
-import { selectHardNegatives } from '../src/mine/filter.ts';
+import { selectHardNegatives } from '../src/sampling/hard-negative-filter.ts';
 import { fuseRankedLists } from '../src/mine/fusion.ts';
 import { groupsToJsonl, writeGroups } from '../src/mine/groups-file.ts';
 import { mineGroups } from '../src/mine/mine.ts';
-import { ModelRetriever } from '../src/mine/model-retriever.ts';
+import { liveRetrievers, ModelRetriever } from '../src/mine/model-retriever.ts';
 import type { RankedLists } from '../src/mine/types.ts';
 import { buildModel, defaultModelOptions } from '../src/model/build.ts';
 import { parseRecipe } from '../src/recipe/schema.ts';
@@ -185,7 +185,7 @@ test('online mining refreshes its index every refreshEvery steps (and only then)
   const model = small();
   const src = new MinedSource(
     { n: 4, from: 'online', refreshEvery: 5, rankRange: [0, 30], relative: false, sample: 'top', search: 'exact' },
-    { numItems, trainItems: data.items, trainUsers: data.users, model, backend },
+    { numItems, trainItems: data.items, trainUsers: data.users, liveRetriever: liveRetrievers(backend, model) },
   );
   const users = Int32Array.of(0, 1, 2);
   const items = Int32Array.from(users, (u) => csrRow(seenCsr, u)[0]);
@@ -229,7 +229,7 @@ test('mined negatives are not a no-op: they push the hardest unseen items below 
   const run = (recipe: object) => {
     const r = parseRecipe(recipe);
     const model = small();
-    const sources = buildSources(r, { numItems, trainItems: data.items, trainUsers: data.users, dim: model.dim, model, backend });
+    const sources = buildSources(r, { numItems, trainItems: data.items, trainUsers: data.users, dim: model.dim, liveRetriever: liveRetrievers(backend, model) });
     const step = new TrainStep(backend, model, r, sources);
     const rng = new Rng(4);
     for (let s = 0; s < 120; s++) {

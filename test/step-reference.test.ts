@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { createJsBackend } from '../src/compute/js.ts';
 import type { Backend } from '../src/compute/backend.ts';
 import { Vocab } from '../src/data/types.ts';
+import { liveRetrievers } from '../src/mine/model-retriever.ts';
 import { TwoTowerModel } from '../src/model/two-tower.ts';
 import { parseRecipe, type Recipe, type SourceSpec } from '../src/recipe/schema.ts';
 import { buildSources, type SourceSet } from '../src/sampling/build.ts';
@@ -194,8 +195,7 @@ function harness(backend: Backend, c: Case, seed = 3): Harness {
     trainUsers: TRAIN_USERS,
     itemFeatures,
     dim: DIM,
-    model,
-    backend,
+    liveRetriever: liveRetrievers(backend, model),
     userIds: USER_IDS,
     itemIds: ITEM_IDS,
   });

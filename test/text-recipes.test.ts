@@ -52,7 +52,7 @@ function setup(b: Backend, tower: Kind, recipeJson: object, seed = 2) {
   const pair = new TextEncoderPair(enc, corpus);
   const set = new TextTrainingSet(pair.docs, QRELS);
   const recipe = parseRecipe({ temperature: 0.5, ...recipeJson });
-  const sources = buildSources(recipe, { ...set.sourceContext(), dim: pair.dim, backend: b, batchSize: B });
+  const sources = buildSources(recipe, { ...set.sourceContext(), dim: pair.dim, batchSize: B });
   return { pair, set, recipe, step: new ContrastiveStep(b, pair, recipe, sources) };
 }
 

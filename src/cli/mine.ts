@@ -11,7 +11,7 @@ import type { DataSpec } from '../data/load.ts';
 import type { SplitSpec } from '../data/split.ts';
 import { loadSplit } from '../data/split-files.ts';
 import { groupsToJsonl, writeGroups } from '../mine/groups-file.ts';
-import { SHORT_MARGIN, SHORT_MAX_SCORE, SHORT_NONE, SHORT_RANGE } from '../mine/filter.ts';
+import { SHORT_MARGIN, SHORT_MAX_SCORE, SHORT_NONE, SHORT_RANGE } from '../sampling/hard-negative-filter.ts';
 import { mineGroups, type MinedGroups } from '../mine/mine.ts';
 import { ModelRetriever } from '../mine/model-retriever.ts';
 import { LanceIndex, lanceTarget } from '../index/lance-index.ts';

@@ -8,7 +8,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Backend } from '../compute/backend.ts';
-import type { ModelArtifacts } from '../model/saved-model.ts';
 import { writeDirAtomic, writeFileSynced } from '../util/atomic.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
@@ -82,7 +81,22 @@ export interface IndexMeta {
   sha256: string;
 }
 
-export function buildItemIndex(backend: Backend, a: ModelArtifacts, config: IndexConfig, recallQueries: number, log?: (m: string) => void): BuiltIndex & { itemEmb: Float32Array } {
+/**
+ * What an item index needs of a trained model: its item embeddings, its user tower (for the recall queries)
+ * and its vocabularies' sizes. model/saved-model.ts ModelArtifacts has this shape; it is declared here so that
+ * index/ (below model/ in the layer order) does not import the model.
+ */
+export interface IndexableModel {
+  model: {
+    readonly dim: number;
+    embedAllItems(backend: Backend): Float32Array;
+    readonly user: { embed(backend: Backend, ids: Int32Array, out: Float32Array): void };
+  };
+  userIds: readonly string[];
+  itemIds: readonly string[];
+}
+
+export function buildItemIndex(backend: Backend, a: IndexableModel, config: IndexConfig, recallQueries: number, log?: (m: string) => void): BuiltIndex & { itemEmb: Float32Array } {
   const m = a.model;
   const itemEmb = m.embedAllItems(backend);
   const q = new Int32Array(1);

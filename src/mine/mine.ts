@@ -2,12 +2,12 @@
  * Offline hard-negative mining for training pairs (user, positive) with one model or an ensemble:
  *  1. each member ranks every user's unseen items (top rankEnd; known positives excluded by the retriever);
  *  2. several members are fused (RRF or soft voting, mine/fusion.ts) into one ranking per user;
- *  3. per pair, selectHardNegatives (mine/filter.ts) keeps the rank window and drops likely false negatives.
+ *  3. per pair, selectHardNegatives (sampling/hard-negative-filter.ts) keeps the rank window and drops likely false negatives.
  * The margin and max-score filters compare on one scale for single models and ensembles alike: the members'
  * mean cosine of (user, candidate) against the mean cosine of (user, positive). Reported scores are those.
  */
 import type { Rng } from '../util/rng.ts';
-import { selectHardNegatives } from './filter.ts';
+import { selectHardNegatives } from '../sampling/hard-negative-filter.ts';
 import { fuseRankedLists } from './fusion.ts';
 import type { ModelRetriever } from './model-retriever.ts';
 import type { RankedLists } from './types.ts';
@@ -30,7 +30,7 @@ export interface MinedGroups {
   negatives: RankedLists;
   /** Mean cosine of each row's positive. */
   positiveScores: Float32Array;
-  /** Per row, why it has fewer than n negatives (SHORT_* of mine/filter.ts; SHORT_NONE when it has n). */
+  /** Per row, why it has fewer than n negatives (SHORT_* of sampling/hard-negative-filter.ts; SHORT_NONE when it has n). */
   shortReasons: Uint8Array;
 }
 

@@ -4,12 +4,14 @@
  * embeddings. Scores are cosines (both towers are L2-normalised). Each user's seen (training) items can be
  * excluded, so lists hold unseen candidates only; HNSW asks for k + |seen| and drops the seen ones.
  * `refresh()` re-embeds the items (and rebuilds the index) from the model's current weights: the online,
- * ANCE-style mining of a live model.
+ * ANCE-style mining of a live model; `liveRetrievers` hands that to the online mined source (sampling/mined.ts)
+ * without sampling importing the model.
  */
 import type { Backend } from '../compute/backend.ts';
 import type { Csr } from '../data/csr.ts';
 import { AnnIndex, defaultAnnConfig, type Hits } from '../index/ann-index.ts';
 import type { TwoTowerModel } from '../model/two-tower.ts';
+import type { LiveRetriever, LiveRetrieverFactory } from '../sampling/live-retriever.ts';
 import type { RankedLists, Retriever } from './types.ts';
 
 export interface ModelRetrieverOptions {
@@ -24,7 +26,7 @@ export interface ModelRetrieverOptions {
   expansionSearch?: number;
 }
 
-export class ModelRetriever implements Retriever {
+export class ModelRetriever implements Retriever, LiveRetriever {
   readonly name: string;
   itemEmb: Float32Array;
   private index: { search(q: Float32Array, k: number): Hits } | null = null;
@@ -39,6 +41,10 @@ export class ModelRetriever implements Retriever {
     this.name = opts.name ?? 'model';
     this.itemEmb = new Float32Array(0);
     this.refresh();
+  }
+
+  get dim(): number {
+    return this.model.dim;
   }
 
   get numItems(): number {
@@ -134,4 +140,9 @@ export class ModelRetriever implements Retriever {
     }
     return { rows, k, ids, scores };
   }
+}
+
+/** Online mining's retrievers over a model being trained (the trainer passes this to buildSources). */
+export function liveRetrievers(backend: Backend, model: TwoTowerModel): LiveRetrieverFactory {
+  return (o) => new ModelRetriever(backend, model, { name: 'online', search: o.search, exclude: o.exclude });
 }

@@ -4,14 +4,10 @@
  * its top-k candidate ids with scores; fusion (RRF, soft voting) and false-negative filtering work on this
  * shape only, so any mix of members composes.
  */
+import type { RankedLists } from '../sampling/ranked-lists.ts';
 
-/** Top-k lists for `rows` queries: row r occupies ids/scores[r*k .. r*k+k), best first; -1 pads short rows. */
-export interface RankedLists {
-  rows: number;
-  k: number;
-  ids: Int32Array;
-  scores: Float32Array;
-}
+// Declared in sampling (the online mined source and the hard-negative filter use it); part of this contract.
+export type { RankedLists };
 
 export interface Retriever {
   /** Short name for logs and reports ("model:runs/a", "bm25"). */

@@ -10,8 +10,6 @@ import { checkRecipeLimits, type RecipeData, type SourceLimits } from '../recipe
 import { UserError } from '../util/errors.ts';
 import { StreamingFrequency, TrainFrequency, type FrequencyEstimator } from './frequency.ts';
 import { InBatchSource } from './in-batch.ts';
-import type { Backend } from '../compute/backend.ts';
-import type { TwoTowerModel } from '../model/two-tower.ts';
 import { MinedSource, type MinedContext } from './mined.ts';
 import { neighbourhoodSource, NeighbourhoodSource } from './neighbourhood.ts';
 import { PopularitySource } from './popularity.ts';
@@ -31,9 +29,8 @@ export interface SourceContext {
   trainSequences?: Csr;
   /** User of each training row, when trainSequences is not given (rows grouped by user in row order). */
   trainUsers?: Int32Array;
-  /** The live model and its backend (for online mined negatives). */
-  model?: TwoTowerModel;
-  backend?: Backend;
+  /** A retriever over the live model, for online mined negatives (see sampling/live-retriever.ts). */
+  liveRetriever?: MinedContext['liveRetriever'];
   /** The data's user and item ids by index (for mined negatives read from a file). */
   userIds?: string[];
   itemIds?: string[];

@@ -1,13 +1,14 @@
 /**
  * Mined hard negatives as a negative source: per training row (user, positive), n items a retriever ranks high
  * for the user that are not known positives, after false-negative filtering (rank window, margin to the
- * positive's score, max score; see mine/filter.ts). All rows' negatives become shared softmax columns, and the
+ * positive's score, max score; see hard-negative-filter.ts). All rows' negatives become shared softmax columns, and the
  * masks (same item, same user) apply to them as to any source.
  *  - offline (`from`: a JSONL path written by `towerlab mine`): each row takes n negatives of its
  *    (user, positive) group, or of any group of the user when that pair was not mined;
  *  - online (`from: 'online'`, ANCE, Xiong et al. 2021): every `refreshEvery` steps the items are re-embedded
  *    with the live model and the exact (or HNSW) index rebuilt; users' lists are mined lazily as they appear
- *    in batches and cached until the next refresh.
+ *    in batches and cached until the next refresh. The live model reaches the source only as a retriever
+ *    factory the trainer hands in (live-retriever.ts), so sampling imports no model.
  * logQ: mined negatives are chosen, not drawn from a proposal, so they get no sampling correction: their
  * columns carry logq = 0 (the log of "present once, with certainty") and flag `fixedLogQ`, so the mixture of
  * the other sources does not overwrite it; the source adds nothing to other columns' expected counts.
@@ -19,12 +20,10 @@
  * covers mined columns as it covers in-batch and random ones.
  */
 import { readFileSync } from 'node:fs';
-import type { Backend } from '../compute/backend.ts';
 import { csrFromPairs, type Csr } from '../data/csr.ts';
-import { selectHardNegatives } from '../mine/filter.ts';
-import { ModelRetriever } from '../mine/model-retriever.ts';
-import type { TwoTowerModel } from '../model/two-tower.ts';
 import { InputError, UserError } from '../util/errors.ts';
+import { selectHardNegatives } from './hard-negative-filter.ts';
+import type { LiveRetriever, LiveRetrieverFactory } from './live-retriever.ts';
 import type { BatchContext, Candidates, NegativeSource } from './source.ts';
 import type { SourceLimits } from '../recipe/limits.ts';
 
@@ -47,8 +46,8 @@ export interface MinedContext {
   numItems: number;
   trainUsers?: Int32Array;
   trainItems: Int32Array;
-  model?: TwoTowerModel;
-  backend?: Backend;
+  /** Online mining: builds a retriever over the live model (the trainer that owns the model hands it in). */
+  liveRetriever?: LiveRetrieverFactory;
   userIds?: string[];
   itemIds?: string[];
   /**
@@ -88,7 +87,7 @@ export class MinedSource implements NegativeSource {
   private logq = new Float32Array(0);
   private groups: Map<number, Int32Array> | null = null;
   private byUser: Map<number, Int32Array> | null = null;
-  private retriever: ModelRetriever | null = null;
+  private retriever: LiveRetriever | null = null;
   private lastRefresh = -Infinity;
   private cache = new Map<number, CachedList>();
   /** Per-step scratch, grown on demand (the online path runs every step). */
@@ -116,7 +115,7 @@ export class MinedSource implements NegativeSource {
     const named = ctx.namedPools?.(spec.from, spec, `${where}.from`) ?? null;
     if (named) this.usePools(named);
     else if (spec.from === 'online') {
-      if (!ctx.model || !ctx.backend) throw new UserError(`recipe: field '${where}.from': online mining needs the live model (train with towerlab train or runExperiment)`);
+      if (!ctx.liveRetriever) throw new UserError(`recipe: field '${where}.from': online mining needs the live model (train with towerlab train or runExperiment)`);
       if (!ctx.trainUsers) throw new UserError(`recipe: field '${where}.from': online mining needs the training users`);
       this.seen = csrFromPairs(maxPlusOne(ctx.trainUsers), ctx.trainUsers, ctx.trainItems, true);
     } else this.loadFile(spec.from, where);
@@ -242,7 +241,7 @@ export class MinedSource implements NegativeSource {
       const q = Int32Array.from(missing);
       const lists = ret.retrieve(q, K);
       const emb = ret.embedUsers(q);
-      const d = ret.model.dim;
+      const d = ret.dim;
       missing.forEach((u, r) =>
         this.cache.set(u, { ids: lists.ids.slice(r * K, r * K + K), scores: lists.scores.slice(r * K, r * K + K), emb: emb.slice(r * d, r * d + d) }),
       );
@@ -255,7 +254,7 @@ export class MinedSource implements NegativeSource {
     if (this.posScores.length < B) this.posScores = new Float32Array(B);
     const lists = { rows: B, k: K, ids: this.listIds.subarray(0, B * K), scores: this.listScores.subarray(0, B * K) };
     const posScores = this.posScores.subarray(0, B);
-    const d = ret.model.dim;
+    const d = ret.dim;
     for (let r = 0; r < B; r++) {
       const c = this.cache.get(ctx.users[r])!;
       lists.ids.set(c.ids, r * K);
@@ -282,7 +281,7 @@ export class MinedSource implements NegativeSource {
   /** Rebuilds the index from the live model's weights and forgets the mined lists. */
   refresh(step: number): void {
     const t0 = performance.now();
-    if (!this.retriever) this.retriever = new ModelRetriever(this.ctx.backend!, this.ctx.model!, { name: 'online', search: this.spec.search, exclude: this.seen });
+    if (!this.retriever) this.retriever = this.ctx.liveRetriever!({ search: this.spec.search, exclude: this.seen });
     else this.retriever.refresh();
     this.cache.clear();
     this.lastRefresh = step;

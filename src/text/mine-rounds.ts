@@ -2,7 +2,7 @@
  * Hard-negative pools for a further training round of a text dual encoder (ANCE / RocketQA style): the
  * training queries' top lists of one or more retrievers (BM25, the previous round's dense model), fused with
  * src/mine/fusion.ts when there are several, minus the known positives, optionally filtered for likely false
- * negatives by src/mine/filter.ts:
+ * negatives by src/sampling/hard-negative-filter.ts:
  *  - rank window [rankStart, rankEnd) over the fused ranking (its very top are the likeliest unlabelled
  *    positives, RocketQA);
  *  - margin against the positive on a COMMON scale — the filter scores are the dense model's cosines of the
@@ -10,7 +10,7 @@
  *    cosine; relative 0.05 keeps negatives at most 95 % as similar as the positive (NV-Retriever's
  *    TopK-PercPos).
  */
-import { selectHardNegatives } from '../mine/filter.ts';
+import { selectHardNegatives } from '../sampling/hard-negative-filter.ts';
 import { fuseRankedLists } from '../mine/fusion.ts';
 import type { RankedLists } from '../mine/types.ts';
 

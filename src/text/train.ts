@@ -125,7 +125,7 @@ export const CHECKPOINT_FORMAT = 'towerlab-text-checkpoint';
  * users, documents items), or a UserError naming the field for a combination text cannot train.
  */
 export function textStep(b: Backend, pair: TextEncoderPair, set: TextTrainingSet, recipe: Recipe, batchSize: number): ContrastiveStep<TextBatchInput> {
-  const sources = buildSources(recipe, { ...set.sourceContext(), dim: pair.dim, backend: b, batchSize });
+  const sources = buildSources(recipe, { ...set.sourceContext(), dim: pair.dim, batchSize });
   if (sources.fullCatalogue && pair.enc.config.tower === 'transformer') {
     // BoE encodes the whole corpus in about the time of a few batches; the transformer would hold every
     // document's token activations (documents × window × dim × its layers' buffers) at every step.

@@ -6,7 +6,7 @@
  * every source — in-batch, uniform, popularity, queue, mined — draws documents.
  *
  * Mined negatives: BM25's hard negatives are the recipe's `mined` source with `from: "bm25"` — per query, a
- * pool of its best BM25-ranked documents minus its positives (src/mine/filter.ts selectHardNegatives); each
+ * pool of its best BM25-ranked documents minus its positives (src/sampling/hard-negative-filter.ts selectHardNegatives); each
  * row takes `n` of its query's pool (`sample: "random"`: a fresh draw every step). `rankRange [a, b)` sets the
  * pool: the b − a best non-positives from BM25 rank a on (default text recipe: [0, 20], as the text trainer's
  * hard-pool 20). Pools mined elsewhere (src/text/mine-rounds.ts: a previous dense round, an ensemble) are
@@ -18,7 +18,7 @@
  */
 import type { EncoderBatch } from '../model/encoder.ts';
 import type { MinedSpec } from '../sampling/mined.ts';
-import { selectHardNegatives } from '../mine/filter.ts';
+import { selectHardNegatives } from '../sampling/hard-negative-filter.ts';
 import type { Rng } from '../util/rng.ts';
 import { UserError } from '../util/errors.ts';
 import type { Qrels } from './beir.ts';

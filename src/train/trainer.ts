@@ -13,6 +13,7 @@ import { embeddingScorer } from '../eval/scorer.ts';
 import { evaluateRanking } from '../eval/ranking.ts';
 import { loadModel, saveModel, type ModelArtifacts } from '../model/saved-model.ts';
 import type { TwoTowerModel } from '../model/two-tower.ts';
+import { liveRetrievers } from '../mine/model-retriever.ts';
 import type { Recipe } from '../recipe/schema.ts';
 import { buildSources } from '../sampling/build.ts';
 import type { FrequencyState } from '../sampling/frequency.ts';
@@ -104,7 +105,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
   if (n === 0) throw new UserError('no training interactions left after filtering and splitting');
   const B = Math.min(cfg.batchSize, n);
   const stepsPerEpoch = Math.floor(n / B) || 1;
-  const sources = buildSources(inp.recipe, { numItems: inp.numItems, trainItems: inp.trainItems, trainUsers: inp.trainUsers, itemFeatures: inp.itemFeatures, dim: model.dim, model, backend, userIds: inp.artifacts.userIds, itemIds: inp.artifacts.itemIds, batchSize: B });
+  const sources = buildSources(inp.recipe, { numItems: inp.numItems, trainItems: inp.trainItems, trainUsers: inp.trainUsers, itemFeatures: inp.itemFeatures, dim: model.dim, liveRetriever: liveRetrievers(backend, model), userIds: inp.artifacts.userIds, itemIds: inp.artifacts.itemIds, batchSize: B });
   const stepper = new TrainStep(backend, model, inp.recipe, sources);
   // Diagnostics describe sampled columns; the full-catalogue softmax has none to describe.
   const diagBatches = stepper.fullCatalogue ? 0 : (cfg.diagnosticBatches ?? 2);

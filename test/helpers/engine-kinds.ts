@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Backend } from '../../src/compute/backend.ts';
 import { Vocab } from '../../src/data/types.ts';
 import type { EncoderBatch } from '../../src/model/encoder.ts';
+import { liveRetrievers } from '../../src/mine/model-retriever.ts';
 import { TwoTowerPair, twoTowerBatch } from '../../src/model/two-tower-pair.ts';
 import { TwoTowerModel } from '../../src/model/two-tower.ts';
 import type { Recipe } from '../../src/recipe/schema.ts';
@@ -91,8 +92,7 @@ const twoTower: EncoderKind = {
       trainUsers: TT_TRAIN_USERS,
       itemFeatures: [{ name: 'cat', vocab: Vocab.from(['?', 'a', 'b', 'c']), values: STRATUM }],
       dim: DIM,
-      model,
-      backend: b,
+      liveRetriever: liveRetrievers(b, model),
       userIds: Array.from({ length: TT_USERS }, (_, u) => `u${u}`),
       itemIds: Array.from({ length: TT_ITEMS }, (_, j) => `i${j}`),
     });

@@ -15,9 +15,11 @@
  * The list order is never re-sorted by score, so a fused ranking can be filtered with other scores (e.g. the
  * members' mean cosine) as long as `lists.scores` and `positiveScores` are on the same scale.
  * Returns n columns per row, −1 padded when fewer survive.
+ * It lives in sampling, not mine/, because it is pure list arithmetic and the online `mined` source
+ * (sampling/mined.ts) runs it every step; offline mining (mine/mine.ts) and text rounds use the same code.
  */
 import type { Rng } from '../util/rng.ts';
-import type { RankedLists } from './types.ts';
+import type { RankedLists } from './ranked-lists.ts';
 
 export interface FilterOptions {
   /** Negatives per row. */
