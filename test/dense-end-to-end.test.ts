@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -20,6 +20,7 @@ import { readEmbeddingsParquet } from '../src/bundle/embeddings-parquet.ts';
 import { ExactSearcher } from '../src/index/exact.ts';
 import { startServer, type RunningServer } from '../src/serve/run.ts';
 import { Rng } from '../src/util/rng.ts';
+import { reseal, tamperFile } from './helpers/tamper.ts';
 
 const C = 4; // clusters
 const WARM = 30; // items per cluster with interactions
@@ -207,4 +208,15 @@ test('towerlab export: bundle, ONNX and Parquet of a dense-feature model equal t
   } finally {
     await server.close();
   }
+
+  // A crafted bundle (checksums and id recomputed): a NaN among the stored values, or a width that disagrees
+  // with the arrays, is refused in one line.
+  const nanDir = join(dir, 'bundle-nan');
+  cpSync(bundleDir, nanDir, { recursive: true });
+  tamperFile(nanDir, 'data/user.dense0.values.bin', (buf) => void buf.writeFloatLE(Number.NaN, 4 * (5 * W_USER + 2)));
+  await assert.rejects(readBundle(nanDir), /user dense feature 'taste' of row 5 holds NaN, not a finite number/);
+  const wideDir = join(dir, 'bundle-wide');
+  cpSync(bundleDir, wideDir, { recursive: true });
+  reseal(wideDir, (m) => (m.model.user.dense[0].width = W_USER + 1));
+  await assert.rejects(readBundle(wideDir), /array 'user\.dense0\.w' has \d+ values, the model implies \d+/);
 });

@@ -180,3 +180,49 @@ test('demo page of a model without features but with item names: names shown, no
     await s.close();
   }
 });
+
+test('demo page of a model with dense user and item features: the query tower in the browser projects them as the server does', async (t) => {
+  const why = ensureChromium();
+  if (why) {
+    console.log(`skipped: ${why}`);
+    t.skip(why);
+    return;
+  }
+  const { chromium } = await import('playwright-core');
+  const root = tmp('browser-dense');
+  const dir = join(root, 'b');
+  writeBundle(dir, createBundle(await getBackend(), makeArtifacts(3, { dense: true }), { index: null, recallQueries: 50, source: 'fixture:dense' }));
+  const exact = new Recommender(await readBundle(dir), await getBackend(), 'exact');
+  const s = await startServer({ source: dir, port: 0, demo: true });
+  const ctx = await chromium.launchPersistentContext(join(root, 'profile'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1200, height: 860 },
+  });
+  try {
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${s.url}/`);
+    await page.waitForSelector('#status[data-state=ready]', { timeout: 30_000 });
+    const run = async () => {
+      await page.click('#go');
+      await page.waitForSelector('#status[data-state=done]', { timeout: 30_000 });
+      return page.$$eval('#browser-results li', (lis) => lis.map((li) => (li as HTMLElement).dataset.item!));
+    };
+    for (const user of ['u3', 'u11']) {
+      await page.fill('#user', user);
+      await page.check('input[name=mode][value=user]');
+      assert.deepEqual(await run(), exact.recommend({ user, k: 10, excludeSeen: true, search: 'exact' }).items.map((x) => x.item), user);
+    }
+    // A new user by a categorical value; the page sends no dense values, so both sides use zeros for 'taste'.
+    await page.check('input[name=mode][value=features]');
+    await page.selectOption('#ufeat-0', 's2');
+    assert.deepEqual(await run(), exact.recommend({ features: { segment: 's2' }, k: 10, excludeSeen: true, search: 'exact' }).items.map((x) => x.item));
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+    await s.close();
+  }
+});

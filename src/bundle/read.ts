@@ -420,6 +420,12 @@ async function assemble(
     layers: [],
     outDim: dim,
   };
+  // Stored dense values feed every `user` query: a crafted NaN or infinity would poison its scores silently.
+  for (const f of query.dense ?? []) {
+    for (let i = 0; i < f.values.length; i++) {
+      if (!Number.isFinite(f.values[i])) throw new UserError(`${where}: user dense feature '${f.name}' of row ${Math.floor(i / f.width)} holds ${f.values[i]}, not a finite number`);
+    }
+  }
   query.layers = layersFromConfig(uc, (l) => {
     const inDim = l === 0 ? towerInDim(uc) : uc.mlp[l - 1];
     return { w: get(names.layerW('user', l), inDim * uc.mlp[l]), b: get(names.layerB('user', l), uc.mlp[l]) };

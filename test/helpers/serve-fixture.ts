@@ -17,15 +17,18 @@ export const ITEMS = 600;
 const CATS = ['<missing>', 'c1', 'c2', 'c3', 'c4', 'c5'];
 const SEGS = ['<missing>', 's1', 's2', 's3'];
 
-export function makeArtifacts(seed = 1, opts: { features?: boolean } = {}): ModelArtifacts {
+export function makeArtifacts(seed = 1, opts: { features?: boolean; dense?: boolean } = {}): ModelArtifacts {
   const features = opts.features !== false;
   const rng = new Rng(seed);
+  // Dense features (opts.dense): a user 'taste' vector of 3 and an item 'content' vector of 2, random values.
+  const userTaste = Float32Array.from({ length: USERS * 3 }, () => 2 * rng.normal());
+  const itemContent = Float32Array.from({ length: ITEMS * 2 }, () => 2 * rng.normal());
   const userSeg = Int32Array.from({ length: USERS }, (_, u) => 1 + (u % 3));
   const itemCat = Int32Array.from({ length: ITEMS }, (_, j) => 1 + (j % 5));
   const model = new TwoTowerModel(
     {
-      user: { vocabSize: USERS, idDim: 16, features: features ? [{ name: 'segment', cardinality: SEGS.length, dim: 4 }] : [], mlp: [24, 16] },
-      item: { vocabSize: ITEMS, idDim: 16, features: features ? [{ name: 'category', cardinality: CATS.length, dim: 4 }] : [], mlp: [24, 16] },
+      user: { vocabSize: USERS, idDim: 16, features: features ? [{ name: 'segment', cardinality: SEGS.length, dim: 4 }] : [], ...(opts.dense ? { dense: [{ name: 'taste', width: 3, dim: 4 }] } : {}), mlp: [24, 16] },
+      item: { vocabSize: ITEMS, idDim: 16, features: features ? [{ name: 'category', cardinality: CATS.length, dim: 4 }] : [], ...(opts.dense ? { dense: [{ name: 'content', width: 2, dim: 4 }] } : {}), mlp: [24, 16] },
       sparseOptimizer: 'adagrad',
       sparseLr: 0.05,
       denseLr: 0.001,
@@ -33,6 +36,8 @@ export function makeArtifacts(seed = 1, opts: { features?: boolean } = {}): Mode
     },
     features ? [userSeg] : [],
     features ? [itemCat] : [],
+    opts.dense ? [userTaste] : [],
+    opts.dense ? [itemContent] : [],
   );
   model.init();
   // Scale the id embeddings up so the towers' outputs spread out (random init is nearly collinear).
