@@ -3,9 +3,10 @@
  * in it). Same set-up as bench/sequential.ts section 2 (dim 64, 2 blocks, 1 head, max length 50, dropout 0.2,
  * 12,101 items, BCE with 1 negative per position, synthetic users with full-length sequences).
  *
- *   node --import tsx bench/sasrec-profile.ts [--batch 128] [--steps 30] [--threads 2]
+ *   node --import tsx bench/sasrec-profile.ts [--batch 128] [--steps 30] [--threads 2] [--plain]
  *
- * Timing wrappers add a little overhead per call; the phase shares, not the totals, are the point.
+ * Timing wrappers add a little overhead per call; the phase shares, not the totals, are the point. --plain times
+ * the steps without wrappers (ms/step only), for before/after runs of two builds alternated in one window.
  */
 import { cpus } from 'node:os';
 import { getBackend } from '../src/compute/index.ts';
@@ -82,7 +83,9 @@ const tower = buildTower({ ...defaultSeqModel, tower: 'sasrec', dim: 64, maxLen:
 const step = new BceObjective(data, 64).stepFor(backend, new SeqPair(tower, 'dot'));
 
 // Wrap: the backend's kernels (instance), then the modules (prototypes). Order of nesting decides self time.
-const be = backend as any;
+const plain = process.argv.includes('--plain');
+const be = plain ? {} : (backend as any);
+if (!plain) {
 for (const k of Object.keys(be)) if (typeof be[k] === 'function') { const f = be[k]; be[k] = (...a: unknown[]) => timed(`kernel ${k}`, () => f(...a)); }
 const blockProto = Object.getPrototypeOf(tower.blocks[0]);
 wrap(blockProto, 'forward', 'block fwd: residual adds, copies (rest)');
@@ -107,6 +110,7 @@ wrap(PerRowLoss.prototype, 'layout', 'negative sampling (TS)');
 wrap(SeqPair.prototype, 'forward', 'pair fwd (rest)');
 wrap(SeqPair.prototype, 'backward', 'pair bwd: grads copy (rest)');
 wrap(SeqPair.prototype, 'step', 'pair step (rest)');
+}
 
 const builder = new PackedBuilder(L);
 const ids = Int32Array.from({ length: users }, (_, k) => k);
@@ -118,12 +122,12 @@ const run = (n: number) => {
   }
 };
 run(3);
-on = true;
+on = !plain;
 const t0 = performance.now();
 run(STEPS);
 const total = performance.now() - t0;
 const rows = [...self.entries()].sort((a, b) => b[1] - a[1]);
-console.log(`SASRec step, B=${B}, full length ${L}, backend ${backend.name}, ${STEPS} steps, ${(total / STEPS).toFixed(1)} ms/step (with timing wrappers), cores ${cpus().length}`);
+console.log(`SASRec step, B=${B}, full length ${L}, backend ${backend.name}, ${STEPS} steps, ${(total / STEPS).toFixed(1)} ms/step (${plain ? "no wrappers" : "with timing wrappers"}), cores ${cpus().length}`);
 console.log('| phase (self time) | ms/step | share | calls/step |');
 console.log('|---|---:|---:|---:|');
 for (const [label, ms] of rows) console.log(`| ${label} | ${(ms / STEPS).toFixed(2)} | ${((100 * ms) / total).toFixed(1)} % | ${((calls.get(label) ?? 0) / STEPS).toFixed(0)} |`);
