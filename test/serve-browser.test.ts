@@ -32,20 +32,12 @@ function ensureChromium(): string | null {
   return existsSync(CHROMIUM) ? null : `apt-get install chromium failed: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}`;
 }
 
-test('demo page: the query tower in the browser ranks like the server, and the screenshot shows the results', async (t) => {
-  const why = ensureChromium();
-  if (why) {
-    console.log(`skipped: ${why}`);
-    t.skip(why);
-    return;
-  }
+/**
+ * Headless Chromium with a throwaway profile under `root`, on the demo page of the server at `url`, once the page
+ * says it is ready. Collects page errors and any request that leaves the server; closes the browser if opening fails.
+ */
+async function openDemo(root: string, url: string) {
   const { chromium } = await import('playwright-core');
-  const root = tmp('browser');
-  const dir = join(root, 'b');
-  await makeBundle(dir, 1);
-  const bundle = await readBundle(dir);
-  const exact = new Recommender(bundle, await getBackend(), 'exact');
-  const s = await startServer({ source: dir, port: 0, demo: true });
   const ctx = await chromium.launchPersistentContext(join(root, 'profile'), {
     executablePath: CHROMIUM,
     headless: true,
@@ -56,10 +48,34 @@ test('demo page: the query tower in the browser ranks like the server, and the s
     const page = ctx.pages()[0] ?? (await ctx.newPage());
     const foreign: string[] = [];
     const errors: string[] = [];
-    page.on('request', (r) => !r.url().startsWith(s.url) && !r.url().startsWith('data:') && foreign.push(r.url()));
+    page.on('request', (r) => !r.url().startsWith(url) && !r.url().startsWith('data:') && foreign.push(r.url()));
     page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${s.url}/`);
+    await page.goto(`${url}/`);
     await page.waitForSelector('#status[data-state=ready]', { timeout: 30_000 });
+    return { ctx, page, foreign, errors };
+  } catch (e) {
+    await ctx.close();
+    throw e;
+  }
+}
+
+test('demo page: the query tower in the browser ranks like the server, and the screenshot shows the results', async (t) => {
+  const why = ensureChromium();
+  if (why) {
+    console.log(`skipped: ${why}`);
+    t.skip(why);
+    return;
+  }
+  const root = tmp('browser');
+  const dir = join(root, 'b');
+  await makeBundle(dir, 1);
+  const bundle = await readBundle(dir);
+  const exact = new Recommender(bundle, await getBackend(), 'exact');
+  const s = await startServer({ source: dir, port: 0, demo: true });
+  let demo: Awaited<ReturnType<typeof openDemo>> | null = null;
+  try {
+    demo = await openDemo(root, s.url);
+    const { page, foreign, errors } = demo;
 
     const run = async () => {
       await page.click('#go');
@@ -131,7 +147,7 @@ test('demo page: the query tower in the browser ranks like the server, and the s
     assert.ok(box.height > 150, `results list is ${box.height}px tall`);
     assert.ok(dark > 800, `only ${dark} dark pixels where the results are: nothing rendered?`);
   } finally {
-    await ctx.close();
+    await demo?.ctx.close();
     await s.close();
   }
 });
@@ -143,25 +159,16 @@ test('demo page of a model without features but with item names: names shown, no
     t.skip(why);
     return;
   }
-  const { chromium } = await import('playwright-core');
   const root = tmp('browser-names');
   const dir = join(root, 'b');
   const a = makeArtifacts(2, { features: false });
   a.itemNames = a.itemIds.map((id, j) => (j % 7 === 0 ? null : `Name of ${id}`));
   writeBundle(dir, createBundle(await getBackend(), a, { index: null, recallQueries: 50, source: 'fixture:names' }));
   const s = await startServer({ source: dir, port: 0, demo: true });
-  const ctx = await chromium.launchPersistentContext(join(root, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1200, height: 860 },
-  });
+  let demo: Awaited<ReturnType<typeof openDemo>> | null = null;
   try {
-    const page = ctx.pages()[0] ?? (await ctx.newPage());
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${s.url}/`);
-    await page.waitForSelector('#status[data-state=ready]', { timeout: 30_000 });
+    demo = await openDemo(root, s.url);
+    const { page, errors } = demo;
     await page.fill('#user', 'u3');
     await page.click('#go');
     await page.waitForSelector('#status[data-state=done]', { timeout: 30_000 });
@@ -176,7 +183,7 @@ test('demo page of a model without features but with item names: names shown, no
     }
     assert.deepEqual(errors, []);
   } finally {
-    await ctx.close();
+    await demo?.ctx.close();
     await s.close();
   }
 });
@@ -188,24 +195,15 @@ test('demo page of a model with dense user and item features: the query tower in
     t.skip(why);
     return;
   }
-  const { chromium } = await import('playwright-core');
   const root = tmp('browser-dense');
   const dir = join(root, 'b');
   writeBundle(dir, createBundle(await getBackend(), makeArtifacts(3, { dense: true }), { index: null, recallQueries: 50, source: 'fixture:dense' }));
   const exact = new Recommender(await readBundle(dir), await getBackend(), 'exact');
   const s = await startServer({ source: dir, port: 0, demo: true });
-  const ctx = await chromium.launchPersistentContext(join(root, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1200, height: 860 },
-  });
+  let demo: Awaited<ReturnType<typeof openDemo>> | null = null;
   try {
-    const page = ctx.pages()[0] ?? (await ctx.newPage());
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${s.url}/`);
-    await page.waitForSelector('#status[data-state=ready]', { timeout: 30_000 });
+    demo = await openDemo(root, s.url);
+    const { page, errors } = demo;
     const run = async () => {
       await page.click('#go');
       await page.waitForSelector('#status[data-state=done]', { timeout: 30_000 });
@@ -222,7 +220,7 @@ test('demo page of a model with dense user and item features: the query tower in
     assert.deepEqual(await run(), exact.recommend({ features: { segment: 's2' }, k: 10, excludeSeen: true, search: 'exact' }).items.map((x) => x.item));
     assert.deepEqual(errors, []);
   } finally {
-    await ctx.close();
+    await demo?.ctx.close();
     await s.close();
   }
 });
