@@ -2,7 +2,7 @@
 import { loadItemNames } from '../data/item-names.ts';
 
 /** The names `--item-names` gives for `itemIds`, else `fallback` (e.g. those saved with the model). */
-export async function itemNamesFrom(o: any, itemIds: readonly string[], itemCol?: string, fallback?: (string | null)[]): Promise<(string | null)[] | undefined> {
+export async function itemNamesFrom(o: { itemNames?: string }, itemIds: readonly string[], itemCol?: string, fallback?: (string | null)[]): Promise<(string | null)[] | undefined> {
   return o.itemNames ? loadItemNames(o.itemNames, itemIds, itemCol) : fallback;
 }
 

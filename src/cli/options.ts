@@ -98,6 +98,8 @@ export interface RecommendCommandOptions {
   corpus?: string;
   k: string;
   includeSeen?: boolean;
+  /** FILE[:COLUMN] naming the items to print beside ids (default: the names saved with the model). */
+  itemNames?: string;
   json?: boolean;
 }
 

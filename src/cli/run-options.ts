@@ -53,13 +53,14 @@ export function readOptionsFile(path: string): Record<string, unknown> {
 }
 
 /** `o` with the options file applied under the flags the user gave (commander's value source 'cli' wins). */
-export function withOptionsFile(o: any, cmd: Command | undefined, path: string | undefined): any {
+export function withOptionsFile<T extends object>(o: T, cmd: Command | undefined, path: string | undefined): T {
   if (!path) return o;
   const file = readOptionsFile(path);
-  const out = { ...o };
+  const out: Record<string, unknown> = { ...(o as Record<string, unknown>) };
   for (const [k, v] of Object.entries(file)) {
     if (cmd?.getOptionValueSource(k) === 'cli') continue;
     out[k] = v;
   }
-  return out;
+  // The file's keys were checked against the command's known options (normalizeOptions), so `out` is still a T.
+  return out as T;
 }

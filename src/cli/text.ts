@@ -222,7 +222,7 @@ async function textCommand(o: TextCommandOptions, cmd?: Command): Promise<void> 
   if (o.json) printJsonLast({ metrics: m, rerank: rr ?? null, train: r.train, seconds: r.seconds, data: r.data, backend: r.backend, out: o.out ?? null });
 }
 
-function bm25Only(o: any, tokenizer: typeof defaultTokenizerOptions): void {
+function bm25Only(o: TextCommandOptions, tokenizer: typeof defaultTokenizerOptions): void {
   if (o.rerank) throw new UserError('--rerank needs a dual encoder first stage; drop --bm25-only (or give --epochs > 0)');
   if (o.out) throw new UserError('--out: BM25 alone saves no model; drop --bm25-only (or give --epochs > 0)');
   const r = runBm25Experiment({ beir: o.beir, tokenizer, bm25: { k1: o.k1, b: o.b } });

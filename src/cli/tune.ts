@@ -22,7 +22,8 @@ import { bestTrial, nextJob, rungEpochs, type TrialRecord } from '../tune/asha.t
 import { loadSpace, samplePoint, setPath, type Space } from '../tune/space.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { UserError } from '../util/errors.ts';
-import { dataSpecFrom, modelOptionsFrom, splitSpecFrom, trainConfigFrom } from './options.ts';
+import type { BackendChoice } from '../compute/index.ts';
+import { dataSpecFrom, modelOptionsFrom, splitSpecFrom, trainConfigFrom, type DataOptions, type SplitOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
 import { asRunOptions, normalizeOptions, trainOptionDefaults } from './run-options.ts';
 
@@ -51,7 +52,19 @@ interface TuneState {
   jobs: number;
 }
 
-export async function tuneCommand(o: any, _cmd?: Command): Promise<void> {
+/** The flags of `towerlab tune` (commander's option values; see main.ts). */
+export interface TuneCommandOptions extends DataOptions, SplitOptions {
+  space: string;
+  budget: string;
+  seed: number;
+  out: string;
+  resume?: boolean;
+  skipTest?: boolean;
+  json?: boolean;
+  backend: BackendChoice;
+}
+
+export async function tuneCommand(o: TuneCommandOptions, _cmd?: Command): Promise<void> {
   const { space, baseRecipe } = loadSpace(o.space);
   const budget = parseBudget(o.budget);
   const out: string = o.out;
