@@ -4,13 +4,14 @@
  * sequence and the same epilogue, and the 16-lane passes do the 8-lane ones' operations (sums in the same order).
  * Each case runs on the AVX2 tile with 1 thread, then on the AVX-512 tile with 1 and with 2 threads, so the AVX2
  * path stays tested (its numerics against float64 are the same bits as the default path's, checked in
- * compute-native.test.ts). Skipped where the addon is missing or the CPU / build has no AVX-512.
+ * compute-native.test.ts). Skipped, saying why, where the CPU / build has no AVX-512; a missing addon fails.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
 import type { Backend, ContrastiveArgs } from '../src/compute/backend.ts';
 import { loadNativeBackend, nativeInfo, setNativeSimd, setNativeThreads } from '../src/compute/native.ts';
+import { nativeSuiteSkip } from './helpers/native-required.ts';
 import { TwoTowerModel } from '../src/model/two-tower.ts';
 import { parseRecipe } from '../src/recipe/schema.ts';
 import { buildSources } from '../src/sampling/build.ts';
@@ -21,12 +22,10 @@ process.env.TOWERLAB_PARALLEL_GUARD ??= '0';
 const backend = loadNativeBackend();
 const initialTile = nativeInfo()?.gemmTile ?? '';
 const wideTile = backend ? setNativeSimd(true) : '';
-const skip = !backend
-  ? 'native addon unavailable'
-  : wideTile !== 'avx512-12x32'
-    ? `no AVX-512 tile here (${wideTile}): only the AVX2 tile runs`
-    : false;
-if (skip) console.log(`# skipping the AVX-512 vs AVX2 comparison: ${skip}`);
+// No addon fails (helpers/native-required.ts); a CPU or build without AVX-512 has only one tile to compare.
+const noTile = backend && wideTile !== 'avx512-12x32' ? `no AVX-512 tile here (${wideTile}): only the AVX2 tile runs` : false;
+if (noTile) console.log(`# skipping the AVX-512 vs AVX2 comparison: ${noTile}`);
+const skip = nativeSuiteSkip(backend !== null, 'the AVX-512 vs AVX2 comparison') || noTile;
 if (backend) setNativeSimd(initialTile === 'avx512-12x32');
 
 type Out = Float32Array | Int32Array | number;

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import type { Backend, ContrastiveArgs } from '../src/compute/backend.ts';
-import { loadNativeBackend, nativeInfo, nativeLoadError, setNativeThreads } from '../src/compute/native.ts';
+import { loadNativeBackend, nativeInfo, setNativeThreads } from '../src/compute/native.ts';
+import { nativeSuiteSkip } from './helpers/native-required.ts';
 import { TwoTowerModel } from '../src/model/two-tower.ts';
 import { parseRecipe } from '../src/recipe/schema.ts';
 import { buildSources } from '../src/sampling/build.ts';
@@ -31,19 +32,7 @@ import {
 // trades speed, not results), unless the environment says otherwise. Read once, when the addon's pool starts.
 process.env.TOWERLAB_PARALLEL_GUARD ??= '0';
 const backend = loadNativeBackend();
-const optedOut = process.env.TOWERLAB_NO_NATIVE === '1';
-const skip = backend
-  ? false
-  : optedOut
-    ? `native addon unavailable (${nativeLoadError()}) and TOWERLAB_NO_NATIVE=1`
-    : 'native addon unavailable (see the failing test "native addon loads")';
-if (!backend && optedOut) console.log(`# skipping native backend tests: ${skip}`);
-
-if (!backend && !optedOut) {
-  test('native addon loads', () => {
-    assert.fail(`${nativeLoadError()} (set TOWERLAB_NO_NATIVE=1 to run without it)`);
-  });
-}
+const skip = nativeSuiteSkip(backend !== null, 'the native backend tests');
 
 // ---- helpers -------------------------------------------------------------------------------------------
 

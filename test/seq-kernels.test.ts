@@ -11,6 +11,7 @@ import { describe, test } from 'node:test';
 import type { AttentionArgs, Backend } from '../src/compute/backend.ts';
 import { Rng } from '../src/util/rng.ts';
 import { testBackends } from './helpers/backends.ts';
+import { nativeSuiteSkip, skipWithoutNative } from './helpers/native-required.ts';
 
 // The pool's oversubscription guard would keep the 2-thread comparisons from using a second thread on a busy
 // machine (it trades speed only); off for this file. Read once, when the addon's pool starts.
@@ -325,7 +326,7 @@ for (const b of backends) {
 }
 
 test('native and portable backends draw the same dropout masks (attention and dropout)', (t) => {
-  if (backends.length < 2) return t.skip('native addon unavailable');
+  if (skipWithoutNative(t, backends.length >= 2)) return;
   const [js, nat] = [backends[0], backends.at(-1)!];
   const geo = geometry([7, 50, 3], 1, 8, true);
   const tot = geo.pOff[3];
@@ -360,7 +361,7 @@ function sameBits(got: Float32Array, want: Float32Array, what: string): void {
   for (let i = 0; i < w.length; i++) if (g[i] !== w[i]) assert.fail(`${what}[${i}]: ${got[i]} on 2 threads vs ${want[i]} on 1 thread`);
 }
 
-describe('native transformer-block kernels are bit-identical on 1 and 2 threads', { skip: native ? false : 'native addon unavailable' }, () => {
+describe('native transformer-block kernels are bit-identical on 1 and 2 threads', { skip: nativeSuiteSkip(native !== null, 'the 1-vs-2-thread checks of the transformer-block kernels') }, () => {
   const tasks = () => nativeInfo()?.threadTasks?.[1] ?? 0;
   /** 1-thread run, then 2-thread runs (at least 3, until the second thread computed a piece; at most 2000). */
   function same(name: string, run: (b: Backend) => Record<string, Float32Array>, requireShared = true): boolean {
