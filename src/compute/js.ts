@@ -4,6 +4,7 @@
  * (within float32 rounding).
  */
 import type { Backend, ContrastiveArgs, FullSoftmaxArgs } from './backend.ts';
+import { historyPoolBackwardJs, historyPoolForwardJs } from './js-history.ts';
 import { mergeRowsJs, pairwiseLossJs } from './js-rows.ts';
 import { createJsAttention, dropoutBackwardJs, dropoutForwardJs, layerNormBackwardJs, layerNormForwardJs } from './js-seq.ts';
 import { tfjsMatmul } from './tfjs-matmul.ts';
@@ -132,6 +133,8 @@ export async function createJsBackend(options: { wasm?: boolean } = {}): Promise
     fullSoftmax: (args) => fullSoftmaxJs(args, gemm),
 
     mergeRows: mergeRowsJs,
+    historyPoolForward: historyPoolForwardJs,
+    historyPoolBackward: historyPoolBackwardJs,
     pairwiseLoss: pairwiseLossJs,
     layerNormForward: layerNormForwardJs,
     layerNormBackward: layerNormBackwardJs,
