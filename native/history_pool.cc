@@ -121,12 +121,15 @@ int64_t history_pool_backward(const HistoryPoolArgs& a, int64_t tableRows, float
   if (d > 0 && u > 0) {
     const double g = a.gate;
     const double costPerItem = (double(picks) / double(u)) * double(d) * 3.0;
+    // The scratch is this thread's (thread_local): workers must reach it through pointers, not by name.
+    const int32_t* st = start.data();
+    const int32_t* rowOf = byItem.data();
     parallel_ranges(u, 1, costPerItem, [&](int64_t s0, int64_t s1, int) {
       for (int64_t s = s0; s < s1; ++s) {
         float* o = grads + s * d;
         std::fill(o, o + d, 0.f);
-        for (int32_t q = start[s]; q < start[s + 1]; ++q) {
-          const int64_t r = byItem[q];
+        for (int32_t q = st[s]; q < st[s + 1]; ++q) {
+          const int64_t r = rowOf[q];
           const double w = (1.0 - g) / double(history_count(a, a.ids[r]));
           add_scaled(o, w, dX + r * d, d);
         }
