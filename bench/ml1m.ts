@@ -8,7 +8,9 @@
  * docs/collaborative-filtering.md). This bench trains that configuration with 3 seeds on the whole train file for
  * the tuned number of epochs (no test data was used to choose anything), evaluates on test.txt, and runs the same
  * configuration unchanged on MovieLens-100K (random 80/10/10 split, seed 42, full ranking, training items
- * excluded). A run that does not beat popularity is reported as collapsed and left out of the mean.
+ * excluded). A run that collapses (train/collapse.ts), never learns (train/no-learning.ts: its validation never beat
+ * popularity on the validation users, or stayed flat; ML-1M has no validation part, so only ML-100K is judged
+ * so), or does not beat popularity on test is marked in the table and left out of the mean.
  * Writes bench/results/ml1m.json (or --out).
  *
  *   npm run bench:ml1m [-- --seeds 1,2,3 --jobs 3 --skip-100k --config recipes/ml1m --out ml1m.json]
@@ -59,6 +61,10 @@ interface Run {
   seconds: number;
   examplesPerSecond: number;
   data: unknown;
+  /** Validation verdicts (train/collapse.ts, train/no-learning.ts; learned null = no validation part). */
+  collapsed?: boolean;
+  learned?: boolean | null;
+  noLearningReason?: string | null;
 }
 
 async function runOne(ds: 'ml-1m' | 'ml-100k', seed: number): Promise<Run> {
@@ -85,6 +91,9 @@ async function runOne(ds: 'ml-1m' | 'ml-100k', seed: number): Promise<Run> {
     seconds: r.train.trainSeconds,
     examplesPerSecond: r.examples_per_s,
     data: r.data,
+    collapsed: r.train.collapse.collapsed,
+    learned: r.train.noLearning.learned,
+    noLearningReason: r.train.noLearning.reason,
   };
 }
 
@@ -123,13 +132,17 @@ function summarize(): string[] {
   for (const ds of ['ml-1m', 'ml-100k']) {
     const rs = runs.filter((r) => r.dataset === ds).sort((a, b) => a.seed - b.seed);
     if (!rs.length) continue;
-    const ok = rs.filter((r) => r.metrics['recall@20'] > r.popularity['recall@20']);
-    const collapsed = rs.filter((r) => !ok.includes(r)).map((r) => r.seed);
+    // Why a run is left out of the mean, if it is (runs of older result files carry no validation verdicts).
+    const why = (r: Run) =>
+      r.learned === false ? `not learned (${r.noLearningReason})` : r.collapsed ? 'collapsed' : !(r.metrics['recall@20'] > r.popularity['recall@20']) ? 'below popularity on test' : null;
+    const ok = rs.filter((r) => why(r) === null);
+    const leftOut = rs.filter((r) => why(r) !== null).map((r) => ({ seed: r.seed, why: why(r) }));
+    const collapsed = leftOut.map((x) => x.seed);
     const rec = stat(ok.map((r) => r.metrics['recall@20']));
     const ndcg = stat(ok.map((r) => r.metrics['ndcg@20']));
-    summary[ds] = { recall20: rec, ndcg20: ndcg, collapsedSeeds: collapsed, popularity: rs[0].popularity, runs: rs };
+    summary[ds] = { recall20: rec, ndcg20: ndcg, collapsedSeeds: collapsed, leftOut, popularity: rs[0].popularity, runs: rs };
     const f = (s: { mean: number; std: number }) => `${s.mean.toFixed(4)} ± ${s.std.toFixed(4)}`;
-    lines.push(`| ${ds} | two-tower, tuned (${recipe.name ?? RECIPE}) | ${f(rec)} | ${f(ndcg)} | ${ok.map((r) => r.seed).join(', ')}${collapsed.length ? `; collapsed: ${collapsed.join(', ')}` : ''} |`);
+    lines.push(`| ${ds} | two-tower, tuned (${recipe.name ?? RECIPE}) | ${f(rec)} | ${f(ndcg)} | ${ok.map((r) => r.seed).join(', ')}${leftOut.length ? `; left out: ${leftOut.map((x) => `${x.seed} (${x.why})`).join(', ')}` : ''} |`);
     lines.push(`| ${ds} | popularity | ${rs[0].popularity['recall@20'].toFixed(4)} | ${rs[0].popularity['ndcg@20'].toFixed(4)} | – |`);
     if (ds === 'ml-1m') {
       lines.push(`| ${ds} | ${REF.name} | ${REF.recall.toFixed(4)} | ${REF.ndcg.toFixed(4)} | – |`);

@@ -124,6 +124,6 @@ const summary = trainSequential(
   },
 );
 const out = arg('out', '');
-const result = { data: arg('data', ''), recipe, lr, warmupEpochs: Number(arg('warmup-epochs', '0')), rows, collapse: summary.collapse };
+const result = { data: arg('data', ''), recipe, lr, warmupEpochs: Number(arg('warmup-epochs', '0')), rows, collapse: summary.collapse, noLearning: summary.noLearning, valPopularity: summary.valPopularity };
 if (out) writeResultJson(out, result);
 console.log(JSON.stringify(result));

@@ -12,7 +12,8 @@
  *     and a two-hop-only variant), with a BPR control of the same number of uniform negatives, in-batch +
  *     neighbourhood softmax, and the mean-pooling tower; several seeds, HR/NDCG@{5,10,20} mean ± std under
  *     ICLRec's protocol (full ranking, the user's history items excluded: primary), with nothing excluded and
- *     sampled (secondary). A run that collapses (train/collapse.ts) is marked and left out of the mean.
+ *     sampled (secondary). A run that collapses (train/collapse.ts) or never learns (train/no-learning.ts: e.g. its
+ *     validation never beat popularity on the validation users) is marked and left out of the mean.
  *     Modules the sequential trainer runs since the one engine (#10), each alone on the in-batch base: logQ
  *     (inbatch-logq), queue + momentum (inbatch-queue), same-tower + symmetric (inbatch-samtone-sym), FN masking
  *     (inbatch-fnmask). Every method's recipe is a file in recipes/ (seq-*.json).
@@ -304,6 +305,9 @@ if (loaded && !flag('no-quality')) {
         seed,
         collapsed: r.train.collapse.collapsed,
         collapsePeakEpoch: r.train.collapse.collapsed ? r.train.collapse.peakEpoch : null,
+        learned: r.train.noLearning.learned,
+        noLearning: r.train.noLearning.learned === false ? { reason: r.train.noLearning.reason, detail: r.train.noLearning.detail } : null,
+        valPopularity: r.train.valPopularity,
         metricsHistoryExcluded: pickM(r.metrics),
         metrics: pickM(ex.metrics),
         ...Object.fromEntries(Object.entries(sampled).map(([k, v]) => [k, pickM(v)])),
@@ -316,18 +320,20 @@ if (loaded && !flag('no-quality')) {
         validation: r.train.history.filter((h) => h.val).map((h) => ({ epoch: h.epoch, loss: h.loss, ...h.val })),
         graph: r.graph,
       });
-      if (r.train.collapse.collapsed) log(`${key} seed ${seed}: COLLAPSED (validation peaked at epoch ${r.train.collapse.peakEpoch}); left out of the mean`);
+      if (r.train.noLearning.learned === false) log(`${key} seed ${seed}: DID NOT LEARN (${r.train.noLearning.reason}: ${r.train.noLearning.detail}); left out of the mean`);
+      else if (r.train.collapse.collapsed) log(`${key} seed ${seed}: COLLAPSED (validation peaked at epoch ${r.train.collapse.peakEpoch}); left out of the mean`);
       log(`${key} seed ${seed}: history excluded ndcg@10 ${r.metrics['ndcg@10'].toFixed(4)} hr@10 ${r.metrics['hr@10'].toFixed(4)}; sampled-1000 ndcg@10 ${sampled.sampled1000['ndcg@10'].toFixed(4)}; best epoch ${r.train.bestEpoch}/${r.train.epochs} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
     }
-    // Collapsed runs are reported per run but never averaged in.
-    const kept = runs.filter((r) => !r.collapsed);
+    // Collapsed runs and runs that never learned are reported per run but never averaged in.
+    const kept = runs.filter((r) => !r.collapsed && r.learned !== false);
     const agg = (field: string) =>
       Object.fromEntries(Object.keys(runs[0][field]).map((k) => [k, kept.length ? stats(kept.map((r) => r[field][k])) : { mean: NaN, std: NaN }]));
     quality.push({
       key,
       label: m.label,
       runs,
-      collapsedRuns: runs.length - kept.length,
+      collapsedRuns: runs.filter((r) => r.collapsed && r.learned !== false).length,
+      notLearnedRuns: runs.filter((r) => r.learned === false).length,
       mean: agg('metrics'),
       meanHistoryExcluded: agg('metricsHistoryExcluded'),
       ...Object.fromEntries(SAMPLED.map((n) => [`meanSampled${n}`, agg(`sampled${n}`)])),
@@ -384,7 +390,10 @@ if (tfjs?.error) console.log(`TF.js: ${tfjs.error}`);
 console.log(`peer: ${remeasure ? peer.note : result.throughput.peer_note + ' (' + result.throughput.note + ')'}`);
 if (quality.length) {
   const cols = KS.flatMap((k) => [`hr@${k}`, `ndcg@${k}`]);
-  const mark = (q: any) => (q.collapsedRuns ? ` [${q.collapsedRuns} collapsed run(s) left out]` : '');
+  const mark = (q: any) => {
+    const out = [q.collapsedRuns ? `${q.collapsedRuns} collapsed` : '', q.notLearnedRuns ? `${q.notLearnedRuns} not learned` : ''].filter(Boolean);
+    return out.length ? ` [${out.join(', ')} run(s) left out]` : '';
+  };
   console.log(`\nBeauty test, ICLRec's protocol: full ranking, history items excluded (mean ± std over ${seeds} seeds, patience ${patience}):`);
   console.log(`${'method'.padEnd(62)} ${cols.map((c) => c.padStart(15)).join(' ')}`);
   for (const q of quality) console.log(`${q.label.padEnd(62)} ${cols.map((c) => `${f4(q.meanHistoryExcluded[c].mean)}±${f4(q.meanHistoryExcluded[c].std)}`.padStart(15)).join(' ')}${mark(q)}`);

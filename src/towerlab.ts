@@ -6,7 +6,7 @@
 
 // ── The library API: train / evaluate / load, in-memory data, trained models ──
 export { train, evaluate, TrainedModel, defaultTrainConfig, defaultSplit, type TrainOptions, type EvaluateOptions } from './api/train.ts';
-export { Model, load, type Query, type ItemInput, type Recommendation, type RecommendOptions } from './api/model.ts';
+export { Model, load, type Query, type ItemInput, type UserFeatures, type UserFeatureValue, type Recommendation, type RecommendOptions } from './api/model.ts';
 export { TextModel, loadTextModel, type TextPairs, type TextDocument, type TextTrainOptionsApi as TrainTextOptions } from './api/text-model.ts';
 export { toInteractions, type InteractionData, type InteractionRow, type InteractionColumns, type FeatureRow, type FeatureValue, type Id } from './api/data.ts';
 

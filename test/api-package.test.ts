@@ -64,7 +64,7 @@ test('a TypeScript consumer type-checks against the shipped declarations', () =>
   try {
     writeFileSync(
       join(dir, 'consumer.ts'),
-      `import { train, load, evaluate, loadRecipe, defaultRecipe, UserError, type TrainOptions, type Recommendation, type Recipe, type TextModel } from 'towerlab';
+      `import { train, load, evaluate, loadRecipe, defaultRecipe, UserError, type TrainOptions, type Recommendation, type Recipe, type TextModel, type UserFeatures } from 'towerlab';
 const recipe: Recipe = defaultRecipe;
 const options: TrainOptions = { data: { users: Int32Array.of(0, 1), items: ['a', 'b'] }, recipe, train: { epochs: 1 } };
 export async function run(): Promise<number> {
@@ -75,10 +75,16 @@ export async function run(): Promise<number> {
   model.recommend('u', 'ten');
   const again = await load('dir');
   const { metrics } = await evaluate(again, [{ user: 'u', item: 'a' }]);
+  // A new user by features (dense + categorical): embeddings and recommendations.
+  const newUser: UserFeatures = { taste: [0.1, 0.2], age: Float32Array.of(0.5), region: 'r1' };
+  const u: Float32Array = again.encodeUsers([newUser]);
+  const forNew: Recommendation[] = again.recommend({ features: newUser }, 3);
+  // @ts-expect-error a feature value is a string, boolean, number or numbers, not an object
+  again.encodeUsers([{ taste: { x: 1 } }]);
   const text: TextModel = await train({ data: { pairs: [{ query: 'q', document: { id: 'd', text: 't' } }] } });
   const hits: Recommendation[] = text.recommend('a query', 2);
   void loadRecipe; void UserError; void hits;
-  return top.length + v.length + (metrics['recall@10'] ?? 0);
+  return top.length + v.length + u.length + forNew.length + (metrics['recall@10'] ?? 0);
 }
 `,
     );

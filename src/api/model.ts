@@ -3,8 +3,11 @@
  * top-k recommendations, save/load in the `towerlab-model` format (the one the CLI's `eval`, `export` and
  * `recommend` read).
  *
- * Queries: a known user id (its user-tower embedding), or `{ history: [itemIds] }` — the normalised mean of the
- * history items' embeddings, the same history query a served bundle of a two-tower model uses.
+ * Queries: a known user id (its user-tower embedding), `{ history: [itemIds] }` — the normalised mean of the
+ * history items' embeddings, the same history query a served bundle of a two-tower model uses — or
+ * `{ features: { name: value } }`, a new user by its categorical / dense features: the served query tower's
+ * answer to `/recommend {features}` (mean id row, the given values, zeros for a dense feature not given; the same
+ * checks, bundle/user-features.ts).
  * Items: a known id, or `{ id, …features }` for an item outside the training data (cold start): its id row is
  * zero and its categorical / dense features carry it (see src/model/tower.ts).
  */
@@ -14,13 +17,17 @@ import type { Csr } from '../data/csr.ts';
 import { MISSING_VALUE } from '../data/features.ts';
 import { ExactSearcher } from '../index/exact.ts';
 import { openModel } from '../bundle/open.ts';
+import { QueryTower, queryTowerWeights } from '../bundle/query-tower.ts';
+import { newUserInput, type UserFeatures, type UserFeatureSchema } from '../bundle/user-features.ts';
 import { saveModel, type ModelArtifacts } from '../model/saved-model.ts';
 import type { TwoTowerModel } from '../model/two-tower.ts';
 import { UserError } from '../util/errors.ts';
 import type { FeatureValue, Id } from './data.ts';
 import { isTextModelDir } from './text-model.ts';
 
-export type Query = Id | { history: readonly Id[] };
+export type { UserFeatures, UserFeatureValue } from '../bundle/user-features.ts';
+/** A known user id, an item history, or a new user by its features (`{ features: { taste: [0.1, …], region: 'r1' } }`). */
+export type Query = Id | { history: readonly Id[] } | { features: UserFeatures };
 export type ItemInput = Id | ({ id?: Id } & Record<string, FeatureValue>);
 
 export interface Recommendation {
@@ -38,6 +45,8 @@ export class Model {
   private readonly itemIndex: Map<string, number>;
   private itemEmb: Float32Array | null = null;
   private searcher: ExactSearcher | null = null;
+  /** The serving query tower and feature vocabularies, for new users by features (built on first use). */
+  private newUsers: { tower: QueryTower; schema: UserFeatureSchema } | null = null;
 
   constructor(
     /** The weights, vocabularies, features and metadata, as saved on disk. */
@@ -86,7 +95,18 @@ export class Model {
     return out;
   }
 
-  /** The k best items for a user id or `{ history }`, best first. */
+  /**
+   * Embeddings of new users (not in the training data) from their features, n×dim row-major (rows
+   * L2-normalised): `encodeUsers([{ taste: [0.1, …], region: 'r1' }])`. A dense feature takes a number or exactly
+   * its width of finite numbers (zeros when not given); a categorical one a string (an unknown value = missing).
+   * An unknown feature name, a wrong width, a non-finite number, or no known value at all is a UserError naming
+   * the feature. The same embedding as the exported bundle's `/embed {features}` and the ONNX query tower.
+   */
+  encodeUsers(users: readonly UserFeatures[]): Float32Array {
+    return this.encodeQueries(users.map((features) => ({ features })));
+  }
+
+  /** The k best items for a user id, `{ history }` or `{ features }` (a new user), best first. */
   recommend(query: Query, k = 10, options: RecommendOptions = {}): Recommendation[] {
     if (!Number.isInteger(k) || k < 1) throw new UserError(`recommend: k must be an integer >= 1, got ${k}`);
     const q = new Float32Array(this.dim);
@@ -102,6 +122,10 @@ export class Model {
   }
 
   private encodeQuery(q: Query, out: Float32Array): void {
+    if (typeof q === 'object' && q !== null && 'features' in q) {
+      this.embedNewUser(q.features, out);
+      return;
+    }
     if (typeof q === 'object' && q !== null && 'history' in q) {
       if (!Array.isArray(q.history) || q.history.length === 0) throw new UserError('query { history }: needs at least one item id');
       const all = this.allItems();
@@ -118,7 +142,21 @@ export class Model {
     this.towers.user.embed(this.backend, Int32Array.of(u), out);
   }
 
+  private embedNewUser(features: UserFeatures, out: Float32Array): void {
+    if (!this.newUsers) {
+      const schema = {
+        categorical: this.artifacts.userFeatures.map((f) => ({ name: f.name, index: new Map(f.vocab.map((v, j) => [v, j])) })),
+        dense: this.towers.user.dense,
+      };
+      this.newUsers = { tower: new QueryTower(queryTowerWeights(this.artifacts)), schema };
+    }
+    const input = newUserInput(features, this.newUsers.schema, (m) => new UserError(m));
+    if (!input.known) throw new UserError(`features: none of the given feature values is known to the model${input.warnings.length ? ` (${input.warnings.join('; ')})` : ''}`);
+    this.newUsers.tower.embedFeatures(this.backend, input.values, out, input.dense);
+  }
+
   private seenOf(q: Query): number[] {
+    if (typeof q === 'object' && q !== null && 'features' in q) return []; // a new user has no training items
     if (typeof q === 'object' && q !== null && 'history' in q) return q.history.map((id) => this.item(id));
     const seen: Csr = this.artifacts.seen;
     const u = this.user(q as Id);

@@ -6,6 +6,7 @@
  * mirrors this with TF.js ops.
  */
 import type { Backend } from '../compute/backend.ts';
+import type { ModelArtifacts } from '../model/saved-model.ts';
 import type { Tower, TowerConfig } from '../model/tower.ts';
 
 export interface DenseWeights {
@@ -70,6 +71,24 @@ export function meanRow(table: Float32Array, rows: number, dim: number): Float32
   const acc = new Float64Array(dim);
   for (let r = 0; r < rows; r++) for (let j = 0; j < dim; j++) acc[j] += table[r * dim + j];
   return Float32Array.from(acc, (x) => (rows ? x / rows : 0));
+}
+
+/**
+ * The user tower's inference weights (as bundle/write.ts assembles them for the server): ONNX export and the library's new-user
+ * embeddings (api/model.ts) run the same tower the server does. */
+export function queryTowerWeights(a: ModelArtifacts): QueryTowerWeights {
+  const u = a.model.user;
+  const idTable = a.model.servingUserIdTable(); // history baked into the id rows when the tower has one
+  return {
+    config: u.config,
+    idTable,
+    idMean: meanRow(idTable, a.userIds.length, u.config.idDim),
+    featTables: u.featTables.map((t) => t.data),
+    featValues: u.featureValues,
+    dense: denseWeights(u),
+    layers: layersFromConfig(u.config, (l) => ({ w: u.layers[l].w, b: u.layers[l].b })),
+    outDim: u.outDim,
+  };
 }
 
 export class QueryTower {

@@ -13,7 +13,7 @@ import { evaluateSampled } from '../seq/sampled-eval.ts';
 import { fullSequences, saveSeqModel } from '../seq/saved-model.ts';
 import type { ObjectiveSpec, ScoreKind } from '../seq/objectives.ts';
 import { defaultProgressMode } from '../train/progress.ts';
-import { collapseLine } from '../train/collapse.ts';
+import { noLearningJson, trainingWarningLine } from '../train/no-learning.ts';
 import { UserError } from '../util/errors.ts';
 import { addDataOptions, dataSpecFrom, parseList, parseNum, requireInt, type DataOptions } from './options.ts';
 import { printJsonLast } from './output.ts';
@@ -198,7 +198,8 @@ async function seqCommand(o: SeqCommandOptions): Promise<void> {
   for (const x of sampled) lines.push(`test, sampled protocol (${x.protocol}):`, formatMetricsTable([{ name: 'model', result: x.metrics }], { metrics: ['hr', 'ndcg'] }));
   if (o.out) lines.push(`model saved to ${o.out} (towerlab eval/recommend/export --model ${o.out})`);
   process.stdout.write(lines.join('\n') + '\n');
-  if (t.collapse.collapsed) process.stderr.write(collapseLine(t.collapse, o.valMetric, o.patience > 0 ? o.patience : 3) + '\n');
+  const warning = trainingWarningLine(t.collapse, t.noLearning, o.valMetric, o.patience > 0 ? o.patience : 3);
+  if (warning) process.stderr.write(warning + '\n');
   if (o.json) {
     printJsonLast({
       metrics: Object.fromEntries(Object.entries(r.metrics).filter(([k]) => k.startsWith('hr@') || k.startsWith('ndcg@'))),
@@ -206,6 +207,8 @@ async function seqCommand(o: SeqCommandOptions): Promise<void> {
       popularity: Object.fromEntries(Object.entries(r.popularity).filter(([k]) => k.startsWith('hr@') || k.startsWith('ndcg@'))),
       collapsed: t.collapse.collapsed,
       collapse_peak_epoch: t.collapse.collapsed ? t.collapse.peakEpoch : null,
+      ...noLearningJson(t.noLearning),
+      val_popularity: t.valPopularity,
       sampled: Object.fromEntries(sampled.map((x) => [`sampled${x.negatives}`, { protocol: x.protocol, metrics: x.metrics }])),
       model_dir: o.out ?? null,
       examples_per_s: t.sequencesPerSecond,

@@ -16,6 +16,7 @@ import { UserError } from '../util/errors.ts';
 import { loadRecipe, type Recipe } from '../recipe/schema.ts';
 import { parseList, parseNum, requireInt, requirePositive } from './options.ts';
 import { printJsonLast } from './output.ts';
+import { trainingWarningLine, noLearningJson } from '../train/no-learning.ts';
 
 
 
@@ -219,7 +220,9 @@ async function textCommand(o: TextCommandOptions, cmd?: Command): Promise<void> 
   if (o.out) lines.push(`model saved to ${o.out}`);
   if (rr?.out) lines.push(`reranker saved to ${rr.out}`);
   process.stdout.write(lines.join('\n') + '\n');
-  if (o.json) printJsonLast({ metrics: m, rerank: rr ?? null, train: r.train, seconds: r.seconds, data: r.data, backend: r.backend, out: o.out ?? null });
+  const warning = trainingWarningLine(r.train.collapse, r.train.noLearning, 'ndcg@10', o.patience && o.patience > 0 ? o.patience : 3);
+  if (warning) process.stderr.write(warning + '\n');
+  if (o.json) printJsonLast({ metrics: m, collapsed: r.train.collapse.collapsed, ...noLearningJson(r.train.noLearning), rerank: rr ?? null, train: r.train, seconds: r.seconds, data: r.data, backend: r.backend, out: o.out ?? null });
 }
 
 function bm25Only(o: TextCommandOptions, tokenizer: typeof defaultTokenizerOptions): void {

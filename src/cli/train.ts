@@ -6,7 +6,7 @@ import { dataSpecFrom, modelOptionsFrom, parseList, splitSpecFrom, trainConfigFr
 import { printJsonLast } from './output.ts';
 import { withOptionsFile } from './run-options.ts';
 import type { Command } from 'commander';
-import { collapseLine } from '../train/collapse.ts';
+import { noLearningJson, trainingWarningLine } from '../train/no-learning.ts';
 
 export interface TrainCommandOptions extends DataOptions, SplitOptions, ModelFlagOptions, TrainFlagOptions {
   recipe?: string;
@@ -51,13 +51,16 @@ export async function trainCommand(given: TrainCommandOptions, cmd?: Command): P
   ];
   if (o.out) lines.push(`model saved to ${o.out}/model`);
   process.stdout.write(lines.join('\n') + '\n');
-  if (r.train.collapse.collapsed) process.stderr.write(collapseLine(r.train.collapse, train.valMetric, train.patience > 0 ? train.patience : 3) + '\n');
+  const warning = trainingWarningLine(r.train.collapse, r.train.noLearning, train.valMetric, train.patience > 0 ? train.patience : 3);
+  if (warning) process.stderr.write(warning + '\n');
   if (o.json) {
     printJsonLast({
       metrics: r.metrics,
       collapsed: r.train.collapse.collapsed,
       collapse_peak_epoch: r.train.collapse.collapsed ? r.train.collapse.peakEpoch : null,
+      ...noLearningJson(r.train.noLearning),
       baselines: r.baselines,
+      val_popularity: r.train.valPopularity,
       examples_per_s: r.examples_per_s,
       eval_seconds: r.evalSeconds,
       train: { epochs: r.train.epochs, steps: r.train.steps, seconds: r.train.trainSeconds, best_epoch: r.train.bestEpoch, stopped_early: r.train.stoppedEarly, final_loss: r.train.finalLoss, validation: r.train.history, batch_sampler: r.train.batchSampler },

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { basename, dirname, extname, join } from 'node:path';
-import { denseWeights, layersFromConfig, meanRow, type QueryTowerWeights } from '../bundle/query-tower.ts';
+import { queryTowerWeights } from '../bundle/query-tower.ts';
 import type { ModelArtifacts } from '../model/saved-model.ts';
 import type { SeqArtifacts } from '../seq/saved-model.ts';
 import type { BoeTower } from '../text/boe-tower.ts';
@@ -71,21 +71,8 @@ function finish(g: GraphBuilder, spec: Omit<OnnxSpec, 'format' | 'version' | 'op
   return { onnx, spec: { format: ONNX_SPEC_FORMAT, version: 1, ...spec, opset: OPSET, file: ONNX_FILE, sha256: createHash('sha256').update(onnx).digest('hex') } };
 }
 
-/** The user tower's inference weights (as bundle/write.ts assembles them for the server). */
-export function queryTowerWeights(a: ModelArtifacts): QueryTowerWeights {
-  const u = a.model.user;
-  const idTable = a.model.servingUserIdTable(); // history baked into the id rows when the tower has one
-  return {
-    config: u.config,
-    idTable,
-    idMean: meanRow(idTable, a.userIds.length, u.config.idDim),
-    featTables: u.featTables.map((t) => t.data),
-    featValues: u.featureValues,
-    dense: denseWeights(u),
-    layers: layersFromConfig(u.config, (l) => ({ w: u.layers[l].w, b: u.layers[l].b })),
-    outDim: u.outDim,
-  };
-}
+/** The user tower's inference weights (moved to bundle/query-tower.ts, shared with the library's new-user path). */
+export { queryTowerWeights };
 
 export function twoTowerOnnx(a: ModelArtifacts, source = ''): OnnxExport {
   const q = queryTowerWeights(a);

@@ -8,6 +8,7 @@
  */
 import type { Backend } from '../compute/backend.ts';
 import type { CollapseCheck } from '../train/collapse.ts';
+import type { NoLearningCheck } from '../train/no-learning.ts';
 import { runLoop, type LoopState } from '../train/loop.ts';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ import type { ProgressMode } from '../train/progress.ts';
 import { Rng } from '../util/rng.ts';
 import { UserError } from '../util/errors.ts';
 import type { SeqData } from './data.ts';
-import { evaluateSeq } from './evaluate.ts';
+import { evaluateSeq, evaluateSeqPopularity } from './evaluate.ts';
 import type { ContrastiveStep } from '../train/contrastive-step.ts';
 import type { ScoreKind, SeqObjective } from './objectives.ts';
 import { PackedBuilder, type PackedBatch } from './packed.ts';
@@ -64,6 +65,10 @@ export interface SeqTrainSummary {
   stoppedEarly: boolean;
   /** Collapse check over the validation history (see train/collapse.ts); `collapse.collapsed` says it happened. */
   collapse: CollapseCheck;
+  /** Never-learned check (train/no-learning.ts) against popularity on the same validation users; `noLearning.learned === false` says it happened. */
+  noLearning: NoLearningCheck;
+  /** Popularity's value of the validation metric on the validation users (null without validation). */
+  valPopularity: number | null;
   history: Array<{
     epoch: number;
     loss: number;
@@ -104,6 +109,9 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
   const warmupSteps = Math.round((cfg.warmupEpochs ?? 0) * stepsPerEpoch);
   const gapUsers = valUsers.subarray(0, Math.min(512, valUsers.length));
   const ks = [...new Set([5, 10, 20, Number(cfg.valMetric.split('@')[1])])].filter((k) => k > 0);
+  // Popularity under the validation's own protocol (same users, exclusions): the floor a run must clear to count
+  // as having learnt anything (train/no-learning.ts).
+  const valPopularity = cfg.evalEvery > 0 && valUsers.length > 0 ? (evaluateSeqPopularity(backend, data, 'val', { ks, excludeHistory: inp.excludeHistory, users: valUsers }).metrics[cfg.valMetric] ?? null) : null;
   let seqs = 0;
   let positions = 0;
   let history: SeqTrainSummary['history'] = [];
@@ -130,7 +138,7 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
     history = (resumed.seqHistory as SeqTrainSummary['history'] | undefined) ?? [];
   }
   // The one training loop (train/loop.ts): per-epoch seeds, sources' beginEpoch, warm-up, validation, early
-  // stopping with the best epoch restored, collapse detection.
+  // stopping with the best epoch restored, collapse and never-learned detection.
   const out = runLoop<PackedBatch>(
     {
       step: stepper,
@@ -189,6 +197,7 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
       progress: cfg.progress,
       lrFactor: warmupSteps > 0 ? (step) => Math.min(1, step / warmupSteps) : null,
       resume: resumed,
+      baseline: valPopularity,
     },
   );
   const st = out.state;
@@ -204,6 +213,8 @@ export function trainSequential(inp: SeqTrainInputs, cfg: SeqTrainConfig): SeqTr
     best: st.best,
     stoppedEarly: out.stoppedEarly,
     collapse: out.collapse,
+    noLearning: out.noLearning,
+    valPopularity,
     history,
   };
 }

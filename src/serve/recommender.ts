@@ -7,6 +7,7 @@
 import type { Backend } from '../compute/backend.ts';
 import { QueryTower } from '../bundle/query-tower.ts';
 import { SeqHistoryQuery } from '../bundle/seq.ts';
+import { newUserInput, type UserFeatureSchema } from '../bundle/user-features.ts';
 import type { Bundle } from '../bundle/read.ts';
 import type { Hits } from '../index/ann-index.ts';
 import { ExactSearcher } from '../index/exact.ts';
@@ -74,6 +75,7 @@ export class Recommender {
   private readonly q: Float32Array;
   /** The banned items of the query being answered (reused: queries are answered one at a time). */
   private readonly banned = new BannedItems();
+  private featureSchema: UserFeatureSchema | null = null;
 
   constructor(
     readonly bundle: Bundle,
@@ -220,36 +222,14 @@ export class Recommender {
 
   /**
    * Query of a user known by features only: the mean id embedding plus the given feature values (categorical
-   * values by name; dense features as numbers, zeros when not given).
+   * values by name; dense features as numbers, zeros when not given), checked by bundle/user-features.ts.
    */
   private featureQuery(given: Record<string, string | number | number[]>, out: Float32Array, warnings: string[]): boolean {
-    const feats = this.bundle.userFeatures;
-    const dense = this.bundle.query.dense ?? [];
-    if (!feats.length && !dense.length) throw badRequest('features: this model has no user features; query by user or history instead');
-    const values = new Array<number>(feats.length).fill(0);
-    const denseGiven = new Array<Float32Array | null>(dense.length).fill(null);
-    let known = 0;
-    for (const [name, value] of Object.entries(given)) {
-      const d = dense.findIndex((f) => f.name === name);
-      if (d >= 0) {
-        const arr = typeof value === 'number' ? [value] : value;
-        if (!Array.isArray(arr) || arr.length !== dense[d].width) throw badRequest(`features.${name}: a dense feature of ${dense[d].width} numbers, got ${Array.isArray(arr) ? `${arr.length} numbers` : 'a string'}`);
-        denseGiven[d] = Float32Array.from(arr);
-        known++;
-        continue;
-      }
-      const i = feats.findIndex((f) => f.name === name);
-      if (i < 0) throw badRequest(`features.${name}: unknown user feature (the model has ${[...feats, ...dense].map((f) => `'${f.name}'`).join(', ')})`);
-      if (typeof value !== 'string') throw badRequest(`features.${name}: a categorical feature takes a string value`);
-      const v = feats[i].index.get(value);
-      if (v === undefined || v === 0) warnings.push(`features.${name}: unknown value '${value}', treated as missing`);
-      else {
-        values[i] = v;
-        known++;
-      }
-    }
-    if (known) this.tower.embedFeatures(this.backend, values, out, denseGiven);
-    return known > 0;
+    this.featureSchema ??= { categorical: this.bundle.userFeatures, dense: this.bundle.query.dense ?? [] };
+    const input = newUserInput(given, this.featureSchema, badRequest);
+    warnings.push(...input.warnings);
+    if (input.known) this.tower.embedFeatures(this.backend, input.values, out, input.dense);
+    return input.known > 0;
   }
 
   /** Query of an item history: the L2-normalised mean of the known items' embeddings. Returns the known items. */

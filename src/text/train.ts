@@ -24,6 +24,7 @@ import { buildSources } from '../sampling/build.ts';
 import type { FrequencyState } from '../sampling/frequency.ts';
 import { ContrastiveStep } from '../train/contrastive-step.ts';
 import type { CollapseCheck } from '../train/collapse.ts';
+import type { NoLearningCheck } from '../train/no-learning.ts';
 import { runLoop, type LoopEpoch, type LoopState } from '../train/loop.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
@@ -116,6 +117,8 @@ export interface TextTrainResult {
   stoppedEarly: boolean;
   /** Collapse check over the validation history (src/train/collapse.ts). */
   collapse: CollapseCheck;
+  /** Never-learned check over the validation history (src/train/no-learning.ts; text has no popularity baseline). */
+  noLearning: NoLearningCheck;
 }
 
 export const CHECKPOINT_FORMAT = 'towerlab-text-checkpoint';
@@ -264,6 +267,7 @@ export function trainText(b: Backend, pair: TextEncoderPair, set: TextTrainingSe
     bestEpoch: st.bestEpoch,
     stoppedEarly: res.stoppedEarly,
     collapse: res.collapse,
+    noLearning: res.noLearning,
   };
 }
 

@@ -4,13 +4,15 @@
  * exactly what an uninterrupted one would), the sources' beginEpoch, a learning-rate multiplier per step,
  * divergence check, periodic validation with early stopping (the best weights are restored at the end),
  * a checkpoint after every epoch (weights + the sources' state, written by the task) that resume continues
- * from, and collapse detection over the validation history. What differs between encoders — how a batch is
+ * from, and collapse and never-learned detection over the validation history (collapse.ts, no-learning.ts). A
+ * non-finite loss still stops the run with an error at the step it happens. What differs between encoders — how a batch is
  * made, how validation ranks, what a checkpoint holds — is the task's.
  */
 import type { EncoderBatch } from '../model/encoder.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import { detectCollapse, type CollapseCheck } from './collapse.ts';
+import { detectNoLearning, type NoLearningCheck } from './no-learning.ts';
 import type { ContrastiveStep } from './contrastive-step.ts';
 import { Progress, type ProgressMode } from './progress.ts';
 
@@ -41,6 +43,8 @@ export interface LoopState {
   history: LoopValidation[];
   /** Every epoch (absent in checkpoints of older versions). */
   epochs?: LoopEpoch[];
+  /** Mean training loss of the run's first steps, before training could move it (never-learned check). */
+  initialLoss?: number;
   examples: number;
   trainSeconds: number;
   [extra: string]: unknown;
@@ -79,6 +83,11 @@ export interface LoopConfig {
   lrFactor?: ((step: number) => number) | null;
   /** State of a checkpoint to continue from. */
   resume?: LoopState;
+  /**
+   * The popularity baseline's value of `valMetric` on the same validation users and exclusions (null = none):
+   * a run whose best validation does not beat it is reported as not learned (no-learning.ts).
+   */
+  baseline?: number | null;
 }
 
 export interface LoopResult {
@@ -88,6 +97,8 @@ export interface LoopResult {
   lastLoss: number;
   stoppedEarly: boolean;
   collapse: CollapseCheck;
+  /** Never-learned check over the same history (no-learning.ts); `noLearning.learned === false` says it happened. */
+  noLearning: NoLearningCheck;
   /** Restored the best validation epoch's weights. */
   restoredBest: boolean;
 }
@@ -105,6 +116,9 @@ export function runLoop<I>(task: LoopTask<I>, cfg: LoopConfig): LoopResult {
   let stoppedEarly = false;
   let lastLoss = NaN;
   const lr = cfg.lrFactor ?? null;
+  // The loss before training could move it: the mean of a fresh run's first steps (a handful, against batch noise).
+  const initialSteps = st.epoch === 0 && st.initialLoss === undefined ? Math.min(10, spe) : 0;
+  let initialSum = 0;
   while (st.epoch < cfg.epochs && !stoppedEarly) {
     const epoch = st.epoch + 1;
     // Per-epoch seeds make a resumed run draw exactly what an uninterrupted one would.
@@ -120,6 +134,10 @@ export function runLoop<I>(task: LoopTask<I>, cfg: LoopConfig): LoopResult {
       if (!Number.isFinite(loss)) throw new UserError(`training diverged at step ${step.step}, epoch ${epoch} (loss ${loss}); lower the learning rates or raise the temperature`);
       lossSum += loss;
       lastLoss = loss;
+      if (epoch === 1 && s < initialSteps) {
+        initialSum += loss;
+        if (s === initialSteps - 1) st.initialLoss = initialSum / initialSteps;
+      }
       lossEma = Number.isNaN(lossEma) ? loss : 0.98 * lossEma + 0.02 * loss;
       st.examples += examples;
       const elapsed = st.trainSeconds + (performance.now() - t0) / 1000;
@@ -160,5 +178,14 @@ export function runLoop<I>(task: LoopTask<I>, cfg: LoopConfig): LoopResult {
     st.history.map((h) => ({ epoch: h.epoch, loss: h.loss ?? Number.NaN, val: h.metrics[cfg.valMetric] })),
     cfg.patience > 0 ? cfg.patience : 3,
   );
-  return { state: st, finalLoss: lossEma, lastLoss, stoppedEarly, collapse, restoredBest: !!best };
+  // The epoch's mean loss, not the moving average: in a short run the average still mostly holds the first steps.
+  const epochLoss = new Map(st.epochs.map((e) => [e.epoch, e.loss]));
+  const noLearning = detectNoLearning({
+    history: st.history.map((h) => ({ epoch: h.epoch, loss: epochLoss.get(h.epoch) ?? h.loss, val: h.metrics[cfg.valMetric] })),
+    epochLosses: st.epochs.map((e) => e.loss),
+    initialLoss: st.initialLoss,
+    baseline: cfg.baseline ?? null,
+    collapsed: collapse.collapsed,
+  });
+  return { state: st, finalLoss: lossEma, lastLoss, stoppedEarly, collapse, noLearning, restoredBest: !!best };
 }

@@ -11,6 +11,7 @@ import type { Csr } from '../data/csr.ts';
 import type { CategoricalFeature } from '../data/types.ts';
 import { embeddingScorer } from '../eval/scorer.ts';
 import { evaluateRanking } from '../eval/ranking.ts';
+import { popularityBaseline } from '../eval/baselines.ts';
 import { loadModel, saveModel, type ModelArtifacts } from '../model/saved-model.ts';
 import type { TwoTowerModel } from '../model/two-tower.ts';
 import { liveRetrievers } from '../mine/model-retriever.ts';
@@ -21,6 +22,7 @@ import { buildBatchComposer } from '../sampling/batch-order/build.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import type { CollapseCheck } from './collapse.ts';
+import type { NoLearningCheck } from './no-learning.ts';
 import { computeDiagnostics, type Diagnostics } from './diagnostics.ts';
 import { type ProgressMode } from './progress.ts';
 import { runLoop, type LoopState, type LoopTask } from './loop.ts';
@@ -95,6 +97,10 @@ export interface TrainSummary {
   stoppedEarly: boolean;
   /** Collapse check over the validation history (see collapse.ts). */
   collapse: CollapseCheck;
+  /** Never-learned check (no-learning.ts), against popularity on the same validation users. */
+  noLearning: NoLearningCheck;
+  /** Popularity's value of the validation metric on the validation users (null without validation). */
+  valPopularity: number | null;
   /** Batch composition (recipe.batchSampler): its counters, and proximity-graph time as a fraction of training time. */
   batchSampler?: { type: string; graphSeconds: number; graphFraction: number } & Record<string, number | string>;
 }
@@ -112,6 +118,12 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
   if (diagBatches > 0) stepper.columnCounts = new Float64Array(inp.numItems);
   const valKs = [Number(cfg.valMetric.split('@')[1] ?? 20) || 20];
   const valUsers = inp.val ? pickValUsers(inp.val, cfg.valMaxUsers, cfg.seed) : null;
+  // Popularity under the validation's own protocol (same users, exclusions, K): the floor a run must clear to
+  // count as having learnt anything (no-learning.ts).
+  const valPopularity =
+    inp.val && valUsers && cfg.evalEvery > 0 && valUsers.length
+      ? (popularityBaseline({ backend, test: inp.val, exclude: inp.seen, ks: valKs, itemPopularity: inp.itemCounts, users: valUsers }).metrics[cfg.valMetric] ?? null)
+      : null;
 
   let resumed: LoopState | undefined;
   if (cfg.resume) {
@@ -226,6 +238,7 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
     logEvery: cfg.logEvery,
     lrFactor: scheduled ? (step) => lrFactor(schedule!, step, horizonSteps) : null,
     resume: resumed,
+    baseline: valPopularity,
   });
   const st = out.state;
   const batchGraphSeconds = graphSeconds;
@@ -243,6 +256,8 @@ export async function train(inp: TrainInputs, cfg: TrainConfig): Promise<TrainSu
     history: st.history as ValidationRecord[],
     stoppedEarly: out.stoppedEarly,
     collapse: out.collapse,
+    noLearning: out.noLearning,
+    valPopularity,
     batchSampler,
   };
 }
