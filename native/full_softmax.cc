@@ -86,13 +86,6 @@ inline float online_row(float* s, int64_t n, float scale, float& m, float& sum) 
   return alpha;
 }
 
-// bf16 on the recomputing path: the same rounded operands, float32 products (no faster than fp32; the stored
-// path below runs the bf16 kernel).
-void round_bf16_rows(float* s, int64_t rows, int64_t n, int64_t ld) {
-  for (int64_t t = 0; t < rows; ++t)
-    for (int64_t j = 0; j < n; ++j) s[t * ld + j] = from_bf16(to_bf16(s[t * ld + j]));
-}
-
 struct Ctx {
   const FullSoftmaxIn* in;
   float invSumW;
@@ -101,6 +94,8 @@ struct Ctx {
   float* coef;        // R: scale * w_i / sum w
   const float* qT;    // q packed as B of e q^T (depth d, R columns)
   const float* qB;    // q packed as B of P^T q (depth R, d columns)
+  const uint16_t* qT16 = nullptr;  // bf16: the same two packings
+  const uint16_t* qB16 = nullptr;
   double* tileLoss;   // per pass-1 row tile
 };
 
@@ -118,15 +113,27 @@ void pass1_tile(const Ctx& cx, int64_t tile) {
   float* ms = mb.floats(size_t(2 * cx.T1));
   float* sums = ms + cx.T1;
   const float* q = in.q + r0 * d;
-  pack_a(rows, d, q, d, 1, Aq);
+  // bf16: the same products on the bf16 tile (the scratch buffers hold the packed halves).
+  const bool h = in.bf16;
+  uint16_t* Aq16 = h ? reinterpret_cast<uint16_t*>(aq.floats(size_t(packed_a_bf16_size(cx.T1, d) + 1) / 2)) : nullptr;
+  uint16_t* Bet16 = h ? reinterpret_cast<uint16_t*>(bet.floats(size_t(packed_b_bf16_size(d, kItemTile1) + 1) / 2)) : nullptr;
+  uint16_t* Be16 = h ? reinterpret_cast<uint16_t*>(be.floats(size_t(packed_b_bf16_size(kItemTile1, d) + 1) / 2)) : nullptr;
+  uint16_t* Ag16 = h ? reinterpret_cast<uint16_t*>(ag.floats(size_t(packed_a_bf16_size(cx.T1, kItemTile1) + 1) / 2)) : nullptr;
+  if (h) pack_a_bf16(rows, d, q, d, 1, Aq16);
+  else pack_a(rows, d, q, d, 1, Aq);
   std::fill(ms, ms + rows, -kInf);
   std::fill(sums, sums + rows, 0.f);
   std::memset(O, 0, size_t(rows * d) * sizeof(float));
   for (int64_t j0 = 0; j0 < N; j0 += kItemTile1) {
     const int64_t nt = std::min(kItemTile1, N - j0);
     const float* e = in.e + j0 * d;
-    pack_b(d, nt, e, 1, d, Bet);  // e_tile^T: element (p, j) = e[j*d + p]
-    macro_kernel_wide(rows, nt, d, Aq, Bet, d * NR, S, ldS, 1.f, 0.f);
+    if (h) {
+      pack_b_bf16(d, nt, e, 1, d, Bet16);
+      macro_kernel_bf16(rows, nt, d, Aq16, Bet16, b_bf16_panel_stride(d), S, ldS, 1.f, 0.f);
+    } else {
+      pack_b(d, nt, e, 1, d, Bet);  // e_tile^T: element (p, j) = e[j*d + p]
+      macro_kernel_wide(rows, nt, d, Aq, Bet, d * NR, S, ldS, 1.f, 0.f);
+    }
     for (int64_t t = 0; t < rows; ++t) {
       const float a = online_row(S + t * ldS, nt, in.scale, ms[t], sums[t]);
       if (a != 1.f) {
@@ -134,8 +141,11 @@ void pass1_tile(const Ctx& cx, int64_t tile) {
         for (int64_t k = 0; k < d; ++k) o[k] *= a;
       }
     }
-    if (in.dq) {  // O += exp(z - m) e_tile
-      if (in.bf16) round_bf16_rows(S, rows, nt, ldS);
+    if (in.dq && h) {  // O += exp(z - m) e_tile
+      pack_a_bf16(rows, nt, S, ldS, 1, Ag16);
+      pack_b_bf16(nt, d, e, d, 1, Be16);
+      macro_kernel_bf16(rows, d, nt, Ag16, Be16, b_bf16_panel_stride(nt), O, d, 1.f, 1.f);
+    } else if (in.dq) {
       pack_a(rows, nt, S, ldS, 1, Ag);
       pack_b(nt, d, e, d, 1, Be);
       macro_kernel_wide(rows, d, nt, Ag, Be, nt * NR, O, d, 1.f, 1.f);
@@ -168,15 +178,20 @@ void pass2_tile(const Ctx& cx, int64_t tile) {
   const int64_t R = in.R, d = in.d, j0 = tile * kItemTile2, nt = std::min(kItemTile2, in.N - j0);
   const int64_t ldS = padded_ld(kRowTile2);
   thread_local Scratch ae, sb, ag;
-  float* Ae = ae.floats(size_t(packed_a_size(kItemTile2, d)));
+  const bool h = in.bf16;
+  float* Ae = h ? nullptr : ae.floats(size_t(packed_a_size(kItemTile2, d)));
   float* S = sb.floats(size_t(kItemTile2 * ldS));
-  float* Ag = ag.floats(size_t(packed_a_size(kItemTile2, kRowTile2)));
-  pack_a(nt, d, in.e + j0 * d, d, 1, Ae);
+  float* Ag = h ? nullptr : ag.floats(size_t(packed_a_size(kItemTile2, kRowTile2)));
+  uint16_t* Ae16 = h ? reinterpret_cast<uint16_t*>(ae.floats(size_t(packed_a_bf16_size(kItemTile2, d) + 1) / 2)) : nullptr;
+  uint16_t* Ag16 = h ? reinterpret_cast<uint16_t*>(ag.floats(size_t(packed_a_bf16_size(kItemTile2, kRowTile2) + 1) / 2)) : nullptr;
+  if (h) pack_a_bf16(nt, d, in.e + j0 * d, d, 1, Ae16);
+  else pack_a(nt, d, in.e + j0 * d, d, 1, Ae);
   const float scale = in.scale;
   for (int64_t r0 = 0; r0 < R; r0 += kRowTile2) {
     const int64_t rows = std::min(kRowTile2, R - r0);
     // S = e_tile q_rows^T: transposed logits (items x rows).
-    macro_kernel_wide(nt, rows, d, Ae, cx.qT + (r0 / NR) * d * NR, d * NR, S, ldS, 1.f, 0.f);
+    if (h) macro_kernel_bf16(nt, rows, d, Ae16, cx.qT16 + (r0 / NRB) * b_bf16_panel_stride(d), b_bf16_panel_stride(d), S, ldS, 1.f, 0.f);
+    else macro_kernel_wide(nt, rows, d, Ae, cx.qT + (r0 / NR) * d * NR, d * NR, S, ldS, 1.f, 0.f);
     const float* lse = cx.lse + r0;
     const float* coef = cx.coef + r0;
     for (int64_t a = 0; a < nt; ++a) {
@@ -195,10 +210,14 @@ void pass2_tile(const Ctx& cx, int64_t tile) {
       const int64_t a = int64_t(in.target[r0 + i]) - j0;
       if (a >= 0 && a < nt) S[a * ldS + i] -= coef[i];
     }
-    if (in.bf16) round_bf16_rows(S, nt, rows, ldS);
     // de_tile += G^T_tile q_rows (depth = rows <= KC).
-    pack_a(nt, rows, S, ldS, 1, Ag);
-    macro_kernel_wide(nt, d, rows, Ag, cx.qB + r0 * NR, R * NR, in.de + j0 * d, d, 1.f, 1.f);
+    if (h) {
+      pack_a_bf16(nt, rows, S, ldS, 1, Ag16);
+      macro_kernel_bf16(nt, d, rows, Ag16, cx.qB16 + r0 * NRB, b_bf16_panel_stride(R), in.de + j0 * d, d, 1.f, 1.f);
+    } else {
+      pack_a(nt, rows, S, ldS, 1, Ag);
+      macro_kernel_wide(nt, d, rows, Ag, cx.qB + r0 * NR, R * NR, in.de + j0 * d, d, 1.f, 1.f);
+    }
   }
 }
 
@@ -533,13 +552,22 @@ static double full_softmax_recompute(const FullSoftmaxIn& in, double sumW) {
   const double flopsRowTile = 4.0 * double(cx.T1) * double(N) * double(std::max<int64_t>(d, 1));
   parallel_chunks(cx.nRowTiles1, flopsRowTile, [&](int64_t tile, int) { pass1_tile(cx, tile); });
 
-  if (in.de) {
+  if (in.de && in.bf16) {
+    uint16_t* qT16 = reinterpret_cast<uint16_t*>(qtb.floats(size_t(packed_b_bf16_size(d, R) + 1) / 2));
+    pack_b_bf16(d, R, in.q, 1, d, qT16);
+    uint16_t* qB16 = reinterpret_cast<uint16_t*>(qbb.floats(size_t(packed_b_bf16_size(R, d) + 1) / 2));
+    pack_b_bf16(R, d, in.q, d, 1, qB16);
+    cx.qT16 = qT16;
+    cx.qB16 = qB16;
+  } else if (in.de) {
     float* qT = qtb.floats(size_t(packed_b_size(d, R)));
     pack_b(d, R, in.q, 1, d, qT);
     float* qB = qbb.floats(size_t(packed_b_size(R, d)));
     pack_b(R, d, in.q, d, 1, qB);
     cx.qT = qT;
     cx.qB = qB;
+  }
+  if (in.de) {
     const int64_t nItemTiles = (N + kItemTile2 - 1) / kItemTile2;
     const double flopsItemTile = 4.0 * double(kItemTile2) * double(R) * double(std::max<int64_t>(d, 1));
     parallel_chunks(nItemTiles, flopsItemTile, [&](int64_t tile, int) { pass2_tile(cx, tile); });
