@@ -156,7 +156,14 @@ void pass1_tile(const Ctx& cx, int64_t tile) {
     const int64_t i = r0 + t;
     const int32_t tg = in.target[i];
     const float* et = in.e + int64_t(tg) * d;
-    const double zt = double(in.scale) * double(dot(in.q + i * d, et, d));
+    double zt;
+    if (h) {  // the target's logit from the same rounded operands as the products
+      float acc = 0.f;
+      for (int64_t k = 0; k < d; ++k) acc += from_bf16(to_bf16(in.q[i * d + k])) * from_bf16(to_bf16(et[k]));
+      zt = double(in.scale) * double(acc);
+    } else {
+      zt = double(in.scale) * double(dot(in.q + i * d, et, d));
+    }
     const double lse = double(ms[t]) + std::log(double(sums[t]));
     const double li = lse - zt;
     const double w = in.rowWeight ? double(in.rowWeight[i]) : 1.0;
@@ -167,7 +174,10 @@ void pass1_tile(const Ctx& cx, int64_t tile) {
       const float c = cx.coef[i], f = float(double(c) / double(sums[t]));
       float* g = in.dq + i * d;
       const float* o = O + t * d;
-      for (int64_t k = 0; k < d; ++k) g[k] = f * o[k] - c * et[k];
+      if (h)
+        for (int64_t k = 0; k < d; ++k) g[k] = f * o[k] - c * from_bf16(to_bf16(et[k]));
+      else
+        for (int64_t k = 0; k < d; ++k) g[k] = f * o[k] - c * et[k];
     }
   }
   cx.tileLoss[tile] = loss;
@@ -516,21 +526,7 @@ double full_softmax(const FullSoftmaxIn& in) {
     return 0.0;
   }
   if (const int64_t T = stored_rows(R, N)) return full_softmax_stored(in, sumW, T);
-  FullSoftmaxIn rounded = in;
-  if (in.bf16) {  // rounded copies of q and e
-    thread_local Scratch qrb, erb;
-    float* qr = qrb.floats(size_t(R * d));
-    float* er = erb.floats(size_t(N * d));
-    parallel_ranges(R * d, 4096, 2.0, [&](int64_t b, int64_t e, int) {
-      for (int64_t k = b; k < e; ++k) qr[k] = from_bf16(to_bf16(in.q[k]));
-    });
-    parallel_ranges(N * d, 4096, 2.0, [&](int64_t b, int64_t e, int) {
-      for (int64_t k = b; k < e; ++k) er[k] = from_bf16(to_bf16(in.e[k]));
-    });
-    rounded.q = qr;
-    rounded.e = er;
-  }
-  return full_softmax_recompute(rounded, sumW);
+  return full_softmax_recompute(in, sumW);
 }
 
 static double full_softmax_recompute(const FullSoftmaxIn& in, double sumW) {
