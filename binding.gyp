@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/pool.cc",
         "native/gemm.cc",
+        "native/gemm_bf16.cc",
         "native/contrastive.cc",
         "native/full_softmax.cc",
         "native/layers.cc",

@@ -8,7 +8,9 @@
  * 1-minute load average after its two measurements (the machine is shared).
  * Writes bench/results/catalogue.json and prints a table.
  *
- *   npm run bench:catalogue [-- --items 10000,100000,1000000 --rows 1024 --dim 64 --threads 2 --reps 3 --mem-cap-gib 6 --no-peer]
+ * Towerlab runs once per --precision (fp32, and bf16: bf16 products, see recipes' `precision`).
+ *
+ *   npm run bench:catalogue [-- --items 10000,100000,1000000 --rows 1024 --dim 64 --threads 2 --reps 3 --mem-cap-gib 6 --precision fp32,bf16 --no-peer]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -24,6 +26,7 @@ const rows = Number(arg('rows', '1024'));
 const dim = Number(arg('dim', '64'));
 const threads = arg('threads', '2');
 const reps = Number(arg('reps', '3'));
+const precisions = arg('precision', 'fp32,bf16').split(',') as Array<'fp32' | 'bf16'>;
 
 if (process.argv.includes('--child')) {
   // One measurement of Towerlab's kernel in this process.
@@ -42,7 +45,7 @@ if (process.argv.includes('--child')) {
   const de = new Float32Array(N * dim);
   const step = () => {
     de.fill(0);
-    return b.fullSoftmax({ q, e, R: rows, N, d: dim, target, scale: 1, rowWeight: null, dq, de });
+    return b.fullSoftmax({ q, e, R: rows, N, d: dim, target, scale: 1, rowWeight: null, dq, de, precision: precisions[0] });
   };
   const loss = step();
   const times: number[] = [];
@@ -54,7 +57,7 @@ if (process.argv.includes('--child')) {
   times.sort((x, y) => x - y);
   const ms = times[Math.floor(times.length / 2)];
   process.stdout.write(
-    JSON.stringify({ impl: `towerlab-${b.name}`, rows, items: N, dim, loss, ms_per_step: ms, step_ms: times, examples_per_s: rows / (ms / 1000), rss_start_mib: rssBefore / 2 ** 20, peak_rss_mib: process.resourceUsage().maxRSS / 1024 }) + '\n',
+    JSON.stringify({ impl: `towerlab-${b.name}`, precision: precisions[0], rows, items: N, dim, loss, ms_per_step: ms, step_ms: times, examples_per_s: rows / (ms / 1000), rss_start_mib: rssBefore / 2 ** 20, peak_rss_mib: process.resourceUsage().maxRSS / 1024 }) + '\n',
   );
   process.exit(0);
 }
@@ -68,13 +71,18 @@ const lastJson = (s: string) => {
 };
 const results: any[] = [];
 for (const N of items) {
-  log(`towerlab: ${rows} rows × ${N} items × ${dim}...`);
-  const ours = spawnSync(process.execPath, ['--import', 'tsx', resolve('bench', 'catalogue.ts'), '--child', String(N), '--rows', String(rows), '--dim', String(dim), '--threads', threads, '--reps', String(reps)], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 20,
-  });
-  const o = lastJson(ours.stdout) ?? { impl: 'towerlab', items: N, error: `exit ${ours.status}: ${ours.stderr.split('\n')[0]}` };
-  log(`  ${JSON.stringify(o)}`);
+  const mine: Record<string, any> = {};
+  for (const precision of precisions) {
+    log(`towerlab (${precision}): ${rows} rows × ${N} items × ${dim}...`);
+    const ours = spawnSync(process.execPath, ['--import', 'tsx', resolve('bench', 'catalogue.ts'), '--child', String(N), '--rows', String(rows), '--dim', String(dim), '--threads', threads, '--reps', String(reps), '--precision', precision], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 20,
+    });
+    mine[precision] = lastJson(ours.stdout) ?? { impl: 'towerlab', precision, items: N, error: `exit ${ours.status}: ${ours.stderr.split('\n')[0]}` };
+    log(`  ${JSON.stringify(mine[precision])}`);
+  }
+  const o = mine.fp32 ?? mine[precisions[0]];
+  const o16 = mine.bf16 ?? null;
   let p: any = null;
   if (!process.argv.includes('--no-peer')) {
     log(`pytorch: ${rows} rows × ${N} items × ${dim} (memory cap ${capGiB} GiB)...`);
@@ -83,23 +91,32 @@ for (const N of items) {
     p = lastJson(r.stdout) ?? { impl: 'pytorch', items: N, error: `exit ${r.status}${r.signal ? ` (${r.signal})` : ''}: ${(r.stderr || '').trim().split('\n').pop()}` };
     log(`  ${JSON.stringify(p)}`);
   }
-  results.push({ items: N, loadAverage1m: loadavg()[0], towerlab: o, pytorch: p, ratio: p?.examples_per_s && o.examples_per_s ? o.examples_per_s / p.examples_per_s : null });
+  results.push({
+    items: N,
+    loadAverage1m: loadavg()[0],
+    towerlab: o,
+    towerlabBf16: o16,
+    pytorch: p,
+    ratio: p?.examples_per_s && o.examples_per_s ? o.examples_per_s / p.examples_per_s : null,
+    ratioBf16: p?.examples_per_s && o16?.examples_per_s ? o16.examples_per_s / p.examples_per_s : null,
+    bf16SpeedUp: o16?.examples_per_s && o.examples_per_s ? o16.examples_per_s / o.examples_per_s : null,
+  });
 }
 const out = {
   bench: 'catalogue',
   date: new Date().toISOString(),
   machine: { cpus: cpus().length, model: cpus()[0]?.model, threads: Number(threads), loadAverage: loadavg() },
-  setup: `one exact softmax step over the full catalogue: ${rows} rows, d = ${dim}, loss + dL/dq + dL/dE; Towerlab: Backend.fullSoftmax (tiled; row tiles of logits kept while they fit 8 MiB, else online log-sum-exp with recomputation); PyTorch: cross_entropy(q @ E.T, t).backward() on the CPU (Debian python3-torch, OpenBLAS-openmp, jemalloc) under ulimit -v ${capGiB} GiB; median of ${reps} steps after a warm-up step; each measurement in its own process (peak RSS = that process's)`,
+  setup: `one exact softmax step over the full catalogue: ${rows} rows, d = ${dim}, loss + dL/dq + dL/dE; Towerlab: Backend.fullSoftmax at precision ${precisions.join(' and ')} (tiled; row tiles of logits kept while they fit 8 MiB, else online log-sum-exp with recomputation); PyTorch: cross_entropy(q @ E.T, t).backward() on the CPU (Debian python3-torch, OpenBLAS-openmp, jemalloc) under ulimit -v ${capGiB} GiB; median of ${reps} steps after a warm-up step; each measurement in its own process (peak RSS = that process's)`,
   results,
 };
 mkdirSync('bench/results', { recursive: true });
 writeResultJson('bench/results/catalogue.json', out);
 const n0 = (x: number | undefined) => (x === undefined ? '-' : Math.round(x).toLocaleString('en-US'));
-console.log(`\n${'items'.padStart(9)} ${'towerlab ex/s'.padStart(14)} ${'peak MiB'.padStart(9)} ${'pytorch ex/s'.padStart(13)} ${'peak MiB'.padStart(9)} ${'ratio'.padStart(7)}`);
+console.log(`\n${'items'.padStart(9)} ${'towerlab ex/s'.padStart(14)} ${'peak MiB'.padStart(9)} ${'bf16 ex/s'.padStart(10)} ${'pytorch ex/s'.padStart(13)} ${'peak MiB'.padStart(9)} ${'ratio'.padStart(7)} ${'bf16'.padStart(7)}`);
 for (const r of results) {
   const p = r.pytorch;
   console.log(
-    `${n0(r.items).padStart(9)} ${n0(r.towerlab.examples_per_s).padStart(14)} ${n0(r.towerlab.peak_rss_mib).padStart(9)} ${(p ? (p.error ?? n0(p.examples_per_s)) : 'skipped').padStart(13)} ${n0(p?.peak_rss_mib).padStart(9)} ${(r.ratio ? r.ratio.toFixed(2) + '×' : '-').padStart(7)}`,
+    `${n0(r.items).padStart(9)} ${n0(r.towerlab.examples_per_s).padStart(14)} ${n0(r.towerlab.peak_rss_mib).padStart(9)} ${n0(r.towerlabBf16?.examples_per_s).padStart(10)} ${(p ? (p.error ?? n0(p.examples_per_s)) : 'skipped').padStart(13)} ${n0(p?.peak_rss_mib).padStart(9)} ${(r.ratio ? r.ratio.toFixed(2) + '×' : '-').padStart(7)} ${(r.ratioBf16 ? r.ratioBf16.toFixed(2) + '×' : '-').padStart(7)}`,
   );
 }
 console.log('written bench/results/catalogue.json');

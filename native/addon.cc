@@ -11,6 +11,7 @@
 
 #include "contrastive.h"
 #include "full_softmax.h"
+#include "gemm_bf16.h"
 #include "gemm.h"
 #include "history_pool.h"
 #include "ops.h"
@@ -312,7 +313,7 @@ napi_value Contrastive(napi_env env, napi_callback_info info) {
   });
 }
 
-// (q, e, R, N, d, target, scale, rowWeight, dq, de, rowLoss) -> loss
+// (q, e, R, N, d, target, scale, rowWeight, dq, de, rowLoss, bf16) -> loss
 napi_value FullSoftmax(napi_env env, napi_callback_info info) {
   return guarded(env, info, "fullSoftmax", [](Call& c) {
     tl::FullSoftmaxIn in;
@@ -328,6 +329,7 @@ napi_value FullSoftmax(napi_env env, napi_callback_info info) {
     in.dq = c.f32(8, "dq", in.R * in.d, true);
     in.de = c.f32(9, "de", in.N * in.d, true);
     in.rowLoss = c.f32(10, "rowLoss", in.R, true);
+    in.bf16 = c.flag(11, "bf16");
     if (in.dq && in.de && overlaps(in.dq, in.R * in.d, in.de, in.N * in.d)) c.fail("dq and de must not overlap");
     for (const float* g : {in.dq, in.de}) {
       const int64_t n = g == in.dq ? in.R * in.d : in.N * in.d;
@@ -641,6 +643,17 @@ napi_value SetSimd(napi_env env, napi_callback_info info) {
   });
 }
 
+// setBf16Native(on: boolean): whether bf16 products use vdpbf16ps (where the CPU has it) or the portable kernel
+// (tests compare both); returns the kernel's name.
+napi_value SetBf16Native(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "setBf16Native", [](Call& c) {
+    tl::set_bf16_native(c.flag(0, "on"));
+    napi_value s;
+    napi_create_string_utf8(c.env(), tl::bf16_kernel(), NAPI_AUTO_LENGTH, &s);
+    return s;
+  });
+}
+
 napi_value Info(napi_env env, napi_callback_info info) {
   return guarded(env, info, "info", [](Call& c) {
     napi_env e = c.env();
@@ -650,6 +663,8 @@ napi_value Info(napi_env env, napi_callback_info info) {
     napi_set_named_property(e, o, "simd", s);
     napi_create_string_utf8(e, tl::simd_tile(), NAPI_AUTO_LENGTH, &s);
     napi_set_named_property(e, o, "gemmTile", s);
+    napi_create_string_utf8(e, tl::bf16_kernel(), NAPI_AUTO_LENGTH, &s);
+    napi_set_named_property(e, o, "bf16Kernel", s);
     napi_set_named_property(e, o, "threads", number(e, tl::threads()));
     napi_set_named_property(e, o, "maxThreads", number(e, tl::max_threads()));
     napi_set_named_property(e, o, "parallelBackoffs", number(e, double(tl::parallel_backoffs())));
@@ -690,6 +705,7 @@ NAPI_MODULE_INIT() {
       {"ivfSearch", nullptr, IvfSearch, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setSimd", nullptr, SetSimd, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setBf16Native", nullptr, SetBf16Native, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

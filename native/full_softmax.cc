@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gemm.h"
+#include "gemm_bf16.h"
 #include "pool.h"
 #include "scratch.h"
 #include "simd.h"
@@ -93,6 +94,8 @@ struct Ctx {
   float* coef;        // R: scale * w_i / sum w
   const float* qT;    // q packed as B of e q^T (depth d, R columns)
   const float* qB;    // q packed as B of P^T q (depth R, d columns)
+  const uint16_t* qT16 = nullptr;  // bf16: the same two packings
+  const uint16_t* qB16 = nullptr;
   double* tileLoss;   // per pass-1 row tile
 };
 
@@ -110,15 +113,27 @@ void pass1_tile(const Ctx& cx, int64_t tile) {
   float* ms = mb.floats(size_t(2 * cx.T1));
   float* sums = ms + cx.T1;
   const float* q = in.q + r0 * d;
-  pack_a(rows, d, q, d, 1, Aq);
+  // bf16: the same products on the bf16 tile (the scratch buffers hold the packed halves).
+  const bool h = in.bf16;
+  uint16_t* Aq16 = h ? reinterpret_cast<uint16_t*>(aq.floats(size_t(packed_a_bf16_size(cx.T1, d) + 1) / 2)) : nullptr;
+  uint16_t* Bet16 = h ? reinterpret_cast<uint16_t*>(bet.floats(size_t(packed_b_bf16_size(d, kItemTile1) + 1) / 2)) : nullptr;
+  uint16_t* Be16 = h ? reinterpret_cast<uint16_t*>(be.floats(size_t(packed_b_bf16_size(kItemTile1, d) + 1) / 2)) : nullptr;
+  uint16_t* Ag16 = h ? reinterpret_cast<uint16_t*>(ag.floats(size_t(packed_a_bf16_size(cx.T1, kItemTile1) + 1) / 2)) : nullptr;
+  if (h) pack_a_bf16(rows, d, q, d, 1, Aq16);
+  else pack_a(rows, d, q, d, 1, Aq);
   std::fill(ms, ms + rows, -kInf);
   std::fill(sums, sums + rows, 0.f);
   std::memset(O, 0, size_t(rows * d) * sizeof(float));
   for (int64_t j0 = 0; j0 < N; j0 += kItemTile1) {
     const int64_t nt = std::min(kItemTile1, N - j0);
     const float* e = in.e + j0 * d;
-    pack_b(d, nt, e, 1, d, Bet);  // e_tile^T: element (p, j) = e[j*d + p]
-    macro_kernel_wide(rows, nt, d, Aq, Bet, d * NR, S, ldS, 1.f, 0.f);
+    if (h) {
+      pack_b_bf16(d, nt, e, 1, d, Bet16);
+      macro_kernel_bf16(rows, nt, d, Aq16, Bet16, b_bf16_panel_stride(d), S, ldS, 1.f, 0.f);
+    } else {
+      pack_b(d, nt, e, 1, d, Bet);  // e_tile^T: element (p, j) = e[j*d + p]
+      macro_kernel_wide(rows, nt, d, Aq, Bet, d * NR, S, ldS, 1.f, 0.f);
+    }
     for (int64_t t = 0; t < rows; ++t) {
       const float a = online_row(S + t * ldS, nt, in.scale, ms[t], sums[t]);
       if (a != 1.f) {
@@ -126,7 +141,11 @@ void pass1_tile(const Ctx& cx, int64_t tile) {
         for (int64_t k = 0; k < d; ++k) o[k] *= a;
       }
     }
-    if (in.dq) {  // O += exp(z - m) e_tile
+    if (in.dq && h) {  // O += exp(z - m) e_tile
+      pack_a_bf16(rows, nt, S, ldS, 1, Ag16);
+      pack_b_bf16(nt, d, e, d, 1, Be16);
+      macro_kernel_bf16(rows, d, nt, Ag16, Be16, b_bf16_panel_stride(nt), O, d, 1.f, 1.f);
+    } else if (in.dq) {
       pack_a(rows, nt, S, ldS, 1, Ag);
       pack_b(nt, d, e, d, 1, Be);
       macro_kernel_wide(rows, d, nt, Ag, Be, nt * NR, O, d, 1.f, 1.f);
@@ -137,7 +156,14 @@ void pass1_tile(const Ctx& cx, int64_t tile) {
     const int64_t i = r0 + t;
     const int32_t tg = in.target[i];
     const float* et = in.e + int64_t(tg) * d;
-    const double zt = double(in.scale) * double(dot(in.q + i * d, et, d));
+    double zt;
+    if (h) {  // the target's logit from the same rounded operands as the products
+      float acc = 0.f;
+      for (int64_t k = 0; k < d; ++k) acc += from_bf16(to_bf16(in.q[i * d + k])) * from_bf16(to_bf16(et[k]));
+      zt = double(in.scale) * double(acc);
+    } else {
+      zt = double(in.scale) * double(dot(in.q + i * d, et, d));
+    }
     const double lse = double(ms[t]) + std::log(double(sums[t]));
     const double li = lse - zt;
     const double w = in.rowWeight ? double(in.rowWeight[i]) : 1.0;
@@ -148,7 +174,10 @@ void pass1_tile(const Ctx& cx, int64_t tile) {
       const float c = cx.coef[i], f = float(double(c) / double(sums[t]));
       float* g = in.dq + i * d;
       const float* o = O + t * d;
-      for (int64_t k = 0; k < d; ++k) g[k] = f * o[k] - c * et[k];
+      if (h)
+        for (int64_t k = 0; k < d; ++k) g[k] = f * o[k] - c * from_bf16(to_bf16(et[k]));
+      else
+        for (int64_t k = 0; k < d; ++k) g[k] = f * o[k] - c * et[k];
     }
   }
   cx.tileLoss[tile] = loss;
@@ -159,15 +188,20 @@ void pass2_tile(const Ctx& cx, int64_t tile) {
   const int64_t R = in.R, d = in.d, j0 = tile * kItemTile2, nt = std::min(kItemTile2, in.N - j0);
   const int64_t ldS = padded_ld(kRowTile2);
   thread_local Scratch ae, sb, ag;
-  float* Ae = ae.floats(size_t(packed_a_size(kItemTile2, d)));
+  const bool h = in.bf16;
+  float* Ae = h ? nullptr : ae.floats(size_t(packed_a_size(kItemTile2, d)));
   float* S = sb.floats(size_t(kItemTile2 * ldS));
-  float* Ag = ag.floats(size_t(packed_a_size(kItemTile2, kRowTile2)));
-  pack_a(nt, d, in.e + j0 * d, d, 1, Ae);
+  float* Ag = h ? nullptr : ag.floats(size_t(packed_a_size(kItemTile2, kRowTile2)));
+  uint16_t* Ae16 = h ? reinterpret_cast<uint16_t*>(ae.floats(size_t(packed_a_bf16_size(kItemTile2, d) + 1) / 2)) : nullptr;
+  uint16_t* Ag16 = h ? reinterpret_cast<uint16_t*>(ag.floats(size_t(packed_a_bf16_size(kItemTile2, kRowTile2) + 1) / 2)) : nullptr;
+  if (h) pack_a_bf16(nt, d, in.e + j0 * d, d, 1, Ae16);
+  else pack_a(nt, d, in.e + j0 * d, d, 1, Ae);
   const float scale = in.scale;
   for (int64_t r0 = 0; r0 < R; r0 += kRowTile2) {
     const int64_t rows = std::min(kRowTile2, R - r0);
     // S = e_tile q_rows^T: transposed logits (items x rows).
-    macro_kernel_wide(nt, rows, d, Ae, cx.qT + (r0 / NR) * d * NR, d * NR, S, ldS, 1.f, 0.f);
+    if (h) macro_kernel_bf16(nt, rows, d, Ae16, cx.qT16 + (r0 / NRB) * b_bf16_panel_stride(d), b_bf16_panel_stride(d), S, ldS, 1.f, 0.f);
+    else macro_kernel_wide(nt, rows, d, Ae, cx.qT + (r0 / NR) * d * NR, d * NR, S, ldS, 1.f, 0.f);
     const float* lse = cx.lse + r0;
     const float* coef = cx.coef + r0;
     for (int64_t a = 0; a < nt; ++a) {
@@ -187,8 +221,13 @@ void pass2_tile(const Ctx& cx, int64_t tile) {
       if (a >= 0 && a < nt) S[a * ldS + i] -= coef[i];
     }
     // de_tile += G^T_tile q_rows (depth = rows <= KC).
-    pack_a(nt, rows, S, ldS, 1, Ag);
-    macro_kernel_wide(nt, d, rows, Ag, cx.qB + r0 * NR, R * NR, in.de + j0 * d, d, 1.f, 1.f);
+    if (h) {
+      pack_a_bf16(nt, rows, S, ldS, 1, Ag16);
+      macro_kernel_bf16(nt, d, rows, Ag16, cx.qB16 + r0 * NRB, b_bf16_panel_stride(R), in.de + j0 * d, d, 1.f, 1.f);
+    } else {
+      pack_a(nt, rows, S, ldS, 1, Ag);
+      macro_kernel_wide(nt, d, rows, Ag, cx.qB + r0 * NR, R * NR, in.de + j0 * d, d, 1.f, 1.f);
+    }
   }
 }
 
@@ -223,7 +262,9 @@ int64_t stored_rows(int64_t R, int64_t N) {
   return (t + kRowPieceS - 1) / kRowPieceS * kRowPieceS;
 }
 
-// Max of scale*z over n values, then s <- exp(scale*z - max); returns the sum through `sum`.
+// Max of scale*z over n values, then s <- exp(scale*z - max); returns the sum through `sum`. Fast: the cheaper
+// exp (simd.h) where the values are rounded to bf16 afterwards.
+template <bool Fast = false>
 inline float chunk_exp(float* s, int64_t n, float scale, float& sum) {
   float m = -kInf;
   int64_t j = 0;
@@ -243,7 +284,8 @@ inline float chunk_exp(float* s, int64_t n, float scale, float& sum) {
     const __m512 vs = _mm512_set1_ps(scale), vm = _mm512_set1_ps(m);
     __m512 va = _mm512_setzero_ps();
     for (; j + 16 <= n; j += 16) {
-      const __m512 x = exp512(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), vs, vm));
+      const __m512 z = _mm512_fmsub_ps(_mm512_loadu_ps(s + j), vs, vm);
+      const __m512 x = Fast ? exp512_fast(z) : exp512(z);
       _mm512_storeu_ps(s + j, x);
       va = _mm512_add_ps(va, x);
     }
@@ -295,10 +337,10 @@ double full_softmax_stored(const FullSoftmaxIn& in, double sumW, int64_t T) {
   const int64_t nC = (N + kChunkS - 1) / kChunkS;
   const int64_t cpp = chunks_per_piece(nC), nPieces = (nC + cpp - 1) / cpp;
   const float scale = in.scale;
-  thread_local Scratch sb, eTb, eBb, qAb, qBb, statb, rowb, lossb, dqPb;
+  thread_local Scratch sb, eTb, eBb, qAb, qBb, statb, rowb, lossb, dqPb, ztb;
   float* S = sb.floats(size_t(T * ldN));
-  float* eT = eTb.floats(size_t(packed_b_size(d, N)));  // B of q e^T: depth d, N columns
-  float* qA = qAb.floats(size_t(packed_a_size(R, d)));  // A of q e^T
+  float* eT = in.bf16 ? nullptr : eTb.floats(size_t(packed_b_size(d, N)));  // B of q e^T: depth d, N columns
+  float* qA = in.bf16 ? nullptr : qAb.floats(size_t(packed_a_size(R, d)));  // A of q e^T
   float* mC = statb.floats(size_t(3 * nC * T));         // per chunk and row: max, sum, then factor
   float* sC = mC + nC * T;
   float* fC = sC + nC * T;
@@ -309,16 +351,32 @@ double full_softmax_stored(const FullSoftmaxIn& in, double sumW, int64_t T) {
   for (int64_t i = 0; i < R; ++i)
     coef[i] = float(double(scale) * (in.rowWeight ? double(in.rowWeight[i]) : 1.0) / sumW);
   const double packCost = double(kChunkS) * double(d) * 4.0;
+  // bf16: every operand packed per item chunk (chunk c at c * its full-chunk size), q per row tile.
+  const bool h = in.bf16;
+  const int64_t eT16Size = packed_b_bf16_size(d, kChunkS), eB16Size = packed_b_bf16_size(kChunkS, d);
+  uint16_t* eT16 = h ? reinterpret_cast<uint16_t*>(eTb.floats(size_t(nC * eT16Size + 1) / 2)) : nullptr;
+  uint16_t* qA16 = h ? reinterpret_cast<uint16_t*>(qAb.floats(size_t(packed_a_bf16_size(T, d) + 1) / 2)) : nullptr;
+  float* zt = h ? ztb.floats(size_t(T)) : nullptr;  // bf16: each row's target logit, taken from S
   parallel_chunks(nC, packCost, [&](int64_t c, int) {
     const int64_t j0 = c * kChunkS, nt = std::min(kChunkS, N - j0);
-    pack_b(d, nt, in.e + j0 * d, 1, d, eT + j0 * d);
+    if (h) pack_b_bf16(d, nt, in.e + j0 * d, 1, d, eT16 + c * eT16Size);
+    else pack_b(d, nt, in.e + j0 * d, 1, d, eT + j0 * d);
   });
-  pack_a(R, d, in.q, d, 1, qA);
+  if (!h) pack_a(R, d, in.q, d, 1, qA);
   float* eB = nullptr;  // B of G e: depth N (items), d columns: panel p holds e[:, 16p .. 16p+15]
   float* qB = nullptr;  // B of G^T q_T: depth = the tile's rows, d columns
   float* dqP = nullptr;  // per piece of phase B: its partial of dq for the tile's rows (T x d)
+  uint16_t* eB16 = nullptr;  // bf16: B of G e per item chunk (depth = the chunk's items)
+  uint16_t* qB16 = nullptr;  // bf16: B of G^T q_T
   const int64_t dPanels = (d + NR - 1) / NR;
-  if (in.dq) {
+  if (in.dq && h) {
+    eB16 = reinterpret_cast<uint16_t*>(eBb.floats(size_t(nC * eB16Size + 1) / 2));
+    dqP = dqPb.floats(size_t(nPieces * T * d));
+    parallel_chunks(nC, packCost, [&](int64_t c, int) {
+      const int64_t j0 = c * kChunkS, nt = std::min(kChunkS, N - j0);
+      pack_b_bf16(nt, d, in.e + j0 * d, d, 1, eB16 + c * eB16Size);
+    });
+  } else if (in.dq) {
     eB = eBb.floats(size_t(packed_b_size(N, d)));
     dqP = dqPb.floats(size_t(nPieces * T * d));
     parallel_chunks(nC, packCost, [&](int64_t c, int) {
@@ -336,16 +394,29 @@ double full_softmax_stored(const FullSoftmaxIn& in, double sumW, int64_t T) {
       }
     });
   }
-  if (in.de) qB = qBb.floats(size_t(packed_b_size(T, d)));
+  if (in.de && h) qB16 = reinterpret_cast<uint16_t*>(qBb.floats(size_t(packed_b_bf16_size(T, d) + 1) / 2));
+  else if (in.de) qB = qBb.floats(size_t(packed_b_size(T, d)));
   double loss = 0.0;
   const double gemmChunk = 2.0 * double(T) * double(kChunkS) * double(std::max<int64_t>(d, 1));
   for (int64_t r0 = 0; r0 < R; r0 += T) {
     const int64_t rows = std::min(T, R - r0);
     // A: logits and per-chunk exp.
+    if (h) pack_a_bf16(rows, d, in.q + r0 * d, d, 1, qA16);
     parallel_chunks(nC, gemmChunk * 1.5, [&](int64_t c, int) {
       const int64_t j0 = c * kChunkS, nt = std::min(kChunkS, N - j0);
-      macro_kernel_wide(rows, nt, d, qA + r0 * d, eT + j0 * d, d * NR, S + j0, ldN, 1.f, 0.f);
-      for (int64_t t = 0; t < rows; ++t) mC[c * T + t] = chunk_exp(S + t * ldN + j0, nt, scale, sC[c * T + t]);
+      if (h) {
+        macro_kernel_bf16(rows, nt, d, qA16, eT16 + c * eT16Size, b_bf16_panel_stride(d), S + j0, ldN, 1.f, 0.f);
+        // The loss takes the target's logit from these same products, so it matches the gradient.
+        for (int64_t t = 0; t < rows; ++t) {
+          const int64_t a = int64_t(in.target[r0 + t]) - j0;
+          if (a >= 0 && a < nt) zt[t] = S[t * ldN + j0 + a] * scale;
+        }
+      } else {
+        macro_kernel_wide(rows, nt, d, qA + r0 * d, eT + j0 * d, d * NR, S + j0, ldN, 1.f, 0.f);
+      }
+      for (int64_t t = 0; t < rows; ++t)
+        mC[c * T + t] = h ? chunk_exp<true>(S + t * ldN + j0, nt, scale, sC[c * T + t])
+                          : chunk_exp(S + t * ldN + j0, nt, scale, sC[c * T + t]);
     });
     // combine, each row on its own (pieces of rows in parallel): lse over the chunks in chunk order,
     // f_c = coef exp(m_c - lse), the row's loss; the loss is summed in row order below.
@@ -362,8 +433,8 @@ double full_softmax_stored(const FullSoftmaxIn& in, double sumW, int64_t T) {
         lse[i] = float(l);
         for (int64_t c = 0; c < nC; ++c) fC[c * T + t] = float(double(coef[i]) * std::exp(double(mC[c * T + t]) - l));
         const int32_t tg = in.target[i];
-        const double zt = double(scale) * double(dot(in.q + i * d, in.e + int64_t(tg) * d, d));
-        rowL[t] = l - zt;
+        const double z = h ? double(zt[t]) : double(scale) * double(dot(in.q + i * d, in.e + int64_t(tg) * d, d));
+        rowL[t] = l - z;
       }
     });
     for (int64_t t = 0; t < rows; ++t) {
@@ -376,24 +447,32 @@ double full_softmax_stored(const FullSoftmaxIn& in, double sumW, int64_t T) {
     // cache-resident buffer (S itself is only read), then
     //   de_chunk += G_chunk^T q_T   (straight into de's rows; row tiles run in order), and
     //   dqP_piece (+)= G_chunk e_chunk   (the piece's chunks in order; pieces reduced in order after).
-    if (in.de) pack_b(rows, d, in.q + r0 * d, d, 1, qB);
+    if (in.de && h) pack_b_bf16(rows, d, in.q + r0 * d, d, 1, qB16);
+    else if (in.de) pack_b(rows, d, in.q + r0 * d, d, 1, qB);
     parallel_chunks(nPieces, gemmChunk * double(cpp) * 2.0, [&](int64_t pc, int) {
       constexpr int64_t ldG = kChunkS + NR;  // padded so rows of the buffer do not alias in cache
       thread_local Scratch gbb, agb, atb, tdb;
       float* Gb = gbb.floats(size_t(T * ldG));
       float* deT = in.de ? tdb.floats(size_t(kChunkS * d)) : nullptr;  // this chunk's G^T q_T, then added to de
-      float* Ag = in.dq ? agb.floats(size_t(packed_a_size(T, kChunkS))) : nullptr;
-      float* At = in.de ? atb.floats(size_t(packed_a_size(kChunkS, T))) : nullptr;
+      float* Ag = in.dq && !h ? agb.floats(size_t(packed_a_size(T, kChunkS))) : nullptr;
+      float* At = in.de && !h ? atb.floats(size_t(packed_a_size(kChunkS, T))) : nullptr;
+      uint16_t* Ag16 = in.dq && h ? reinterpret_cast<uint16_t*>(agb.floats(size_t(packed_a_bf16_size(T, kChunkS) + 1) / 2)) : nullptr;
+      uint16_t* At16 = in.de && h ? reinterpret_cast<uint16_t*>(atb.floats(size_t(packed_a_bf16_size(kChunkS, T) + 1) / 2)) : nullptr;
       const int64_t c0 = pc * cpp, c1 = std::min(nC, c0 + cpp);
       for (int64_t c = c0; c < c1; ++c) {
         const int64_t j0 = c * kChunkS, nt = std::min(kChunkS, N - j0);
         for (int64_t t = 0; t < rows; ++t)
           g_row(S + t * ldN + j0, Gb + t * ldG, nt, fC[c * T + t], int64_t(in.target[r0 + t]) - j0, coef[r0 + t]);
         if (in.de) {
-          pack_a(nt, rows, Gb, 1, ldG, At);
           // Into a cache-resident buffer, then one sequential pass over de's rows (the product's own
           // accumulation into de would load de's lines tile by tile, each a cache miss).
-          macro_kernel_wide(nt, d, rows, At, qB, rows * NR, deT, d, 1.f, 0.f);
+          if (h) {
+            pack_a_bf16(nt, rows, Gb, 1, ldG, At16);
+            macro_kernel_bf16(nt, d, rows, At16, qB16, b_bf16_panel_stride(rows), deT, d, 1.f, 0.f);
+          } else {
+            pack_a(nt, rows, Gb, 1, ldG, At);
+            macro_kernel_wide(nt, d, rows, At, qB, rows * NR, deT, d, 1.f, 0.f);
+          }
           float* o = in.de + j0 * d;
           const int64_t len = nt * d;
           int64_t k = 0;
@@ -402,7 +481,11 @@ double full_softmax_stored(const FullSoftmaxIn& in, double sumW, int64_t T) {
 #endif
           for (; k < len; ++k) o[k] += deT[k];
         }
-        if (in.dq) {
+        if (in.dq && h) {
+          pack_a_bf16(rows, nt, Gb, ldG, 1, Ag16);
+          macro_kernel_bf16(rows, d, nt, Ag16, eB16 + c * eB16Size, b_bf16_panel_stride(nt), dqP + pc * T * d, d, 1.f,
+                            c == c0 ? 0.f : 1.f);
+        } else if (in.dq) {
           pack_a(rows, nt, Gb, ldG, 1, Ag);
           macro_kernel_wide(rows, d, nt, Ag, eB + j0 * NR, N * NR, dqP + pc * T * d, d, 1.f, c == c0 ? 0.f : 1.f);
         }
@@ -428,6 +511,8 @@ double full_softmax_stored(const FullSoftmaxIn& in, double sumW, int64_t T) {
 
 }  // namespace
 
+static double full_softmax_recompute(const FullSoftmaxIn& in, double sumW);
+
 double full_softmax(const FullSoftmaxIn& in) {
   const int64_t R = in.R, N = in.N, d = in.d;
   double sumW = double(R);
@@ -441,6 +526,11 @@ double full_softmax(const FullSoftmaxIn& in) {
     return 0.0;
   }
   if (const int64_t T = stored_rows(R, N)) return full_softmax_stored(in, sumW, T);
+  return full_softmax_recompute(in, sumW);
+}
+
+static double full_softmax_recompute(const FullSoftmaxIn& in, double sumW) {
+  const int64_t R = in.R, N = in.N, d = in.d;
   Ctx cx;
   cx.in = &in;
   cx.invSumW = float(1.0 / sumW);
@@ -458,13 +548,22 @@ double full_softmax(const FullSoftmaxIn& in) {
   const double flopsRowTile = 4.0 * double(cx.T1) * double(N) * double(std::max<int64_t>(d, 1));
   parallel_chunks(cx.nRowTiles1, flopsRowTile, [&](int64_t tile, int) { pass1_tile(cx, tile); });
 
-  if (in.de) {
+  if (in.de && in.bf16) {
+    uint16_t* qT16 = reinterpret_cast<uint16_t*>(qtb.floats(size_t(packed_b_bf16_size(d, R) + 1) / 2));
+    pack_b_bf16(d, R, in.q, 1, d, qT16);
+    uint16_t* qB16 = reinterpret_cast<uint16_t*>(qbb.floats(size_t(packed_b_bf16_size(R, d) + 1) / 2));
+    pack_b_bf16(R, d, in.q, d, 1, qB16);
+    cx.qT16 = qT16;
+    cx.qB16 = qB16;
+  } else if (in.de) {
     float* qT = qtb.floats(size_t(packed_b_size(d, R)));
     pack_b(d, R, in.q, 1, d, qT);
     float* qB = qbb.floats(size_t(packed_b_size(R, d)));
     pack_b(R, d, in.q, d, 1, qB);
     cx.qT = qT;
     cx.qB = qB;
+  }
+  if (in.de) {
     const int64_t nItemTiles = (N + kItemTile2 - 1) / kItemTile2;
     const double flopsItemTile = 4.0 * double(kItemTile2) * double(R) * double(std::max<int64_t>(d, 1));
     parallel_chunks(nItemTiles, flopsItemTile, [&](int64_t tile, int) { pass2_tile(cx, tile); });

@@ -37,17 +37,17 @@ const COVER: Record<string, string[]> = {
   'src/sampling/in-batch.ts': STEP_TESTS,
   'src/sampling/frequency.ts': [...STEP_TESTS, 'test/sampling.test.ts'],
   'src/sampling/queue.ts': STEP_TESTS,
-  'src/sampling/build.ts': STEP_TESTS,
+  'src/sampling/build.ts': [...STEP_TESTS, 'test/cf-training.test.ts'],
   'src/sampling/neighbourhood.ts': [...STEP_TESTS, 'test/neighbourhood-sampler.test.ts'],
   'src/graph/neighbour-sampler.ts': ['test/neighbourhood-sampler.test.ts', 'test/step-reference.test.ts'],
   'src/sampling/mined.ts': STEP_TESTS,
   'src/sampling/assembler.ts': STEP_TESTS,
   'src/sampling/logq.ts': STEP_TESTS,
-  'src/train/contrastive-step.ts': STEP_TESTS,
+  'src/train/contrastive-step.ts': [...STEP_TESTS, 'test/cf-training.test.ts'],
   'src/loss/debiased.ts': STEP_TESTS,
   'src/loss/masked-logits.ts': STEP_TESTS,
   'src/loss/loss-function.ts': STEP_TESTS,
-  'src/compute/js.ts': STEP_TESTS,
+  'src/compute/js.ts': [...STEP_TESTS, 'test/full-softmax-bf16.test.ts'],
   'src/train/step.ts': STEP_TESTS,
   'src/model/momentum.ts': STEP_TESTS,
   'src/sampling/batch-order/no-duplicates.ts': ['test/batch-sampler.test.ts'],
@@ -128,6 +128,10 @@ export const MUTANTS: Mutant[] = [
   // Early stopping.
   M('restore-off', 'src/train/loop.ts', 'if (best) task.restore(best);', '', 'best weights not restored'),
   M('snapshot-off', 'src/train/loop.ts', '        best = task.snapshot();\n', '\n', 'best weights never snapshotted'),
+  // bf16 products of the full-catalogue softmax: the portable backend's rounding, and the recipe's precision on its way to the kernel.
+  M('bf16-js-noop', 'src/compute/js.ts', "const bf16 = a.precision === 'bf16';", 'const bf16 = false;', 'portable bf16 softmax computes in fp32'),
+  M('bf16-build-dropped', 'src/sampling/build.ts', "spec?.type === 'full-catalogue' ? spec.precision : 'fp32'", "'fp32'", "recipe's precision dropped by the sources builder"),
+  M('bf16-step-dropped', 'src/train/contrastive-step.ts', "const precision = this.sources.fullCataloguePrecision ?? 'fp32';", "const precision = 'fp32' as const;", "step ignores the source's precision"),
   M('patience-off', 'src/train/loop.ts', 'if (cfg.patience > 0 && st.badEvals >= cfg.patience) stoppedEarly = true;', '', 'patience ignored (never stops early)'),
 ];
 

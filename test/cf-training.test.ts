@@ -50,6 +50,21 @@ function referenceLoss(m: TwoTowerModel, users: Int32Array, items: Int32Array, T
   return total / users.length;
 }
 
+test("full-catalogue source: the recipe's precision reaches the kernel (fp32 by default, bf16 when asked)", async () => {
+  const users = Int32Array.from([0, 1, 2, 2, 5, 7]);
+  const items = Int32Array.from([3, 3, 10, 29, 0, 17]);
+  for (const b of await backends()) {
+    for (const precision of [undefined, 'fp32', 'bf16'] as const) {
+      const recipe = parseRecipe({ temperature: 0.2, sources: [{ type: 'full-catalogue', ...(precision ? { precision } : {}) }] });
+      const seen: Array<string | undefined> = [];
+      const spy = { ...b, fullSoftmax: (args: Parameters<typeof b.fullSoftmax>[0]) => (seen.push(args.precision), b.fullSoftmax(args)) };
+      new TrainStep(spy, model(), recipe, buildSources(recipe, { numItems: I, trainItems: items })).run(users, items, new Rng(1));
+      assert.deepEqual(seen, [precision ?? 'fp32'], `${b.name}: precision ${precision}`);
+    }
+  }
+  assert.throws(() => parseRecipe({ sources: [{ type: 'full-catalogue', precision: 'fp16' }] }), /precision/);
+});
+
 test('full-catalogue source: the step’s loss is the exact softmax over every item, and training lowers it', async () => {
   const recipe = parseRecipe({ temperature: 0.2, sources: [{ type: 'full-catalogue' }] });
   const users = Int32Array.from([0, 1, 2, 2, 5, 7]);

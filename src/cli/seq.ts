@@ -35,7 +35,7 @@ export function registerSeqCommand(program: Command): void {
     .addOption(new Option('--loss <kind>', "bce: SASRec's one uniform negative per position; bpr: per-position negatives of the recipe's uniform/neighbourhood sources (GNNO); softmax: the recipe's sampled softmax").choices(['bce', 'bpr', 'softmax']).default('softmax'))
     .option('--recipe <file>', 'negatives recipe (JSON) for bpr/softmax; default softmax: exact cross-entropy over every item (recipes/seq-full-softmax.json)')
     .addOption(new Option('--score <kind>', 'softmax score: dot product, or cosine / temperature').choices(['dot', 'cosine']).default('dot'))
-    .option('--epochs <n>', 'training epochs', parseNum('--epochs'), 20)
+    .option('--epochs <n>', 'most training epochs (validation early-stops before: --patience)', parseNum('--epochs'), 100)
     .option('--warmup-epochs <x>', 'linear learning-rate warm-up over this many epochs (0 = none)', parseNum('--warmup-epochs'), 0)
     .option('--batch-size <n>', 'sequences per batch', parseNum('--batch-size'), 128)
     .option('--eval-every <n>', 'validate every n epochs (0 = never)', parseNum('--eval-every'), 1)

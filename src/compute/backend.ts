@@ -80,6 +80,13 @@ export interface FullSoftmaxArgs {
   de: Float32Array | null;
   /** Optional output, R entries: each row's unweighted loss ℓ_i (diagnostics). */
   rowLoss?: Float32Array | null;
+  /**
+   * 'fp32' (default): float32 products. 'bf16': q, e and the gradient coefficients G are rounded to bfloat16
+   * (8 significant bits) for the three products, sums stay float32 and the loss uses the same rounded logits;
+   * about twice as fast where the CPU has AVX512-BF16 (see NativeInfo.bf16Kernel). Every backend computes the
+   * same rounded products, so a model trains the same way on any CPU.
+   */
+  precision?: 'fp32' | 'bf16';
 }
 
 /**

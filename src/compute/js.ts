@@ -4,6 +4,7 @@
  * (within float32 rounding).
  */
 import type { Backend, ContrastiveArgs, FullSoftmaxArgs } from './backend.ts';
+import { roundBf16, roundBf16Array } from './bf16.ts';
 import { historyPoolBackwardJs, historyPoolForwardJs } from './js-history.ts';
 import { mergeRowsJs, pairwiseLossJs } from './js-rows.ts';
 import { createJsAttention, dropoutBackwardJs, dropoutForwardJs, layerNormBackwardJs, layerNormForwardJs } from './js-seq.ts';
@@ -283,7 +284,11 @@ function contrastiveJs(a: ContrastiveArgs, gemm: Backend['gemm']): number {
  * coefficients and multiplies them out. Only one rows×items tile exists at a time. Semantics in backend.ts.
  */
 function fullSoftmaxJs(a: FullSoftmaxArgs, gemm: Backend['gemm']): number {
-  const { q, e, R, N, d, target, scale, dq, de } = a;
+  const { R, N, d, target, scale, dq, de } = a;
+  // bf16: the products use rounded q, e and coefficients, as the native kernel does (backend.ts).
+  const bf16 = a.precision === 'bf16';
+  const q = bf16 ? roundBf16Array(a.q.subarray(0, R * d)) : a.q;
+  const e = bf16 ? roundBf16Array(a.e.subarray(0, N * d)) : a.e;
   const w = a.rowWeight ?? null;
   const rowLoss = a.rowLoss ?? null;
   for (let i = 0; i < R; i++) {
@@ -341,6 +346,7 @@ function fullSoftmaxJs(a: FullSoftmaxArgs, gemm: Backend['gemm']): number {
         for (let j = 0; j < nt; j++) s[o + j] = coef * Math.exp(s[o + j] - lse[i]);
         const tj = target[i] - j0;
         if (tj >= 0 && tj < nt) s[o + tj] -= coef;
+        if (bf16) for (let j = 0; j < nt; j++) s[o + j] = roundBf16(s[o + j]);
       }
       if (dq) gemm(false, false, rows, d, nt, 1, s, et, 1, dq.subarray(r0 * d, (r0 + rows) * d));
       if (de) gemm(true, false, nt, d, rows, 1, s, qt, 1, de.subarray(j0 * d, (j0 + nt) * d));

@@ -76,6 +76,7 @@ interface Addon {
     dq: Float32Array | null,
     de: Float32Array | null,
     rowLoss: Float32Array | null,
+    bf16: boolean,
   ): number;
   layerNormForward(x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, xhat: Float32Array, rstd: Float32Array, rows: number, dim: number, eps: number): void;
   layerNormBackward(dy: Float32Array, gamma: Float32Array, xhat: Float32Array, rstd: Float32Array, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, rows: number, dim: number, accumulate: boolean): void;
@@ -137,6 +138,7 @@ interface Addon {
   ivfSearch(q: Float32Array, centroids: Float32Array, lists: number, offsets: Int32Array, vectors: Float32Array, ids: Int32Array, dim: number, nprobe: number, k: number, outIdx: Int32Array, outVal: Float32Array): number;
   setThreads(n: number): number;
   setSimd(wide: boolean): string;
+  setBf16Native(on: boolean): string;
   info(): NativeInfo;
 }
 
@@ -173,6 +175,11 @@ export interface NativeInfo {
    * forces the AVX2 one.
    */
   gemmTile: string;
+  /**
+   * How bf16 products (the full-catalogue softmax's `precision: 'bf16'`) run: 'avx512-bf16' (vdpbf16ps) or
+   * 'emulated' (the same products from the same rounded values with float32 FMAs, slower).
+   */
+  bf16Kernel: string;
   /** Threads kernels use now, and the pool size (TOWERLAB_THREADS or the core count). */
   threads: number;
   maxThreads: number;
@@ -203,6 +210,14 @@ export function setNativeThreads(n: number): number {
  */
 export function setNativeSimd(wide: boolean): string {
   return load()?.setSimd(wide) ?? '';
+}
+
+/**
+ * Runs bf16 products with vdpbf16ps (on = true, where the CPU has AVX512-BF16) or with the portable kernel;
+ * returns the kernel now in use, or '' without the addon. For tests comparing the two.
+ */
+export function setNativeBf16(on: boolean): string {
+  return load()?.setBf16Native(on) ?? '';
 }
 
 /** The addon's IVF-Flat query kernel (native/ivf.cc), or null without the addon (src/index/ivf-index.ts). */
@@ -260,7 +275,7 @@ export function loadNativeBackend(): Backend | null {
       );
     },
     fullSoftmax: (x: FullSoftmaxArgs) =>
-      a.fullSoftmax(x.q, x.e, x.R, x.N, x.d, x.target, x.scale, x.rowWeight ?? null, x.dq, x.de, x.rowLoss ?? null),
+      a.fullSoftmax(x.q, x.e, x.R, x.N, x.d, x.target, x.scale, x.rowWeight ?? null, x.dq, x.de, x.rowLoss ?? null, x.precision === 'bf16'),
     mergeRows: (ids, grads, n, dim, slot, uniq, summed, u0) => a.mergeRows(ids, grads, n, dim, slot, uniq, summed, u0),
     historyPoolForward: (h: HistoryPoolArgs, table, x) => a.historyPoolForward(x, h.n, h.dim, table, h.ids, h.offsets, h.cols, h.gate, h.maxLen),
     historyPoolBackward: (h: HistoryPoolArgs, tableRows, dX, uniq, grads) =>

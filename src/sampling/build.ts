@@ -51,6 +51,8 @@ export interface SourceSet {
    * fullSoftmax instead of composing columns, and `sources` is empty.
    */
   fullCatalogue: boolean;
+  /** The full-catalogue source's `precision` (fp32 when absent). */
+  fullCataloguePrecision?: 'fp32' | 'bf16';
 }
 
 /** Each source's own size estimate, by type (recipe/limits.ts). */
@@ -146,7 +148,10 @@ export function buildSources(recipe: Recipe, ctx: SourceContext): SourceSet {
         break;
     }
   });
-  if (fullCatalogue) return { sources, freq, sameTower, fullCatalogue };
+  if (fullCatalogue) {
+    const spec = recipe.sources.find((s) => s.type === 'full-catalogue');
+    return { sources, freq, sameTower, fullCatalogue, fullCataloguePrecision: spec?.type === 'full-catalogue' ? spec.precision : 'fp32' };
+  }
   if (!sources.length) throw new UserError("recipe: field 'sources': same-tower negatives need at least one item source (e.g. in-batch)");
   return { sources, freq, sameTower, fullCatalogue };
 }

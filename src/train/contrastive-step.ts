@@ -138,7 +138,8 @@ export class ContrastiveStep<Input> {
     const { q, c: e } = this.pair.forward(b, batch, this.everyItem(), rng);
     const dq = this.s.f32('dq', B * d);
     const de = this.s.f32('de', N * d).fill(0);
-    const loss = b.fullSoftmax({ q, e, R: B, N, d, target: batch.items, scale: 1 / this.recipe.temperature, rowWeight: null, dq, de });
+    const precision = this.sources.fullCataloguePrecision ?? 'fp32';
+    const loss = b.fullSoftmax({ q, e, R: B, N, d, target: batch.items, scale: 1 / this.recipe.temperature, rowWeight: null, dq, de, precision });
     if (this.columnCounts) for (let j = 0; j < N; j++) this.columnCounts[j]++;
     this.pair.backward(b, dq, de);
     this.pair.step(b);
