@@ -12,6 +12,7 @@
         "native/layers.cc",
         "native/seq_layers.cc",
         "native/rows.cc",
+        "native/history_pool.cc",
         "native/optim.cc",
         "native/topk.cc",
         "native/ivf.cc"

@@ -2,6 +2,7 @@
 // call from JS throws an Error instead of touching memory outside its arrays.
 #include <node_api.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include "full_softmax.h"
 #include "gemm_bf16.h"
 #include "gemm.h"
+#include "history_pool.h"
 #include "ops.h"
 #include "pool.h"
 #include "seq_layers.h"
@@ -511,6 +513,71 @@ napi_value MergeRows(napi_env env, napi_callback_info info) {
   });
 }
 
+// The history pooling arguments shared by both directions, checked: ids (n), offsets (users + 1, each used user's
+// range inside cols), cols (every item a used user contributes in [0, tableRows)). Returns the total uses.
+int64_t history_args(const Call& c, size_t i0, int64_t n, int64_t dim, int64_t tableRows, tl::HistoryPoolArgs& a) {
+  // (ids, offsets, cols, gate, maxLen) at argument positions i0 .. i0 + 4
+  size_t offLen = 0, colLen = 0;
+  a.ids = c.i32(i0, "ids", n);
+  a.offsets = c.i32(i0 + 1, "offsets", 1, false, &offLen);
+  a.cols = c.i32(i0 + 2, "cols", 0, false, &colLen);
+  a.gate = c.num(i0 + 3, "gate");
+  if (!std::isfinite(a.gate)) c.fail("gate must be a finite number");
+  a.maxLen = c.dim(i0 + 4, "maxLen");
+  a.n = n;
+  a.dim = dim;
+  a.users = int64_t(offLen) - 1;
+  int64_t picks = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t u = a.ids[r];
+    if (u < 0 || u >= a.users) continue;
+    const int64_t s = a.offsets[u], e = a.offsets[u + 1];
+    if (!(s >= 0 && s <= e && e <= int64_t(colLen)))
+      c.fail("offsets[" + std::to_string(u) + ".." + std::to_string(u + 1) + "] = " + std::to_string(s) + ".." + std::to_string(e) +
+             " is not a range inside cols (" + std::to_string(colLen) + " entries)");
+    const int64_t cnt = tl::history_count(a, u);
+    for (int64_t k = 0; k < cnt; ++k) {
+      const int64_t p = tl::history_pick(a, u, k);
+      if (a.cols[p] < 0 || int64_t(a.cols[p]) >= tableRows)
+        c.fail("cols[" + std::to_string(p) + "] = " + std::to_string(a.cols[p]) + " is outside [0, " + std::to_string(tableRows) + ")");
+    }
+    picks += cnt;
+  }
+  return picks;
+}
+
+// historyPoolForward(x, n, dim, table, ids, offsets, cols, gate, maxLen)
+napi_value HistoryPoolForward(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "historyPoolForward", [](Call& c) {
+    const int64_t n = c.dim(1, "n"), dim = c.dim(2, "dim");
+    if (dim == 0) c.fail("dim must be positive");
+    float* x = c.f32(0, "x", n * dim);
+    size_t tlen = 0;
+    const float* table = c.f32(3, "table", 0, false, &tlen);
+    const int64_t tableRows = int64_t(tlen) / dim;
+    tl::HistoryPoolArgs a;
+    history_args(c, 4, n, dim, tableRows, a);
+    if (overlaps(x, n * dim, table, tableRows * dim)) c.fail("x must not overlap table");
+    tl::history_pool_forward(a, table, x);
+    return undef(c.env());
+  });
+}
+
+// historyPoolBackward(dX, n, dim, tableRows, ids, offsets, cols, gate, maxLen, uniq, grads) -> unique items
+napi_value HistoryPoolBackward(napi_env env, napi_callback_info info) {
+  return guarded(env, info, "historyPoolBackward", [](Call& c) {
+    const int64_t n = c.dim(1, "n"), dim = c.dim(2, "dim"), tableRows = c.dim(3, "tableRows");
+    float* dX = c.f32(0, "dX", n * dim);
+    tl::HistoryPoolArgs a;
+    const int64_t picks = history_args(c, 4, n, dim, tableRows, a);
+    const int64_t cap = std::min(picks, tableRows);
+    int32_t* uniq = c.i32(9, "uniq", cap);
+    float* grads = c.f32(10, "grads", cap * dim);
+    if (overlaps(grads, cap * dim, dX, n * dim)) c.fail("grads must not overlap dX");
+    return number(c.env(), double(tl::history_pool_backward(a, tableRows, dX, uniq, grads)));
+  });
+}
+
 // pairwiseLoss(bpr, q, c, R, K, d, dq, dc) -> loss
 napi_value PairwiseLoss(napi_env env, napi_callback_info info) {
   return guarded(env, info, "pairwiseLoss", [](Call& c) {
@@ -631,6 +698,8 @@ NAPI_MODULE_INIT() {
       {"attentionForward", nullptr, AttentionForward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"attentionBackward", nullptr, AttentionBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"mergeRows", nullptr, MergeRows, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"historyPoolForward", nullptr, HistoryPoolForward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"historyPoolBackward", nullptr, HistoryPoolBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"pairwiseLoss", nullptr, PairwiseLoss, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"topkRows", nullptr, TopkRows, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"ivfSearch", nullptr, IvfSearch, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -82,7 +82,7 @@ export function createBundle(backend: Backend, a: ModelArtifacts & { sequence?: 
     dense.push({ name: names.denseB('user', k), data: p.b, shape: [p.outDim] });
   });
   // With user history the served id rows are the mixed ones (history baked in: the training items at export time).
-  const userIdTable = m.servingUserIdTable();
+  const userIdTable = m.servingUserIdTable(backend);
   const idMean = meanRow(userIdTable, numUsers, m.user.config.idDim);
   dense.push({ name: names.userIdMean, data: idMean, shape: [idMean.length] });
   const denseBin = new Float32Array(dense.reduce((s, d) => s + d.data.length, 0));

@@ -128,6 +128,25 @@ export interface AttentionArgs {
   dropout: { p: number; seed: number; mask: Uint8Array; Pd: Float32Array } | null;
 }
 
+/**
+ * User-history pooling of the user tower's id rows (SimpleX's behaviour aggregation; src/model/user-history.ts).
+ * User u's history is cols[offsets[u] .. offsets[u+1]) (rows of an item embedding table); ids outside
+ * [0, offsets.length − 1) have none. The c_u items used: all (maxLen 0 or len ≤ maxLen), else the maxLen at positions
+ * offsets[u] + ⌊k·len/maxLen⌋, k = 0 … maxLen − 1 (evenly strided, computed as Math.floor((k * len) / maxLen)).
+ */
+export interface HistoryPoolArgs {
+  /** n user ids, one per row of the block. */
+  ids: Int32Array;
+  n: number;
+  dim: number;
+  offsets: Int32Array;
+  cols: Int32Array;
+  /** Weight g of the id row; 1 − g goes to the history mean. */
+  gate: number;
+  /** At most this many items per user (0 = all). */
+  maxLen: number;
+}
+
 export interface Backend {
   /** 'native' (C++ addon), 'js' (portable TypeScript + TF.js-WASM matmul) or another later. */
   readonly name: string;
@@ -235,6 +254,22 @@ export interface Backend {
    * seen (the caller resets the entries of uniq to −1 when done); uniq and summed must hold u0 + n rows.
    */
   mergeRows(ids: Int32Array, grads: Float32Array, n: number, dim: number, slot: Int32Array, uniq: Int32Array, summed: Float32Array, u0: number): number;
+
+  /**
+   * History pooling forward, in place on the n×dim block x (row r = the id row of ids[r]), each step rounded to
+   * float32 from double:  x_r ← g·x_r,  then x_r ← x_r + w·E[item] for the user's used items in order, w = (1 − g)/c_u.
+   * `table` is E (rows of width dim); every used item must be a row of it. See HistoryPoolArgs.
+   */
+  historyPoolForward(a: HistoryPoolArgs, table: Float32Array, x: Float32Array): void;
+
+  /**
+   * History pooling backward from dX (n×dim, gradient w.r.t. the pooled block): the used items' gradients
+   * Σ w_r·dX_r, unique items in order of first use (rows, then k) into uniq (returns their count u), each item's sum
+   * in that same (row, k) order, every step rounded to float32 from double, into grads (u×dim, overwritten);
+   * then dX ← g·dX (the id rows' gradient). Items are rows of a table of `tableRows` rows; uniq and grads must hold
+   * min(total uses, tableRows) rows.
+   */
+  historyPoolBackward(a: HistoryPoolArgs, tableRows: number, dX: Float32Array, uniq: Int32Array, grads: Float32Array): number;
 
   /**
    * Per-row pairwise loss over item rows c laid out as [positives (R rows); row t's K negatives at R + t·K …],

@@ -5,6 +5,7 @@
  */
 import type { Backend, ContrastiveArgs, FullSoftmaxArgs } from './backend.ts';
 import { roundBf16, roundBf16Array } from './bf16.ts';
+import { historyPoolBackwardJs, historyPoolForwardJs } from './js-history.ts';
 import { mergeRowsJs, pairwiseLossJs } from './js-rows.ts';
 import { createJsAttention, dropoutBackwardJs, dropoutForwardJs, layerNormBackwardJs, layerNormForwardJs } from './js-seq.ts';
 import { tfjsMatmul } from './tfjs-matmul.ts';
@@ -133,6 +134,8 @@ export async function createJsBackend(options: { wasm?: boolean } = {}): Promise
     fullSoftmax: (args) => fullSoftmaxJs(args, gemm),
 
     mergeRows: mergeRowsJs,
+    historyPoolForward: historyPoolForwardJs,
+    historyPoolBackward: historyPoolBackwardJs,
     pairwiseLoss: pairwiseLossJs,
     layerNormForward: layerNormForwardJs,
     layerNormBackward: layerNormBackwardJs,

@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
-import type { AttentionArgs, Backend, ContrastiveArgs, FullSoftmaxArgs } from './backend.ts';
+import type { AttentionArgs, Backend, ContrastiveArgs, FullSoftmaxArgs, HistoryPoolArgs } from './backend.ts';
 
 /** The addon's exports (native/addon.cc). Positional arguments, null for an absent optional array. */
 interface Addon {
@@ -119,6 +119,20 @@ interface Addon {
     dV: Float32Array,
   ): void;
   mergeRows(ids: Int32Array, grads: Float32Array, n: number, dim: number, slot: Int32Array, uniq: Int32Array, summed: Float32Array, u0: number): number;
+  historyPoolForward(x: Float32Array, n: number, dim: number, table: Float32Array, ids: Int32Array, offsets: Int32Array, cols: Int32Array, gate: number, maxLen: number): void;
+  historyPoolBackward(
+    dX: Float32Array,
+    n: number,
+    dim: number,
+    tableRows: number,
+    ids: Int32Array,
+    offsets: Int32Array,
+    cols: Int32Array,
+    gate: number,
+    maxLen: number,
+    uniq: Int32Array,
+    grads: Float32Array,
+  ): number;
   pairwiseLoss(bpr: boolean, q: Float32Array, c: Float32Array, R: number, K: number, d: number, dq: Float32Array, dc: Float32Array): number;
   topkRows(scores: Float32Array, rows: number, cols: number, k: number, outIdx: Int32Array, outVal: Float32Array): void;
   ivfSearch(q: Float32Array, centroids: Float32Array, lists: number, offsets: Int32Array, vectors: Float32Array, ids: Int32Array, dim: number, nprobe: number, k: number, outIdx: Int32Array, outVal: Float32Array): number;
@@ -263,6 +277,9 @@ export function loadNativeBackend(): Backend | null {
     fullSoftmax: (x: FullSoftmaxArgs) =>
       a.fullSoftmax(x.q, x.e, x.R, x.N, x.d, x.target, x.scale, x.rowWeight ?? null, x.dq, x.de, x.rowLoss ?? null, x.precision === 'bf16'),
     mergeRows: (ids, grads, n, dim, slot, uniq, summed, u0) => a.mergeRows(ids, grads, n, dim, slot, uniq, summed, u0),
+    historyPoolForward: (h: HistoryPoolArgs, table, x) => a.historyPoolForward(x, h.n, h.dim, table, h.ids, h.offsets, h.cols, h.gate, h.maxLen),
+    historyPoolBackward: (h: HistoryPoolArgs, tableRows, dX, uniq, grads) =>
+      a.historyPoolBackward(dX, h.n, h.dim, tableRows, h.ids, h.offsets, h.cols, h.gate, h.maxLen, uniq, grads),
     pairwiseLoss: (kind, q, c, R, K, d, dq, dc) => {
       if (kind !== 'bce' && kind !== 'bpr') throw new Error(`pairwiseLoss: unknown kind '${String(kind)}' (expected 'bce' or 'bpr')`);
       return a.pairwiseLoss(kind === 'bpr', q, c, R, K, d, dq, dc);

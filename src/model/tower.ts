@@ -203,7 +203,7 @@ export class Tower {
     ws.ids = ids;
     if (feats.length === 0 && dense.length === 0 && !given) {
       backend.gatherRows(this.idTable.data, ids, ws.x0, idDim);
-      this.history?.forward(ids, ws.x0, n, idDim, ws === this.train);
+      this.history?.forward(backend, ids, ws.x0, n, idDim, ws === this.train);
     } else {
       if (given) {
         // Rows outside the vocabulary (−1) get a zero id embedding.
@@ -213,7 +213,7 @@ export class Tower {
           else idRows.fill(0, r * idDim, (r + 1) * idDim);
         }
       } else backend.gatherRows(this.idTable.data, ids, ws.featRows[0], idDim);
-      this.history?.forward(ids, ws.featRows.length ? ws.featRows[0] : ws.x0, n, idDim, ws === this.train);
+      this.history?.forward(backend, ids, ws.featRows.length ? ws.featRows[0] : ws.x0, n, idDim, ws === this.train);
       for (let f = 0; f < feats.length; f++) {
         const fid = ws.featIds[f];
         if (given) fid.set(given.categorical[f].subarray(0, n));
@@ -298,7 +298,7 @@ export class Tower {
   private historyBackward(backend: Backend, dX: Float32Array, n: number): void {
     const h = this.history;
     if (!h) return;
-    const r = h.backward(dX, n, this.config.idDim);
+    const r = h.backward(backend, dX, n, this.config.idDim);
     if (h.config.table === 'own') h.table.applyGradients(backend, r.ids, r.grads);
     else h.table.addPending(r.ids, r.grads);
   }

@@ -72,9 +72,9 @@ export class TwoTowerModel {
    * The user id table a serving query tower (bundle, ONNX) uses: the id rows, or with user history each user's
    * mixed row g·e_u + (1 − g)·mean history, so a tower without history support computes the same embedding.
    */
-  servingUserIdTable(): Float32Array {
+  servingUserIdTable(backend?: Backend): Float32Array {
     const h = this.user.history;
-    return h ? h.bake(this.user.idTable.data, this.user.config.idDim) : this.user.idTable.data;
+    return h ? h.bake(this.user.idTable.data, this.user.config.idDim, backend) : this.user.idTable.data;
   }
 
   /** Sets both learning rates to `factor` × the configured ones (a learning-rate schedule's multiplier). */
