@@ -15,6 +15,7 @@ import { createJsBackend } from '../src/compute/js.ts';
 import { loadNativeBackend, nativeInfo, setNativeBf16, setNativeThreads } from '../src/compute/native.ts';
 import { Rng } from '../src/util/rng.ts';
 import { skipWithoutNative } from './helpers/native-required.ts';
+import { problem, type Problem } from './helpers/softmax-problem.ts';
 
 /** bfloat16 rounding from the definition: the nearest value with 8 significant bits, ties to the even one. */
 function bf16Ref(x: number): number {
@@ -27,33 +28,6 @@ function bf16Ref(x: number): number {
   let r = Math.round(m);
   if (Math.abs(m - Math.trunc(m)) === 0.5) r = Math.trunc(m) % 2 === 0 ? Math.trunc(m) : Math.trunc(m) + Math.sign(m);
   return r * ulp;
-}
-
-interface Problem {
-  q: Float32Array;
-  e: Float32Array;
-  R: number;
-  N: number;
-  d: number;
-  target: Int32Array;
-  scale: number;
-  w: Float32Array | null;
-}
-
-function problem(seed: number, R: number, N: number, d: number, scale: number, withWeights: boolean): Problem {
-  const rng = new Rng(seed);
-  const q = new Float32Array(R * d);
-  const e = new Float32Array(N * d);
-  for (let i = 0; i < q.length; i++) q[i] = rng.normal();
-  for (let i = 0; i < e.length; i++) e[i] = rng.normal() * 0.5;
-  const target = new Int32Array(R);
-  for (let i = 0; i < R; i++) target[i] = rng.int(N);
-  let w: Float32Array | null = null;
-  if (withWeights) {
-    w = new Float32Array(R);
-    for (let i = 0; i < R; i++) w[i] = i % 5 === 3 ? 0 : 0.5 + rng.next();
-  }
-  return { q, e, R, N, d, target, scale, w };
 }
 
 /** Float64 loss and gradients of the definition; `round` rounds q, e and G (bf16) or leaves them (exact). */
