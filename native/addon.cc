@@ -515,7 +515,8 @@ napi_value MergeRows(napi_env env, napi_callback_info info) {
 
 // The history pooling arguments shared by both directions, checked: ids (n), offsets (users + 1, each used user's
 // range inside cols), cols (every item a used user contributes in [0, tableRows)). Returns the total uses.
-int64_t history_args(const Call& c, size_t i0, int64_t n, int64_t dim, int64_t tableRows, tl::HistoryPoolArgs& a) {
+int64_t history_args(const Call& c, size_t i0, int64_t n, int64_t dim, int64_t tableRows, tl::HistoryPoolArgs& a,
+                     int64_t* colCount = nullptr) {
   // (ids, offsets, cols, gate, maxLen) at argument positions i0 .. i0 + 4
   size_t offLen = 0, colLen = 0;
   a.ids = c.i32(i0, "ids", n);
@@ -527,6 +528,7 @@ int64_t history_args(const Call& c, size_t i0, int64_t n, int64_t dim, int64_t t
   a.n = n;
   a.dim = dim;
   a.users = int64_t(offLen) - 1;
+  if (colCount) *colCount = int64_t(colLen);
   int64_t picks = 0;
   for (int64_t r = 0; r < n; ++r) {
     const int64_t u = a.ids[r];
@@ -569,8 +571,10 @@ napi_value HistoryPoolBackward(napi_env env, napi_callback_info info) {
     const int64_t n = c.dim(1, "n"), dim = c.dim(2, "dim"), tableRows = c.dim(3, "tableRows");
     float* dX = c.f32(0, "dX", n * dim);
     tl::HistoryPoolArgs a;
-    const int64_t picks = history_args(c, 4, n, dim, tableRows, a);
-    const int64_t cap = std::min(picks, tableRows);
+    int64_t colCount = 0;
+    const int64_t picks = history_args(c, 4, n, dim, tableRows, a, &colCount);
+    // Unique items: at most the uses, the table's rows and the history's entries.
+    const int64_t cap = std::min({picks, tableRows, colCount});
     int32_t* uniq = c.i32(9, "uniq", cap);
     float* grads = c.f32(10, "grads", cap * dim);
     if (overlaps(grads, cap * dim, dX, n * dim)) c.fail("grads must not overlap dX");

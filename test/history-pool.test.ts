@@ -211,6 +211,18 @@ describe('history pooling: native = portable, bit for bit', { skip }, () => {
     });
   }
 
+  test('a batch repeating the users of a short history over a large table (more uses than history entries)', () => {
+    const c = makeCase(13, 3, 400, 8, 1, 4);
+    c.ids = Int32Array.from({ length: 200 }, (_, r) => r % 3);
+    c.x0 = Float32Array.from({ length: 200 * c.dim }, (_, i) => Math.cos(i));
+    c.W = Float32Array.from({ length: 200 * c.dim }, (_, i) => Math.sin(i));
+    const a = runBackward(native!, c, 0.5, 3);
+    const b = runBackward(js, c, 0.5, 3);
+    sameBits(a.uniq, b.uniq, 'uniq');
+    sameBits(a.grads, b.grads, 'grads');
+    sameBits(a.dX, b.dX, 'dX');
+  });
+
   test('HistoryPooling.bake with the native backend = without a backend (portable)', () => {
     const c = makeCase(9, 50, 40, 12, 1, 30);
     const table = new EmbeddingTable('item', c.items, c.dim, { kind: 'lazyadam', lr: 0.01 } as never);

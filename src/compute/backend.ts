@@ -267,7 +267,7 @@ export interface Backend {
    * Σ w_r·dX_r, unique items in order of first use (rows, then k) into uniq (returns their count u), each item's sum
    * in that same (row, k) order, every step rounded to float32 from double, into grads (u×dim, overwritten);
    * then dX ← g·dX (the id rows' gradient). Items are rows of a table of `tableRows` rows; uniq and grads must hold
-   * min(total uses, tableRows) rows.
+   * min(total uses, tableRows, cols.length) rows.
    */
   historyPoolBackward(a: HistoryPoolArgs, tableRows: number, dX: Float32Array, uniq: Int32Array, grads: Float32Array): number;
 

@@ -45,28 +45,32 @@ export const historyPoolBackwardJs: Backend['historyPoolBackward'] = (a, tableRo
   const { ids, n, dim, cols, gate: g } = a;
   if (slot.length < tableRows) slot = new Int32Array(tableRows).fill(-1);
   let u = 0;
-  for (let r = 0; r < n; r++) {
-    const user = ids[r];
-    const c = count(a, user);
-    const o = r * dim;
-    if (c > 0) {
-      const w = (1 - g) / c;
-      for (let k = 0; k < c; k++) {
-        const item = cols[pick(a, user, k)];
-        if (!(item >= 0 && item < tableRows)) throw new Error(`historyPoolBackward: history item ${item} of user ${user} is outside [0, ${tableRows})`);
-        let s = slot[item];
-        if (s < 0) {
-          s = u++;
-          slot[item] = s;
-          uniq[s] = item;
-          acc.fill(0, s * dim, (s + 1) * dim);
+  try {
+    for (let r = 0; r < n; r++) {
+      const user = ids[r];
+      const c = count(a, user);
+      const o = r * dim;
+      if (c > 0) {
+        const w = (1 - g) / c;
+        for (let k = 0; k < c; k++) {
+          const item = cols[pick(a, user, k)];
+          if (!(item >= 0 && item < tableRows)) throw new Error(`historyPoolBackward: history item ${item} of user ${user} is outside [0, ${tableRows})`);
+          let s = slot[item];
+          if (s < 0) {
+            s = u++;
+            slot[item] = s;
+            uniq[s] = item;
+            acc.fill(0, s * dim, (s + 1) * dim);
+          }
+          const ao = s * dim;
+          for (let j = 0; j < dim; j++) acc[ao + j] += w * dX[o + j];
         }
-        const ao = s * dim;
-        for (let j = 0; j < dim; j++) acc[ao + j] += w * dX[o + j];
       }
+      for (let j = 0; j < dim; j++) dX[o + j] *= g;
     }
-    for (let j = 0; j < dim; j++) dX[o + j] *= g;
+  } finally {
+    // Reset even when a bad item threw half-way, so the next call starts from a clean map.
+    for (let s = 0; s < u; s++) slot[uniq[s]] = -1;
   }
-  for (let s = 0; s < u; s++) slot[uniq[s]] = -1;
   return u;
 };
