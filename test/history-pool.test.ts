@@ -20,6 +20,9 @@ import { nativeSuiteSkip } from './helpers/native-required.ts';
 
 // As test/compute-native.test.ts: the pool's oversubscription guard would keep 2-thread runs on one thread.
 process.env.TOWERLAB_PARALLEL_GUARD ??= '0';
+// The pool's oversubscription guard would run jobs on the caller alone on a busy machine, keeping the 2-thread
+// comparison below from using a second thread; off for this file, as in compute-native.test.ts (speed only).
+process.env.TOWERLAB_PARALLEL_GUARD ??= '0';
 const native = loadNativeBackend();
 const js = await createJsBackend();
 const skip = nativeSuiteSkip(native !== null, 'the native history pooling tests');
