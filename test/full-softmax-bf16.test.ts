@@ -15,7 +15,7 @@ import { createJsBackend } from '../src/compute/js.ts';
 import { loadNativeBackend, nativeInfo, setNativeBf16, setNativeThreads } from '../src/compute/native.ts';
 import { Rng } from '../src/util/rng.ts';
 import { skipWithoutNative } from './helpers/native-required.ts';
-import { problem, type Problem } from './helpers/softmax-problem.ts';
+import { problem, softmaxReference, type Problem } from './helpers/softmax-problem.ts';
 
 /** bfloat16 rounding from the definition: the nearest value with 8 significant bits, ties to the even one. */
 function bf16Ref(x: number): number {
@@ -32,39 +32,7 @@ function bf16Ref(x: number): number {
 
 /** Float64 loss and gradients of the definition; `round` rounds q, e and G (bf16) or leaves them (exact). */
 function reference(p: Problem, round: boolean): { loss: number; dq: Float64Array; de: Float64Array } {
-  const { R, N, d, target, scale, w } = p;
-  const r = round ? bf16Ref : (x: number) => x;
-  const q = Float64Array.from(p.q, r);
-  const e = Float64Array.from(p.e, r);
-  let den = 0;
-  for (let i = 0; i < R; i++) den += w ? w[i] : 1;
-  const dq = new Float64Array(R * d);
-  const de = new Float64Array(N * d);
-  const z = new Float64Array(N);
-  let num = 0;
-  for (let i = 0; i < R; i++) {
-    let mx = -Infinity;
-    for (let j = 0; j < N; j++) {
-      let s = 0;
-      for (let k = 0; k < d; k++) s += q[i * d + k] * e[j * d + k];
-      z[j] = scale * s;
-      mx = Math.max(mx, z[j]);
-    }
-    let se = 0;
-    for (let j = 0; j < N; j++) se += Math.exp(z[j] - mx);
-    const wi = w ? w[i] : 1;
-    num += wi * (mx + Math.log(se) - z[target[i]]);
-    const c = (scale * wi) / den;
-    if (c === 0) continue;
-    for (let j = 0; j < N; j++) {
-      const g = r(c * (Math.exp(z[j] - mx) / se - (j === target[i] ? 1 : 0)));
-      for (let k = 0; k < d; k++) {
-        dq[i * d + k] += g * e[j * d + k];
-        de[j * d + k] += g * q[i * d + k];
-      }
-    }
-  }
-  return { loss: num / den, dq, de };
+  return softmaxReference(p, round ? bf16Ref : undefined);
 }
 
 function run(b: Backend, p: Problem, precision: 'fp32' | 'bf16'): { loss: number; dq: Float32Array; de: Float32Array } {

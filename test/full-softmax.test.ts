@@ -10,61 +10,16 @@ import type { Backend, FullSoftmaxArgs } from '../src/compute/backend.ts';
 import { createJsBackend } from '../src/compute/js.ts';
 import { loadNativeBackend, setNativeThreads } from '../src/compute/native.ts';
 import { skipWithoutNative } from './helpers/native-required.ts';
-import { problem, type Problem } from './helpers/softmax-problem.ts';
+import { problem, softmaxReference, type Problem } from './helpers/softmax-problem.ts';
 
-/** Float64 loss of the definition, from materialised logits. */
+/** Float64 loss of the definition, from materialised logits (test/helpers/softmax-problem.ts). */
 function loss64(p: Problem, q: Float64Array, e: Float64Array): number {
-  const { R, N, d, target, scale, w } = p;
-  let num = 0;
-  let den = 0;
-  const z = new Float64Array(N);
-  for (let i = 0; i < R; i++) {
-    let mx = -Infinity;
-    for (let j = 0; j < N; j++) {
-      let s = 0;
-      for (let k = 0; k < d; k++) s += q[i * d + k] * e[j * d + k];
-      z[j] = scale * s;
-      mx = Math.max(mx, z[j]);
-    }
-    let se = 0;
-    for (let j = 0; j < N; j++) se += Math.exp(z[j] - mx);
-    const wi = w ? w[i] : 1;
-    num += wi * (mx + Math.log(se) - z[target[i]]);
-    den += wi;
-  }
-  return den === 0 ? 0 : num / den;
+  return softmaxReference(p, undefined, q, e).loss;
 }
 
 /** Float64 gradients of the definition: G = scale·w/Σw·(softmax − onehot), dq = G e, de = Gᵀ q. */
 function grads64(p: Problem): { loss: number; dq: Float64Array; de: Float64Array } {
-  const { R, N, d, target, scale, w } = p;
-  const q = Float64Array.from(p.q);
-  const e = Float64Array.from(p.e);
-  let den = 0;
-  for (let i = 0; i < R; i++) den += w ? w[i] : 1;
-  const dq = new Float64Array(R * d);
-  const de = new Float64Array(N * d);
-  const z = new Float64Array(N);
-  for (let i = 0; i < R; i++) {
-    let mx = -Infinity;
-    for (let j = 0; j < N; j++) {
-      let s = 0;
-      for (let k = 0; k < d; k++) s += q[i * d + k] * e[j * d + k];
-      z[j] = scale * s;
-      mx = Math.max(mx, z[j]);
-    }
-    let se = 0;
-    for (let j = 0; j < N; j++) se += Math.exp(z[j] - mx);
-    const c = (scale * (w ? w[i] : 1)) / den;
-    for (let j = 0; j < N; j++) {
-      const g = c * (Math.exp(z[j] - mx) / se - (j === target[i] ? 1 : 0));
-      for (let k = 0; k < d; k++) {
-        dq[i * d + k] += g * e[j * d + k];
-        de[j * d + k] += g * q[i * d + k];
-      }
-    }
-  }
-  return { loss: loss64(p, q, e), dq, de };
+  return softmaxReference(p);
 }
 
 function run(b: Backend, p: Problem, deInit = 0): { loss: number; dq: Float32Array; de: Float32Array; rowLoss: Float32Array } {
