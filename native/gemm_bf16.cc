@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "gemm.h"
+#include "scratch.h"
 #include "simd.h"
 
 #if TL_AVX512 && defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512VL__)
@@ -57,6 +59,7 @@ const char* bf16_kernel() { return g_bf16.load(std::memory_order_relaxed) ? "avx
 void pack_a_bf16(int64_t mc, int64_t kc, const float* src, int64_t rs, int64_t cs, uint16_t* dst) {
   const int64_t k2 = bf16_pairs(kc);
   const bool vec = g_bf16.load(std::memory_order_relaxed);
+  (void)vec;  // only the AVX512-BF16 build has vector packing
   for (int64_t i0 = 0; i0 < mc; i0 += MRB) {
     const int mb = int(std::min<int64_t>(MRB, mc - i0));
     uint32_t* d = reinterpret_cast<uint32_t*>(dst + i0 * 2 * k2);  // panel i0 / MRB: k2 pairs x MRB rows
@@ -103,6 +106,7 @@ void pack_a_bf16(int64_t mc, int64_t kc, const float* src, int64_t rs, int64_t c
 void pack_b_bf16(int64_t kc, int64_t nc, const float* src, int64_t rs, int64_t cs, uint16_t* dst) {
   const int64_t k2 = bf16_pairs(kc);
   const bool vec = g_bf16.load(std::memory_order_relaxed);
+  (void)vec;  // only the AVX512-BF16 build has vector packing
   for (int64_t j0 = 0; j0 < nc; j0 += NRB) {
     const int nb = int(std::min<int64_t>(NRB, nc - j0));
     uint32_t* d = reinterpret_cast<uint32_t*>(dst + j0 * 2 * k2);  // panel j0 / NRB: k2 pairs x NRB columns
@@ -137,32 +141,27 @@ void pack_b_bf16(int64_t kc, int64_t nc, const float* src, int64_t rs, int64_t c
 
 namespace {
 
-// Stores alpha * acc + beta * C for the first `lanes` columns of one accumulator row.
-inline void store_row(float* c, const float* acc, int lanes, float alpha, float beta) {
-  for (int j = 0; j < lanes; ++j) c[j] = beta != 0.f ? alpha * acc[j] + beta * c[j] : alpha * acc[j];
-}
-
-// Portable kernel: per output element the pair's odd product, then its even one, added to a float32 sum.
-void tile_emulated(int64_t k2, const uint16_t* a, const uint16_t* b, int64_t bs, float* C, int64_t ldc, int mb, int nb,
-                   float alpha, float beta) {
-  float acc[MRB][2 * NRB] = {};
-  const int panels = nb > NRB ? 2 : 1;
-  for (int64_t p = 0; p < k2; ++p) {
-    for (int h = 0; h < panels; ++h) {
-      const uint16_t* bp = b + h * bs + p * 2 * NRB;
-      float b0[NRB], b1[NRB];
-      for (int j = 0; j < NRB; ++j) {
-        b0[j] = from_bf16(bp[2 * j]);
-        b1[j] = from_bf16(bp[2 * j + 1]);
-      }
-      for (int r = 0; r < MRB; ++r) {
-        const float a0 = from_bf16(a[p * 2 * MRB + 2 * r]), a1 = from_bf16(a[p * 2 * MRB + 2 * r + 1]);
-        float* o = acc[r] + h * NRB;
-        for (int j = 0; j < NRB; ++j) o[j] = (o[j] + a1 * b1[j]) + a0 * b0[j];
-      }
-    }
-  }
-  for (int r = 0; r < mb; ++r) store_row(C + r * ldc, acc[r], nb, alpha, beta);
+// Portable path: the packed bf16 panels unpacked to float32 (exact) and multiplied by the float32 GEMM tile
+// (gemm.h), so CPUs without AVX512-BF16 run bf16 at about float32 speed. Products of bf16 values are exact in
+// float32; only the order of the float32 additions differs from vdpbf16ps (which adds a pair's two products in
+// one step), a difference of float32 rounding.
+void macro_emulated(int64_t mc, int64_t nc, int64_t kc, const uint16_t* Ap, const uint16_t* Bp, int64_t bs, float* C,
+                    int64_t ldc, float alpha, float beta) {
+  thread_local Scratch tb, ab, bb;
+  const int64_t as = a_bf16_panel_stride(kc);
+  const int64_t rows = std::max(mc, kc), cols = std::max(kc, nc);
+  float* t = tb.floats(size_t(rows * cols));
+  // A: element (i, k) = panel i / MRB, pair k / 2, row i % MRB, half k % 2.
+  for (int64_t i = 0; i < mc; ++i)
+    for (int64_t k = 0; k < kc; ++k) t[i * kc + k] = from_bf16(Ap[(i / MRB) * as + (k / 2) * 2 * MRB + (i % MRB) * 2 + (k % 2)]);
+  float* Af = ab.floats(size_t(packed_a_size(mc, kc)));
+  pack_a(mc, kc, t, kc, 1, Af);
+  // B: element (k, j) = panel j / NRB, pair k / 2, column j % NRB, half k % 2.
+  for (int64_t k = 0; k < kc; ++k)
+    for (int64_t j = 0; j < nc; ++j) t[k * nc + j] = from_bf16(Bp[(j / NRB) * bs + (k / 2) * 2 * NRB + (j % NRB) * 2 + (k % 2)]);
+  float* Bf = bb.floats(size_t(packed_b_size(kc, nc)));
+  pack_b(kc, nc, t, nc, 1, Bf);
+  macro_kernel(mc, nc, kc, Af, Bf, kc * NR, C, ldc, alpha, beta, {});
 }
 
 #if TL_BF16
@@ -209,9 +208,13 @@ inline void tile_bf16(int64_t k2, const uint16_t* __restrict a, const uint16_t* 
 
 void macro_kernel_bf16(int64_t mc, int64_t nc, int64_t kc, const uint16_t* Ap, const uint16_t* Bp,
                        int64_t b_panel_stride, float* C, int64_t ldc, float alpha, float beta) {
+  if (mc <= 0 || nc <= 0) return;
+  if (!g_bf16.load(std::memory_order_relaxed) || kc <= 0) {
+    macro_emulated(mc, nc, kc, Ap, Bp, b_panel_stride, C, ldc, alpha, beta);
+    return;
+  }
+#if TL_BF16
   const int64_t k2 = bf16_pairs(kc), as = a_bf16_panel_stride(kc);
-  const bool native = g_bf16.load(std::memory_order_relaxed);
-  (void)native;
   for (int64_t j = 0; j < nc; j += 2 * NRB) {
     const int nb = int(std::min<int64_t>(2 * NRB, nc - j));
     const uint16_t* b = Bp + (j / NRB) * b_panel_stride;
@@ -219,16 +222,11 @@ void macro_kernel_bf16(int64_t mc, int64_t nc, int64_t kc, const uint16_t* Ap, c
       const int mb = int(std::min<int64_t>(MRB, mc - i));
       const uint16_t* a = Ap + (i / MRB) * as;
       float* c = C + i * ldc + j;
-#if TL_BF16
-      if (native) {
-        if (nb > NRB) tile_bf16<2>(k2, a, b, b_panel_stride, c, ldc, mb, nb, alpha, beta);
-        else tile_bf16<1>(k2, a, b, b_panel_stride, c, ldc, mb, nb, alpha, beta);
-        continue;
-      }
-#endif
-      tile_emulated(k2, a, b, b_panel_stride, c, ldc, mb, nb, alpha, beta);
+      if (nb > NRB) tile_bf16<2>(k2, a, b, b_panel_stride, c, ldc, mb, nb, alpha, beta);
+      else tile_bf16<1>(k2, a, b, b_panel_stride, c, ldc, mb, nb, alpha, beta);
     }
   }
+#endif
 }
 
 }  // namespace tl
