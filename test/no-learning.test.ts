@@ -8,13 +8,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { detectCollapse } from '../src/train/collapse.ts';
 import { detectNoLearning, noLearningJson, noLearningLine, trainingWarningLine, NO_LEARNING_MIN_GAIN } from '../src/train/no-learning.ts';
-import { Rng } from '../src/util/rng.ts';
 import { synonymSet } from './helpers/beir-synthetic.ts';
+import { writeChainFile } from './helpers/seq-chains.ts';
 
 /** Validations at epochs 1…n with these values and (mean epoch) losses. */
 const hist = (vals: number[], losses?: number[]) => vals.map((val, i) => ({ epoch: i + 1, val, loss: losses ? losses[i] : 5 - 0.3 * i }));
@@ -123,21 +123,7 @@ test('towerlab train: a learning rate far too low is flagged (JSON + one stderr 
   assert.ok(good.json.no_learning === null && good.json.train.validation.at(-1).metrics['recall@20'] > 2 * good.json.val_popularity);
 });
 
-/** Planted next-item chains: 48 items in 6 chains of 8; each user walks one chain from a random start. */
-function chainFile(users: number, seed: number): string {
-  const rng = new Rng(seed);
-  const lines: string[] = [];
-  for (let u = 0; u < users; u++) {
-    const chain = rng.int(6);
-    let p = rng.int(8);
-    const items: number[] = [];
-    for (let k = 0, len = 5 + rng.int(6); k < len; k++, p = (p + 1) % 8) items.push(chain * 8 + p + 1);
-    lines.push(`u${u} ${items.join(' ')}`);
-  }
-  const path = join(dir, `chains-${users}-${seed}.txt`);
-  writeFileSync(path, lines.join('\n') + '\n');
-  return path;
-}
+const chainFile = (users: number, seed: number): string => writeChainFile(dir, users, seed);
 
 test('towerlab seq: a learning rate far too low is flagged against popularity on the validation users; a sane one is not', () => {
   const base = ['seq', '--data', chainFile(300, 5), '--tower', 'meanpool', '--dim', '16', '--batch-size', '32', '--epochs', '4', '--patience', '0', '--no-progress', '--json'];

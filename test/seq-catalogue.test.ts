@@ -19,28 +19,11 @@ import { buildObjective, type ObjectiveSpec } from '../src/seq/objectives.ts';
 import { PackedBuilder } from '../src/seq/packed.ts';
 import { detectCollapse } from '../src/train/collapse.ts';
 import { Rng } from '../src/util/rng.ts';
+import { writeChainFile } from './helpers/seq-chains.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'towerlab-seqcat-'));
 
-/** 48 items in 6 chains of 8; each user walks one chain (wrapping) from a random start. */
-function chainFile(users: number, seed: number): string {
-  const rng = new Rng(seed);
-  const lines: string[] = [];
-  for (let u = 0; u < users; u++) {
-    const chain = rng.int(6);
-    let p = rng.int(8);
-    const len = 5 + rng.int(6);
-    const items: number[] = [];
-    for (let k = 0; k < len; k++) {
-      items.push(chain * 8 + p + 1);
-      p = (p + 1) % 8;
-    }
-    lines.push(`u${u} ${items.join(' ')}`);
-  }
-  const path = join(dir, `chains-${users}-${seed}.txt`);
-  writeFileSync(path, lines.join('\n') + '\n');
-  return path;
-}
+const chainFile = (users: number, seed: number): string => writeChainFile(dir, users, seed);
 
 const softplus = (x: number) => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)));
 const dot64 = (a: Float32Array, ao: number, b: Float32Array, bo: number, d: number) => {

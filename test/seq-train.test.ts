@@ -24,29 +24,12 @@ import { buildTower, defaultSeqModel, loadSeqData, runSeqExperiment } from '../s
 import { buildObjective, type ObjectiveSpec } from '../src/seq/objectives.ts';
 import { PackedBuilder } from '../src/seq/packed.ts';
 import { Rng } from '../src/util/rng.ts';
+import { writeChainFile } from './helpers/seq-chains.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'towerlab-seq-'));
 const BIN = join(import.meta.dirname, '..', 'bin', 'towerlab.mjs');
 
-/** Planted pattern: 48 items in 6 chains of 8; each user walks one chain (wrapping) from a random start. */
-function chainFile(users: number, seed: number): string {
-  const rng = new Rng(seed);
-  const lines: string[] = [];
-  for (let u = 0; u < users; u++) {
-    const chain = rng.int(6);
-    let p = rng.int(8);
-    const len = 5 + rng.int(6);
-    const items: number[] = [];
-    for (let k = 0; k < len; k++) {
-      items.push(chain * 8 + p + 1);
-      p = (p + 1) % 8;
-    }
-    lines.push(`u${u} ${items.join(' ')}`);
-  }
-  const path = join(dir, `chains-${users}-${seed}.txt`);
-  writeFileSync(path, lines.join('\n') + '\n');
-  return path;
-}
+const chainFile = (users: number, seed: number): string => writeChainFile(dir, users, seed);
 
 test('leave-last-one-out sequences: order kept, validation = second-last, test = last; the graph sees training only', () => {
   const path = join(dir, 'order.txt');
